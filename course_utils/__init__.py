@@ -1,0 +1,1 @@
+"""The library behind the PyTorch course notebooks: one concept per module."""

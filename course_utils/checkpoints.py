@@ -1,0 +1,102 @@
+"""Checkpoints that rebuild their model: written atomically, loaded safely, mismatches explained."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+REQUIRED_KEYS = ("model_config", "model_state")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is unreadable, incomplete, or does not fit the model."""
+
+
+def atomic_save(obj: Any, path: str | Path) -> Path:
+    """torch.save to a temporary file in the same folder, then rename over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)  # atomic: readers see the old file or the new one, never half of one
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, model_config: dict, *,
+                    optimizer: torch.optim.Optimizer | None = None, epoch: int | None = None,
+                    **extra: Any) -> Path:
+    """Save what rebuilds and resumes `model`: its config, weights, optimizer state and epoch."""
+    checkpoint = {
+        "model_config": dict(model_config),
+        "model_state": model.state_dict(),
+        "optimizer_state": optimizer.state_dict() if optimizer is not None else None,
+        "epoch": epoch,
+        **extra,
+    }
+    return atomic_save(checkpoint, path)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """Load a checkpoint dict safely (weights_only) onto `map_location`; plain-words errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError) as err:
+        raise CheckpointError(
+            f"{path} is not a readable PyTorch checkpoint: the file is truncated or corrupt "
+            f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+        ) from err
+    if not isinstance(checkpoint, dict) or any(key not in checkpoint for key in REQUIRED_KEYS):
+        found = sorted(checkpoint) if isinstance(checkpoint, dict) else type(checkpoint).__name__
+        raise CheckpointError(f"{path} is not a course checkpoint: expected keys {REQUIRED_KEYS}, found {found}")
+    return checkpoint
+
+
+def state_mismatches(model: nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
+    """Lines describing every key and shape that differs between `model` and `state` (empty if none)."""
+    expected = model.state_dict()
+    lines = [f"missing from checkpoint: {key} {tuple(expected[key].shape)}" for key in expected if key not in state]
+    lines += [f"not in model: {key} {tuple(state[key].shape)}" for key in state if key not in expected]
+    lines += [
+        f"shape differs: {key} is {tuple(state[key].shape)} in the checkpoint, {tuple(expected[key].shape)} in the model"
+        for key in expected
+        if key in state and state[key].shape != expected[key].shape
+    ]
+    return lines
+
+
+def load_state_checked(model: nn.Module, state: dict[str, torch.Tensor], source: str = "checkpoint") -> nn.Module:
+    """model.load_state_dict, but a mismatch lists the differing keys and shapes in plain words."""
+    problems = state_mismatches(model, state)
+    if problems:
+        details = "\n  ".join(problems)
+        raise CheckpointError(f"{source} was saved from a different architecture than this model:\n  {details}")
+    model.load_state_dict(state)
+    return model
+
+
+def restore(path: str | Path, build_model: Callable[..., nn.Module], map_location: str | torch.device = "cpu",
+            optimizer: torch.optim.Optimizer | None = None) -> tuple[nn.Module, dict]:
+    """Rebuild a model with `build_model(**model_config)`, load its weights (and optimizer state)."""
+    checkpoint = load_checkpoint(path, map_location)
+    model = build_model(**checkpoint["model_config"]).to(map_location)
+    load_state_checked(model, checkpoint["model_state"], source=str(path))
+    if optimizer is not None and checkpoint.get("optimizer_state") is not None:
+        optimizer.load_state_dict(checkpoint["optimizer_state"])
+    return model, checkpoint

@@ -1,0 +1,68 @@
+"""Choosing the compute device, seeding every RNG, and setting the CPU thread count."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+THREADS_ENV = "COURSE_THREADS"
+
+
+def get_device(name: str = "auto") -> torch.device:
+    """Return the torch.device for `name`: "auto" picks cuda, then mps, then cpu."""
+    if not isinstance(name, str):
+        raise TypeError(f"device must be a string such as 'auto' or 'cuda:0', not {type(name).__name__}")
+    kind, _, index = name.partition(":")
+    if kind not in DEVICE_CHOICES or (index and not index.isdigit()):
+        raise ValueError(f"unknown device {name!r}; choose one of {', '.join(DEVICE_CHOICES)} (or 'cuda:N')")
+    if kind == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} was asked for, but PyTorch sees no CUDA GPU; use 'auto' or 'cpu'")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise RuntimeError("device 'mps' was asked for, but this machine has no Apple-silicon GPU; use 'auto' or 'cpu'")
+    return torch.device(name)
+
+
+def set_threads(threads: int | None = None) -> int:
+    """Set PyTorch's CPU thread count (argument, else $COURSE_THREADS, else unchanged); return it."""
+    if threads is None and os.environ.get(THREADS_ENV):
+        threads = int(os.environ[THREADS_ENV])
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"threads must be at least 1, got {threads}")
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and PyTorch (CPU and GPU); return a torch.Generator seeded the same."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    return torch.Generator().manual_seed(seed)
+
+
+def setup(device: str = "auto", seed: int = 0, threads: int | None = None) -> torch.device:
+    """The first line of every lesson: validate settings, seed, set threads, return the device."""
+    resolved = get_device(device)
+    set_threads(threads)
+    seed_everything(seed)
+    return resolved
+
+
+def describe(device: torch.device) -> str:
+    """One line naming the device, with the GPU model when there is one."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    if device.type == "cpu":
+        return f"cpu ({torch.get_num_threads()} threads)"
+    return device.type

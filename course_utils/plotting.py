@@ -1,0 +1,112 @@
+"""Pictures for the lessons: training curves, images, image grids and class probabilities."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+
+def plot_history(history: dict[str, list[float]], metric: str = "loss", ax: plt.Axes | None = None,
+                 label: str = "") -> plt.Axes:
+    """Plot `train_<metric>` and `val_<metric>` per epoch from a history dict; return the Axes."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 4))
+    prefix = f"{label} " if label else ""
+    for split, style in (("train", "-"), ("val", "--")):
+        values = history.get(f"{split}_{metric}")
+        if values:
+            ax.plot(range(1, len(values) + 1), values, style, marker="o", label=f"{prefix}{split}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def to_display(image: torch.Tensor, mean: Sequence[float] | float | None = None,
+               std: Sequence[float] | float | None = None) -> np.ndarray:
+    """A (C, H, W) or (H, W) tensor, un-normalised with mean/std, as an (H, W[, C]) array in [0, 1]."""
+    image = image.detach().cpu().float()
+    if image.ndim == 3:
+        channels = image.shape[0]
+        if mean is not None and std is not None:
+            mean_t = torch.as_tensor(mean, dtype=image.dtype).reshape(-1, 1, 1)
+            std_t = torch.as_tensor(std, dtype=image.dtype).reshape(-1, 1, 1)
+            image = image * std_t + mean_t
+        image = image.permute(1, 2, 0)
+        if channels == 1:
+            image = image[..., 0]
+    elif mean is not None and std is not None:
+        image = image * float(np.mean(std)) + float(np.mean(mean))
+    elif image.ndim != 2:
+        raise ValueError(f"expected an image of shape (C, H, W) or (H, W), got {tuple(image.shape)}")
+    return image.clamp(0, 1).numpy()
+
+
+def imshow(image: torch.Tensor, ax: plt.Axes | None = None, title: str | None = None,
+           mean: Sequence[float] | float | None = None, std: Sequence[float] | float | None = None) -> plt.Axes:
+    """Show one image tensor (grayscale or RGB), undoing `Normalize(mean, std)` if given."""
+    if ax is None:
+        _, ax = plt.subplots()
+    array = to_display(image, mean, std)
+    ax.imshow(array, cmap="gray" if array.ndim == 2 else None)
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def show_grid(images: torch.Tensor, labels: Sequence[int] | torch.Tensor | None = None,
+              class_names: Sequence[str] | None = None, mean=None, std=None, ncols: int = 8,
+              size: float = 1.5) -> np.ndarray:
+    """A grid of images (N, C, H, W) titled with their class names; return the array of Axes."""
+    n = len(images)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * size), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        if i >= n:
+            ax.set_axis_off()
+            continue
+        title = None
+        if labels is not None:
+            label = int(labels[i])
+            title = class_names[label] if class_names is not None else str(label)
+        imshow(images[i], ax=ax, title=title, mean=mean, std=std)
+    fig.tight_layout()
+    return axes
+
+
+def view_classify(image: torch.Tensor, probs: torch.Tensor, class_names: Sequence[str],
+                  mean=None, std=None, axes: Sequence[plt.Axes] | None = None) -> Sequence[plt.Axes]:
+    """An image beside a bar chart of its class probabilities; return the two Axes."""
+    probs = probs.detach().cpu().flatten().numpy()
+    if len(probs) != len(class_names):
+        raise ValueError(f"{len(probs)} probabilities but {len(class_names)} class names")
+    if axes is None:
+        _, axes = plt.subplots(ncols=2, figsize=(7, 3.5), width_ratios=(1, 1.3))
+    image = image.detach().cpu()
+    if image.ndim == 1:  # a flattened square grayscale image, e.g. (784,)
+        side = int(round(image.numel() ** 0.5))
+        image = image.reshape(1, side, side)
+    imshow(image, ax=axes[0], mean=mean, std=std)
+    positions = np.arange(len(class_names))
+    axes[1].barh(positions, probs)
+    axes[1].set_yticks(positions, labels=class_names, size="small")
+    axes[1].invert_yaxis()
+    axes[1].set_xlim(0, 1.05)
+    axes[1].set_title("class probability")
+    return axes
+
+
+def view_recon(image: torch.Tensor, recon: torch.Tensor) -> Sequence[plt.Axes]:
+    """An image beside its reconstruction; return the two Axes."""
+    _, axes = plt.subplots(ncols=2, sharex=True, sharey=True)
+    for ax, picture, title in zip(axes, (image, recon), ("input", "reconstruction")):
+        picture = picture.detach().cpu().squeeze()
+        ax.imshow(picture.numpy(), cmap="gray" if picture.ndim == 2 else None)
+        ax.set_title(title)
+        ax.set_axis_off()
+    return axes

@@ -1,0 +1,224 @@
+"""The main job: execute every lesson notebook with papermill at a profile, and summarise the run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import nbformat
+import papermill
+import yaml
+
+from course_utils.devices import THREADS_ENV
+from course_utils.report import METRICS_ENV
+from course_utils.sources import PROJECT_ROOT
+
+NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
+PROFILES_DIR = PROJECT_ROOT / "profiles"
+STRIP_TAG = "strip-output"
+
+
+@dataclass
+class Job:
+    """One notebook to run: where it is, where its executed copy goes, what is injected."""
+
+    notebook: Path
+    output: Path
+    parameters: dict
+    env: dict = field(default_factory=dict)
+
+
+def load_profile(name: str) -> dict:
+    """Read profiles/<name>.yaml: `parameters` for every notebook, `notebooks` per stem, `threads`, `jobs`."""
+    path = PROFILES_DIR / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.yaml")))
+        raise SystemExit(f"no profile {name!r} (looked for {path}); known profiles: {known}")
+    profile = yaml.safe_load(path.read_text()) or {}
+    unknown = set(profile) - {"description", "parameters", "notebooks", "threads", "jobs"}
+    if unknown:
+        raise SystemExit(f"{path}: unknown keys {sorted(unknown)}")
+    return profile
+
+
+def discover(selected: list[str] | None = None) -> list[Path]:
+    """The lesson notebooks in order, optionally only those whose name starts with a selected prefix."""
+    notebooks = sorted(p for p in NOTEBOOKS_DIR.glob("*.ipynb") if p.stem[0].isalnum())
+    if selected:
+        notebooks = [p for p in notebooks if any(p.stem.startswith(s) for s in selected)]
+        if not notebooks:
+            raise SystemExit(f"no notebook matches {selected}")
+    return notebooks
+
+
+def declared_parameters(notebook: Path) -> set[str]:
+    """Names assigned in the notebook's `parameters` cell."""
+    return set(papermill.inspect_notebook(str(notebook)))
+
+
+def plan(profile: dict, notebooks: list[Path], out_dir: Path, overrides: dict) -> list[Job]:
+    """Per notebook, the parameters it declares, from the profile's common, per-notebook and CLI values."""
+    per_notebook = profile.get("notebooks") or {}
+    unknown = set(per_notebook) - {p.stem for p in discover()}
+    if unknown:
+        raise SystemExit(f"profile names notebooks that do not exist: {sorted(unknown)}")
+    threads = overrides.pop("threads", None) or profile.get("threads")
+    env = {THREADS_ENV: str(threads)} if threads else {}
+    jobs = []
+    for notebook in notebooks:
+        declared = declared_parameters(notebook)
+        specific = per_notebook.get(notebook.stem) or {}
+        typos = set(specific) - declared
+        if typos:
+            raise SystemExit(f"profile sets {sorted(typos)} for {notebook.stem}, which does not declare them")
+        common = {k: v for k, v in (profile.get("parameters") or {}).items() if k in declared}
+        forced = {k: v for k, v in overrides.items() if k in declared}  # the command line wins
+        parameters = common | specific | forced
+        jobs.append(Job(notebook, out_dir / notebook.name, parameters, env))
+    return jobs
+
+
+def execute(job: Job) -> dict:
+    """Run one notebook with papermill in its own folder; return its row of the summary."""
+    metrics_file = job.output.with_suffix(".metrics.json")
+    metrics_file.unlink(missing_ok=True)
+    os.environ.update(job.env)
+    os.environ[METRICS_ENV] = str(metrics_file)
+    start = time.perf_counter()
+    error = None
+    try:
+        papermill.execute_notebook(str(job.notebook), str(job.output), parameters=job.parameters,
+                                   cwd=str(job.notebook.parent), progress_bar=False)
+    except Exception as err:  # a failing lesson is reported in the summary, the others still run
+        error = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+    seconds = time.perf_counter() - start
+    metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
+    return {"notebook": job.notebook.stem, "status": "fail" if error else "pass", "seconds": round(seconds, 1),
+            "parameters": job.parameters, "metrics": metrics, "error": error}
+
+
+def strip_outputs(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Clear outputs of cells tagged strip-output and drop papermill's per-run metadata."""
+    notebook.metadata.pop("papermill", None)
+    for cell in notebook.cells:
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+        if cell.cell_type == "code" and STRIP_TAG in cell.metadata.get("tags", []):
+            cell.outputs = []
+            cell.execution_count = None
+    return notebook
+
+
+def commit_outputs(rows: list[dict], jobs: list[Job]) -> list[str]:
+    """Copy executed notebooks that passed with no injected parameters back over notebooks/."""
+    updated = []
+    for row, job in zip(rows, jobs):
+        if row["status"] != "pass" or job.parameters:
+            continue
+        notebook = strip_outputs(nbformat.read(job.output, as_version=4))
+        tmp = job.notebook.with_suffix(".ipynb.tmp")
+        nbformat.write(notebook, tmp)
+        os.replace(tmp, job.notebook)
+        updated.append(job.notebook.name)
+    return updated
+
+
+def format_metrics(metrics: dict) -> str:
+    return ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
+
+
+def write_summary(rows: list[dict], out_dir: Path, header: str) -> str:
+    """summary.json plus a Markdown table; return the table."""
+    (out_dir / "summary.json").write_text(json.dumps(rows, indent=1))
+    lines = [header, "", "| notebook | status | minutes | headline metrics |", "|---|---|---|---|"]
+    for row in rows:
+        detail = format_metrics(row["metrics"]) if row["status"] == "pass" else f"**{row['error']}**"
+        lines.append(f"| {row['notebook']} | {row['status']} | {row['seconds'] / 60:.1f} | {detail} |")
+    total = sum(row["seconds"] for row in rows) / 60
+    lines += ["", f"{sum(r['status'] == 'pass' for r in rows)}/{len(rows)} passed, {total:.1f} notebook-minutes"]
+    table = "\n".join(lines)
+    (out_dir / "summary.md").write_text(table + "\n")
+    return table
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m course_utils.runner", description=__doc__)
+    parser.add_argument("--profile", default="default", help="a file in profiles/ (default: %(default)s)")
+    parser.add_argument("--device", help="override the device of every notebook (auto, cpu, cuda, mps)")
+    parser.add_argument("--epochs", type=int, help="override num_epochs of every notebook that trains")
+    parser.add_argument("--threads", type=int, help="CPU threads per notebook (sets $COURSE_THREADS)")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="override any parameter (YAML value), repeatable")
+    parser.add_argument("--only", nargs="+", metavar="PREFIX", help="run only notebooks starting with these")
+    parser.add_argument("--out", type=Path, help="run folder (default: runs/<profile>-<time>)")
+    parser.add_argument("--jobs", type=int, help="notebooks run at once (default: the profile's, else 1)")
+    parser.add_argument("--prepare-only", action="store_true",
+                        help="write parameterised copies without executing them (for nbval)")
+    parser.add_argument("--commit", action="store_true",
+                        help="copy executed notebooks back into notebooks/ (only those run with no injected parameters)")
+    return parser.parse_args(argv)
+
+
+def cli_overrides(args: argparse.Namespace) -> dict:
+    """Parameters forced from the command line, validated before anything runs."""
+    overrides = {}
+    for item in args.set:
+        name, sep, value = item.partition("=")
+        if not sep or not name.isidentifier():
+            raise SystemExit(f"--set takes NAME=VALUE, got {item!r}")
+        overrides[name] = yaml.safe_load(value)
+    if args.device is not None:
+        from course_utils.devices import DEVICE_CHOICES
+        if args.device.partition(":")[0] not in DEVICE_CHOICES:
+            raise SystemExit(f"unknown device {args.device!r}; choose one of {', '.join(DEVICE_CHOICES)}")
+        overrides["device"] = args.device
+    if args.threads is not None:
+        if args.threads < 1:
+            raise SystemExit(f"--threads must be at least 1, got {args.threads}")
+        overrides["threads"] = args.threads
+    if args.epochs is not None:
+        if args.epochs < 1:
+            raise SystemExit(f"--epochs must be at least 1, got {args.epochs}")
+        overrides["num_epochs"] = args.epochs
+    return overrides
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    profile = load_profile(args.profile)
+    overrides = cli_overrides(args)
+    out_dir = args.out or PROJECT_ROOT / "runs" / f"{args.profile}-{datetime.now():%Y%m%d-%H%M%S}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    jobs = plan(profile, discover(args.only), out_dir, overrides)
+    if args.prepare_only:
+        for job in jobs:
+            papermill.execute_notebook(str(job.notebook), str(job.output), parameters=job.parameters,
+                                       prepare_only=True, progress_bar=False)
+        print(f"prepared {len(jobs)} notebooks in {out_dir}")
+        return 0
+    workers = args.jobs or profile.get("jobs") or 1
+    print(f"running {len(jobs)} notebooks at profile {args.profile!r}, {workers} at a time, into {out_dir}", flush=True)
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        rows = []
+        for row in pool.map(execute, jobs):
+            print(f"  {row['notebook']}: {row['status']} in {row['seconds']:.0f} s  {format_metrics(row['metrics'])}"
+                  + (f"  ({row['error']})" if row["error"] else ""), flush=True)
+            rows.append(row)
+    print(write_summary(rows, out_dir, f"# Run `{args.profile}` ({datetime.now():%Y-%m-%d %H:%M})"))
+    if args.commit:
+        updated = commit_outputs(rows, jobs)
+        print(f"committed outputs of {len(updated)} notebooks: {', '.join(updated) or 'none'}")
+    shutil.copy2(PROFILES_DIR / f"{args.profile}.yaml", out_dir / "profile.yaml")
+    return 0 if all(row["status"] == "pass" for row in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""Where datasets come from: the local cache, an offline mirror, system packages, or a download."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MIRROR_ENV = "COURSE_DATA_MIRROR"
+DATA_DIR_ENV = "COURSE_DATA_DIR"
+
+HOW_TO_FIX = (
+    "How to fix: connect to the internet and run again (the file is downloaded and verified), or\n"
+    f"  point ${MIRROR_ENV} at an offline mirror folder (see data/README.md), e.g.\n"
+    f"  export {MIRROR_ENV}=/path/to/datasets"
+)
+
+
+class DataNotFoundError(FileNotFoundError):
+    """No source could provide a dataset file; the message lists every place tried."""
+
+
+class ChecksumError(ValueError):
+    """A file's content is not the content the dataset publishes."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One place a file may come from: a description for error messages and a fetch function."""
+
+    where: str
+    fetch: Callable[[Path], None]  # writes the file to the given path or raises
+
+
+def data_dir() -> Path:
+    """The local dataset cache: $COURSE_DATA_DIR, else the project's data/ folder."""
+    return Path(os.environ.get(DATA_DIR_ENV) or PROJECT_ROOT / "data").expanduser()
+
+
+def mirror_dir() -> Path | None:
+    """The offline mirror folder named by $COURSE_DATA_MIRROR, or None when unset."""
+    value = os.environ.get(MIRROR_ENV)
+    return Path(value).expanduser() if value else None
+
+
+def file_digest(path: Path, algorithm: str = "md5") -> str:
+    """Hex digest of a file's bytes."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify(path: Path, expected: str, algorithm: str = "md5") -> None:
+    """Raise ChecksumError unless the file's digest equals `expected`."""
+    actual = file_digest(path, algorithm)
+    if actual != expected:
+        raise ChecksumError(f"{algorithm} is {actual}, expected {expected} (file corrupt or not this dataset)")
+
+
+def copy_from(source: Path, gunzip: bool = False) -> Callable[[Path], None]:
+    """A fetch function that copies (and optionally decompresses) a local file."""
+
+    def fetch(dest: Path) -> None:
+        if not source.is_file():
+            raise FileNotFoundError("no such file")
+        opener = gzip.open if gunzip else open
+        try:
+            with opener(source, "rb") as src, open(dest, "wb") as out:
+                shutil.copyfileobj(src, out)
+        except (OSError, EOFError) as err:  # gzip raises these for truncated archives
+            raise ChecksumError(f"cannot read {source.name}: {err}") from err
+
+    return fetch
+
+
+def materialise(target: Path, candidates: list[Candidate], check: Callable[[Path], None]) -> Path:
+    """Make `target` exist and pass `check`, trying the cache then each candidate in order.
+
+    A cached file that fails its check is kept beside the target as `*.corrupt`, never deleted.
+    Every new file is written to a temporary name and renamed into place only once verified.
+    """
+    tried: list[str] = []
+    if target.exists():
+        try:
+            check(target)
+            return target
+        except ChecksumError as err:
+            corrupt = target.with_name(target.name + ".corrupt")
+            os.replace(target, corrupt)
+            warnings.warn(f"{target} failed its checksum ({err}); kept as {corrupt.name}", stacklevel=2)
+            tried.append(f"local cache {target}: {err} (moved to {corrupt.name})")
+    else:
+        tried.append(f"local cache {target}: not there")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".part")
+    for candidate in candidates:
+        try:
+            candidate.fetch(partial)
+            check(partial)
+        except Exception as err:  # every failure is reported below, none is fatal on its own
+            tried.append(f"{candidate.where}: {err}")
+            partial.unlink(missing_ok=True)
+            continue
+        os.replace(partial, target)
+        return target
+    lines = "\n".join(f"  - {line}" for line in tried)
+    raise DataNotFoundError(f"could not get {target.name}. Tried, in order:\n{lines}\n{HOW_TO_FIX}")
