@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -57,7 +56,14 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError) as err:
+    except pickle.UnpicklingError as err:
+        if "Weights only load failed" not in str(err):
+            raise CheckpointError(f"{path} is not a readable PyTorch checkpoint: the file is truncated or corrupt") from err
+        raise CheckpointError(
+            f"{path} holds Python objects beyond tensors and plain containers; safe loading "
+            f"(weights_only=True) refuses them because unpickling can run arbitrary code"
+        ) from err
+    except Exception as err:  # torch.load raises many types for a damaged file; all mean the same here
         raise CheckpointError(
             f"{path} is not a readable PyTorch checkpoint: the file is truncated or corrupt "
             f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"

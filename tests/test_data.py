@@ -1,0 +1,135 @@
+import gzip
+import shutil
+
+import pytest
+import torch
+
+from course_utils import data, sources
+from course_utils.sources import DataNotFoundError
+
+
+def _offline(url, md5_gz):
+    def fetch(dest):
+        raise OSError("offline (test)")
+    return fetch
+
+
+@pytest.fixture(scope="module")
+def mnist_cache(tmp_path_factory, mirror):
+    """MNIST prepared once from the mirror into a private cache."""
+    cache = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(sources.DATA_DIR_ENV, str(cache))
+        mp.setenv(sources.MIRROR_ENV, str(mirror))
+        mp.setattr(data, "_download_from", _offline)
+        data.prepare("mnist")
+        yield mp, cache
+
+
+def test_prepare_fills_the_cache_with_verified_files(mnist_cache):
+    _, cache = mnist_cache
+    raw = cache / "MNIST" / "raw"
+    for filename, md5 in data.RAW_MD5["mnist"].items():
+        assert sources.file_digest(raw / filename) == md5
+
+
+def test_load_tensors_shapes_range_and_labels(mnist_cache):
+    images, labels = data.load_tensors("mnist", train=False)
+    assert images.shape == (10_000, 1, 28, 28) and images.dtype == torch.float32
+    assert images.min() == -1 and images.max() == 1
+    assert labels.dtype == torch.int64 and set(labels.unique().tolist()) == set(range(10))
+
+
+def test_fast_path_gives_the_same_tensors_as_the_classic_path(mnist_cache):
+    fast = data.make_loaders("mnist", 256, val_fraction=0.1, train_subset=1000, seed=3, fast=True)
+    classic = data.make_loaders("mnist", 256, val_fraction=0.1, train_subset=1000, seed=3, fast=False)
+    (x_fast, y_fast), (x_classic, y_classic) = next(iter(fast["val_loader"])), next(iter(classic["val_loader"]))
+    assert torch.equal(y_fast, y_classic)
+    assert torch.allclose(x_fast, x_classic, atol=1e-6)
+    assert sum(len(y) for _, y in fast["train_loader"]) == 1000
+    assert sum(len(y) for _, y in classic["train_loader"]) == 1000
+    assert fast["class_names"] == [str(d) for d in range(10)]
+
+
+def test_corrupt_mirror_file_is_named_and_nothing_is_cached(tmp_path, monkeypatch, mirror):
+    bad_mirror = tmp_path / "mirror" / "mnist"
+    bad_mirror.mkdir(parents=True)
+    for gz in (mirror / "mnist").glob("*.gz"):
+        shutil.copy(gz, bad_mirror / gz.name)
+    with gzip.open(bad_mirror / "t10k-labels-idx1-ubyte.gz", "wb") as f:
+        f.write(b"\x00" * 10_008)  # right size, wrong content
+    monkeypatch.setenv(sources.MIRROR_ENV, str(tmp_path / "mirror"))
+    monkeypatch.setenv(sources.DATA_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(data, "_download_from", _offline)
+    with pytest.raises(DataNotFoundError) as err:
+        data.prepare("mnist")
+    message = str(err.value)
+    assert "t10k-labels-idx1-ubyte" in message and "md5 is" in message
+    assert "offline (test)" in message and "download https://" in message
+    assert not (tmp_path / "cache" / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").exists()
+
+
+def test_missing_everything_lists_every_source(empty_cache, monkeypatch, tmp_path):
+    monkeypatch.setenv(sources.MIRROR_ENV, str(tmp_path / "nowhere"))
+    monkeypatch.setattr(data, "DEBIAN_FOLDER", {"fashion_mnist": tmp_path / "no-debian"})
+    monkeypatch.setattr(data, "_download_from", _offline)
+    with pytest.raises(DataNotFoundError) as err:
+        data.prepare("fashion_mnist")
+    message = str(err.value)
+    for place in ("local cache", "mirror", "Debian package dataset-fashion-mnist", "download"):
+        assert place in message
+    assert "COURSE_DATA_MIRROR" in message
+
+
+@pytest.mark.skipif(not data.DEBIAN_FOLDER["fashion_mnist"].is_dir(), reason="dataset-fashion-mnist not installed")
+def test_fashion_mnist_comes_from_debian_without_a_mirror(empty_cache, monkeypatch):
+    monkeypatch.delenv(sources.MIRROR_ENV, raising=False)
+    monkeypatch.setattr(data, "_download_from", _offline)
+    images, labels = data.load_tensors("fashion_mnist", train=False)
+    assert images.shape == (10_000, 1, 28, 28)
+    assert torch.bincount(labels).tolist() == [1000] * 10  # the test split is balanced
+
+
+def test_unknown_dataset_name():
+    with pytest.raises(ValueError, match="unknown dataset"):
+        data.prepare("cifar10")
+
+
+def test_split_indices_are_disjoint_complete_and_seeded():
+    train, val = data.split_indices(1000, 0.2, seed=1)
+    assert len(val) == 200 and len(train) == 800
+    assert sorted(torch.cat([train, val]).tolist()) == list(range(1000))
+    again, _ = data.split_indices(1000, 0.2, seed=1)
+    other, _ = data.split_indices(1000, 0.2, seed=2)
+    assert torch.equal(train, again) and not torch.equal(train, other)
+
+
+@pytest.mark.parametrize("fraction", [0, 1, -0.1, 0.0001])
+def test_split_rejects_fractions_that_empty_a_split(fraction):
+    with pytest.raises(ValueError):
+        data.split_indices(100, fraction, seed=0)
+
+
+def test_subset_indices_bounds():
+    assert len(data.subset_indices(100, 10, seed=0)) == 10
+    assert len(data.subset_indices(100, None, seed=0)) == 100
+    with pytest.raises(ValueError):
+        data.subset_indices(100, 101, seed=0)
+
+
+def test_tensor_batches_cover_every_sample_and_reshuffle():
+    images = torch.arange(10).float().reshape(10, 1)
+    labels = torch.arange(10)
+    loader = data.TensorBatches(images, labels, batch_size=4, shuffle=True, seed=0)
+    assert len(loader) == 3
+    first = torch.cat([y for _, y in loader])
+    second = torch.cat([y for _, y in loader])
+    assert sorted(first.tolist()) == list(range(10)) and sorted(second.tolist()) == list(range(10))
+    assert not torch.equal(first, second)
+    for x, y in loader:
+        assert torch.equal(x.squeeze(1).long(), y)  # images stay paired with their labels
+
+
+def test_tensor_batches_reject_mismatched_lengths():
+    with pytest.raises(ValueError):
+        data.TensorBatches(torch.zeros(3, 1), torch.zeros(4), batch_size=2)

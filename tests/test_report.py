@@ -1,0 +1,35 @@
+import json
+
+import pytest
+
+from course_utils import report
+
+
+def test_record_merges_into_the_metrics_file(tmp_path, monkeypatch, capsys):
+    target = tmp_path / "m.json"
+    monkeypatch.setenv(report.METRICS_ENV, str(target))
+    report.record(test_accuracy=0.9)
+    report.record(test_loss=0.25, epochs=3)
+    assert json.loads(target.read_text()) == {"test_accuracy": 0.9, "test_loss": 0.25, "epochs": 3}
+    assert "test_accuracy: 0.9000" in capsys.readouterr().out
+
+
+def test_record_without_runner_only_prints(monkeypatch, tmp_path):
+    monkeypatch.delenv(report.METRICS_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    report.record(x=1.0)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("value", [0.5, float("nan")])
+def test_check_at_least_fails_below_floor_and_on_nan(value):
+    with pytest.raises(AssertionError, match="below the floor"):
+        report.check_at_least("accuracy", value, 0.8)
+
+
+def test_checks_pass_on_the_right_side(capsys):
+    report.check_at_least("accuracy", 0.9, 0.8)
+    report.check_at_most("loss", 1.5, 2.0)
+    with pytest.raises(AssertionError, match="above the ceiling"):
+        report.check_at_most("loss", 2.5, 2.0)
+    assert capsys.readouterr().out.count("check passed") == 2

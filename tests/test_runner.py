@@ -1,0 +1,88 @@
+import json
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from course_utils import runner
+
+
+def _notebook(path, parameters_src, body_src, tags=()):
+    cells = [new_markdown_cell("# t"), new_code_cell(parameters_src, metadata={"tags": ["parameters"]}),
+             new_code_cell(body_src, metadata={"tags": list(tags)})]
+    nb = new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                             "language": "python"}})
+    nbformat.write(nb, path)
+
+
+@pytest.fixture
+def course(tmp_path, monkeypatch):
+    notebooks, profiles = tmp_path / "notebooks", tmp_path / "profiles"
+    notebooks.mkdir()
+    profiles.mkdir()
+    _notebook(notebooks / "01_a.ipynb", "device = 'auto'\nnum_epochs = 5\n",
+              "from course_utils.report import record\nrecord(epochs=num_epochs, device=device)")
+    _notebook(notebooks / "02_b.ipynb", "device = 'auto'\n", "assert device == 'auto', 'boom'")
+    (profiles / "ci.yaml").write_text("threads: 1\nparameters: {device: cpu, num_epochs: 1}\n"
+                                      "notebooks:\n  01_a: {num_epochs: 2}\n")
+    monkeypatch.setattr(runner, "NOTEBOOKS_DIR", notebooks)
+    monkeypatch.setattr(runner, "PROFILES_DIR", profiles)
+    return tmp_path
+
+
+def test_plan_injects_only_declared_parameters_and_the_cli_wins(course):
+    profile = runner.load_profile("ci")
+    jobs = runner.plan(profile, runner.discover(), course / "out", {"num_epochs": 7})
+    assert [j.parameters for j in jobs] == [{"device": "cpu", "num_epochs": 7}, {"device": "cpu"}]
+    assert jobs[0].env == {"COURSE_THREADS": "1"}
+
+
+def test_profile_typos_fail_before_running(course):
+    (course / "profiles" / "bad.yaml").write_text("notebooks:\n  02_b: {num_epoch: 1}\n")
+    with pytest.raises(SystemExit, match="does not declare"):
+        runner.plan(runner.load_profile("bad"), runner.discover(), course / "out", {})
+    (course / "profiles" / "ghost.yaml").write_text("notebooks:\n  99_x: {}\n")
+    with pytest.raises(SystemExit, match="do not exist"):
+        runner.plan(runner.load_profile("ghost"), runner.discover(), course / "out", {})
+    with pytest.raises(SystemExit, match="known profiles: bad, ci, ghost"):
+        runner.load_profile("nope")
+
+
+@pytest.mark.parametrize("argv, message", [(["--device", "tpu"], "unknown device"),
+                                           (["--epochs", "0"], "at least 1"),
+                                           (["--set", "oops"], "NAME=VALUE")])
+def test_bad_command_line_fails_before_anything_runs(course, argv, message):
+    with pytest.raises(SystemExit, match=message):
+        runner.main(["--profile", "ci", "--out", str(course / "out"), *argv])
+    assert not (course / "out").exists()
+
+
+def test_run_writes_executed_notebooks_and_a_summary(course):
+    code = runner.main(["--profile", "ci", "--out", str(course / "out")])
+    assert code == 1  # 02_b fails on purpose
+    rows = json.loads((course / "out" / "summary.json").read_text())
+    assert [(r["notebook"], r["status"]) for r in rows] == [("01_a", "pass"), ("02_b", "fail")]
+    assert rows[0]["metrics"] == {"epochs": 2, "device": "cpu"}
+    assert "boom" in rows[1]["error"]
+    summary = (course / "out" / "summary.md").read_text()
+    assert "| 01_a | pass |" in summary and "1/2 passed" in summary
+    assert (course / "out" / "01_a.ipynb").exists()
+
+
+def test_prepare_only_keeps_outputs_and_injects(course):
+    runner.main(["--profile", "ci", "--prepare-only", "--out", str(course / "prep")])
+    nb = nbformat.read(course / "prep" / "01_a.ipynb", as_version=4)
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert "num_epochs = 2" in injected[0].source
+
+
+def test_commit_strips_tagged_outputs_and_skips_parameterised_runs(course):
+    nb_path = course / "notebooks" / "03_c.ipynb"
+    _notebook(nb_path, "seed = 0\n", "print('a photo')", tags=["strip-output"])
+    (course / "profiles" / "default.yaml").write_text("parameters: {}\n")
+    assert runner.main(["--profile", "default", "--only", "03", "--commit", "--out", str(course / "o")]) == 0
+    committed = nbformat.read(nb_path, as_version=4)
+    assert committed.cells[2].outputs == [] and "papermill" not in committed.metadata
+    before = (course / "notebooks" / "01_a.ipynb").read_text()
+    runner.main(["--profile", "ci", "--only", "01", "--commit", "--out", str(course / "o2")])
+    assert (course / "notebooks" / "01_a.ipynb").read_text() == before  # parameters were injected

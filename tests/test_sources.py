@@ -1,0 +1,80 @@
+import gzip
+import shutil
+
+import pytest
+
+from course_utils import sources
+from course_utils.sources import Candidate, ChecksumError, DataNotFoundError
+
+
+def _writer(payload: bytes):
+    def fetch(dest):
+        dest.write_bytes(payload)
+    return fetch
+
+
+def _failing(dest):
+    raise OSError("network unreachable")
+
+
+def _md5_check(expected):
+    return lambda path: sources.verify(path, expected)
+
+
+def test_first_working_source_wins_and_is_verified(tmp_path):
+    good = b"real bytes"
+    expected = __import__("hashlib").md5(good).hexdigest()
+    target = tmp_path / "cache" / "file"
+    sources.materialise(target, [Candidate("mirror", _failing), Candidate("download", _writer(good))],
+                        _md5_check(expected))
+    assert target.read_bytes() == good
+    assert not target.with_name("file.part").exists()
+
+
+def test_nothing_works_lists_every_place_tried(tmp_path):
+    target = tmp_path / "file"
+    with pytest.raises(DataNotFoundError) as err:
+        sources.materialise(target, [Candidate("mirror /m/file.gz", _failing),
+                                     Candidate("download https://x/file.gz", _writer(b"wrong"))],
+                            _md5_check("0" * 32))
+    message = str(err.value)
+    assert "local cache" in message and "mirror /m/file.gz" in message and "download https://x/file.gz" in message
+    assert "network unreachable" in message and "md5 is" in message
+    assert sources.MIRROR_ENV in message  # says how to fix it
+    assert not target.exists()
+
+
+def test_corrupt_cache_is_kept_aside_not_deleted(tmp_path):
+    good = b"good"
+    expected = __import__("hashlib").md5(good).hexdigest()
+    target = tmp_path / "file"
+    target.write_bytes(b"corrupted")
+    with pytest.warns(UserWarning, match="failed its checksum"):
+        sources.materialise(target, [Candidate("mirror", _writer(good))], _md5_check(expected))
+    assert target.read_bytes() == good
+    assert (tmp_path / "file.corrupt").read_bytes() == b"corrupted"
+
+
+def test_truncated_gzip_is_reported(tmp_path):
+    archive = tmp_path / "x.gz"
+    with gzip.open(archive, "wb") as f:
+        f.write(b"a" * 10_000)
+    archive.write_bytes(archive.read_bytes()[:20])
+    with pytest.raises(ChecksumError, match="cannot read x.gz"):
+        sources.copy_from(archive, gunzip=True)(tmp_path / "out")
+
+
+def test_copy_from_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        sources.copy_from(tmp_path / "absent")(tmp_path / "out")
+
+
+def test_data_dir_and_mirror_follow_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv(sources.DATA_DIR_ENV, str(tmp_path))
+    monkeypatch.delenv(sources.MIRROR_ENV, raising=False)
+    assert sources.data_dir() == tmp_path
+    assert sources.mirror_dir() is None
+    monkeypatch.setenv(sources.MIRROR_ENV, str(tmp_path / "m"))
+    assert sources.mirror_dir() == tmp_path / "m"
+    monkeypatch.delenv(sources.DATA_DIR_ENV)
+    assert sources.data_dir() == sources.PROJECT_ROOT / "data"
