@@ -28,7 +28,7 @@ course: setup system-packages
 test: setup system-packages
 	rm -rf build/nbval
 	$(PY) -m course_utils.runner --profile ci --prepare-only --out build/nbval
-	$(PY) -m pytest tests build/nbval --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider
+	$(PY) -m pytest tests build/nbval --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider -n 2 --dist loadfile
 
 unit: setup
 	$(PY) -m pytest tests -q
