@@ -6,8 +6,12 @@ PROFILE ?= default
 ARGS    ?=
 HOST    ?=
 SSH_OPTS ?=
+SRC     ?=
+DEST    ?=
+REMOTE  := $(PYTHON) -m course_utils.remote_lab
+NEED_HOST = @test -n "$(HOST)" || { echo "usage: make $@ HOST=user@gpu-box [SSH_OPTS='-p 2222 -i ~/.ssh/key']  (see docs/remote.md)"; exit 2; }
 
-.PHONY: setup system-packages course test unit lab doctor benchmark clean
+.PHONY: setup system-packages course test unit lab doctor benchmark clean remote-lab remote-run remote-push remote-pull
 
 setup: $(VENV)/.installed
 
@@ -41,3 +45,25 @@ benchmark: setup system-packages
 
 clean:
 	rm -rf build runs
+
+## JupyterLab on a remote GPU box through an SSH tunnel (docs/remote.md); Ctrl-C stops both ends.
+remote-lab:
+	$(NEED_HOST)
+	$(REMOTE) lab $(HOST) $(SSH_OPTS)
+
+## The course headless on the remote at $(PROFILE); the run folder is copied back into runs/.
+remote-run:
+	$(NEED_HOST)
+	$(REMOTE) run $(HOST) --profile $(PROFILE) $(SSH_OPTS)
+
+## scp -r SRC into the remote project folder (DEST, default: the folder itself).
+remote-push:
+	$(NEED_HOST)
+	@test -n "$(SRC)" || { echo "usage: make remote-push HOST=user@gpu-box SRC=local/path [DEST=remote/path]"; exit 2; }
+	$(REMOTE) push $(HOST) $(SRC) $(DEST) $(SSH_OPTS)
+
+## scp -r SRC from the remote project folder to DEST (default: here).
+remote-pull:
+	$(NEED_HOST)
+	@test -n "$(SRC)" || { echo "usage: make remote-pull HOST=user@gpu-box SRC=remote/path [DEST=local/path]"; exit 2; }
+	$(REMOTE) pull $(HOST) $(SRC) $(DEST) $(SSH_OPTS)
