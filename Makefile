@@ -37,6 +37,9 @@ test: setup system-packages
 unit: setup
 	$(PY) -m pytest tests -q
 
+doctor: setup
+	$(PY) -m course_utils.doctor $(ARGS)
+
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks
 

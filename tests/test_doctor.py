@@ -1,0 +1,320 @@
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from course_utils import data, devices, doctor
+from course_utils.sources import DATA_DIR_ENV, MIRROR_ENV
+
+IDX_FILES = list(data.RAW_MD5["mnist"])
+
+
+@pytest.fixture
+def places(tmp_path, monkeypatch):
+    """An empty cache and an empty mirror, and no Debian Fashion-MNIST: nothing is available."""
+    cache, mirror = tmp_path / "cache", tmp_path / "mirror"
+    cache.mkdir()
+    mirror.mkdir()
+    monkeypatch.setenv(DATA_DIR_ENV, str(cache))
+    monkeypatch.setenv(MIRROR_ENV, str(mirror))
+    monkeypatch.setitem(data.DEBIAN_FOLDER, "fashion_mnist", tmp_path / "no-debian")
+    return cache, mirror
+
+
+def _touch(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"x")
+
+
+@pytest.mark.parametrize("name", doctor.DATASETS[:-1])  # the weights come from a pip package, tested below
+def test_missing_dataset_fails_and_names_every_source(places, name):
+    cache, mirror = places
+    result = doctor.check_dataset(name, online=False)
+    assert result.status == doctor.FAIL
+    text = "\n".join(result.lines)
+    assert str(cache) in text and str(mirror) in text  # both places it looked
+    assert result.fix and doctor.exit_code([result]) == 1
+    assert "NOT READY" in doctor.format_report([result])
+
+
+def test_idx_dataset_in_the_mirror_is_ok(places):
+    _, mirror = places
+    for filename in IDX_FILES:
+        _touch(mirror / "mnist" / f"{filename}.gz")
+    result = doctor.check_dataset("mnist", online=False)
+    assert result.status == doctor.OK
+    assert any(line.startswith("mirror") and "4/4" in line for line in result.lines)
+    assert doctor.exit_code([result]) == 0
+
+
+def test_idx_dataset_split_between_cache_and_mirror_is_ok(places):
+    """The course takes each file from the first source that has it, so the union counts."""
+    cache, mirror = places
+    _touch(cache / "MNIST" / "raw" / IDX_FILES[0])
+    for filename in IDX_FILES[1:]:
+        _touch(mirror / "mnist" / f"{filename}.gz")
+    assert doctor.check_dataset("mnist", online=False).status == doctor.OK
+    (mirror / "mnist" / f"{IDX_FILES[1]}.gz").unlink()
+    assert doctor.check_dataset("mnist", online=False).status == doctor.FAIL
+
+
+def test_fashion_mnist_from_debian_folder(places, tmp_path, monkeypatch):
+    debian = tmp_path / "debian"
+    monkeypatch.setitem(data.DEBIAN_FOLDER, "fashion_mnist", debian)
+    for filename in IDX_FILES:
+        _touch(debian / f"{filename}.gz")
+    result = doctor.check_dataset("fashion_mnist", online=False)
+    assert result.status == doctor.OK
+    assert any(line.startswith("Debian") and "4/4" in line for line in result.lines)
+
+
+def test_empty_file_does_not_count(places):
+    _, mirror = places
+    _touch(mirror / "text" / "anna.txt")
+    assert doctor.check_dataset("anna", online=False).status == doctor.OK
+    (mirror / "text" / "anna.txt").write_bytes(b"")
+    assert doctor.check_dataset("anna", online=False).status == doctor.FAIL
+
+
+@pytest.mark.parametrize("name, paths", [
+    ("cat_dog", [f"cat_dog/{s}/{c}/1.jpg" for s in ("train", "test") for c in ("cat", "dog")]
+     + ["cat_dog/SHA256SUMS"]),
+    ("anna", ["text/anna.txt"]),
+    ("imdb", ["imdb/aclImdb_labelled.tar.gz"]),
+    ("imdb", ["imdb/aclImdb_v1.tar.gz"]),  # the official archive name works too
+    ("images", ["images/samoyed.jpg", "images/cat.70.jpg", "images/dog.128.jpg", "images/puppy.jpg"]),
+])
+@pytest.mark.parametrize("where", ["mirror", "cache"])
+def test_file_datasets_found_in_mirror_or_cache(places, name, paths, where):
+    cache, mirror = places
+    root = mirror if where == "mirror" else cache
+    for path in paths:
+        _touch(root / path)
+    assert doctor.check_dataset(name, online=False).status == doctor.OK
+    _touch(root / "unrelated.txt")
+    (root / paths[-1]).unlink()  # one item short
+    assert doctor.check_dataset(name, online=False).status == doctor.FAIL
+
+
+def test_cat_dog_needs_its_sums_file_and_every_split_and_class(places):
+    _, mirror = places
+    for cls in ("cat", "dog"):
+        _touch(mirror / "cat_dog" / "train" / cls / "1.jpg")
+    _touch(mirror / "cat_dog" / "SHA256SUMS")
+    result = doctor.check_dataset("cat_dog", online=False)
+    assert result.status == doctor.FAIL and any("3/5" in line for line in result.lines)
+
+
+def test_cat_dog_zip_in_the_cache_is_enough(places):
+    cache, _ = places
+    _touch(cache / "kagglecatsanddogs_5340.zip")
+    result = doctor.check_dataset("cat_dog", online=False)
+    assert result.status == doctor.OK
+    assert any("kagglecatsanddogs_5340.zip: found" in line for line in result.lines)
+
+
+@pytest.mark.parametrize("name", ["mnist", "cat_dog"])
+def test_unset_mirror_is_said_once(places, monkeypatch, name):
+    monkeypatch.delenv(MIRROR_ENV)
+    result = doctor.check_dataset(name, online=False)
+    assert result.status == doctor.FAIL
+    assert sum(MIRROR_ENV in line and "not set" in line for line in result.lines) == 1
+
+
+def test_download_only_is_a_warning_when_online(places):
+    result = doctor.check_dataset("mnist", online=True)
+    assert result.status == doctor.WARN and "downloads on first use" in result.detail
+    assert doctor.exit_code([result]) == 0
+
+
+def test_download_only_probes_the_host(places, monkeypatch):
+    seen = []
+    monkeypatch.setattr(doctor, "probe", lambda url: seen.append(url) or False)
+    result = doctor.check_dataset("imdb")
+    assert result.status == doctor.FAIL and "unreachable" in result.detail
+    assert seen == [doctor.LAYOUTS["imdb"].url]
+
+
+def test_dataset_with_a_local_source_is_not_probed(places, monkeypatch):
+    _, mirror = places
+    _touch(mirror / "text" / "anna.txt")
+    monkeypatch.setattr(doctor, "probe", lambda url: pytest.fail("probed although the mirror has it"))
+    assert doctor.check_dataset("anna").status == doctor.OK
+
+
+def test_probe_local_ports(monkeypatch):
+    for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        assert doctor.probe(f"http://127.0.0.1:{port}/file", timeout=2) is True
+    assert doctor.probe(f"http://127.0.0.1:{port}/file", timeout=2) is False  # closed now
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")
+    assert doctor.probe("https://example.org/", timeout=2) is None  # not probed
+
+
+def test_unknown_dataset_name():
+    with pytest.raises(ValueError, match="choose one of"):
+        doctor.dataset_sources("cifar10")
+
+
+def test_efficientnet_weights_come_from_the_installed_wheel():
+    result = doctor.check_dataset("efficientnet_lite0")
+    assert result.status == doctor.OK, result.lines
+
+
+def test_versions_of_this_environment():
+    assert doctor.check_python().status == doctor.OK
+    result = doctor.check_package("torch")
+    assert result.status in (doctor.OK, doctor.WARN) and torch.__version__ in result.detail
+
+
+def test_missing_or_old_package_fails(monkeypatch):
+    assert doctor.check_package("no_such_package_xyz").status == doctor.FAIL
+    monkeypatch.setitem(doctor.MIN_VERSIONS, "torch", (99, 0))
+    result = doctor.check_package("torch")
+    assert result.status == doctor.FAIL and "older than 99.0" in result.detail
+
+
+def test_accelerators_report_cuda_and_mps():
+    names = [result.name for result in doctor.check_accelerators()]
+    assert "CUDA" in names and "MPS" in names and "cuDNN" in names
+    if torch.cuda.is_available():
+        assert "cuda:0" in names
+
+
+def test_no_gpu_is_only_a_warning(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cuda = next(r for r in doctor.check_accelerators() if r.name == "CUDA")
+    assert cuda.status == doctor.WARN and doctor.exit_code([cuda]) == 0
+
+
+@pytest.mark.parametrize("value, status", [(None, doctor.INFO), ("1", doctor.INFO), ("abc", doctor.FAIL),
+                                           ("0", doctor.FAIL), ("4096", doctor.WARN)])
+def test_threads(monkeypatch, value, status):
+    assert doctor.THREADS_ENV == devices.THREADS_ENV
+    if value is None:
+        monkeypatch.delenv(doctor.THREADS_ENV, raising=False)
+    else:
+        monkeypatch.setenv(doctor.THREADS_ENV, value)
+    result = doctor.check_threads()
+    assert result.status == status
+    assert "torch.get_num_threads()" in result.detail or status == doctor.FAIL
+
+
+# ---------------------------------------------------------------- the notebook kernel
+
+
+def _kernel(tmp_path, monkeypatch, argv0: str) -> None:
+    """Make `python3` resolve to a kernel spec in tmp_path whose argv[0] is `argv0`."""
+    spec = tmp_path / "jupyter" / "kernels" / "python3"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [argv0, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3", "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))  # searched before every other place
+
+
+def _fake_python(tmp_path, answer: dict) -> str:
+    """An executable that answers the doctor's probe as another interpreter would."""
+    script = tmp_path / "bin" / "python"
+    script.parent.mkdir()
+    script.write_text(f"#!/bin/sh\necho '{json.dumps(answer)}'\n")
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_kernel_running_this_python_is_ok(tmp_path, monkeypatch):
+    _kernel(tmp_path, monkeypatch, sys.executable)
+    [result] = doctor.check_kernel()
+    assert result.status == doctor.OK and "this Python" in result.detail
+
+
+def test_bare_python_means_the_python_running_jupyter(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no jupyter on PATH
+    python, how = doctor.kernel_python("python")
+    assert python == sys.executable and "Python running Jupyter" in how
+    fake_jupyter = tmp_path / "jupyter"
+    fake_jupyter.write_text("#!/opt/other/bin/python3.11\n")
+    fake_jupyter.chmod(0o755)
+    python, how = doctor.kernel_python("python3")
+    assert python == "/opt/other/bin/python3.11" and str(fake_jupyter) in how
+    other_python = tmp_path / "python3"
+    other_python.write_text("")
+    other_python.chmod(0o755)
+    fake_jupyter.write_text("#!/usr/bin/env python3\n")  # found on PATH, as the shell would
+    assert doctor.kernel_python("python")[0] == str(other_python)
+    fake_jupyter.write_text("#!/bin/sh\nexec something\n")
+    python, how = doctor.kernel_python("python")
+    assert python == "" and "could not be read" in how
+
+
+def test_kernel_of_unknown_python_warns(tmp_path, monkeypatch):
+    _kernel(tmp_path, monkeypatch, "python")
+    jupyter = tmp_path / "bin" / "jupyter"
+    jupyter.parent.mkdir()
+    jupyter.write_text("#!/bin/sh\n")
+    jupyter.chmod(0o755)
+    monkeypatch.setenv("PATH", str(jupyter.parent))
+    [result] = doctor.check_kernel()
+    assert result.status == doctor.WARN and "could not tell" in result.detail
+
+
+def test_kernel_in_another_interpreter_without_course_utils_fails(tmp_path, monkeypatch):
+    other = _fake_python(tmp_path, {"executable": "/opt/other/bin/python", "prefix": "/opt/other",
+                                    "course_utils": None, "torch": False})
+    _kernel(tmp_path, monkeypatch, other)
+    [result] = doctor.check_kernel()
+    assert result.status == doctor.FAIL
+    assert "another Python" in result.detail and "course_utils" in result.detail and "ipykernel install" in result.fix
+    assert doctor.exit_code([result]) == 1
+
+
+def test_kernel_in_another_interpreter_with_course_utils_warns(tmp_path, monkeypatch):
+    ours = str(Path(doctor.__file__).resolve().parent / "__init__.py")
+    other = _fake_python(tmp_path, {"executable": "/opt/other/bin/python", "prefix": "/opt/other",
+                                    "course_utils": ours, "torch": True})
+    _kernel(tmp_path, monkeypatch, other)
+    [result] = doctor.check_kernel()
+    assert result.status == doctor.WARN and doctor.exit_code([result]) == 0
+
+
+def test_kernel_whose_python_is_gone_fails(tmp_path, monkeypatch):
+    _kernel(tmp_path, monkeypatch, str(tmp_path / "deleted-venv" / "bin" / "python"))
+    [result] = doctor.check_kernel()
+    assert result.status == doctor.FAIL and "does not run" in result.detail
+
+
+# ---------------------------------------------------------------- the command line
+
+
+def test_report_summary_lines():
+    fine = doctor.Result("Versions", "torch", doctor.OK, "2.14.1")
+    warned = doctor.Result("Devices", "CUDA", doctor.WARN, "not available", fix="use the CPU")
+    failed = doctor.Result("Datasets", "MNIST", doctor.FAIL, "no source has it", ("mirror  /x: 0/4",), fix="set it")
+    assert doctor.format_report([fine, warned]).endswith("ready (1 warning(s))")
+    report = doctor.format_report([fine, failed])
+    assert "NOT READY: 1 problem(s)" in report and "Datasets / MNIST: no source has it" in report
+    assert "mirror  /x: 0/4" in report and "fix: set it" in report
+
+
+def test_cli_prints_versions_and_is_ready_with_the_mirror(mirror):
+    env = {**os.environ, MIRROR_ENV: str(mirror), "COURSE_THREADS": "1",
+           "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
+    env.pop("JUPYTER_PATH", None)
+    done = subprocess.run([sys.executable, "-m", "course_utils.doctor", "--offline"], capture_output=True,
+                          text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    for expected in ("Python", f"torch: {torch.__version__}", "torchvision", "CUDA", "cuDNN", "MPS",
+                     "COURSE_THREADS=1", "MNIST", "Fashion-MNIST", "cats vs dogs", "anna.txt", "IMDB",
+                     "sample images", "EfficientNet-Lite0", "python3: runs this Python"):
+        assert expected in out, expected
+    assert out.rstrip().splitlines()[-1].startswith("ready")
