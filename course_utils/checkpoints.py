@@ -28,6 +28,9 @@ def atomic_save(obj: Any, path: str | Path) -> Path:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file ordinary permissions
         os.replace(tmp, path)  # atomic: readers see the old file or the new one, never half of one
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -54,6 +57,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
+    if isinstance(map_location, (str, torch.device)) and torch.device(map_location).type == "cuda" \
+            and not torch.cuda.is_available():
+        raise RuntimeError(f"map_location={str(map_location)!r}, but this machine has no CUDA GPU; "
+                           "load with map_location='cpu'")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
@@ -97,12 +104,14 @@ def load_state_checked(model: nn.Module, state: dict[str, torch.Tensor], source:
     return model
 
 
-def restore(path: str | Path, build_model: Callable[..., nn.Module], map_location: str | torch.device = "cpu",
-            optimizer: torch.optim.Optimizer | None = None) -> tuple[nn.Module, dict]:
-    """Rebuild a model with `build_model(**model_config)`, load its weights (and optimizer state)."""
+def restore(path: str | Path, build_model: Callable[..., nn.Module],
+            map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """Rebuild a model with `build_model(**model_config)` on `map_location` and load its weights.
+
+    To resume training, build the optimizer on the returned model's parameters, then
+    `optimizer.load_state_dict(checkpoint["optimizer_state"])`.
+    """
     checkpoint = load_checkpoint(path, map_location)
     model = build_model(**checkpoint["model_config"]).to(map_location)
     load_state_checked(model, checkpoint["model_state"], source=str(path))
-    if optimizer is not None and checkpoint.get("optimizer_state") is not None:
-        optimizer.load_state_dict(checkpoint["optimizer_state"])
     return model, checkpoint

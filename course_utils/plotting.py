@@ -88,8 +88,10 @@ def view_classify(image: torch.Tensor, probs: torch.Tensor, class_names: Sequenc
     if axes is None:
         _, axes = plt.subplots(ncols=2, figsize=(7, 3.5), width_ratios=(1, 1.3))
     image = image.detach().cpu()
-    if image.ndim == 1:  # a flattened square grayscale image, e.g. (784,)
+    if image.ndim == 1 or (image.ndim == 2 and 1 in image.shape):  # flattened: (784,) or (1, 784)
         side = int(round(image.numel() ** 0.5))
+        if side * side != image.numel():
+            raise ValueError(f"cannot show a flat image of {image.numel()} values as a square")
         image = image.reshape(1, side, side)
     imshow(image, ax=axes[0], mean=mean, std=std)
     positions = np.arange(len(class_names))
@@ -98,6 +100,7 @@ def view_classify(image: torch.Tensor, probs: torch.Tensor, class_names: Sequenc
     axes[1].invert_yaxis()
     axes[1].set_xlim(0, 1.05)
     axes[1].set_title("class probability")
+    axes[0].figure.tight_layout()  # room for long class names
     return axes
 
 

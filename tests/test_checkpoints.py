@@ -38,12 +38,26 @@ def test_round_trip_rebuilds_an_identical_model(saved):
     assert checkpoint["optimizer_state"]["state"]  # Adam moments were saved
 
 
-def test_optimizer_state_is_restored(saved):
+def test_optimizer_state_resumes_on_the_rebuilt_model(saved):
     path, _ = saved
-    model = make_model([4, 8, 3])
+    model, checkpoint = checkpoints.restore(path, make_model)
     optimizer = torch.optim.Adam(model.parameters())
-    checkpoints.restore(path, make_model, optimizer=optimizer)
+    optimizer.load_state_dict(checkpoint["optimizer_state"])
     assert optimizer.state_dict()["state"][0]["step"] == 1
+
+
+def test_saved_file_has_ordinary_permissions(saved):
+    path, _ = saved
+    umask = __import__("os").umask(0)
+    __import__("os").umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_mapping_to_a_missing_gpu_is_a_clear_error(saved, monkeypatch):
+    path, _ = saved
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(RuntimeError, match="no CUDA GPU"):
+        checkpoints.load_checkpoint(path, map_location="cuda")
 
 
 def test_truncated_file_says_so(saved, tmp_path):
