@@ -1,0 +1,160 @@
+"""Tests for course_utils.fc_model: the syllabus's documented usage runs, learns, saves and reloads."""
+
+import pytest
+import torch
+from torch import nn, optim
+
+from course_utils import data, devices, fc_model
+from course_utils.checkpoints import CheckpointError, load_state_checked
+
+
+@pytest.fixture(scope="module", autouse=True)
+def threads():
+    """Honour $COURSE_THREADS: oversubscribed CPU threads make small training steps crawl."""
+    return devices.set_threads()
+
+
+@pytest.fixture(scope="module")
+def fashion_loaders():
+    """512 real Fashion-MNIST training images and 256 held-out validation images, as batches of 64."""
+    images, labels = data.load_tensors("fashion_mnist", train=True)
+    train_idx, val_idx = data.split_indices(len(labels), val_fraction=0.1, seed=0)
+    train_idx, val_idx = train_idx[:512], val_idx[:256]
+    train = data.TensorBatches(images[train_idx], labels[train_idx], batch_size=64, shuffle=True, seed=0)
+    val = data.TensorBatches(images[val_idx], labels[val_idx], batch_size=64)
+    return train, val
+
+
+@pytest.mark.parametrize("input_shape, hidden_layers, output_size", [
+    ((1, 28, 28), [256, 128, 64], 10),   # the course's Fashion-MNIST MLP on image-shaped input
+    ((784,), [512, 256, 128], 10),       # the syllabus's sizes on flat input
+    ((3, 8, 8), [32], 7),                # colour input, one hidden layer
+    ((5,), [4, 4, 4, 4], 2),
+])
+def test_network_shapes_and_log_probs(input_shape, hidden_layers, output_size):
+    torch.manual_seed(0)
+    input_size = torch.Size(input_shape).numel()
+    net = fc_model.Network(input_size, output_size, hidden_layers)
+    assert [layer.out_features for layer in net.hidden_layers] == hidden_layers
+    assert net.hidden_layers[0].in_features == input_size
+    assert (net.output.in_features, net.output.out_features) == (hidden_layers[-1], output_size)
+
+    log_probs = net(torch.randn(6, *input_shape))
+    assert log_probs.shape == (6, output_size)
+    assert (log_probs <= 0).all()
+    torch.testing.assert_close(log_probs.exp().sum(dim=1), torch.ones(6))
+
+
+def test_network_dropout_only_in_training_mode():
+    torch.manual_seed(0)
+    net = fc_model.Network(20, 3, [64, 64], drop_p=0.5)
+    x = torch.randn(4, 20)
+    net.train()
+    assert not torch.equal(net(x), net(x))
+    net.eval()
+    assert torch.equal(net(x), net(x))
+    assert net.dropout.p == 0.5
+
+
+def test_network_needs_a_hidden_layer():
+    with pytest.raises(ValueError, match="hidden_layers"):
+        fc_model.Network(784, 10, [])
+
+
+def test_train_and_validation_reduce_the_loss(fashion_loaders, capsys):
+    train_loader, val_loader = fashion_loaders
+    torch.manual_seed(0)
+    model = fc_model.Network(784, 10, [128, 64], drop_p=0.2)
+    criterion = nn.NLLLoss()
+    optimizer = optim.Adam(model.parameters(), lr=0.001)
+
+    model.eval()
+    loss_before, accuracy_before = (s / len(val_loader) for s in fc_model.validation(model, val_loader, criterion))
+    fc_model.train(model, train_loader, val_loader, criterion, optimizer, epochs=3, print_every=8)
+    model.eval()
+    loss_after, accuracy_after = (s / len(val_loader) for s in fc_model.validation(model, val_loader, criterion))
+
+    assert loss_after < loss_before - 0.5
+    assert accuracy_after > accuracy_before + 0.3
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 * len(train_loader) // 8  # one line per print_every steps
+    assert lines[-1].startswith("Epoch: 3/3.. Training Loss: ")
+    assert "Test Accuracy: " in lines[-1]
+
+
+def test_validation_sums_batch_means(fashion_loaders):
+    _, val_loader = fashion_loaders
+    torch.manual_seed(0)
+    model = fc_model.Network(784, 10, [32]).eval()
+    loss_sum, accuracy_sum = fc_model.validation(model, val_loader, nn.NLLLoss())
+    expected_loss = sum(nn.functional.nll_loss(model(x), y).item() for x, y in val_loader)
+    expected_accuracy = sum((model(x).argmax(dim=1) == y).float().mean().item() for x, y in val_loader)
+    assert loss_sum == pytest.approx(expected_loss, rel=1e-5)
+    assert accuracy_sum == pytest.approx(expected_accuracy, rel=1e-6)
+
+
+@pytest.mark.parametrize("epochs, print_every", [(0, 40), (1, 0)])
+def test_train_rejects_bad_counts(fashion_loaders, epochs, print_every):
+    train_loader, val_loader = fashion_loaders
+    model = fc_model.Network(784, 10, [16])
+    with pytest.raises(ValueError, match="must be >= 1"):
+        fc_model.train(model, train_loader, val_loader, nn.NLLLoss(), optim.Adam(model.parameters()),
+                       epochs=epochs, print_every=print_every)
+
+
+@pytest.mark.parametrize("hidden_sizes, drop_p", [([256, 128, 64], 0.5), ([32], 0.2)])
+def test_save_model_load_checkpoint_round_trip(tmp_path, fashion_loaders, hidden_sizes, drop_p):
+    _, val_loader = fashion_loaders
+    torch.manual_seed(0)
+    model = fc_model.Network(784, 10, hidden_sizes, drop_p=drop_p)
+    filepath = tmp_path / "checkpoint.pth"
+    assert fc_model.save_model(filepath, model, 784, 10, hidden_sizes) == filepath
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pth"]  # no temporary file left behind
+
+    loaded = fc_model.load_checkpoint(filepath)
+    assert isinstance(loaded, fc_model.Network)
+    assert [layer.out_features for layer in loaded.hidden_layers] == hidden_sizes
+    assert loaded.dropout.p == drop_p
+    model.eval()
+    loaded.eval()
+    images, _ = next(iter(val_loader))
+    assert torch.equal(model(images), loaded(images))
+
+
+@pytest.mark.parametrize("map_location", ["cpu", torch.device("cpu")])
+def test_load_checkpoint_map_location(tmp_path, map_location):
+    model = fc_model.Network(10, 2, [4])
+    fc_model.save_model(tmp_path / "m.pth", model, 10, 2, [4])
+    loaded = fc_model.load_checkpoint(tmp_path / "m.pth", map_location=map_location)
+    assert all(p.device.type == "cpu" for p in loaded.parameters())
+
+
+def test_checkpoint_of_another_architecture_names_keys_and_shapes(tmp_path):
+    model = fc_model.Network(784, 10, [256, 128, 64])
+    # A learner passes the wrong sizes to save_model: the file's config no longer fits its weights.
+    fc_model.save_model(tmp_path / "wrong.pth", model, 784, 10, [512, 256])
+    with pytest.raises(CheckpointError) as caught:
+        fc_model.load_checkpoint(tmp_path / "wrong.pth")
+    message = str(caught.value)
+    assert "different architecture" in message
+    assert "hidden_layers.0.weight is (256, 784) in the checkpoint, (512, 784) in the model" in message
+    assert "not in model: hidden_layers.2.weight (64, 128)" in message
+
+    with pytest.raises(CheckpointError, match=r"missing from checkpoint: hidden_layers\.3\.weight \(32, 64\)"):
+        load_state_checked(fc_model.Network(784, 10, [256, 128, 64, 32]), model.state_dict())
+
+
+def test_truncated_checkpoint_raises_checkpoint_error(tmp_path):
+    model = fc_model.Network(784, 10, [64])
+    filepath = fc_model.save_model(tmp_path / "whole.pth", model, 784, 10, [64])
+    content = filepath.read_bytes()
+    for cut in (len(content) // 2, 100, 0):
+        truncated = tmp_path / f"cut_{cut}.pth"
+        truncated.write_bytes(content[:cut])
+        with pytest.raises(CheckpointError, match="truncated or corrupt"):
+            fc_model.load_checkpoint(truncated)
+
+
+def test_missing_checkpoint_raises_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
+        fc_model.load_checkpoint(tmp_path / "nowhere.pth")
