@@ -83,7 +83,7 @@ LAYOUTS = {
     "anna": Layout("anna.txt", (("text/anna.txt",),),
                    "https://raw.githubusercontent.com/udacity/deep-learning-v2-pytorch/master/"
                    "recurrent-neural-networks/char-rnn/data/anna.txt"),
-    "imdb": Layout("IMDB reviews", (("imdb/aclImdb_labelled.tar.gz", "imdb/aclImdb_v1.tar.gz", "imdb/aclImdb"),),
+    "imdb": Layout("IMDB reviews", (("imdb/aclImdb.tar.gz", "imdb/aclImdb_labelled.tar.gz", "imdb/aclImdb_v1.tar.gz", "imdb/aclImdb"),),
                    "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"),
     "images": Layout("sample images", tuple((f"images/{name}",) for name in
                                             ("samoyed.jpg", "cat.70.jpg", "dog.128.jpg", "puppy.jpg"))),
