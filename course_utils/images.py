@@ -1,0 +1,360 @@
+"""Photos in class folders: the cats-vs-dogs sources, checked ImageFolders, transforms, balanced sampling."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import shutil
+import string
+import warnings
+import zipfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Sequence
+
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import WeightedRandomSampler
+from torchvision import datasets
+from torchvision.datasets.utils import download_url
+from torchvision.transforms import v2
+
+from course_utils.sources import (HOW_TO_FIX, MIRROR_ENV, Candidate, ChecksumError, DataNotFoundError, data_dir,
+                                  file_digest, materialise, mirror_dir, verify)
+
+CAT_DOG = "cat_dog"
+CAT_DOG_SPLITS = ("train", "test")
+CAT_DOG_CLASSES = ("cat", "dog")
+CAT_DOG_PER_CLASS = 1000  # photos per class in each split, in the mirror and in what the download keeps
+SUMS_FILE = "SHA256SUMS"  # `sha256sum` format: "<hex>  ./train/cat/cat.1.jpg", one line per photo
+
+# Microsoft's copy of the Asirra photos behind Kaggle's "Dogs vs. Cats": PetImages/{Cat,Dog}/<n>.jpg,
+# 12,500 per class, a few of them empty or corrupt. sha256 of the whole 825 MB zip.
+KAGGLE_ZIP_URL = ("https://download.microsoft.com/download/3/E/1/3E1C3F21-ECDB-4869-8368-6DEBA77B919F/"
+                  "kagglecatsanddogs_5340.zip")
+KAGGLE_ZIP_SHA256 = "b7974bd00a84a99921f36ee4403f089853777b5ae8d151c76a86e64900334af9"
+_KAGGLE_MEMBER = re.compile(r"^PetImages/(Cat|Dog)/(\d+)\.jpg$")
+
+_verified: set[tuple[str, str]] = set()  # (folder, digest of its SHA256SUMS) fully hashed in this process
+
+
+# --- where the photos come from --------------------------------------------------------------------------
+
+def read_sums(path: Path) -> dict[str, str]:
+    """A SHA256SUMS file as {relative posix path: hex digest}; paths must stay inside its folder."""
+    listed = {}
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        digest, _, name = line.partition(" ")
+        name = name[1:].removeprefix("./") if name[:1] in (" ", "*") else ""  # "  " text mode, " *" binary mode
+        if len(digest) != 64 or set(digest.lower()) - set(string.hexdigits.lower()) or not name \
+                or name.startswith("/") or ".." in name.split("/"):
+            raise ValueError(f"{path}, line {number}: expected '<sha256>  ./relative/path', got {line!r}")
+        listed[name] = digest.lower()
+    return listed
+
+
+def check_sums_folder(root: Path, per_class: int | None = CAT_DOG_PER_CLASS) -> None:
+    """Raise unless `root/SHA256SUMS` lists exactly the files under train/ and test/, with the right counts and hashes.
+
+    Layout and counts are checked on every call (a directory listing: fast); the content of every
+    file is hashed the first time a folder is seen in this process (about a second for 4,000 photos).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError("not there")
+    sums_path = root / SUMS_FILE
+    if not sums_path.is_file():
+        raise FileNotFoundError(f"no {SUMS_FILE} in it, so it cannot be verified")
+    listed = read_sums(sums_path)
+    present = {path.relative_to(root).as_posix()
+               for split in CAT_DOG_SPLITS if (root / split).is_dir()
+               for path in (root / split).rglob("*") if path.is_file()}
+    missing, unlisted = sorted(set(listed) - present), sorted(present - set(listed))
+    if missing or unlisted:
+        problems = [f"{len(files)} {what} (first: {files[0]})" for files, what in
+                    ((missing, f"files listed in {SUMS_FILE} are missing"), (unlisted, f"files are not in {SUMS_FILE}"))
+                    if files]
+        raise ValueError("; ".join(problems))
+    if per_class is not None:
+        counts = Counter(tuple(name.split("/")[:2]) for name in listed)
+        for split in CAT_DOG_SPLITS:
+            for class_name in CAT_DOG_CLASSES:
+                if counts[split, class_name] != per_class:
+                    raise ValueError(f"{split}/{class_name} holds {counts[split, class_name]} photos, "
+                                     f"expected {per_class}")
+    key = (str(root.resolve()), file_digest(sums_path, "sha256"))
+    if key not in _verified:
+        wrong = [name for name, digest in listed.items() if file_digest(root / name, "sha256") != digest]
+        if wrong:
+            raise ChecksumError(f"{len(wrong)} files differ from {SUMS_FILE} (first: {wrong[0]})")
+        _verified.add(key)
+
+
+def _download_kaggle_zip(dest: Path) -> None:
+    # torchvision checks md5 only; the caller verifies the sha256 before the file is used
+    download_url(KAGGLE_ZIP_URL, str(dest.parent), dest.name)
+
+
+def _set_aside(folder: Path) -> Path:
+    """Rename a folder that failed its checks to `<name>.corrupt` (or .corrupt2, ...): never delete data."""
+    for number in range(1, 100):
+        target = folder.with_name(f"{folder.name}.corrupt{number if number > 1 else ''}")
+        if not target.exists():
+            os.replace(folder, target)
+            return target
+    raise FileExistsError(f"too many {folder.name}.corrupt* folders beside {folder}; remove them")
+
+
+def extract_cat_dog(zip_path: Path, target: Path, per_class: int = CAT_DOG_PER_CLASS) -> Path:
+    """Split Microsoft's zip into `target/{train,test}/{cat,dog}/` and write `target/SHA256SUMS`.
+
+    Deterministic: per class, the photos in order of their number, skipping unreadable ones
+    (listed in a warning); the first `per_class` go to train, the next `per_class` to test.
+    """
+    partial = target.with_name(target.name + ".part")
+    shutil.rmtree(partial, ignore_errors=True)  # an interrupted earlier extraction: ours to remove
+    sums, skipped = [], []
+    with zipfile.ZipFile(zip_path) as archive:
+        members: dict[str, list[tuple[int, str]]] = {name: [] for name in CAT_DOG_CLASSES}
+        for name in archive.namelist():
+            match = _KAGGLE_MEMBER.match(name)
+            if match:
+                members[match[1].lower()].append((int(match[2]), name))
+        for class_name, numbered in members.items():
+            kept = 0
+            for number, name in sorted(numbered):
+                if kept == 2 * per_class:
+                    break
+                content = archive.read(name)  # zipfile checks each member's CRC-32 as it reads
+                problem = image_problem(io.BytesIO(content))
+                if problem:
+                    skipped.append(f"{name}: {problem}")
+                    continue
+                relative = f"{CAT_DOG_SPLITS[kept // per_class]}/{class_name}/{class_name}.{number}.jpg"
+                (partial / relative).parent.mkdir(parents=True, exist_ok=True)
+                (partial / relative).write_bytes(content)
+                sums.append(f"{hashlib.sha256(content).hexdigest()}  ./{relative}")
+                kept += 1
+            if kept < 2 * per_class:
+                raise ValueError(f"{zip_path.name} holds only {kept} readable {class_name} photos, "
+                                 f"{2 * per_class} are needed")
+    (partial / SUMS_FILE).write_text("\n".join(sums) + "\n")
+    if skipped:
+        warnings.warn(f"skipped {len(skipped)} unreadable photos in {zip_path.name}: " + "; ".join(skipped),
+                      stacklevel=2)
+    if target.exists():
+        _set_aside(target)
+    os.replace(partial, target)
+    return target
+
+
+def cat_dog_root() -> Path:
+    """The folder holding cats vs dogs as `{train,test}/{cat,dog}/*.jpg`, 1,000 photos per class and split.
+
+    Sources, in order: the local cache `data/cat_dog/` (or `$COURSE_DATA_DIR/cat_dog/`); the offline
+    mirror `$COURSE_DATA_MIRROR/cat_dog/`, used in place (nothing copied); Microsoft's
+    `kagglecatsanddogs_5340.zip` (cached as `data/kagglecatsanddogs_5340.zip`, else downloaded),
+    split by `extract_cat_dog` into the cache.
+
+    What is verified: the zip's sha256 against KAGGLE_ZIP_SHA256 (and each member's CRC-32 on
+    extraction); for the cache and the mirror, that their SHA256SUMS lists exactly the files present,
+    with 1,000 per class and split, and that every file matches its hash (see `check_sums_folder`).
+    What is not: the mirror's SHA256SUMS itself. The mirror is a resized subset made for this course
+    and has no published checksum, so its hashes prove the photos are intact, not where they came
+    from; and the cache's SHA256SUMS was written from bytes that came out of the verified zip.
+    """
+    tried = []
+    cache = data_dir() / CAT_DOG
+    places = [("local cache", cache)]
+    mirror = mirror_dir()
+    if mirror is not None:
+        places.append(("mirror", mirror / CAT_DOG))
+    for where, root in places:
+        try:
+            check_sums_folder(root, CAT_DOG_PER_CLASS)
+            return root
+        except (OSError, ValueError) as err:  # ChecksumError is a ValueError
+            tried.append(f"{where} {root}: {err}")
+    if mirror is None:
+        tried.append(f"mirror: ${MIRROR_ENV} is not set")
+    zip_path = data_dir() / KAGGLE_ZIP_URL.rsplit("/", 1)[-1]
+    try:
+        materialise(zip_path, [Candidate(f"download {KAGGLE_ZIP_URL}", _download_kaggle_zip)],
+                    lambda path: verify(path, KAGGLE_ZIP_SHA256, "sha256"))
+        return extract_cat_dog(zip_path, cache, CAT_DOG_PER_CLASS)
+    except DataNotFoundError as err:
+        nested = str(err).replace(HOW_TO_FIX, "").strip().replace("\n", "\n    ")
+        tried.append(f"Microsoft's zip: {nested}")
+    except (OSError, ValueError, zipfile.BadZipFile) as err:
+        tried.append(f"extracting {zip_path}: {err}")
+    lines = "\n".join(f"  - {line}" for line in tried)
+    raise DataNotFoundError(f"could not find the cats-vs-dogs photos. Tried, in order:\n{lines}\n{HOW_TO_FIX}\n"
+                            f"  or put kagglecatsanddogs_5340.zip (from {KAGGLE_ZIP_URL}) into {data_dir()}")
+
+
+# --- checked image folders ---------------------------------------------------------------------------------
+
+def image_problem(file: str | Path | IO[bytes], decode: bool = True) -> str | None:
+    """Why `file` is not a usable image ("not an image", "unreadable: ..."), or None when it is fine.
+
+    `decode=True` decodes the pixels (JPEGs at 1/8 scale, which is cheap but still reads every
+    byte), so truncated files are caught; `decode=False` only reads the header.
+    """
+    try:
+        with Image.open(file) as image:
+            if decode:
+                image.draft("RGB", (1, 1))  # JPEG only: decode at the smallest scale the format allows
+                image.load()
+            else:
+                image.verify()
+    except UnidentifiedImageError:
+        return "not an image"
+    except Exception as err:  # Pillow raises OSError, SyntaxError, ValueError, ... for damaged files
+        return f"unreadable ({type(err).__name__}: {err})"
+    return None
+
+
+@dataclass
+class FolderReport:
+    """What `check_image_folder` found: the readable images per class and every file it rejected, with why."""
+
+    root: Path
+    images: dict[str, list[Path]]
+    rejected: list[tuple[Path, str]]
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.images)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {name: len(files) for name, files in self.images.items()}
+
+    def __str__(self) -> str:
+        counts = ", ".join(f"{name} {count}" for name, count in self.counts.items())
+        lines = [f"{self.root}: {counts} readable images; {len(self.rejected)} files rejected"]
+        lines += [f"  {path.relative_to(self.root)}: {why}" for path, why in self.rejected[:20]]
+        if len(self.rejected) > 20:
+            lines.append(f"  ... and {len(self.rejected) - 20} more")
+        return "\n".join(lines)
+
+
+def check_image_folder(root: str | Path, class_names: Sequence[str] | None = None,
+                       decode: bool = True) -> FolderReport:
+    """Check `root/<class>/<image>` (the ImageFolder layout) and report every file that is not a readable image.
+
+    Raises FileNotFoundError for a missing folder or a missing class folder (when `class_names` is
+    given), ValueError for an unexpected class folder or a class with no readable image.
+    """
+    root = Path(root).expanduser()
+    layout = f"expected the ImageFolder layout {root}/<class name>/<image files>"
+    if not root.is_dir():
+        raise FileNotFoundError(f"no folder {root}; {layout}")
+    found = sorted(entry.name for entry in os.scandir(root) if entry.is_dir())  # as ImageFolder finds classes
+    if class_names is not None:
+        missing = [name for name in class_names if name not in found]
+        if missing:
+            raise FileNotFoundError(f"{root} has no folder for class {', '.join(missing)}; {layout} "
+                                    f"with classes {', '.join(class_names)}")
+        extra = [name for name in found if name not in class_names]
+        if extra:
+            raise ValueError(f"{root} has folders {', '.join(extra)} that are not classes "
+                             f"({', '.join(class_names)}); move them out, or ImageFolder treats them as classes")
+    if not found:
+        raise FileNotFoundError(f"{root} has no class folders; {layout}")
+    images, rejected = {}, []
+    for name in found:
+        files = sorted(path for path in (root / name).rglob("*") if path.is_file())
+        problems = [(path, image_problem(path, decode)) for path in files]
+        rejected += [(path, why) for path, why in problems if why]
+        images[name] = [path for path, why in problems if not why]
+        if not images[name]:
+            raise ValueError(f"class folder {root / name} holds no readable image"
+                             + (f" ({len(files)} files rejected: first {files[0].name})" if files else " (empty)"))
+    return FolderReport(root, images, rejected)
+
+
+def image_folder(root: str | Path, transform=None, class_names: Sequence[str] | None = None,
+                 report: FolderReport | None = None) -> datasets.ImageFolder:
+    """A torchvision ImageFolder over the files `check_image_folder` accepts; rejected files are named in a warning.
+
+    Pass the `report` of an earlier check to skip checking again.
+    """
+    if report is None:
+        report = check_image_folder(root, class_names)
+    elif Path(root).expanduser() != report.root:
+        raise ValueError(f"the report is for {report.root}, not {root}")
+    if report.rejected:
+        warnings.warn(f"skipping {len(report.rejected)} files that are not readable images:\n{report}", stacklevel=2)
+    accepted = {path for files in report.images.values() for path in files}
+    return datasets.ImageFolder(str(report.root), transform=transform,
+                                is_valid_file=lambda path: Path(path) in accepted)
+
+
+def class_subset(targets: Sequence[int] | torch.Tensor, per_class: int | Sequence[int], seed: int = 0) -> list[int]:
+    """Indices of a random subset with `per_class[c]` samples of class c (an int: the same for every class)."""
+    targets = torch.as_tensor(targets)
+    num_classes = int(targets.max()) + 1 if len(targets) else 0
+    sizes = [per_class] * num_classes if isinstance(per_class, int) else list(per_class)
+    if len(sizes) != num_classes:
+        raise ValueError(f"{len(sizes)} subset sizes for {num_classes} classes")
+    generator = torch.Generator().manual_seed(seed)
+    chosen = []
+    for label, size in enumerate(sizes):
+        members = (targets == label).nonzero().flatten()
+        if not 0 <= size <= len(members):
+            raise ValueError(f"class {label} has {len(members)} samples; cannot take {size}")
+        chosen.append(members[torch.randperm(len(members), generator=generator)[:size]])
+    return torch.cat(chosen).sort().values.tolist() if chosen else []
+
+
+# --- transforms and sampling ------------------------------------------------------------------------------
+
+def _check_size(size: int) -> None:
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"size must be a whole number of pixels >= 1, got {size!r}")
+
+
+def train_transform(size: int, mean: Sequence[float], std: Sequence[float], *, degrees: float = 30,
+                    scale: tuple[float, float] = (0.5, 1.0)) -> v2.Compose:
+    """Random rotation, crop-and-resize to `size`, horizontal flip; then a normalised (3, size, size) float tensor."""
+    _check_size(size)
+    return v2.Compose([
+        v2.ToImage(),  # PIL image -> uint8 tensor (3, H, W); the geometric steps below work on it
+        v2.RandomRotation(degrees, interpolation=v2.InterpolationMode.BILINEAR),
+        v2.RandomResizedCrop(size, scale=scale, antialias=True),  # torchvision's default (0.08, 1) can keep only a paw
+        v2.RandomHorizontalFlip(),
+        v2.ToDtype(torch.float32, scale=True),  # [0, 255] -> [0, 1]
+        v2.Normalize(mean, std),  # (x - mean) / std per channel
+    ])
+
+
+def eval_transform(size: int, mean: Sequence[float], std: Sequence[float], *,
+                   crop_fraction: float = 0.875) -> v2.Compose:
+    """Shorter side to size / crop_fraction (256 for 224), centre crop to `size`, normalise: nothing random."""
+    _check_size(size)
+    if not 0 < crop_fraction <= 1:
+        raise ValueError(f"crop_fraction must be in (0, 1], got {crop_fraction}")
+    return v2.Compose([
+        v2.ToImage(),
+        v2.Resize(round(size / crop_fraction), antialias=True),
+        v2.CenterCrop(size),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(mean, std),
+    ])
+
+
+def balanced_sampler(targets: Sequence[int] | torch.Tensor, num_samples: int | None = None,
+                     generator: torch.Generator | None = None) -> WeightedRandomSampler:
+    """A sampler that draws every class equally often on average: weight of a sample = 1 / (count of its class)."""
+    targets = torch.as_tensor(targets)
+    if targets.ndim != 1 or len(targets) == 0 or targets.dtype.is_floating_point or targets.min() < 0:
+        raise ValueError("targets must be a non-empty 1-D sequence of class indices >= 0")
+    counts = torch.bincount(targets)
+    weights = 1.0 / counts[targets].double()  # (N,): rare classes get large weights
+    return WeightedRandomSampler(weights, num_samples or len(targets), replacement=True, generator=generator)
