@@ -9,16 +9,13 @@ from torch import nn
 from torchvision.ops import FrozenBatchNorm2d
 from tqdm import tqdm
 
+from course_utils.layers import count_parameters  # noqa: F401  (re-exported for the lessons)
+
 
 def freeze(model: nn.Module) -> nn.Module:
     """Stop gradients for every parameter of `model`; return it."""
     model.requires_grad_(False)
     return model
-
-
-def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
-    """Number of (trainable) parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
 def pooled_features(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
