@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     profile = load_profile(args.profile)
     overrides = cli_overrides(args)
-    out_dir = args.out or PROJECT_ROOT / "runs" / f"{args.profile}-{datetime.now():%Y%m%d-%H%M%S}"
+    out_dir = (args.out or PROJECT_ROOT / "runs" / f"{args.profile}-{datetime.now():%Y%m%d-%H%M%S}").resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     jobs = plan(profile, discover(args.only), out_dir, overrides)
     if args.prepare_only:

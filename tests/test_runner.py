@@ -86,3 +86,10 @@ def test_commit_strips_tagged_outputs_and_skips_parameterised_runs(course):
     before = (course / "notebooks" / "01_a.ipynb").read_text()
     runner.main(["--profile", "ci", "--only", "01", "--commit", "--out", str(course / "o2")])
     assert (course / "notebooks" / "01_a.ipynb").read_text() == before  # parameters were injected
+
+
+def test_relative_run_folder_still_collects_metrics(course, monkeypatch):
+    monkeypatch.chdir(course)  # notebooks run in their own folder, so the path must not stay relative
+    assert runner.main(["--profile", "ci", "--only", "01", "--out", "relative-run"]) == 0
+    rows = json.loads((course / "relative-run" / "summary.json").read_text())
+    assert rows[0]["metrics"] == {"epochs": 2, "device": "cpu"}
