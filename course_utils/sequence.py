@@ -1,0 +1,212 @@
+"""Recurrent models for text: a character LSTM that writes, a review LSTM that judges, and their loops."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from course_utils.checkpoints import CheckpointError, restore, save_checkpoint
+from course_utils.text import PAD_ID, CharVocab, WordVocab, encode_texts
+from course_utils.training import predict_probs
+
+Hidden = torch.Tensor | tuple[torch.Tensor, ...]
+
+
+def detach_hidden(hidden: Hidden | None) -> Hidden | None:
+    """The hidden state cut from the graph that made it: back-propagation stops here (truncated BPTT)."""
+    if hidden is None:
+        return None
+    if isinstance(hidden, torch.Tensor):
+        return hidden.detach()
+    return tuple(h.detach() for h in hidden)
+
+
+class CharLSTM(nn.Module):
+    """Characters in, next-character logits out: embedding -> stacked LSTM -> dropout -> linear."""
+
+    def __init__(self, vocab_size: int, embedding_dim: int = 32, hidden_size: int = 256,
+                 num_layers: int = 2, dropout: float = 0.1):
+        super().__init__()
+        self.config = {"vocab_size": vocab_size, "embedding_dim": embedding_dim, "hidden_size": hidden_size,
+                       "num_layers": num_layers, "dropout": dropout}
+        self.embedding = nn.Embedding(vocab_size, embedding_dim)
+        # dropout acts between stacked layers; PyTorch warns (and ignores it) with one layer
+        self.lstm = nn.LSTM(embedding_dim, hidden_size, num_layers, batch_first=True,
+                            dropout=dropout if num_layers > 1 else 0.0)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden_size, vocab_size)
+
+    def forward(self, ids: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
+        """ids (batch, seq) -> logits (batch, seq, vocab_size) and the new (h, c)."""
+        outputs, hidden = self.lstm(self.embedding(ids), hidden)  # (batch, seq, hidden_size)
+        return self.head(self.dropout(outputs)), hidden
+
+
+def _char_loss(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
+               hidden: Hidden | None) -> tuple[torch.Tensor, Hidden]:
+    """Shared by train and eval: summed cross-entropy of every next-character prediction, new hidden."""
+    logits, hidden = model(inputs, hidden)  # (batch, seq, vocab)
+    loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="sum")
+    return loss, hidden
+
+
+@torch.no_grad()
+def evaluate_chars(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+                   device: torch.device) -> float:
+    """Mean cross-entropy per character (nats) over `batches`, the hidden state carried along each row."""
+    model.eval()
+    total, count, hidden = 0.0, 0, None
+    for inputs, targets in batches:
+        loss, hidden = _char_loss(model, inputs.to(device), targets.to(device), hidden)
+        total += loss.item()
+        count += targets.numel()
+    if count == 0:
+        raise ValueError("the evaluation batches were empty")
+    return total / count
+
+
+def train_chars(model: nn.Module, train_batches, val_batches, optimizer: torch.optim.Optimizer,
+                device: torch.device, num_steps: int, *, clip_norm: float = 5.0, eval_every: int = 50,
+                scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+                verbose: bool = True) -> dict[str, list[float]]:
+    """`num_steps` updates with truncated back-propagation through time and gradient clipping.
+
+    The hidden state is carried from batch to batch (rows continue each other) but detached, so
+    each backward pass runs through one batch's `seq_length` steps only; it is reset at each new
+    pass over the text. Every `eval_every` steps (and at the end) the validation loss is measured.
+    Returns `{"step", "train_loss", "val_loss", "seconds"}`, train loss averaged since the last evaluation.
+    """
+    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
+        raise ValueError(f"num_steps must be a whole number >= 1, got {num_steps!r}")
+    if eval_every < 1:
+        raise ValueError(f"eval_every must be at least 1, got {eval_every}")
+    history: dict[str, list[float]] = {"step": [], "train_loss": [], "val_loss": [], "seconds": []}
+    start, step, running, seen = time.perf_counter(), 0, 0.0, 0
+    while step < num_steps:
+        hidden = None  # a new pass over the text: the previous state belongs to its end, not its start
+        model.train()
+        for inputs, targets in train_batches:
+            inputs, targets = inputs.to(device), targets.to(device)
+            hidden = detach_hidden(hidden)
+            loss, hidden = _char_loss(model, inputs, targets, hidden)
+            optimizer.zero_grad(set_to_none=True)
+            (loss / targets.numel()).backward()  # mean per character
+            nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            running += loss.item()
+            seen += targets.numel()
+            step += 1
+            if step % eval_every == 0 or step == num_steps:
+                val_loss = evaluate_chars(model, val_batches, device)
+                model.train()
+                history["step"].append(step)
+                history["train_loss"].append(running / seen)
+                history["val_loss"].append(val_loss)
+                history["seconds"].append(time.perf_counter() - start)
+                running, seen = 0.0, 0
+                if verbose:
+                    print(f"step {step:>5}/{num_steps}  train loss {history['train_loss'][-1]:.3f}  "
+                          f"val loss {val_loss:.3f}  ({history['seconds'][-1]:.0f} s)", flush=True)
+            if step == num_steps:
+                break
+        if step == 0:
+            raise ValueError("the training batches were empty")
+    return history
+
+
+@torch.no_grad()
+def sample(model: CharLSTM, vocab: CharVocab, prompt: str, length: int, device: torch.device, *,
+           temperature: float = 1.0, top_k: int | None = None, generator: torch.Generator | None = None) -> str:
+    """`prompt` followed by `length` characters drawn one at a time from the model.
+
+    The prompt primes the hidden state. Each next character is drawn from softmax(logits / temperature),
+    restricted to the `top_k` most likely characters when given. A prompt character outside the
+    vocabulary raises UnknownCharactersError naming it.
+    """
+    if not prompt:
+        raise ValueError("the prompt must have at least one character: the model continues a text")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    if top_k is not None and not 1 <= top_k <= len(vocab):
+        raise ValueError(f"top_k must be between 1 and {len(vocab)}, got {top_k}")
+    if length < 0:
+        raise ValueError(f"length must be at least 0, got {length}")
+    ids = torch.tensor([vocab.encode(prompt)], device=device)  # (1, len(prompt))
+    model.eval()
+    logits, hidden = model(ids)
+    generated = []
+    for _ in range(length):
+        scaled = logits[0, -1].float().cpu() / temperature  # (vocab,)
+        if top_k is not None:
+            kth_best = scaled.topk(top_k).values[-1]
+            scaled = scaled.masked_fill(scaled < kth_best, -math.inf)
+        probs = scaled.softmax(dim=0)
+        next_id = int(torch.multinomial(probs, 1, generator=generator))
+        generated.append(next_id)
+        logits, hidden = model(torch.tensor([[next_id]], device=device), hidden)
+    return prompt + vocab.decode(generated)
+
+
+def save_char_model(path: str | Path, model: CharLSTM, vocab: CharVocab, **extra) -> Path:
+    """A checkpoint that can write again on its own: config, weights and the vocabulary as a plain string."""
+    if len(vocab) != model.config["vocab_size"]:
+        raise ValueError(f"the vocabulary has {len(vocab)} characters, the model {model.config['vocab_size']}")
+    return save_checkpoint(path, model, model.config, vocabulary=vocab.chars, **extra)
+
+
+def load_char_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[CharLSTM, CharVocab]:
+    """The model and vocabulary saved by `save_char_model`, loaded safely (weights_only)."""
+    model, checkpoint = restore(path, CharLSTM, map_location=device)
+    chars = checkpoint.get("vocabulary")
+    if not isinstance(chars, str) or len(chars) != model.config["vocab_size"]:
+        raise CheckpointError(f"{path} has no character vocabulary matching the model: it cannot encode prompts")
+    return model, CharVocab(chars)
+
+
+class SentimentLSTM(nn.Module):
+    """Word ids in, class logits out (many-to-one): embedding -> LSTM -> last real step -> linear."""
+
+    def __init__(self, vocab_size: int, embedding_dim: int = 64, hidden_size: int = 64, num_layers: int = 1,
+                 dropout: float = 0.3, num_classes: int = 2, packed: bool = False):
+        super().__init__()
+        self.config = {"vocab_size": vocab_size, "embedding_dim": embedding_dim, "hidden_size": hidden_size,
+                       "num_layers": num_layers, "dropout": dropout, "num_classes": num_classes, "packed": packed}
+        self.packed = packed
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=PAD_ID)
+        self.lstm = nn.LSTM(embedding_dim, hidden_size, num_layers, batch_first=True,
+                            dropout=dropout if num_layers > 1 else 0.0)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """ids (batch, max_length), right-padded with <pad> -> logits (batch, num_classes)."""
+        lengths = (ids != PAD_ID).sum(dim=1).clamp(min=1)  # (batch,) real tokens per row
+        ids = ids[:, :int(lengths.max())]                  # drop columns that are padding in every row
+        embedded = self.embedding(ids)                     # (batch, seq, embedding_dim)
+        if self.packed:
+            packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            _, (h, _) = self.lstm(packed)                  # h: (num_layers, batch, hidden), at each row's end
+            last = h[-1]
+        else:
+            outputs, _ = self.lstm(embedded)               # (batch, seq, hidden)
+            # a left-to-right LSTM's output at the last real token has not seen the padding after it
+            last = outputs[torch.arange(len(ids), device=ids.device), lengths - 1]  # (batch, hidden)
+        return self.head(self.dropout(last))
+
+
+def predict_sentiment(model: SentimentLSTM, vocab: WordVocab, texts: Sequence[str], max_length: int,
+                      device: torch.device, keep: str = "last") -> torch.Tensor:
+    """Class probabilities (len(texts), num_classes) for new texts; EmptyTextError if one has no known word."""
+    if isinstance(texts, str):
+        raise TypeError("pass a list of texts, e.g. [review]")
+    ids = encode_texts(texts, vocab, max_length, keep, require_known=True)
+    return predict_probs(model, ids, device)
