@@ -18,7 +18,7 @@ def test_network(net: nn.Module, trainloader) -> bool:
     criterion = nn.MSELoss()
     optimizer = optim.Adam(net.parameters(), lr=0.001)
     device = next(net.parameters()).device
-    images, _ = next(iter(trainloader))  # next(iterator): the old iterator.next() is gone
+    images, _ = next(iter(trainloader))  # the built-in next(); Python 3 iterators have no next method
     inputs = images.to(device)
     targets = inputs.flatten(start_dim=1)
     optimizer.zero_grad()
