@@ -173,29 +173,35 @@ def load_char_model(path: str | Path, device: torch.device | str = "cpu") -> tup
 
 
 class SentimentLSTM(nn.Module):
-    """Word ids in, class logits out (many-to-one): embedding -> LSTM -> last real step -> linear."""
+    """Word ids in, class logits out (many-to-one): embedding -> LSTM -> last real step -> linear.
+
+    `bidirectional=True` adds an LSTM that reads each review backwards and always packs the batch, so
+    that direction starts at the review's last real word, not in the padding.
+    """
 
     def __init__(self, vocab_size: int, embedding_dim: int = 64, hidden_size: int = 64, num_layers: int = 1,
-                 dropout: float = 0.3, num_classes: int = 2, packed: bool = False):
+                 dropout: float = 0.3, num_classes: int = 2, packed: bool = False, bidirectional: bool = False):
         super().__init__()
         self.config = {"vocab_size": vocab_size, "embedding_dim": embedding_dim, "hidden_size": hidden_size,
-                       "num_layers": num_layers, "dropout": dropout, "num_classes": num_classes, "packed": packed}
-        self.packed = packed
+                       "num_layers": num_layers, "dropout": dropout, "num_classes": num_classes, "packed": packed,
+                       "bidirectional": bidirectional}
+        self.packed, self.bidirectional = packed, bidirectional
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=PAD_ID)
         self.lstm = nn.LSTM(embedding_dim, hidden_size, num_layers, batch_first=True,
-                            dropout=dropout if num_layers > 1 else 0.0)
+                            dropout=dropout if num_layers > 1 else 0.0, bidirectional=bidirectional)
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(hidden_size, num_classes)
+        self.head = nn.Linear(hidden_size * (2 if bidirectional else 1), num_classes)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """ids (batch, max_length), right-padded with <pad> -> logits (batch, num_classes)."""
         lengths = (ids != PAD_ID).sum(dim=1).clamp(min=1)  # (batch,) real tokens per row
         ids = ids[:, :int(lengths.max())]                  # drop columns that are padding in every row
         embedded = self.embedding(ids)                     # (batch, seq, embedding_dim)
-        if self.packed:
+        if self.packed or self.bidirectional:
             packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
-            _, (h, _) = self.lstm(packed)                  # h: (num_layers, batch, hidden), at each row's end
-            last = h[-1]
+            _, (h, _) = self.lstm(packed)  # h: (num_layers * directions, batch, hidden), at each row's end
+            # the top layer: forward state after the last word, and backward state after the first
+            last = torch.cat([h[-2], h[-1]], dim=1) if self.bidirectional else h[-1]
         else:
             outputs, _ = self.lstm(embedded)               # (batch, seq, hidden)
             # a left-to-right LSTM's output at the last real token has not seen the padding after it

@@ -15,7 +15,9 @@ import torch
 from course_utils.sources import Candidate, ChecksumError, copy_from, data_dir, file_digest, materialise, mirror_dir
 
 # Anna Karenina as udacity/deep-learning-v2-pytorch ships it (Project Gutenberg text #1399 with its
-# licence at the end, CRLF line ends). The mirror's copy is that file; its sha256 is in the mirror README.
+# licence at the end, CRLF line ends). The sha256 is the offline mirror's, whose README names that file
+# as its source (sizes agree: 2,025,486 bytes); it has not been compared with a fresh download. A
+# download with other bytes is rejected, and the error says so.
 ANNA_SHA256 = "568bb39fc78aca98e9db91c4329dcd1aa5ec4c3df3aca2064ce5d6f023ae16c9"
 ANNA_URLS = (
     "https://raw.githubusercontent.com/udacity/deep-learning-v2-pytorch/"
@@ -23,8 +25,8 @@ ANNA_URLS = (
     "https://raw.githubusercontent.com/udacity/deep-learning-v2-pytorch/"
     "master/recurrent-neural-networks/char-rnn/data/anna.txt",
 )
-# Large Movie Review Dataset (Maas et al., ACL 2011). The official archive's sha256 is the value
-# published alongside it by several independent loaders (torchtext lists its md5 7c2ac02c...).
+# Large Movie Review Dataset (Maas et al., ACL 2011). The official archive's sha256 is the value that
+# several independent dataset loaders pin for it (torchtext pins its md5, 7c2ac02c03563afcf9b574c7e56c153a).
 IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 IMDB_SHA256 = {
     "aclImdb_v1.tar.gz": "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe",

@@ -120,6 +120,18 @@ def test_sentiment_last_step_equals_packing():
     assert torch.allclose(alone, logits, atol=1e-6)
 
 
+@pytest.mark.parametrize("packed", [False, True])
+def test_bidirectional_always_packs_and_ignores_padding(packed):
+    torch.manual_seed(0)
+    model = sequence.SentimentLSTM(vocab_size=30, embedding_dim=6, hidden_size=5, num_layers=2, dropout=0.0,
+                                   packed=packed, bidirectional=True).eval()
+    ids = torch.tensor([[4, 5, 6, 7, 8], [9, 3, 0, 0, 0], [2, 0, 0, 0, 0]])
+    logits = model(ids)
+    assert logits.shape == (3, 2) and model.head.in_features == 10
+    alone = torch.cat([model(row[row != 0].unsqueeze(0)) for row in ids])
+    assert torch.allclose(alone, logits, atol=1e-6)
+
+
 def test_sentiment_learns_a_toy_rule_with_fit():
     from course_utils import data, training
     torch.manual_seed(0)
