@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import os
 import shutil
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,8 +101,13 @@ def materialise(target: Path, candidates: list[Candidate], check: Callable[[Path
     else:
         tried.append(f"local cache {target}: not there")
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".part")
     for candidate in candidates:
+        if target.exists():  # another process (e.g. a parallel test worker) finished it meanwhile
+            return target
+        # a temporary name of this call's own, so parallel preparations never share a half-written file
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+        os.close(fd)
+        partial = Path(name)
         try:
             candidate.fetch(partial)
             check(partial)

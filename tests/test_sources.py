@@ -28,7 +28,7 @@ def test_first_working_source_wins_and_is_verified(tmp_path):
     sources.materialise(target, [Candidate("mirror", _failing), Candidate("download", _writer(good))],
                         _md5_check(expected))
     assert target.read_bytes() == good
-    assert not target.with_name("file.part").exists()
+    assert [p.name for p in target.parent.iterdir()] == ["file"]  # no temporary left behind
 
 
 def test_nothing_works_lists_every_place_tried(tmp_path):
@@ -78,3 +78,36 @@ def test_data_dir_and_mirror_follow_the_environment(tmp_path, monkeypatch):
     assert sources.mirror_dir() == tmp_path / "m"
     monkeypatch.delenv(sources.DATA_DIR_ENV)
     assert sources.data_dir() == sources.PROJECT_ROOT / "data"
+
+
+def test_parallel_preparations_do_not_trip_over_each_other(tmp_path):
+    import hashlib
+    import threading
+    import time
+
+    payload = b"x" * 100_000
+    expected = hashlib.md5(payload).hexdigest()
+
+    def slow_writer(dest):
+        with open(dest, "wb") as f:
+            for i in range(0, len(payload), 10_000):
+                f.write(payload[i:i + 10_000])
+                f.flush()
+                time.sleep(0.01)
+
+    target = tmp_path / "cache" / "file"
+    errors = []
+
+    def prepare():
+        try:
+            sources.materialise(target, [Candidate("mirror", slow_writer)], _md5_check(expected))
+        except Exception as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=prepare) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and target.read_bytes() == payload
+    assert [p.name for p in target.parent.iterdir()] == ["file"]
