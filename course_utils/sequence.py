@@ -10,7 +10,7 @@ from typing import Iterable, Sequence
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.nn.utils.rnn import pack_padded_sequence
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from course_utils.checkpoints import CheckpointError, restore, save_checkpoint
 from course_utils.text import PAD_ID, CharVocab, WordVocab, encode_texts
@@ -172,20 +172,29 @@ def load_char_model(path: str | Path, device: torch.device | str = "cpu") -> tup
     return model, CharVocab(chars)
 
 
-class SentimentLSTM(nn.Module):
-    """Word ids in, class logits out (many-to-one): embedding -> LSTM -> last real step -> linear.
+POOLINGS = ("last", "max", "mean")
 
+
+class SentimentLSTM(nn.Module):
+    """Word ids in, class logits out (many-to-one): embedding -> LSTM -> one vector per review -> linear.
+
+    `pool` turns the LSTM's outputs into that vector: "last" takes the state after the review's last
+    real word; "max" and "mean" take the element-wise maximum or mean of the outputs over every real
+    word, so each word's output gets its own gradient. Padding never enters any of them.
     `bidirectional=True` adds an LSTM that reads each review backwards and always packs the batch, so
     that direction starts at the review's last real word, not in the padding.
     """
 
     def __init__(self, vocab_size: int, embedding_dim: int = 64, hidden_size: int = 64, num_layers: int = 1,
-                 dropout: float = 0.3, num_classes: int = 2, packed: bool = False, bidirectional: bool = False):
+                 dropout: float = 0.3, num_classes: int = 2, packed: bool = False, bidirectional: bool = False,
+                 pool: str = "last"):
         super().__init__()
+        if pool not in POOLINGS:
+            raise ValueError(f"pool must be one of {', '.join(POOLINGS)}, got {pool!r}")
         self.config = {"vocab_size": vocab_size, "embedding_dim": embedding_dim, "hidden_size": hidden_size,
                        "num_layers": num_layers, "dropout": dropout, "num_classes": num_classes, "packed": packed,
-                       "bidirectional": bidirectional}
-        self.packed, self.bidirectional = packed, bidirectional
+                       "bidirectional": bidirectional, "pool": pool}
+        self.packed, self.bidirectional, self.pool = packed, bidirectional, pool
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=PAD_ID)
         self.lstm = nn.LSTM(embedding_dim, hidden_size, num_layers, batch_first=True,
                             dropout=dropout if num_layers > 1 else 0.0, bidirectional=bidirectional)
@@ -199,14 +208,23 @@ class SentimentLSTM(nn.Module):
         embedded = self.embedding(ids)                     # (batch, seq, embedding_dim)
         if self.packed or self.bidirectional:
             packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
-            _, (h, _) = self.lstm(packed)  # h: (num_layers * directions, batch, hidden), at each row's end
-            # the top layer: forward state after the last word, and backward state after the first
-            last = torch.cat([h[-2], h[-1]], dim=1) if self.bidirectional else h[-1]
+            packed_outputs, (h, _) = self.lstm(packed)  # h: (num_layers * directions, batch, hidden)
+            if self.pool == "last":
+                # the top layer: forward state after the last word, and backward state after the first
+                return self.head(self.dropout(torch.cat([h[-2], h[-1]], dim=1) if self.bidirectional else h[-1]))
+            outputs, _ = pad_packed_sequence(packed_outputs, batch_first=True, total_length=ids.shape[1])
         else:
             outputs, _ = self.lstm(embedded)               # (batch, seq, hidden)
-            # a left-to-right LSTM's output at the last real token has not seen the padding after it
-            last = outputs[torch.arange(len(ids), device=ids.device), lengths - 1]  # (batch, hidden)
-        return self.head(self.dropout(last))
+            if self.pool == "last":
+                # a left-to-right LSTM's output at the last real token has not seen the padding after it
+                last = outputs[torch.arange(len(ids), device=ids.device), lengths - 1]  # (batch, hidden)
+                return self.head(self.dropout(last))
+        real = (torch.arange(ids.shape[1], device=ids.device) < lengths[:, None]).unsqueeze(2)  # (batch, seq, 1)
+        if self.pool == "max":
+            pooled = outputs.masked_fill(~real, -math.inf).amax(dim=1)
+        else:
+            pooled = (outputs * real).sum(dim=1) / lengths[:, None]
+        return self.head(self.dropout(pooled))
 
 
 def predict_sentiment(model: SentimentLSTM, vocab: WordVocab, texts: Sequence[str], max_length: int,

@@ -132,6 +132,38 @@ def test_bidirectional_always_packs_and_ignores_padding(packed):
     assert torch.allclose(alone, logits, atol=1e-6)
 
 
+@pytest.mark.parametrize("pool", ["max", "mean"])
+@pytest.mark.parametrize("packed,bidirectional", [(False, False), (True, False), (False, True)])
+def test_pooling_reads_only_the_real_words(pool, packed, bidirectional):
+    torch.manual_seed(0)
+    model = sequence.SentimentLSTM(vocab_size=30, embedding_dim=6, hidden_size=5, num_layers=2, dropout=0.0,
+                                   packed=packed, bidirectional=bidirectional, pool=pool).eval()
+    ids = torch.tensor([[4, 5, 6, 7, 8], [9, 3, 0, 0, 0], [2, 0, 0, 0, 0]])
+    logits = model(ids)
+    assert logits.shape == (3, 2)
+    alone = torch.cat([model(row[row != 0].unsqueeze(0)) for row in ids])
+    assert torch.allclose(alone, logits, atol=1e-6)
+    # and the pooled vector is what its name says, over the real steps of the LSTM's outputs
+    embedded = model.embedding(ids[1:2, :2])
+    outputs, _ = model.lstm(embedded)
+    expected = outputs.amax(dim=1) if pool == "max" else outputs.mean(dim=1)
+    assert torch.allclose(model.head(expected), logits[1:2], atol=1e-6)
+
+
+def test_pooling_differs_from_the_last_step():
+    torch.manual_seed(0)
+    model = sequence.SentimentLSTM(vocab_size=30, embedding_dim=6, hidden_size=5, dropout=0.0).eval()
+    ids = torch.tensor([[4, 5, 6, 7, 8]])
+    last = model(ids)
+    model.pool = "max"
+    assert not torch.allclose(model(ids), last)
+
+
+def test_unknown_pooling_is_refused():
+    with pytest.raises(ValueError, match="pool must be one of last, max, mean"):
+        sequence.SentimentLSTM(vocab_size=30, pool="sum")
+
+
 def test_sentiment_learns_a_toy_rule_with_fit():
     from course_utils import data, training
     torch.manual_seed(0)
