@@ -209,22 +209,23 @@ class SentimentLSTM(nn.Module):
         if self.packed or self.bidirectional:
             packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
             packed_outputs, (h, _) = self.lstm(packed)  # h: (num_layers * directions, batch, hidden)
-            if self.pool == "last":
-                # the top layer: forward state after the last word, and backward state after the first
-                return self.head(self.dropout(torch.cat([h[-2], h[-1]], dim=1) if self.bidirectional else h[-1]))
             outputs, _ = pad_packed_sequence(packed_outputs, batch_first=True, total_length=ids.shape[1])
+            # the top layer: forward state after the last word, and backward state after the first
+            last = torch.cat([h[-2], h[-1]], dim=1) if self.bidirectional else h[-1]
         else:
             outputs, _ = self.lstm(embedded)               # (batch, seq, hidden)
-            if self.pool == "last":
-                # a left-to-right LSTM's output at the last real token has not seen the padding after it
-                last = outputs[torch.arange(len(ids), device=ids.device), lengths - 1]  # (batch, hidden)
-                return self.head(self.dropout(last))
-        real = (torch.arange(ids.shape[1], device=ids.device) < lengths[:, None]).unsqueeze(2)  # (batch, seq, 1)
+            # a left-to-right LSTM's output at the last real token has not seen the padding after it
+            last = outputs[torch.arange(len(ids), device=ids.device), lengths - 1]  # (batch, hidden)
+        return self.head(self.dropout(self._pool(outputs, last, lengths)))
+
+    def _pool(self, outputs: torch.Tensor, last: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """One vector per review from outputs (batch, seq, features): the last step, or max/mean over real steps."""
+        if self.pool == "last":
+            return last
+        real = (torch.arange(outputs.shape[1], device=outputs.device) < lengths[:, None]).unsqueeze(2)
         if self.pool == "max":
-            pooled = outputs.masked_fill(~real, -math.inf).amax(dim=1)
-        else:
-            pooled = (outputs * real).sum(dim=1) / lengths[:, None]
-        return self.head(self.dropout(pooled))
+            return outputs.masked_fill(~real, -math.inf).amax(dim=1)
+        return (outputs * real).sum(dim=1) / lengths[:, None]
 
 
 def predict_sentiment(model: SentimentLSTM, vocab: WordVocab, texts: Sequence[str], max_length: int,
