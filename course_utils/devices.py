@@ -12,13 +12,19 @@ DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 THREADS_ENV = "COURSE_THREADS"
 
 
-def get_device(name: str = "auto") -> torch.device:
-    """Return the torch.device for `name`: "auto" picks cuda, then mps, then cpu."""
+def check_device_name(name: str) -> str:
+    """The kind of device `name` asks for ("auto", "cpu", "cuda", "mps"); a clear error if it is not one."""
     if not isinstance(name, str):
         raise TypeError(f"device must be a string such as 'auto' or 'cuda:0', not {type(name).__name__}")
     kind, _, index = name.partition(":")
     if kind not in DEVICE_CHOICES or (index and not index.isdigit()):
         raise ValueError(f"unknown device {name!r}; choose one of {', '.join(DEVICE_CHOICES)} (or 'cuda:N')")
+    return kind
+
+
+def get_device(name: str = "auto") -> torch.device:
+    """Return the torch.device for `name`: "auto" picks cuda, then mps, then cpu."""
+    kind = check_device_name(name)
     if kind == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

@@ -70,8 +70,21 @@ def plan(profile: dict, notebooks: list[Path], out_dir: Path, overrides: dict) -
     unknown = set(per_notebook) - {p.stem for p in discover()}
     if unknown:
         raise SystemExit(f"profile names notebooks that do not exist: {sorted(unknown)}")
-    threads = overrides.pop("threads", None) or profile.get("threads")
-    env = {THREADS_ENV: str(threads)} if threads else {}
+    common_profile = profile.get("parameters") or {}
+    declared_anywhere = set().union(*(declared_parameters(p) for p in discover()))
+    typos = set(common_profile) - declared_anywhere
+    if typos:
+        raise SystemExit(f"profile sets {sorted(typos)}, which no notebook declares")
+    overrides = dict(overrides)
+    threads = overrides.pop("threads", None)
+    if threads is None:
+        threads = profile.get("threads")
+    env = {THREADS_ENV: str(threads)} if threads is not None else {}
+    declared_here = set().union(*(declared_parameters(p) for p in notebooks))
+    unused = set(overrides) - declared_here
+    if unused:
+        raise SystemExit(f"no selected notebook declares {sorted(unused)}: check the spelling "
+                         "(each notebook's parameters cell lists what it takes)")
     jobs = []
     for notebook in notebooks:
         declared = declared_parameters(notebook)
@@ -79,7 +92,7 @@ def plan(profile: dict, notebooks: list[Path], out_dir: Path, overrides: dict) -
         typos = set(specific) - declared
         if typos:
             raise SystemExit(f"profile sets {sorted(typos)} for {notebook.stem}, which does not declare them")
-        common = {k: v for k, v in (profile.get("parameters") or {}).items() if k in declared}
+        common = {k: v for k, v in common_profile.items() if k in declared}
         forced = {k: v for k, v in overrides.items() if k in declared}  # the command line wins
         parameters = common | specific | forced
         jobs.append(Job(notebook, out_dir / notebook.name, parameters, env))
@@ -175,19 +188,18 @@ def cli_overrides(args: argparse.Namespace) -> dict:
         if not sep or not name.isidentifier():
             raise SystemExit(f"--set takes NAME=VALUE, got {item!r}")
         overrides[name] = yaml.safe_load(value)
-    if args.device is not None:
-        from course_utils.devices import DEVICE_CHOICES
-        if args.device.partition(":")[0] not in DEVICE_CHOICES:
-            raise SystemExit(f"unknown device {args.device!r}; choose one of {', '.join(DEVICE_CHOICES)}")
-        overrides["device"] = args.device
-    if args.threads is not None:
-        if args.threads < 1:
-            raise SystemExit(f"--threads must be at least 1, got {args.threads}")
-        overrides["threads"] = args.threads
-    if args.epochs is not None:
-        if args.epochs < 1:
-            raise SystemExit(f"--epochs must be at least 1, got {args.epochs}")
-        overrides["num_epochs"] = args.epochs
+    flags = {"device": args.device, "threads": args.threads, "num_epochs": args.epochs}
+    overrides |= {name: value for name, value in flags.items() if value is not None}
+    if "device" in overrides:
+        from course_utils.devices import check_device_name
+        try:
+            check_device_name(overrides["device"])
+        except (TypeError, ValueError) as err:
+            raise SystemExit(str(err)) from None
+    for name in ("threads", "num_epochs"):
+        value = overrides.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise SystemExit(f"{name} must be a whole number of at least 1, got {value!r}")
     return overrides
 
 
@@ -196,11 +208,13 @@ def main(argv: list[str] | None = None) -> int:
     profile = load_profile(args.profile)
     overrides = cli_overrides(args)
     out_dir = (args.out or PROJECT_ROOT / "runs" / f"{args.profile}-{datetime.now():%Y%m%d-%H%M%S}").resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
     jobs = plan(profile, discover(args.only), out_dir, overrides)
+    out_dir.mkdir(parents=True, exist_ok=True)
     if args.prepare_only:
         for job in jobs:
-            papermill.execute_notebook(str(job.notebook), str(job.output), parameters=job.parameters,
+            # no process runs here to pass $COURSE_THREADS on, so the copy carries the thread count itself
+            threads = {"threads": int(job.env[THREADS_ENV])} if THREADS_ENV in job.env else {}
+            papermill.execute_notebook(str(job.notebook), str(job.output), parameters=job.parameters | threads,
                                        prepare_only=True, progress_bar=False)
         print(f"prepared {len(jobs)} notebooks in {out_dir}")
         return 0

@@ -44,13 +44,24 @@ def test_profile_typos_fail_before_running(course):
     (course / "profiles" / "ghost.yaml").write_text("notebooks:\n  99_x: {}\n")
     with pytest.raises(SystemExit, match="do not exist"):
         runner.plan(runner.load_profile("ghost"), runner.discover(), course / "out", {})
-    with pytest.raises(SystemExit, match="known profiles: bad, ci, ghost"):
+    (course / "profiles" / "common.yaml").write_text("parameters: {num_epoch: 1}\n")
+    with pytest.raises(SystemExit, match=r"profile sets \['num_epoch'\], which no notebook declares"):
+        runner.plan(runner.load_profile("common"), runner.discover(), course / "out", {})
+    with pytest.raises(SystemExit, match="known profiles: bad, ci, common, ghost"):
         runner.load_profile("nope")
 
 
 @pytest.mark.parametrize("argv, message", [(["--device", "tpu"], "unknown device"),
                                            (["--epochs", "0"], "at least 1"),
-                                           (["--set", "oops"], "NAME=VALUE")])
+                                           (["--set", "oops"], "NAME=VALUE"),
+                                           (["--threads", "0"], "threads must be a whole number"),
+                                           (["--set", "threads=0"], "threads must be a whole number"),
+                                           (["--set", "threads=abc"], "threads must be a whole number"),
+                                           (["--set", "num_epochs=2.5"], "num_epochs must be a whole number"),
+                                           (["--set", "device=tpu"], "unknown device"),
+                                           (["--set", "device=cuda:x"], "unknown device"),
+                                           (["--set", "lrr=0.01"], r"no selected notebook declares \['lrr'\]"),
+                                           (["--only", "02", "--epochs", "3"], "no selected notebook declares")])
 def test_bad_command_line_fails_before_anything_runs(course, argv, message):
     with pytest.raises(SystemExit, match=message):
         runner.main(["--profile", "ci", "--out", str(course / "out"), *argv])
@@ -74,6 +85,8 @@ def test_prepare_only_keeps_outputs_and_injects(course):
     nb = nbformat.read(course / "prep" / "01_a.ipynb", as_version=4)
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert "num_epochs = 2" in injected[0].source
+    # nothing executes here to receive $COURSE_THREADS, so the profile's thread count is injected
+    assert "threads = 1" in injected[0].source
 
 
 def test_commit_strips_tagged_outputs_and_skips_parameterised_runs(course):
