@@ -19,11 +19,11 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import WeightedRandomSampler
 from torchvision import datasets
-from torchvision.datasets.utils import download_url
 from torchvision.transforms import v2
 
+from course_utils.pipeline import CROP_FRACTION
 from course_utils.sources import (HOW_TO_FIX, MIRROR_ENV, Candidate, ChecksumError, DataNotFoundError, data_dir,
-                                  file_digest, materialise, mirror_dir, verify)
+                                  download, file_digest, materialise, mirror_dir, set_aside, verify)
 
 CAT_DOG = "cat_dog"
 CAT_DOG_SPLITS = ("train", "test")
@@ -95,21 +95,6 @@ def check_sums_folder(root: Path, per_class: int | None = CAT_DOG_PER_CLASS) -> 
         _verified.add(key)
 
 
-def _download_kaggle_zip(dest: Path) -> None:
-    # torchvision checks md5 only; the caller verifies the sha256 before the file is used
-    download_url(KAGGLE_ZIP_URL, str(dest.parent), dest.name)
-
-
-def _set_aside(folder: Path) -> Path:
-    """Rename a folder that failed its checks to `<name>.corrupt` (or .corrupt2, ...): never delete data."""
-    for number in range(1, 100):
-        target = folder.with_name(f"{folder.name}.corrupt{number if number > 1 else ''}")
-        if not target.exists():
-            os.replace(folder, target)
-            return target
-    raise FileExistsError(f"too many {folder.name}.corrupt* folders beside {folder}; remove them")
-
-
 def extract_cat_dog(zip_path: Path, target: Path, per_class: int = CAT_DOG_PER_CLASS) -> Path:
     """Split Microsoft's zip into `target/{train,test}/{cat,dog}/` and write `target/SHA256SUMS`.
 
@@ -148,7 +133,7 @@ def extract_cat_dog(zip_path: Path, target: Path, per_class: int = CAT_DOG_PER_C
         warnings.warn(f"skipped {len(skipped)} unreadable photos in {zip_path.name}: " + "; ".join(skipped),
                       stacklevel=2)
     if target.exists():
-        _set_aside(target)
+        set_aside(target)
     os.replace(partial, target)
     return target
 
@@ -184,7 +169,7 @@ def cat_dog_root() -> Path:
         tried.append(f"mirror: ${MIRROR_ENV} is not set")
     zip_path = data_dir() / KAGGLE_ZIP_URL.rsplit("/", 1)[-1]
     try:
-        materialise(zip_path, [Candidate(f"download {KAGGLE_ZIP_URL}", _download_kaggle_zip)],
+        materialise(zip_path, [Candidate(f"download {KAGGLE_ZIP_URL}", download(KAGGLE_ZIP_URL))],
                     lambda path: verify(path, KAGGLE_ZIP_SHA256, "sha256"))
         return extract_cat_dog(zip_path, cache, CAT_DOG_PER_CLASS)
     except DataNotFoundError as err:
@@ -335,7 +320,7 @@ def train_transform(size: int, mean: Sequence[float], std: Sequence[float], *, d
 
 
 def eval_transform(size: int, mean: Sequence[float], std: Sequence[float], *,
-                   crop_fraction: float = 0.875) -> v2.Compose:
+                   crop_fraction: float = CROP_FRACTION) -> v2.Compose:
     """Shorter side to size / crop_fraction (256 for 224), centre crop to `size`, normalise: nothing random."""
     _check_size(size)
     if not 0 < crop_fraction <= 1:

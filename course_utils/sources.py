@@ -7,10 +7,11 @@ import hashlib
 import os
 import shutil
 import tempfile
+import urllib.request
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MIRROR_ENV = "COURSE_DATA_MIRROR"
@@ -59,11 +60,28 @@ def file_digest(path: Path, algorithm: str = "md5") -> str:
     return digest.hexdigest()
 
 
-def verify(path: Path, expected: str, algorithm: str = "md5") -> None:
-    """Raise ChecksumError unless the file's digest equals `expected`."""
+def verify(path: Path, expected: str | Iterable[str], algorithm: str = "md5") -> None:
+    """Raise ChecksumError unless the file's digest equals `expected`, or one of them when several are given.
+
+    Several digests are for a dataset published as more than one file (e.g. an archive and a repack).
+    """
+    accepted = [expected] if isinstance(expected, str) else list(expected)
+    if not accepted:
+        raise ValueError(f"no expected {algorithm} digest given for {path}; pass at least one")
     actual = file_digest(path, algorithm)
-    if actual != expected:
-        raise ChecksumError(f"{algorithm} is {actual}, expected {expected} (file corrupt or not this dataset)")
+    if actual not in {digest.lower() for digest in accepted}:
+        raise ChecksumError(f"{algorithm} is {actual}, expected {' or '.join(accepted)} "
+                            "(file corrupt or not this dataset)")
+
+
+def set_aside(path: Path) -> Path:
+    """Rename a file or folder that failed its checks to `<name>.corrupt` (or .corrupt2, ...): never delete data."""
+    for number in range(1, 100):
+        target = path.with_name(f"{path.name}.corrupt{number if number > 1 else ''}")
+        if not target.exists():  # os.replace would overwrite an earlier .corrupt file
+            os.replace(path, target)
+            return target
+    raise FileExistsError(f"too many {path.name}.corrupt* copies in {path.parent}; remove the ones you do not need")
 
 
 def copy_from(source: Path, gunzip: bool = False) -> Callable[[Path], None]:
@@ -82,11 +100,24 @@ def copy_from(source: Path, gunzip: bool = False) -> Callable[[Path], None]:
     return fetch
 
 
+def download(url: str, timeout: float = 60) -> Callable[[Path], None]:
+    """A fetch function that downloads `url` to the given path (the caller checks its checksum)."""
+
+    def fetch(dest: Path) -> None:
+        request = urllib.request.Request(url, headers={"User-Agent": "course-utils"})
+        with urllib.request.urlopen(request, timeout=timeout) as response, open(dest, "wb") as out:
+            shutil.copyfileobj(response, out)
+
+    return fetch
+
+
 def materialise(target: Path, candidates: list[Candidate], check: Callable[[Path], None]) -> Path:
     """Make `target` exist and pass `check`, trying the cache then each candidate in order.
 
-    A cached file that fails its check is kept beside the target as `*.corrupt`, never deleted.
-    Every new file is written to a temporary name and renamed into place only once verified.
+    A cached file that fails its check is kept beside the target as `*.corrupt`
+    (or .corrupt2, ...), never deleted.
+    Every new file is written to a temporary name and renamed into place only once verified. Each fetch
+    function gets a path that does not exist yet, in a folder of its own.
     """
     tried: list[str] = []
     if target.exists():
@@ -94,8 +125,7 @@ def materialise(target: Path, candidates: list[Candidate], check: Callable[[Path
             check(target)
             return target
         except ChecksumError as err:
-            corrupt = target.with_name(target.name + ".corrupt")
-            os.replace(target, corrupt)
+            corrupt = set_aside(target)
             warnings.warn(f"{target} failed its checksum ({err}); kept as {corrupt.name}", stacklevel=2)
             tried.append(f"local cache {target}: {err} (moved to {corrupt.name})")
     else:
@@ -104,18 +134,23 @@ def materialise(target: Path, candidates: list[Candidate], check: Callable[[Path
     for candidate in candidates:
         if target.exists():  # another process (e.g. a parallel test worker) finished it meanwhile
             return target
-        # a temporary name of this call's own, so parallel preparations never share a half-written file
-        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-        os.close(fd)
-        partial = Path(name)
+        # a private folder of this call's own, so parallel preparations never share a half-written file, and
+        # a path that does not exist yet: downloaders that skip existing files (torchvision's) still download,
+        # and the file gets ordinary permissions (mkstemp would make it 0600)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        partial = tmp / target.name
         try:
-            candidate.fetch(partial)
-            check(partial)
-        except Exception as err:  # every failure is reported below, none is fatal on its own
-            tried.append(f"{candidate.where}: {err}")
-            partial.unlink(missing_ok=True)
-            continue
-        os.replace(partial, target)
-        return target
+            try:
+                candidate.fetch(partial)
+                if not partial.is_file():
+                    raise FileNotFoundError("the fetch function wrote no file")
+                check(partial)
+            except Exception as err:  # every failure is reported below, none is fatal on its own
+                tried.append(f"{candidate.where}: {err}")
+                continue
+            os.replace(partial, target)
+            return target
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     lines = "\n".join(f"  - {line}" for line in tried)
     raise DataNotFoundError(f"could not get {target.name}. Tried, in order:\n{lines}\n{HOW_TO_FIX}")

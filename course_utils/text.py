@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import re
-import shutil
 import tarfile
-import urllib.request
 from collections import Counter
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import torch
 
-from course_utils.sources import Candidate, ChecksumError, copy_from, data_dir, file_digest, materialise, mirror_dir
+from course_utils.sources import Candidate, copy_from, data_dir, download, materialise, mirror_dir, verify
 
 # Anna Karenina as udacity/deep-learning-v2-pytorch ships it (Project Gutenberg text #1399 with its
 # licence at the end, CRLF line ends). The sha256 is the offline mirror's, whose README names that file
@@ -52,40 +50,20 @@ class EmptyTextError(ValueError):
 
 # ---------------------------------------------------------------- files and sources
 
-def _download(url: str, timeout: float = 60) -> Callable[[Path], None]:
-    """A fetch function that downloads `url` to the given path (the caller checks its checksum)."""
-
-    def fetch(dest: Path) -> None:
-        request = urllib.request.Request(url, headers={"User-Agent": "course-utils"})
-        with urllib.request.urlopen(request, timeout=timeout) as response, open(dest, "wb") as out:
-            shutil.copyfileobj(response, out)
-
-    return fetch
-
-
-def verify_sha256(path: Path, accepted: Iterable[str]) -> None:
-    """Raise ChecksumError unless the file's sha256 is one of `accepted`."""
-    accepted = set(accepted)
-    actual = file_digest(path, "sha256")
-    if actual not in accepted:
-        raise ChecksumError(f"sha256 is {actual}, expected {' or '.join(sorted(accepted))} "
-                            "(file corrupt or not this dataset)")
-
-
 def anna_candidates() -> list[Candidate]:
     """Every source of anna.txt, in the order they are tried after the local cache."""
     found = []
     mirror = mirror_dir()
     if mirror is not None:
         found.append(Candidate(f"mirror {mirror / 'text' / 'anna.txt'}", copy_from(mirror / "text" / "anna.txt")))
-    found += [Candidate(f"download {url}", _download(url)) for url in ANNA_URLS]
+    found += [Candidate(f"download {url}", download(url)) for url in ANNA_URLS]
     return found
 
 
 def anna_path() -> Path:
     """The verified anna.txt in the cache (data/text/), fetched from the first source that works."""
     return materialise(data_dir() / "text" / "anna.txt", anna_candidates(),
-                       lambda path: verify_sha256(path, [ANNA_SHA256]))
+                       lambda path: verify(path, ANNA_SHA256, "sha256"))
 
 
 def imdb_candidates() -> list[Candidate]:
@@ -95,14 +73,14 @@ def imdb_candidates() -> list[Candidate]:
     if mirror is not None:
         for name in ("aclImdb_labelled.tar.gz", "aclImdb_v1.tar.gz"):
             found.append(Candidate(f"mirror {mirror / 'imdb' / name}", copy_from(mirror / "imdb" / name)))
-    found.append(Candidate(f"download {IMDB_URL}", _download(IMDB_URL)))
+    found.append(Candidate(f"download {IMDB_URL}", download(IMDB_URL)))
     return found
 
 
 def imdb_path() -> Path:
     """The verified IMDB archive in the cache (data/imdb/), fetched from the first source that works."""
     return materialise(data_dir() / "imdb" / "aclImdb.tar.gz", imdb_candidates(),
-                       lambda path: verify_sha256(path, IMDB_SHA256.values()))
+                       lambda path: verify(path, IMDB_SHA256.values(), "sha256"))
 
 
 def read_text(path: str | Path) -> str:

@@ -1,8 +1,11 @@
 """Tests for course_utils.images: sources of the cat/dog photos, folder checks, transforms, sampling."""
 
 import hashlib
+import inspect
 import io
 import os
+import urllib.error
+import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -11,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from course_utils import images
+from course_utils import images, pipeline
 from course_utils.sources import ChecksumError, DataNotFoundError
 
 
@@ -146,6 +149,10 @@ def test_eval_transform_resizes_then_crops_the_centre():
     assert tuple(resized.shape[-2:]) == (256, 512)  # the shorter side to 224 / 0.875
 
 
+def test_eval_transform_crops_like_the_inference_pipeline():
+    assert inspect.signature(images.eval_transform).parameters["crop_fraction"].default == pipeline.CROP_FRACTION
+
+
 @pytest.mark.parametrize("size", [0, -3, 2.5, True])
 def test_transform_rejects_bad_sizes(size):
     with pytest.raises(ValueError, match="size must be"):
@@ -241,10 +248,10 @@ def no_sources(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("COURSE_DATA_MIRROR", raising=False)
 
-    def offline(dest):
-        raise OSError("<urlopen error [Errno -2] Name or service not known>")
+    def offline(request, timeout):
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
 
-    monkeypatch.setattr(images, "_download_kaggle_zip", offline)
+    monkeypatch.setattr(urllib.request, "urlopen", offline)  # the bottom of the real download path
     return tmp_path
 
 
@@ -303,6 +310,34 @@ def test_kaggle_zip_is_verified_split_and_cached(no_sources, monkeypatch):
     images.check_sums_folder(root, per_class=2)
     zip_path.unlink()
     assert images.cat_dog_root() == root  # the cache now comes first
+
+
+def test_kaggle_zip_is_downloaded_when_missing(no_sources, monkeypatch):
+    """The real download path runs (only the network is faked): a fresh path, the bytes verified, then split."""
+    monkeypatch.setattr(images, "CAT_DOG_PER_CLASS", 1)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for folder in ("Cat", "Dog"):
+            for number in range(2):
+                archive.writestr(f"PetImages/{folder}/{number}.jpg", jpeg_bytes(number + (folder == "Dog") * 50))
+    payload = buffer.getvalue()
+    requested = []
+
+    def fake_urlopen(request, timeout):
+        requested.append(request.full_url)
+        return io.BytesIO(payload)
+
+    monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen)
+    with pytest.raises(DataNotFoundError, match="kagglecatsanddogs_5340.zip: sha256 is .*expected"):
+        images.cat_dog_root()  # downloaded, but not Microsoft's bytes: refused, nothing cached
+    assert requested == [images.KAGGLE_ZIP_URL]
+    assert not (no_sources / "data" / "kagglecatsanddogs_5340.zip").exists()
+    monkeypatch.setattr(images, "KAGGLE_ZIP_SHA256", hashlib.sha256(payload).hexdigest())
+    root = images.cat_dog_root()
+    assert requested == [images.KAGGLE_ZIP_URL] * 2
+    assert (no_sources / "data" / "kagglecatsanddogs_5340.zip").read_bytes() == payload
+    assert root == no_sources / "data" / "cat_dog"
+    images.check_sums_folder(root, per_class=1)
 
 
 mirror = os.environ.get("COURSE_DATA_MIRROR")

@@ -1,5 +1,10 @@
 import gzip
+import hashlib
+import io
+import os
 import shutil
+import stat
+import urllib.request
 
 import pytest
 
@@ -111,3 +116,83 @@ def test_parallel_preparations_do_not_trip_over_each_other(tmp_path):
         t.join()
     assert errors == [] and target.read_bytes() == payload
     assert [p.name for p in target.parent.iterdir()] == ["file"]
+
+
+def test_fetch_gets_a_path_that_does_not_exist_yet(tmp_path):
+    """Downloaders that skip a file already there (torchvision's download_url) must still download."""
+    seen = []
+
+    def fetch(dest):
+        assert not dest.exists()
+        seen.append(dest)
+        dest.write_bytes(b"fresh")
+
+    target = tmp_path / "file"
+    sources.materialise(target, [Candidate("download", fetch)], _md5_check(hashlib.md5(b"fresh").hexdigest()))
+    assert target.read_bytes() == b"fresh" and seen[0].name == "file" and seen[0].parent != tmp_path
+    assert [p.name for p in tmp_path.iterdir()] == ["file"]  # its private folder is gone
+
+
+def test_fetch_that_writes_nothing_is_reported(tmp_path):
+    with pytest.raises(DataNotFoundError, match="silent: the fetch function wrote no file"):
+        sources.materialise(tmp_path / "file", [Candidate("silent", lambda dest: None)], _md5_check("0" * 32))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_materialised_file_has_ordinary_permissions(tmp_path):
+    good = b"shared"
+    target = tmp_path / "file"
+    old = os.umask(0o022)
+    try:
+        sources.materialise(target, [Candidate("mirror", _writer(good))],
+                            _md5_check(hashlib.md5(good).hexdigest()))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(target.stat().st_mode) & 0o044 == 0o044  # readable by group and others, as the umask allows
+
+
+def test_two_corruptions_keep_both_files(tmp_path):
+    good = b"good"
+    expected = hashlib.md5(good).hexdigest()
+    target = tmp_path / "file"
+    for damaged in (b"first damage", b"second damage"):
+        target.write_bytes(damaged)
+        with pytest.warns(UserWarning, match="failed its checksum"):
+            sources.materialise(target, [Candidate("mirror", _writer(good))], _md5_check(expected))
+    assert target.read_bytes() == good
+    assert (tmp_path / "file.corrupt").read_bytes() == b"first damage"
+    assert (tmp_path / "file.corrupt2").read_bytes() == b"second damage"
+
+
+def test_set_aside_files_and_folders(tmp_path):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "x").write_text("1")
+    (tmp_path / "folder.corrupt").mkdir()
+    assert sources.set_aside(tmp_path / "folder") == tmp_path / "folder.corrupt2"
+    assert (tmp_path / "folder.corrupt2" / "x").read_text() == "1" and not (tmp_path / "folder").exists()
+
+
+def test_verify_accepts_one_digest_or_several(tmp_path):
+    path = tmp_path / "file"
+    path.write_bytes(b"content")
+    right = hashlib.sha256(b"content").hexdigest()
+    sources.verify(path, right, "sha256")
+    sources.verify(path, ["0" * 64, right], "sha256")  # either published file is accepted
+    sources.verify(path, iter([right.upper()]), "sha256")  # any iterable, any case
+    with pytest.raises(ChecksumError, match=f"sha256 is {right}, expected {'0' * 64} or {'1' * 64}"):
+        sources.verify(path, ["0" * 64, "1" * 64], "sha256")
+    with pytest.raises(ValueError, match="no expected sha256 digest"):
+        sources.verify(path, [], "sha256")
+
+
+def test_download_writes_the_response(tmp_path, monkeypatch):
+    requests = []
+
+    def fake_urlopen(request, timeout):
+        requests.append((request.full_url, timeout))
+        return io.BytesIO(b"downloaded")
+
+    monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen)
+    sources.download("https://example.org/file", timeout=5)(tmp_path / "out")
+    assert (tmp_path / "out").read_bytes() == b"downloaded"
+    assert requests == [("https://example.org/file", 5)]
