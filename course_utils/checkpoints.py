@@ -6,7 +6,7 @@ import os
 import pickle
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, BinaryIO, Callable
 
 import torch
 from torch import nn
@@ -18,14 +18,14 @@ class CheckpointError(ValueError):
     """A checkpoint file is unreadable, incomplete, or does not fit the model."""
 
 
-def atomic_save(obj: Any, path: str | Path) -> Path:
-    """torch.save to a temporary file in the same folder, then rename over `path`."""
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
+    """Call `write(file)` on a temporary file in the same folder, then rename it over `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         umask = os.umask(0)
@@ -36,6 +36,11 @@ def atomic_save(obj: Any, path: str | Path) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def atomic_save(obj: Any, path: str | Path) -> Path:
+    """torch.save to a temporary file in the same folder, then rename over `path`."""
+    return atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, model_config: dict, *,
@@ -78,6 +83,17 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(checkpoint, dict) or any(key not in checkpoint for key in REQUIRED_KEYS):
         found = sorted(checkpoint) if isinstance(checkpoint, dict) else type(checkpoint).__name__
         raise CheckpointError(f"{path} is not a course checkpoint: expected keys {REQUIRED_KEYS}, found {found}")
+    config, state = checkpoint["model_config"], checkpoint["model_state"]
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path} is damaged: model_config should be a dict of keyword arguments "
+                              f"for the model, found {type(config).__name__}")
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} is damaged: model_state should be a state dict (names to tensors), "
+                              f"found {type(state).__name__}")
+    not_tensors = [str(key) for key, value in state.items() if not isinstance(value, torch.Tensor)]
+    if not_tensors:
+        raise CheckpointError(f"{path} is damaged: model_state should map names to tensors, "
+                              f"but {', '.join(not_tensors[:3])} {'is' if len(not_tensors) == 1 else 'are'} not")
     return checkpoint
 
 
@@ -112,6 +128,15 @@ def restore(path: str | Path, build_model: Callable[..., nn.Module],
     `optimizer.load_state_dict(checkpoint["optimizer_state"])`.
     """
     checkpoint = load_checkpoint(path, map_location)
-    model = build_model(**checkpoint["model_config"]).to(map_location)
+    config = checkpoint["model_config"]
+    try:
+        model = build_model(**config)
+    except TypeError as err:  # the config's keywords are not this model's: a checkpoint of another model
+        name = getattr(build_model, "__qualname__", repr(build_model))
+        raise CheckpointError(
+            f"{path} was saved for a different model: {name} does not accept its model_config "
+            f"(keys {', '.join(sorted(config)) or 'none'}): {err}"
+        ) from err
+    model = model.to(map_location)
     load_state_checked(model, checkpoint["model_state"], source=str(path))
     return model, checkpoint

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_utils.checkpoints import load_state_checked, load_checkpoint as _load_checkpoint, save_checkpoint
+from course_utils.checkpoints import restore, save_checkpoint
 
 
 class Network(nn.Module):
@@ -83,6 +83,4 @@ def save_model(filepath: str | Path, model: Network, input_size: int, output_siz
 
 def load_checkpoint(filepath: str | Path, map_location: str | torch.device = "cpu") -> Network:
     """Rebuild a Network from a save_model file, on `map_location` (a GPU-saved file loads on a CPU)."""
-    checkpoint = _load_checkpoint(filepath, map_location)
-    model = Network(**checkpoint["model_config"]).to(map_location)
-    return load_state_checked(model, checkpoint["model_state"], source=str(filepath))
+    return restore(filepath, Network, map_location)[0]

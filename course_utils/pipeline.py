@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -14,8 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_utils.checkpoints import atomic_write
+from course_utils.predict import METADATA_FILE  # stored inside the .pt2 archive, next to the program
+
 ARTIFACT_FORMAT = "course_utils.pipeline/1"
-METADATA_FILE = "metadata.json"  # stored inside the .pt2 archive, next to the program
 CROP_FRACTION = 0.875  # ImageNet convention: resize the shorter side to 256, centre-crop 224
 
 
@@ -107,33 +108,23 @@ def save_artifact(program: torch.export.ExportedProgram, metadata: dict, path: s
     path = Path(path)
     if path.suffix != ".pt2":
         raise ValueError(f"an exported program is saved as a .pt2 file, got {path.name}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".pt2.tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.export.save(program, f, extra_files={METADATA_FILE: json.dumps(metadata, indent=1)})
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)  # readers see the old artifact or the new one, never half of one
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    extra_files = {METADATA_FILE: json.dumps(metadata, indent=1)}
+    return atomic_write(path, lambda f: torch.export.save(program, f, extra_files=extra_files))
 
 
 # What a server with PyTorch but without this course needs: torch.export.load and the metadata.
 # `python -I -S` plus torch's own folder on sys.path: no PYTHONPATH, no current folder, no
 # site-packages hooks (this course is installed in editable mode, through such a hook).
-FRESH_PROCESS_SCRIPT = """\
+FRESH_PROCESS_SCRIPT = f"METADATA_FILE = {METADATA_FILE!r}\n" + """\
 import importlib.util, json, sys
 sys.path.append(sys.argv[1])  # the folder torch is installed in, nothing else
 import torch
 if importlib.util.find_spec("course_utils") is not None:
     sys.exit("course_utils is importable here: this would not prove the artifact stands alone")
 artifact, inputs_file, output_file = sys.argv[2:5]
-extra_files = {"metadata.json": ""}
+extra_files = {METADATA_FILE: ""}
 program = torch.export.load(artifact, extra_files=extra_files)
-metadata = json.loads(extra_files["metadata.json"])
+metadata = json.loads(extra_files[METADATA_FILE])
 inputs = torch.load(inputs_file, weights_only=True)
 with torch.no_grad():
     probs = [program.module()(images) for images in inputs]

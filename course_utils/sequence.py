@@ -14,7 +14,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from course_utils.checkpoints import CheckpointError, restore, save_checkpoint
 from course_utils.text import PAD_ID, CharVocab, WordVocab, encode_texts
-from course_utils.training import predict_probs
+from course_utils.training import check_count, predict_probs
 
 Hidden = torch.Tensor | tuple[torch.Tensor, ...]
 
@@ -83,10 +83,8 @@ def train_chars(model: nn.Module, train_batches, val_batches, optimizer: torch.o
     pass over the text. Every `eval_every` steps (and at the end) the validation loss is measured.
     Returns `{"step", "train_loss", "val_loss", "seconds"}`, train loss averaged since the last evaluation.
     """
-    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
-        raise ValueError(f"num_steps must be a whole number >= 1, got {num_steps!r}")
-    if eval_every < 1:
-        raise ValueError(f"eval_every must be at least 1, got {eval_every}")
+    check_count("num_steps", num_steps)
+    check_count("eval_every", eval_every)
     history: dict[str, list[float]] = {"step": [], "train_loss": [], "val_loss": [], "seconds": []}
     start, step, running, seen = time.perf_counter(), 0, 0.0, 0
     while step < num_steps:

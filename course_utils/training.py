@@ -15,11 +15,17 @@ from course_utils.checkpoints import save_checkpoint
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
+def check_count(name: str, value: int) -> int:
+    """Validate a count (epochs, steps, an interval) before any training starts: a whole number >= 1."""
+    # bool is an int subclass: True would pass as 1 and hide a mistaken argument
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+    return value
+
+
 def check_epochs(num_epochs: int) -> int:
     """Validate an epoch count before any training starts."""
-    if isinstance(num_epochs, bool) or not isinstance(num_epochs, int) or num_epochs < 1:
-        raise ValueError(f"num_epochs must be a whole number >= 1, got {num_epochs!r}")
-    return num_epochs
+    return check_count("num_epochs", num_epochs)
 
 
 def _step(model: nn.Module, batch: Batch, loss_fn: Callable, device: torch.device) -> tuple[torch.Tensor, int, int]:
@@ -83,7 +89,9 @@ def fit(model: nn.Module, train_loader: Iterable[Batch], val_loader: Iterable[Ba
         train = train_one_epoch(model, train_loader, loss_fn, optimizer, device, progress,
                                 description=f"epoch {epoch}/{num_epochs}")
         val = evaluate(model, val_loader, loss_fn, device)
-        if scheduler is not None:
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            scheduler.step(val["loss"])  # it lowers the rate when this metric stops improving
+        elif scheduler is not None:
             scheduler.step()
         for split, metrics in (("train", train), ("val", val)):
             for key, value in metrics.items():

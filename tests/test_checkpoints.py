@@ -125,3 +125,37 @@ def test_map_location_moves_tensors(saved):
     path, _ = saved
     checkpoint = checkpoints.load_checkpoint(path, map_location=torch.device("meta"))
     assert checkpoint["model_state"]["0.weight"].device.type == "meta"
+
+
+def test_checkpoint_of_a_different_model_says_so(saved):
+    path, _ = saved
+
+    def build_other(hidden_size=4):  # a model whose keywords are not the checkpoint's ("sizes")
+        return nn.Linear(hidden_size, 2)
+
+    with pytest.raises(CheckpointError) as err:
+        checkpoints.restore(path, build_other)
+    message = str(err.value)
+    assert "saved for a different model" in message
+    assert str(path) in message and "build_other" in message and "keys sizes" in message
+
+
+def test_weights_of_other_shapes_are_explained_by_restore(saved):
+    path, _ = saved
+    with pytest.raises(CheckpointError, match="different architecture") as err:
+        checkpoints.restore(path, lambda sizes: make_model([4, 16, 3]))
+    assert "shape differs: 0.weight is (8, 4) in the checkpoint, (16, 4) in the model" in str(err.value)
+
+
+@pytest.mark.parametrize("fields, match", [
+    ({"model_config": {}, "model_state": [1, 2]}, "model_state should be a state dict"),
+    ({"model_config": {}, "model_state": {"0.weight": 1.5}}, "0.weight is not"),
+    ({"model_config": [4, 8, 3], "model_state": {}}, "model_config should be a dict"),
+])
+def test_malformed_checkpoint_fields_are_explained(tmp_path, fields, match):
+    path = tmp_path / "odd.pt"
+    torch.save(fields, path)
+    with pytest.raises(CheckpointError, match=match):
+        checkpoints.load_checkpoint(path)
+    with pytest.raises(CheckpointError, match="is damaged"):
+        checkpoints.restore(path, make_model)

@@ -5,7 +5,7 @@ import torch
 from torch import nn, optim
 
 from course_utils import data, devices, fc_model
-from course_utils.checkpoints import CheckpointError, load_state_checked
+from course_utils.checkpoints import CheckpointError, load_state_checked, save_checkpoint
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -158,3 +158,9 @@ def test_truncated_checkpoint_raises_checkpoint_error(tmp_path):
 def test_missing_checkpoint_raises_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint at"):
         fc_model.load_checkpoint(tmp_path / "nowhere.pth")
+
+
+def test_checkpoint_of_a_different_model_says_so(tmp_path):
+    path = save_checkpoint(tmp_path / "other.pth", nn.Linear(3, 2), {"in_features": 3, "out_features": 2})
+    with pytest.raises(CheckpointError, match="saved for a different model: Network"):
+        fc_model.load_checkpoint(path)

@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -9,7 +10,7 @@ import torch
 from torch import nn
 from torchvision.transforms import v2
 
-from course_utils import pipeline
+from course_utils import checkpoints, pipeline
 from course_utils.sources import PROJECT_ROOT
 
 CLASS_NAMES = ["cat", "dog", "fox", "owl", "yak"]
@@ -98,6 +99,22 @@ def test_artifact_is_one_file_with_its_metadata(artifact, pipe):
     assert metadata == json.loads(json.dumps(pipe.metadata()))
     assert metadata["class_names"] == CLASS_NAMES and metadata["input_size"] == INPUT_SIZE
     assert metadata["mean"] == list(MEAN) and metadata["std"] == list(STD)
+
+
+def test_artifact_has_the_ordinary_permissions_of_a_checkpoint(pipe, tmp_path):
+    umask = os.umask(0o022)
+    try:
+        path = pipeline.save_artifact(pipeline.export_pipeline(pipe), pipe.metadata(), tmp_path / "tiny.pt2")
+        checkpoint = checkpoints.atomic_save({"a": 1}, tmp_path / "ckpt.pt")
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == checkpoint.stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
+
+
+def test_metadata_file_name_is_the_one_predict_reads():
+    from course_utils import predict
+    assert pipeline.METADATA_FILE == predict.METADATA_FILE
+    assert f"METADATA_FILE = {predict.METADATA_FILE!r}" in pipeline.FRESH_PROCESS_SCRIPT
 
 
 def test_save_artifact_wants_a_pt2_name(tmp_path):

@@ -38,21 +38,49 @@ def test_char_lstm_shapes(num_layers):
     assert h.shape == c.shape == (num_layers, 4, 16)
 
 
-def test_training_lowers_the_loss_and_clips():
+def test_training_lowers_the_loss_and_clips(monkeypatch):
     vocab = CharVocab.from_text(SAMPLE)
     ids = torch.tensor(vocab.encode(SAMPLE))
     train_ids, val_ids = text.split_tail(ids, 0.2)
     model = _char_model(vocab)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
     before = sequence.evaluate_chars(model, CharBatches(val_ids, 2, 10), "cpu")
+    clip = torch.nn.utils.clip_grad_norm_
+    max_norms = []
+
+    def recording_clip(parameters, max_norm, *args, **kwargs):
+        max_norms.append(max_norm)
+        return clip(parameters, max_norm, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", recording_clip)
     history = sequence.train_chars(model, CharBatches(train_ids, 4, 10), CharBatches(val_ids, 2, 10), optimizer,
-                                   torch.device("cpu"), num_steps=35, eval_every=15, verbose=False)
+                                   torch.device("cpu"), num_steps=35, clip_norm=4.0, eval_every=15, verbose=False)
+    assert max_norms == [4.0] * 35  # every update is clipped, at the norm asked for
     assert history["step"] == [15, 30, 35]
     assert len(history["val_loss"]) == len(history["train_loss"]) == 3
     assert history["val_loss"][-1] < before - 0.5  # a repetitive text is learned quickly
     with pytest.raises(ValueError, match="num_steps"):
         sequence.train_chars(model, CharBatches(train_ids, 4, 10), CharBatches(val_ids, 2, 10), optimizer,
                              torch.device("cpu"), num_steps=0)
+
+
+@pytest.mark.parametrize("settings, match", [
+    ({"num_steps": 2.5}, "num_steps"),
+    ({"num_steps": True}, "num_steps"),
+    ({"eval_every": True}, "eval_every"),
+    ({"eval_every": 2.5}, "eval_every"),
+    ({"eval_every": 0}, "eval_every"),
+])
+def test_train_chars_rejects_bad_counts_before_training(settings, match):
+    vocab = CharVocab.from_text(SAMPLE)
+    ids = torch.tensor(vocab.encode(SAMPLE))
+    model = _char_model(vocab)
+    before = [p.clone() for p in model.parameters()]
+    with pytest.raises(ValueError, match=f"{match} must be a whole number >= 1"):
+        sequence.train_chars(model, CharBatches(ids, 4, 10), CharBatches(ids, 2, 10),
+                             torch.optim.SGD(model.parameters(), lr=1.0), torch.device("cpu"),
+                             **({"num_steps": 5} | settings), verbose=False)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
 
 def test_sample_is_reproducible_and_respects_top_k():
@@ -105,6 +133,16 @@ def test_checkpoint_without_vocabulary_is_refused(tmp_path):
         sequence.load_char_model(path)
     with pytest.raises(ValueError, match="vocabulary has"):
         sequence.save_char_model(tmp_path / "x.pt", model, CharVocab("ab"))
+
+
+def test_checkpoint_of_another_model_is_explained(tmp_path):
+    model = sequence.SentimentLSTM(50)
+    path = checkpoints.save_checkpoint(tmp_path / "sentiment.pt", model, model.config)
+    with pytest.raises(checkpoints.CheckpointError) as err:
+        sequence.load_char_model(path)
+    message = str(err.value)
+    assert "saved for a different model: CharLSTM" in message
+    assert str(path) in message and "num_classes" in message
 
 
 def test_sentiment_last_step_equals_packing():

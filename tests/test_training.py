@@ -52,8 +52,11 @@ def test_evaluate_averages_per_sample_not_per_batch():
 
 def test_evaluate_uses_eval_mode_and_no_grad():
     model = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.9))
+    grad_enabled = []
+    model.register_forward_hook(lambda module, inputs, output: grad_enabled.append(torch.is_grad_enabled()))
     loader = data.TensorBatches(torch.randn(8, 4), torch.zeros(8, dtype=torch.long), batch_size=8)
     first = training.evaluate(model, loader, nn.CrossEntropyLoss(), torch.device("cpu"))
+    assert grad_enabled == [False]  # no graph is built during evaluation
     second = training.evaluate(model, loader, nn.CrossEntropyLoss(), torch.device("cpu"))
     assert first == second  # dropout is off
     assert all(p.grad is None for p in model.parameters())
@@ -67,6 +70,34 @@ def test_bad_epoch_counts_fail_before_training(bad):
         training.fit(model, [], [], nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=1),
                      torch.device("cpu"), bad)
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_plateau_scheduler_gets_the_val_loss_and_lowers_the_rate():
+    # zero inputs and no bias: the gradient is zero, so the val loss never improves after epoch 1
+    model = nn.Linear(4, 3, bias=False)
+    loader = data.TensorBatches(torch.zeros(8, 4), torch.zeros(8, dtype=torch.long), batch_size=4)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.1, patience=0)
+    training.fit(model, loader, loader, nn.CrossEntropyLoss(), optimizer, torch.device("cpu"), 2,
+                 scheduler=scheduler, verbose=False)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1)  # lowered once, after epoch 2
+
+
+def test_epoch_schedulers_step_once_per_epoch():
+    model = nn.Linear(4, 3)
+    loader = data.TensorBatches(torch.randn(8, 4), torch.zeros(8, dtype=torch.long), batch_size=4)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    training.fit(model, loader, loader, nn.CrossEntropyLoss(), optimizer, torch.device("cpu"), 3,
+                 scheduler=scheduler, verbose=False)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.125)
+
+
+@pytest.mark.parametrize("bad", [0, 2.5, "3", True, None])
+def test_check_count_names_the_setting(bad):
+    with pytest.raises(ValueError, match="eval_every must be a whole number >= 1"):
+        training.check_count("eval_every", bad)
+    assert training.check_count("eval_every", 3) == 3
 
 
 def test_checkpoint_needs_a_config():
