@@ -11,7 +11,7 @@ DEST    ?=
 REMOTE  := $(PYTHON) -m course_utils.remote_lab
 NEED_HOST = @test -n "$(HOST)" || { echo "usage: make $@ HOST=user@gpu-box [SSH_OPTS='-p 2222 -i ~/.ssh/key']  (see docs/remote.md)"; exit 2; }
 
-.PHONY: setup system-packages course test unit lab doctor benchmark clean remote-lab remote-run remote-push remote-pull
+.PHONY: setup data-packages test-packages course test unit lab doctor benchmark clean remote-lab remote-run remote-push remote-pull
 
 setup: $(VENV)/.installed
 
@@ -21,15 +21,19 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	@touch $@
 
-system-packages:
-	@bash tools/install-system-packages.sh
+## Debian packages: Fashion-MNIST for the lessons; sshd as well for the remote-lab test.
+data-packages:
+	@bash tools/install-system-packages.sh dataset-fashion-mnist
+
+test-packages:
+	@bash tools/install-system-packages.sh dataset-fashion-mnist openssh-server openssh-client
 
 ## The main job: execute every notebook at $(PROFILE) into runs/ with a summary table.
-course: setup system-packages
+course: setup data-packages
 	$(PY) -m course_utils.runner --profile $(PROFILE) $(ARGS)
 
 ## Unit tests plus every notebook executed at the ci profile, checked by nbval.
-test: setup system-packages
+test: setup test-packages
 	rm -rf build/nbval
 	$(PY) -m course_utils.runner --profile ci --prepare-only --out build/nbval
 	$(PY) -m pytest tests build/nbval --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider -n 2 --dist loadfile
@@ -43,7 +47,7 @@ doctor: setup
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks
 
-benchmark: setup system-packages
+benchmark: setup data-packages
 	$(PY) benchmarks/data_path.py $(ARGS)
 
 clean:

@@ -23,7 +23,7 @@ from course_utils.sources import MIRROR_ENV, PROJECT_ROOT, data_dir, mirror_dir 
 THREADS_ENV = "COURSE_THREADS"  # devices.THREADS_ENV; not imported, since devices needs torch
 
 OK, INFO, WARN, FAIL = "OK", "INFO", "WARN", "FAIL"
-MIN_PYTHON = (3, 10)
+MIN_PYTHON = (3, 11)  # numpy 2.4, pinned in requirements.txt, needs 3.11
 MIN_VERSIONS = {"torch": (2, 4), "torchvision": (0, 19)}  # older ones lack APIs the lessons call
 FIX_INSTALL = "install the pinned packages: python -m pip install -r requirements.txt && python -m pip install -e ."
 FIX_MIRROR = f"point ${MIRROR_ENV} at an offline mirror folder (see data/README.md)"
@@ -68,6 +68,7 @@ class Layout:
     items: tuple[tuple[str, ...], ...]  # per item, alternative relative paths (same under mirror and cache)
     url: str = ""  # where a download would come from; "" when the course cannot download it
     archive: str = ""  # a downloaded archive in the cache that the course unpacks into every item
+    cache_items: tuple[tuple[str, ...], ...] = ()  # when the cache names files otherwise than the mirror
 
 
 # Mirror layout: /work/shared/datasets/README.md and data/README.md. The cache copies it under data/.
@@ -83,8 +84,10 @@ LAYOUTS = {
     "anna": Layout("anna.txt", (("text/anna.txt",),),
                    "https://raw.githubusercontent.com/udacity/deep-learning-v2-pytorch/master/"
                    "recurrent-neural-networks/char-rnn/data/anna.txt"),
-    "imdb": Layout("IMDB reviews", (("imdb/aclImdb.tar.gz", "imdb/aclImdb_labelled.tar.gz", "imdb/aclImdb_v1.tar.gz", "imdb/aclImdb"),),
-                   "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"),
+    # text.imdb_path: the mirror's repack or the official archive, copied into the cache as aclImdb.tar.gz
+    "imdb": Layout("IMDB reviews", (("imdb/aclImdb_labelled.tar.gz", "imdb/aclImdb_v1.tar.gz"),),
+                   "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz",
+                   cache_items=(("imdb/aclImdb.tar.gz",),)),
     "images": Layout("sample images", tuple((f"images/{name}",) for name in
                                             ("samoyed.jpg", "cat.70.jpg", "dog.128.jpg", "puppy.jpg"))),
 }
@@ -229,10 +232,13 @@ def dataset_sources(name: str) -> tuple[str, list[Source]]:
     if name not in LAYOUTS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     layout = LAYOUTS[name]
-    roots = [("local cache", cache)] + ([("mirror", mirror)] if mirror is not None else [])
-    common = os.path.commonpath([alt for item in layout.items for alt in item])  # e.g. cat_dog
-    found = [Source(kind, str(root / common), tuple(tuple(root / alt for alt in item) for item in layout.items))
-             for kind, root in roots]
+    roots = [("local cache", cache, layout.cache_items or layout.items)]
+    if mirror is not None:
+        roots.append(("mirror", mirror, layout.items))
+    found = []
+    for kind, root, items in roots:
+        common = os.path.commonpath([alt for item in items for alt in item])  # e.g. cat_dog
+        found.append(Source(kind, str(root / common), tuple(tuple(root / alt for alt in item) for item in items)))
     if layout.archive:
         archive = cache / layout.archive
         found.insert(len(roots), Source("local cache", str(archive), tuple((archive,) for _ in layout.items)))

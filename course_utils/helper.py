@@ -6,7 +6,7 @@ import torch
 from torch import nn, optim
 
 from course_utils import plotting
-from course_utils.data import CLASS_NAMES
+from course_utils.data import CLASS_NAMES, MEAN, STD
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -43,4 +43,4 @@ def view_classify(img: torch.Tensor, ps: torch.Tensor, version: str = "MNIST"):
     """An image beside its class probabilities; `version` is "MNIST" or "Fashion"."""
     if version not in VERSIONS:
         raise ValueError(f"version must be one of {', '.join(VERSIONS)}, got {version!r}")
-    return plotting.view_classify(img, ps, VERSIONS[version], mean=0.5, std=0.5)
+    return plotting.view_classify(img, ps, VERSIONS[version], mean=MEAN, std=STD)

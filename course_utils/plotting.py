@@ -30,6 +30,8 @@ def to_display(image: torch.Tensor, mean: Sequence[float] | float | None = None,
                std: Sequence[float] | float | None = None) -> np.ndarray:
     """A (C, H, W) or (H, W) tensor, un-normalised with mean/std, as an (H, W[, C]) array in [0, 1]."""
     image = image.detach().cpu().float()
+    if image.ndim not in (2, 3):
+        raise ValueError(f"expected an image of shape (C, H, W) or (H, W), got {tuple(image.shape)}")
     if image.ndim == 3:
         channels = image.shape[0]
         if mean is not None and std is not None:
@@ -41,8 +43,6 @@ def to_display(image: torch.Tensor, mean: Sequence[float] | float | None = None,
             image = image[..., 0]
     elif mean is not None and std is not None:
         image = image * float(np.mean(std)) + float(np.mean(mean))
-    elif image.ndim != 2:
-        raise ValueError(f"expected an image of shape (C, H, W) or (H, W), got {tuple(image.shape)}")
     return image.clamp(0, 1).numpy()
 
 

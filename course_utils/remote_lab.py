@@ -3,7 +3,7 @@
 Usage (see docs/remote.md)::
 
     python -m course_utils.remote_lab lab  user@gpu-box [-p 22] [-i KEY] [-o Opt=val]
-    python -m course_utils.remote_lab run  user@gpu-box --profile smoke
+    python -m course_utils.remote_lab run  user@gpu-box --profile gpu
     python -m course_utils.remote_lab push user@gpu-box data/ [data/]
     python -m course_utils.remote_lab pull user@gpu-box runs/x [runs/]
 

@@ -73,6 +73,19 @@ def test_fashion_mnist_from_debian_folder(places, tmp_path, monkeypatch):
     assert any(line.startswith("Debian") and "4/4" in line for line in result.lines)
 
 
+@pytest.mark.parametrize("where, path, status", [
+    ("mirror", "imdb/aclImdb_labelled.tar.gz", "ok"),
+    ("mirror", "imdb/aclImdb_v1.tar.gz", "ok"),  # the official archive name works too
+    ("cache", "imdb/aclImdb.tar.gz", "ok"),      # where text.imdb_path keeps its verified copy
+    ("mirror", "imdb/aclImdb/train/pos/1_7.txt", "fail"),  # an unpacked folder: the lesson reads archives
+    ("cache", "imdb/aclImdb_v1.tar.gz", "fail"),  # the cache's name is aclImdb.tar.gz
+])
+def test_imdb_found_only_where_the_lesson_reads_it(places, where, path, status):
+    cache, mirror = places
+    _touch((mirror if where == "mirror" else cache) / path)
+    assert doctor.check_dataset("imdb", online=False).status == {"ok": doctor.OK, "fail": doctor.FAIL}[status]
+
+
 def test_empty_file_does_not_count(places):
     _, mirror = places
     _touch(mirror / "text" / "anna.txt")
@@ -85,8 +98,6 @@ def test_empty_file_does_not_count(places):
     ("cat_dog", [f"cat_dog/{s}/{c}/1.jpg" for s in ("train", "test") for c in ("cat", "dog")]
      + ["cat_dog/SHA256SUMS"]),
     ("anna", ["text/anna.txt"]),
-    ("imdb", ["imdb/aclImdb_labelled.tar.gz"]),
-    ("imdb", ["imdb/aclImdb_v1.tar.gz"]),  # the official archive name works too
     ("images", ["images/samoyed.jpg", "images/cat.70.jpg", "images/dog.128.jpg", "images/puppy.jpg"]),
 ])
 @pytest.mark.parametrize("where", ["mirror", "cache"])

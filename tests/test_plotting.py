@@ -30,8 +30,10 @@ def test_to_display_undoes_normalisation():
 
 
 def test_to_display_rejects_bad_shapes():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"got \(1, 1, 2, 2\)"):
         plotting.to_display(torch.zeros(1, 1, 2, 2))
+    with pytest.raises(ValueError, match=r"got \(2, 1, 4, 4\)"):  # a batch, even with mean and std given
+        plotting.to_display(torch.zeros(2, 1, 4, 4), mean=0.5, std=0.5)
 
 
 def test_view_classify_checks_class_count_and_accepts_flat_images():

@@ -16,7 +16,6 @@ from course_utils import pipeline, predict
 from course_utils.sources import PROJECT_ROOT
 
 CLASS_NAMES = ["cat", "dog", "fox", "owl", "yak"]
-MIRROR = os.environ.get("COURSE_DATA_MIRROR")
 
 
 def tiny_pipeline() -> pipeline.InferencePipeline:
@@ -151,9 +150,8 @@ def test_cli_accepts_converted_formats(capsys, artifact, tmp_path, mode):
     assert code == 0 and len(out.strip().splitlines()) == 6
 
 
-@pytest.mark.skipif(not MIRROR, reason="COURSE_DATA_MIRROR not set")
-def test_cli_on_a_real_photo(capsys, artifact, pipe):
-    photo = Path(MIRROR) / "images" / "samoyed.jpg"
+def test_cli_on_a_real_photo(capsys, artifact, pipe, mirror):
+    photo = mirror / "images" / "samoyed.jpg"
     code, out, _ = run_cli(capsys, artifact, photo, "--top-k", 1)
     with torch.no_grad():
         expected = CLASS_NAMES[pipe(predict.load_image(photo)).argmax()]

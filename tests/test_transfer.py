@@ -1,7 +1,6 @@
 """Tests for course_utils.transfer: freezing, cached features, a head trained on them, fine-tuning helpers."""
 
 import copy
-import os
 import shutil
 from pathlib import Path
 
@@ -11,10 +10,6 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from course_utils import backbones, data, images, training, transfer
-
-MIRROR = os.environ.get("COURSE_DATA_MIRROR")
-needs_mirror = pytest.mark.skipif(not MIRROR, reason="COURSE_DATA_MIRROR is not set")
-
 
 def tiny_backbone() -> nn.Sequential:
     """A small conv net ending in pooled features (N, 8): the generic, non-EfficientNet path."""
@@ -72,20 +67,18 @@ def test_head_trains_on_cached_features():
     assert history["val_accuracy"][-1] >= 0.9
 
 
-def real_photos(folder: Path, per_class: int):
+def real_photos(mirror: Path, folder: Path, per_class: int):
     """The first `per_class` training photos of each class from the mirror, copied to `folder` (tmp_path)."""
-    mirror = Path(MIRROR).expanduser() / "cat_dog" / "train"
     for name in images.CAT_DOG_CLASSES:
         (folder / name).mkdir(parents=True)
-        for photo in sorted((mirror / name).iterdir())[:per_class]:
+        for photo in sorted((mirror / "cat_dog" / "train" / name).iterdir())[:per_class]:
             shutil.copy(photo, folder / name / photo.name)
     transform = images.eval_transform(backbones.LITE0_INPUT_SIZE, backbones.LITE0_MEAN, backbones.LITE0_STD)
     return images.image_folder(folder, transform, class_names=images.CAT_DOG_CLASSES)
 
 
-@needs_mirror
-def test_lite0_features_of_real_photos(lite0, tmp_path):
-    photos = real_photos(tmp_path, per_class=1)
+def test_lite0_features_of_real_photos(lite0, mirror, tmp_path):
+    photos = real_photos(mirror, tmp_path, per_class=1)
     features, labels = transfer.extract_features(lite0, DataLoader(photos, batch_size=2), torch.device("cpu"))
     assert features.shape == (2, backbones.LITE0_FEATURES)
     assert labels.tolist() == [0, 1]
@@ -97,9 +90,9 @@ def test_lite0_features_of_real_photos(lite0, tmp_path):
         assert torch.allclose(lite0(batch), lite0._fc(features), atol=1e-4)
 
 
-@needs_mirror
-def test_head_on_real_lite0_features_learns(lite0, tmp_path):
-    features, labels = transfer.extract_features(lite0, DataLoader(real_photos(tmp_path, per_class=4), batch_size=8),
+def test_head_on_real_lite0_features_learns(lite0, mirror, tmp_path):
+    features, labels = transfer.extract_features(lite0, DataLoader(real_photos(mirror, tmp_path, per_class=4),
+                                                                   batch_size=8),
                                                  torch.device("cpu"))
     torch.manual_seed(0)
     head = nn.Linear(backbones.LITE0_FEATURES, 2)

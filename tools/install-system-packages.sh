@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Debian packages the course uses: Fashion-MNIST offline, and sshd for the remote-lab test.
-# Needs root and apt-get; elsewhere it says what it skipped and succeeds (the data then downloads).
+# Installs the Debian packages named as arguments, e.g. dataset-fashion-mnist (Fashion-MNIST offline)
+# or openssh-server openssh-client (the remote-lab test's real sshd). Needs root and apt-get; elsewhere
+# it says what it skipped and succeeds (the data then downloads, the sshd test is skipped).
 set -euo pipefail
-packages=(dataset-fashion-mnist openssh-server openssh-client)
+packages=("$@")
+[ ${#packages[@]} -gt 0 ] || { echo "usage: $0 PACKAGE..." >&2; exit 2; }
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
