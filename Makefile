@@ -8,7 +8,7 @@ HOST    ?=
 SSH_OPTS ?=
 SRC     ?=
 DEST    ?=
-REMOTE  := $(PYTHON) -m course_utils.remote_lab
+REMOTE  := $(PYTHON) -m course_utils.tools.remote_lab
 NEED_HOST = @test -n "$(HOST)" || { echo "usage: make $@ HOST=user@gpu-box [SSH_OPTS='-p 2222 -i ~/.ssh/key']  (see docs/remote.md)"; exit 2; }
 
 .PHONY: setup data-packages test-packages course test unit lab doctor benchmark clean remote-lab remote-run remote-push remote-pull
@@ -30,19 +30,19 @@ test-packages:
 
 ## The main job: execute every notebook at $(PROFILE) into runs/ with a summary table.
 course: setup data-packages
-	$(PY) -m course_utils.runner --profile $(PROFILE) $(ARGS)
+	$(PY) -m course_utils.tools.runner --profile $(PROFILE) $(ARGS)
 
 ## Unit tests plus every notebook executed at the ci profile, checked by nbval.
 test: setup test-packages
 	rm -rf build/nbval
-	$(PY) -m course_utils.runner --profile ci --prepare-only --out build/nbval
+	$(PY) -m course_utils.tools.runner --profile ci --prepare-only --out build/nbval
 	$(PY) -m pytest tests build/nbval --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider -n 2 --dist loadfile
 
 unit: setup
 	$(PY) -m pytest tests -q
 
 doctor: setup
-	$(PY) -m course_utils.doctor $(ARGS)
+	$(PY) -m course_utils.tools.doctor $(ARGS)
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_utils.checkpoints import restore, save_checkpoint
+from course_utils.core.checkpoints import restore, save_checkpoint
 
 
 class Network(nn.Module):

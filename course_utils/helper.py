@@ -6,7 +6,7 @@ import torch
 from torch import nn, optim
 
 from course_utils import plotting
-from course_utils.data import CLASS_NAMES, MEAN, STD
+from course_utils.datasets.mnist import CLASS_NAMES, MEAN, STD
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from course_utils import checkpoints
-from course_utils.checkpoints import CheckpointError
+from course_utils.core.checkpoints import CheckpointError
 
 
 def build(sizes=(4, 8, 3)):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from course_utils import data, sources
-from course_utils.sources import DataNotFoundError
+from course_utils.datasets.sources import DataNotFoundError
 
 
 def _offline(url, md5_gz):

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from course_utils import data, devices, doctor
-from course_utils.sources import DATA_DIR_ENV, MIRROR_ENV
+from course_utils.datasets.sources import DATA_DIR_ENV, MIRROR_ENV
 
 IDX_FILES = list(data.RAW_MD5["mnist"])
 
@@ -289,7 +289,7 @@ def test_kernel_in_another_interpreter_without_course_utils_fails(tmp_path, monk
 
 
 def test_kernel_in_another_interpreter_with_course_utils_warns(tmp_path, monkeypatch):
-    ours = str(Path(doctor.__file__).resolve().parent / "__init__.py")
+    ours = str(Path(doctor.__file__).resolve().parents[1] / "__init__.py")
     other = _fake_python(tmp_path, {"executable": "/opt/other/bin/python", "prefix": "/opt/other",
                                     "course_utils": ours, "torch": True})
     _kernel(tmp_path, monkeypatch, other)
@@ -320,7 +320,7 @@ def test_cli_prints_versions_and_is_ready_with_the_mirror(mirror):
     env = {**os.environ, MIRROR_ENV: str(mirror), "COURSE_THREADS": "1",
            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
     env.pop("JUPYTER_PATH", None)
-    done = subprocess.run([sys.executable, "-m", "course_utils.doctor", "--offline"], capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "course_utils.tools.doctor", "--offline"], capture_output=True,
                           text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout

@@ -4,7 +4,7 @@ import re
 
 import yaml
 
-from course_utils.sources import PROJECT_ROOT
+from course_utils.datasets.sources import PROJECT_ROOT
 
 
 def _requirements() -> dict[str, str]:

@@ -5,7 +5,7 @@ import torch
 from torch import nn, optim
 
 from course_utils import data, devices, fc_model
-from course_utils.checkpoints import CheckpointError, load_state_checked, save_checkpoint
+from course_utils.core.checkpoints import CheckpointError, load_state_checked, save_checkpoint
 
 
 @pytest.fixture(scope="module", autouse=True)

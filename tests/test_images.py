@@ -1,4 +1,4 @@
-"""Tests for course_utils.images: sources of the cat/dog photos, folder checks, transforms, sampling."""
+"""Tests for course_utils.datasets.images: sources of the cat/dog photos, folder checks, transforms, sampling."""
 
 import hashlib
 import inspect
@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from course_utils import images, pipeline
-from course_utils.sources import ChecksumError, DataNotFoundError
+from course_utils.datasets.sources import ChecksumError, DataNotFoundError
 
 
 def jpeg_bytes(seed: int, size=(48, 40)) -> bytes:

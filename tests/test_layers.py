@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from course_utils.layers import (ResidualBlock, conv_num_parameters, conv_output_size, conv_transpose_output_size,
+from course_utils.models.layers import (ResidualBlock, conv_num_parameters, conv_output_size, conv_transpose_output_size,
                                  count_parameters, pool_output_size, same_padding)
 
 SIZES = (7, 28)

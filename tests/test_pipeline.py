@@ -11,7 +11,7 @@ from torch import nn
 from torchvision.transforms import v2
 
 from course_utils import checkpoints, pipeline
-from course_utils.sources import PROJECT_ROOT
+from course_utils.datasets.sources import PROJECT_ROOT
 
 CLASS_NAMES = ["cat", "dog", "fox", "owl", "yak"]
 INPUT_SIZE, RESIZE_SIZE = 32, 36

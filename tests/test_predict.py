@@ -13,7 +13,7 @@ from PIL import Image
 from torch import nn
 
 from course_utils import pipeline, predict
-from course_utils.sources import PROJECT_ROOT
+from course_utils.datasets.sources import PROJECT_ROOT
 
 CLASS_NAMES = ["cat", "dog", "fox", "owl", "yak"]
 
@@ -220,7 +220,7 @@ def test_cli_as_a_module_has_no_traceback(artifact, tmp_path):
     checkpoint = tmp_path / "checkpoint.pt2"
     torch.save({"model_state": {}}, checkpoint)  # makes torch.export.load log a traceback, unless silenced
     env = os.environ | {"PYTHONWARNINGS": "default"}
-    runs = [subprocess.run([sys.executable, "-m", "course_utils.predict", str(model), str(image), "--top-k", "2"],
+    runs = [subprocess.run([sys.executable, "-m", "course_utils.deploy.predict", str(model), str(image), "--top-k", "2"],
                            cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
             for model in (artifact, checkpoint)]
     assert runs[0].returncode == 0 and runs[0].stderr == "" and len(runs[0].stdout.splitlines()) == 3

@@ -1,8 +1,8 @@
-"""Tests for course_utils.remote_lab: argv building, busy ports, and a real SSH tunnel.
+"""Tests for course_utils.tools.remote_lab: argv building, busy ports, and a real SSH tunnel.
 
 The end-to-end tests start a throwaway sshd on 127.0.0.1 (keys, config and logs in
 tmp_path), log in to this same machine with a fresh key, and drive
-``python -m course_utils.remote_lab`` against it. They are skipped only when
+``python -m course_utils.tools.remote_lab`` against it. They are skipped only when
 /usr/sbin/sshd is missing (Debian/Ubuntu: ``apt-get install openssh-server``).
 """
 
@@ -259,7 +259,7 @@ def test_cli_busy_port_message_before_anything_starts() -> None:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(
             [str(REPO), os.environ.get("PYTHONPATH", "")]))
         out = subprocess.run(
-            [sys.executable, "-m", "course_utils.remote_lab", "lab", "nobody@127.0.0.1",
+            [sys.executable, "-m", "course_utils.tools.remote_lab", "lab", "nobody@127.0.0.1",
              "--local-port", str(port), "-o", "ConnectTimeout=1"],
             capture_output=True, text=True, env=env, timeout=30, stdin=subprocess.DEVNULL)
     assert out.returncode == 2
@@ -335,7 +335,7 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
 
 
 def cli_env() -> dict[str, str]:
-    """Return an environment where ``python -m course_utils.remote_lab`` imports this repo."""
+    """Return an environment where ``python -m course_utils.tools.remote_lab`` imports this repo."""
     path = os.pathsep.join(p for p in [str(REPO), os.environ.get("PYTHONPATH", "")] if p)
     return dict(os.environ, PYTHONPATH=path)
 
@@ -383,7 +383,7 @@ def test_lab_end_to_end_through_real_ssh(sshd: SimpleNamespace, tmp_path: Path,
     local_port, remote_port = free_port(), free_port()
     while remote_port == local_port:
         remote_port = free_port()
-    cmd = [sys.executable, "-m", "course_utils.remote_lab", "lab", sshd.host, *sshd.ssh_args,
+    cmd = [sys.executable, "-m", "course_utils.tools.remote_lab", "lab", sshd.host, *sshd.ssh_args,
            "--remote-dir", str(REPO), "--venv", str(venv),
            "--local-port", str(local_port), "--remote-port", str(remote_port),
            "--remote-env", f"JUPYTER_CONFIG_DIR={tmp_path / 'jupyter-config'}",

@@ -21,7 +21,7 @@ def course(tmp_path, monkeypatch):
     notebooks.mkdir()
     profiles.mkdir()
     _notebook(notebooks / "01_a.ipynb", "device = 'auto'\nnum_epochs = 5\n",
-              "from course_utils.report import record\nrecord(epochs=num_epochs, device=device)")
+              "from course_utils.core.report import record\nrecord(epochs=num_epochs, device=device)")
     _notebook(notebooks / "02_b.ipynb", "device = 'auto'\n", "assert device == 'auto', 'boom'")
     (profiles / "ci.yaml").write_text("threads: 1\nparameters: {device: cpu, num_epochs: 1}\n"
                                       "notebooks:\n  01_a: {num_epochs: 2}\n")

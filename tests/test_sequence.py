@@ -4,7 +4,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from course_utils import checkpoints, sequence, text
-from course_utils.text import CharBatches, CharVocab, WordVocab
+from course_utils.datasets.text import CharBatches, CharVocab, WordVocab
 
 SAMPLE = "the cat sat on the mat. the dog sat on the log.\n" * 20
 

@@ -9,7 +9,7 @@ import urllib.request
 import pytest
 
 from course_utils import sources
-from course_utils.sources import Candidate, ChecksumError, DataNotFoundError
+from course_utils.datasets.sources import Candidate, ChecksumError, DataNotFoundError
 
 
 def _writer(payload: bytes):

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from course_utils import sources, text
-from course_utils.sources import DataNotFoundError
-from course_utils.text import PAD, PAD_ID, UNK, UNK_ID, CharBatches, CharVocab, WordVocab
+from course_utils.datasets.sources import DataNotFoundError
+from course_utils.datasets.text import PAD, PAD_ID, UNK, UNK_ID, CharBatches, CharVocab, WordVocab
 
 
 # ---------------------------------------------------------------- characters

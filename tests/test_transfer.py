@@ -1,4 +1,4 @@
-"""Tests for course_utils.transfer: freezing, cached features, a head trained on them, fine-tuning helpers."""
+"""Tests for course_utils.models.transfer: freezing, cached features, a head trained on them, fine-tuning helpers."""
 
 import copy
 import shutil

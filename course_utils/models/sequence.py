@@ -12,9 +12,9 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from course_utils.checkpoints import CheckpointError, restore, save_checkpoint
-from course_utils.text import PAD_ID, CharVocab, WordVocab, encode_texts
-from course_utils.training import check_count, predict_probs
+from course_utils.core.checkpoints import CheckpointError, restore, save_checkpoint
+from course_utils.datasets.text import PAD_ID, CharVocab, WordVocab, encode_texts
+from course_utils.core.training import check_count, predict_probs
 
 Hidden = torch.Tensor | tuple[torch.Tensor, ...]
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MIRROR_ENV = "COURSE_DATA_MIRROR"
 DATA_DIR_ENV = "COURSE_DATA_DIR"
 

@@ -2,10 +2,10 @@
 
 Usage (see docs/remote.md)::
 
-    python -m course_utils.remote_lab lab  user@gpu-box [-p 22] [-i KEY] [-o Opt=val]
-    python -m course_utils.remote_lab run  user@gpu-box --profile gpu
-    python -m course_utils.remote_lab push user@gpu-box data/ [data/]
-    python -m course_utils.remote_lab pull user@gpu-box runs/x [runs/]
+    python -m course_utils.tools.remote_lab lab  user@gpu-box [-p 22] [-i KEY] [-o Opt=val]
+    python -m course_utils.tools.remote_lab run  user@gpu-box --profile gpu
+    python -m course_utils.tools.remote_lab push user@gpu-box data/ [data/]
+    python -m course_utils.tools.remote_lab pull user@gpu-box runs/x [runs/]
 
 The Jupyter token is created here with ``secrets.token_urlsafe`` and travels only
 through ssh's stdin: it never appears on a command line on either machine.
@@ -38,7 +38,7 @@ SHUTDOWN_TIMEOUT_S = 20.0
 
 # Headless course run on the remote; formatted with shell-quoted values ({name} is
 # checked to be [A-Za-z0-9._-]+). Equivalent without make:
-# "cd {dir} && .venv/bin/python -m course_utils.runner --profile {profile} --out runs/{name}"
+# "cd {dir} && .venv/bin/python -m course_utils.tools.runner --profile {profile} --out runs/{name}"
 REMOTE_RUN_TEMPLATE = "cd {dir} && make course PROFILE={profile} ARGS='--out runs/'{name}"
 # Where that run leaves its results, relative to the remote project folder.
 REMOTE_RUN_DIR_TEMPLATE = "runs/{name}"
@@ -420,7 +420,7 @@ def default_run_name() -> str:
 def build_parser() -> argparse.ArgumentParser:
     """Return the CLI parser."""
     parser = argparse.ArgumentParser(
-        prog="python -m course_utils.remote_lab",
+        prog="python -m course_utils.tools.remote_lab",
         description="JupyterLab and course runs on a remote GPU box over SSH.")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("host", help="user@host or an alias from ~/.ssh/config")

@@ -1,6 +1,6 @@
 """The environment doctor: can this machine run the course? Versions, devices, datasets, the notebook kernel.
 
-Run `python -m course_utils.doctor`; it exits 1 when something would stop the lessons, 0 otherwise.
+Run `python -m course_utils.tools.doctor`; it exits 1 when something would stop the lessons, 0 otherwise.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from course_utils.sources import MIRROR_ENV, PROJECT_ROOT, data_dir, mirror_dir  # stdlib only: no torch
+from course_utils.datasets.sources import MIRROR_ENV, PROJECT_ROOT, data_dir, mirror_dir  # stdlib only: no torch
 
 THREADS_ENV = "COURSE_THREADS"  # devices.THREADS_ENV; not imported, since devices needs torch
 
@@ -72,7 +72,7 @@ class Layout:
 
 
 # Mirror layout: /work/shared/datasets/README.md and data/README.md. The cache copies it under data/.
-# cat_dog follows course_utils/images.py (not imported here: it needs torch): a folder is used only
+# cat_dog follows course_utils/datasets/images.py (not imported here: it needs torch): a folder is used only
 # with its SHA256SUMS; Microsoft's zip, in the cache or downloaded, is unpacked into the cache.
 CAT_DOG_ZIP_URL = ("https://download.microsoft.com/download/3/E/1/3E1C3F21-ECDB-4869-8368-6DEBA77B919F/"
                    "kagglecatsanddogs_5340.zip")
@@ -212,7 +212,7 @@ def dataset_sources(name: str) -> tuple[str, list[Source]]:
     """The dataset's label and every source the course would try, in order (nothing is read or fetched)."""
     cache, mirror = data_dir(), mirror_dir()
     if name in IDX_LABELS:
-        from course_utils.data import DEBIAN_FOLDER, MIRROR_FOLDER, RAW_MD5, TORCHVISION_CLASS
+        from course_utils.datasets.mnist import DEBIAN_FOLDER, MIRROR_FOLDER, RAW_MD5, TORCHVISION_CLASS
 
         files = list(RAW_MD5[name])
         raw = cache / TORCHVISION_CLASS[name].__name__ / "raw"
@@ -398,7 +398,7 @@ def check_kernel(kernel_name: str = "python3") -> list[Result]:
         return [Result("Jupyter kernel", kernel_name, FAIL, f"its Python {python or '?'} does not run",
                        lines, fix="re-register it: python -m ipykernel install --user --name python3")]
     same = os.path.realpath(seen["prefix"]) == os.path.realpath(sys.prefix)
-    ours = str(Path(__file__).resolve().parent)
+    ours = str(Path(__file__).resolve().parents[1])  # the course_utils package folder
     origin = seen["course_utils"]
     if same:
         return [Result("Jupyter kernel", kernel_name, OK, f"runs this Python ({seen['executable']})", lines)]
@@ -460,7 +460,7 @@ def format_report(results: list[Result]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m course_utils.doctor", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m course_utils.tools.doctor", description=__doc__.splitlines()[0])
     parser.add_argument("--offline", action="store_true",
                         help="count only local sources for datasets (no network probe)")
     args = parser.parse_args(argv)

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
 from torchvision.datasets.utils import download_url
 
-from course_utils.sources import Candidate, copy_from, data_dir, materialise, mirror_dir, verify
+from course_utils.datasets.sources import Candidate, copy_from, data_dir, materialise, mirror_dir, verify
 
 # md5 of the *decompressed* IDX files: mirrors and Debian recompress the .gz files, so the
 # archives' own checksums differ between sources while the content must not.

@@ -21,8 +21,8 @@ from torch.utils.data import WeightedRandomSampler
 from torchvision import datasets
 from torchvision.transforms import v2
 
-from course_utils.pipeline import CROP_FRACTION
-from course_utils.sources import (HOW_TO_FIX, MIRROR_ENV, Candidate, ChecksumError, DataNotFoundError, data_dir,
+from course_utils.deploy.pipeline import CROP_FRACTION
+from course_utils.datasets.sources import (HOW_TO_FIX, MIRROR_ENV, Candidate, ChecksumError, DataNotFoundError, data_dir,
                                   download, file_digest, materialise, mirror_dir, set_aside, verify)
 
 CAT_DOG = "cat_dog"

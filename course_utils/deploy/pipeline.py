@@ -13,10 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_utils.checkpoints import atomic_write
-from course_utils.predict import METADATA_FILE  # stored inside the .pt2 archive, next to the program
+from course_utils.core.checkpoints import atomic_write
+from course_utils.deploy.predict import METADATA_FILE  # stored inside the .pt2 archive, next to the program
 
-ARTIFACT_FORMAT = "course_utils.pipeline/1"
+ARTIFACT_FORMAT = "course_utils.deploy.pipeline/1"
 CROP_FRACTION = 0.875  # ImageNet convention: resize the shorter side to 256, centre-crop 224
 
 

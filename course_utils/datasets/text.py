@@ -10,7 +10,7 @@ from typing import Iterable, Iterator, Sequence
 
 import torch
 
-from course_utils.sources import Candidate, copy_from, data_dir, download, materialise, mirror_dir, verify
+from course_utils.datasets.sources import Candidate, copy_from, data_dir, download, materialise, mirror_dir, verify
 
 # Anna Karenina as udacity/deep-learning-v2-pytorch ships it (Project Gutenberg text #1399 with its
 # licence at the end, CRLF line ends). The sha256 is the offline mirror's, whose README names that file

@@ -17,9 +17,9 @@ import nbformat
 import papermill
 import yaml
 
-from course_utils.devices import THREADS_ENV
-from course_utils.report import METRICS_ENV
-from course_utils.sources import PROJECT_ROOT
+from course_utils.core.devices import THREADS_ENV
+from course_utils.core.report import METRICS_ENV
+from course_utils.datasets.sources import PROJECT_ROOT
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 PROFILES_DIR = PROJECT_ROOT / "profiles"
@@ -163,7 +163,7 @@ def write_summary(rows: list[dict], out_dir: Path, header: str) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m course_utils.runner", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m course_utils.tools.runner", description=__doc__)
     parser.add_argument("--profile", default="default", help="a file in profiles/ (default: %(default)s)")
     parser.add_argument("--device", help="override the device of every notebook (auto, cpu, cuda, mps)")
     parser.add_argument("--epochs", type=int, help="override num_epochs of every notebook that trains")
@@ -191,7 +191,7 @@ def cli_overrides(args: argparse.Namespace) -> dict:
     flags = {"device": args.device, "threads": args.threads, "num_epochs": args.epochs}
     overrides |= {name: value for name, value in flags.items() if value is not None}
     if "device" in overrides:
-        from course_utils.devices import check_device_name
+        from course_utils.core.devices import check_device_name
         try:
             check_device_name(overrides["device"])
         except (TypeError, ValueError) as err:

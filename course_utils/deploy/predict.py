@@ -1,4 +1,4 @@
-"""Top-k classes of one image from an exported .pt2 artifact: `python -m course_utils.predict ARTIFACT IMAGE`."""
+"""Top-k classes of one image from an exported .pt2 artifact: `python -m course_utils.deploy.predict ARTIFACT IMAGE`."""
 
 # Deployable on its own: imports only torch, Pillow and the standard library (no course_utils).
 from __future__ import annotations
@@ -123,7 +123,7 @@ def predict(program: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m course_utils.predict", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m course_utils.deploy.predict", description=__doc__)
     parser.add_argument("artifact", type=Path, help="a .pt2 file written by pipeline.save_artifact")
     parser.add_argument("image", type=Path, help="an image file (JPEG, PNG, ...; grayscale and RGBA are fine)")
     parser.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, help="how many classes to print (default: %(default)s)")

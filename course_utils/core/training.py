@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from course_utils.checkpoints import save_checkpoint
+from course_utils.core.checkpoints import save_checkpoint
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 

@@ -9,7 +9,7 @@ from torch import nn
 from torchvision.ops import FrozenBatchNorm2d
 from tqdm import tqdm
 
-from course_utils.layers import count_parameters  # noqa: F401  (re-exported for the lessons)
+from course_utils.models.layers import count_parameters  # noqa: F401  (re-exported for the lessons)
 
 
 def freeze(model: nn.Module) -> nn.Module:

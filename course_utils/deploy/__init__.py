@@ -1,0 +1,1 @@
+"""Deployment: the exported inference pipeline and the predict command line."""

@@ -1,0 +1,1 @@
+"""Model building blocks: layer formulas, pretrained backbones, transfer learning, sequence models."""
