@@ -71,7 +71,8 @@ of elements of the parameters that have `requires_grad` set.
 - in: an `nn.Module`, possibly partly frozen
 - out: an `int` (0 for a fully frozen model)
 - not allowed: `transfer.count_parameters` (the course's version)
-- correct: exact for a partly frozen, a frozen and an unfrozen model.
+
+Correct means: exact for a partly frozen, a frozen and an unfrozen model.
 
 See lesson 08, section 2 (Freeze the backbone, replace the head).
 """,
@@ -160,13 +161,14 @@ Write `replace_head(model, head_name, num_classes)` for transfer learning: freez
 `nn.Linear` with the same number of inputs and `num_classes` outputs. Return the model.
 
 - in: `model`, an `nn.Module`; `head_name`, a string; `num_classes`, an int
-- out: the same model object, changed in place
-- correct: for heads of random sizes under three names, the new head has the old head's
-  `in_features` and `num_classes` outputs and is trainable; every other parameter is frozen and
-  unchanged; the model returns (batch, num_classes).
+- out: the same model object, changed in place (`getattr` and `setattr` work with a name held in a
+  variable)
 
-See lesson 08, section 2 (Freeze the backbone, replace the head). `getattr` and `setattr` work
-with a name held in a variable.
+Correct means: for heads of random sizes under three names, the new head has the old head's
+`in_features` and `num_classes` outputs and is trainable; every other parameter is frozen and
+unchanged; the model returns (batch, num_classes).
+
+See lesson 08, section 2 (Freeze the backbone, replace the head).
 """,
     template='''
 def replace_head(model, head_name, num_classes):
@@ -263,7 +265,8 @@ predicted ones, so correct answers lie on the diagonal.
 - out: an int64 tensor (num_classes, num_classes), even when some classes never occur; the inputs
   must not change
 - no Python loop over the samples: one `torch.bincount` does it
-- correct: equal to counting in a loop, for random labels where the last class never occurs.
+
+Correct means: equal to counting in a loop, for random labels where the last class never occurs.
 
 See lesson 08, section 6 (Evaluate on the test split).
 """,
@@ -354,7 +357,8 @@ Write `most_confident_mistakes(probs, labels, k)`: the indices of the samples th
 
 - in: `probs` (N, C) class probabilities; `labels` (N,) int64 true classes; `k` an int
 - out: an int64 tensor of shape (min(k, number of mistakes),) of indices into the batch (0 … N-1)
-- correct: equal to the exact answer on random batches, one with fewer mistakes than `k`.
+
+Correct means: equal to the exact answer on random batches, one with fewer mistakes than `k`.
 
 See lesson 08, section 6 (The most confidently wrong photos).
 """,

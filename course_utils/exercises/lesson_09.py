@@ -67,8 +67,9 @@ of what `nn.Conv2d` returns for an input of height (or width) `size`, with a squ
 - in: five `int`s
 - out: an `int`
 - not allowed: `layers.conv_output_size` (the course's own version)
-- correct: equal to the size of a real `nn.Conv2d`'s output for a dozen random settings, with
-  strides that do not divide evenly and dilations above 1.
+
+Correct means: equal to the size of a real `nn.Conv2d`'s output for a dozen random settings, with
+strides that do not divide evenly and dilations above 1.
 
 See lesson 09, section 2 (The output size).
 """,
@@ -166,8 +167,9 @@ submodules, output during that forward pass. The model's `forward` is not a simp
 
 - in: `model`, an `nn.Module`; `layer`, a submodule of it; `x`, a batch for the model
 - out: the layer's output, detached (no gradient graph)
-- correct: equal to the layer's real output, for a batch of several images and of 1; after the
-  call no hook may be left on the layer.
+
+Correct means: equal to the layer's real output, for a batch of several images and of 1; after the
+call no hook may be left on the layer.
 
 See lesson 09, section 5 (forward hooks).
 """,
@@ -277,8 +279,9 @@ times a column, plus the filter's bias, is one output value.
   `stride` and `padding` ints
 - out: (N, C_out, H_out, W_out), the sizes of 09.1 per dimension; no input may change
 - not allowed: `F.conv2d`, `nn.Conv2d`, and Python loops over positions
-- correct: equal to `F.conv2d` within 1e-4 on random non-square inputs and kernels, with strides
-  and paddings, including a batch of 1.
+
+Correct means: equal to `F.conv2d` within 1e-4 on random non-square inputs and kernels, with strides
+and paddings, including a batch of 1.
 
 See lesson 09, sections 1-3 (what `Conv2d` computes) and section 2 for the output size.
 """,

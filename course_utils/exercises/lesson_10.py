@@ -54,7 +54,8 @@ Write `fan_in(layer)`: the number of inputs that each output unit of `layer` sum
 
 - in: an `nn.Linear` or `nn.Conv2d`
 - out: a Python `int`
-- correct: the exact count, for one linear layer and two convolutions of random sizes.
+
+Correct means: the exact count, for one linear layer and two convolutions of random sizes.
 
 See lesson 10, section 2 (`fan_in` there) and section 3.
 """,
@@ -157,9 +158,10 @@ layer it draws the weights from a normal distribution with mean 0 and standard d
 including ones that have a `weight` (`nn.BatchNorm1d`, `nn.Embedding`), keeps its parameters.
 
 - in: one module (`apply` calls it on every submodule); returns nothing
-- correct: after `model.apply(init_he)` on a model with linear and convolutional layers, nested ones
-  included, each such layer's weights have standard deviation within 5 % of `√(2/fan_in)`, mean
-  ≈ 0 and a normal (not uniform) shape; biases exactly 0; other layers unchanged.
+
+Correct means: after `model.apply(init_he)` on a model with linear and convolutional layers, nested ones
+included, each such layer's weights have standard deviation within 5 % of `√(2/fan_in)`, mean
+≈ 0 and a normal (not uniform) shape; biases exactly 0; other layers unchanged.
 
 See lesson 10, sections 2 and 3 (`init_kaiming`).
 """,
@@ -274,11 +276,12 @@ weight `(out, in)`, `fan_in = in` and `fan_out = out`; for a convolution weight
 - in: an `nn.Parameter` (requires grad) of 2 or 4 dimensions
 - out: the same tensor object, filled; it must still be a leaf that requires grad
 - not allowed: `nn.init.xavier_uniform_` (other functions of `nn.init` are fine)
-- correct: for a linear and a convolution weight of random sizes, no value beyond `b`, the largest
-  within 3 % of it, and the variance within 5 % of `b²/3`, that of a uniform distribution.
+- an in-place change of a parameter needs `torch.no_grad()`, as the `nn.init` functions use
 
-See lesson 10, section 4 (What PyTorch does by default). An in-place change of a parameter needs
-`torch.no_grad()`, as `nn.init` functions use.
+Correct means: for a linear and a convolution weight of random sizes, no value beyond `b`, the largest
+within 3 % of it, and the variance within 5 % of `b²/3`, that of a uniform distribution.
+
+See lesson 10, section 4 (What PyTorch does by default).
 """,
     template='''
 def xavier_uniform_(weight):

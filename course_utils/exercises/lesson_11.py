@@ -328,8 +328,9 @@ call (`train()` or `eval()`), and its running statistics must not have moved.
 
 - in: `model`, an `nn.Module` with `BatchNorm1d` and `Dropout` layers, in either mode; `x`, (batch, features)
 - out: the logits, (batch, classes), with `requires_grad` False
-- correct: equal (within 1e-5) to the logits of an `eval()`-mode copy, for batches of several
-  samples and of 1; `model.training` and the model's `state_dict()` as before the call.
+
+Correct means: equal (within 1e-5) to the logits of an `eval()`-mode copy, for batches of several
+samples and of 1; `model.training` and the model's `state_dict()` as before the call.
 
 See lesson 11, section 3 (`train()` and `eval()`).""",
         name="predict",
@@ -360,8 +361,9 @@ scale by `weight` (γ) and shift by `bias` (β).
 - in: `x`, (batch, features); `weight` and `bias`, (features,); `eps`, a float added to the variance
 - out: a new tensor, (batch, features); `x` must not be changed
 - not allowed: `nn.BatchNorm1d`, `F.batch_norm`
-- correct: equal to `nn.BatchNorm1d(features, eps=eps)` in `train()` mode with the same weight and
-  bias, within 1e-5 (plus a relative 1e-4), on random shapes, including a batch of 2.
+
+Correct means: equal to `nn.BatchNorm1d(features, eps=eps)` in `train()` mode with the same weight and
+bias, within 1e-5 (plus a relative 1e-4), on random shapes, including a batch of 2.
 
 See lesson 11, section 1 (What a batch-norm layer computes).""",
         name="batch_norm_train",
@@ -398,9 +400,10 @@ the whole of `nn.BatchNorm1d`'s forward pass:
 - in: `x`, (batch, features); `running_mean`, `running_var`, `weight`, `bias`, (features,)
 - out: (batch, features); `x` must not be changed
 - not allowed: `nn.BatchNorm1d`, `F.batch_norm`
-- correct: over a series of calls in both modes, every output and both running statistics equal
-  those of one `nn.BatchNorm1d(features, eps=eps, momentum=momentum)` switched between `train()`
-  and `eval()` the same way, within 1e-5 (plus a relative 1e-4).
+
+Correct means: over a series of calls in both modes, every output and both running statistics equal
+those of one `nn.BatchNorm1d(features, eps=eps, momentum=momentum)` switched between `train()`
+and `eval()` the same way, within 1e-5 (plus a relative 1e-4).
 
 See lesson 11, section 3 (batch statistics and running statistics).""",
         name="batch_norm",
