@@ -1,4 +1,4 @@
-"""Exercises of lesson 08: trainable parameters, freezing and replacing a head, a confusion matrix, the worst mistakes."""
+"""Exercises of lesson 08: trainable parameters, freezing and replacing a head, a confusion matrix, worst mistakes."""
 from __future__ import annotations
 
 import torch
@@ -99,7 +99,8 @@ def count_trainable(model):
          "count only those with requires_grad"),
         ("def count_trainable(model):\n    return len([p for p in model.parameters() if p.requires_grad])\n",
          "counts parameter tensors"),
-        ("def count_trainable(model):\n    return float(sum(p.numel() for p in model.parameters() if p.requires_grad))\n",
+        ("def count_trainable(model):\n"
+         "    return float(sum(p.numel() for p in model.parameters() if p.requires_grad))\n",
          "return an int"),
     ],
     checker=check_count_trainable,

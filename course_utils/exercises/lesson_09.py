@@ -23,16 +23,29 @@ def _size_cases(gen: torch.Generator) -> list[tuple[int, int, int, int, int]]:
     """(W_in, F, S, P, D) settings, random but always with room for at least one window."""
     cases = [(randint(gen, 9, 40), 3, 1, 0, 1), (randint(gen, 9, 40), 3, 1, 1, 1)]  # the two every CNN uses
     while len(cases) < 12:
-        kernel, stride, padding, dilation = randint(gen, 1, 7), randint(gen, 1, 4), randint(gen, 0, 3), randint(gen, 1, 3)
+        kernel, stride = randint(gen, 1, 7), randint(gen, 1, 4)
+        padding, dilation = randint(gen, 0, 3), randint(gen, 1, 3)
         w_in = randint(gen, 5, 40)
         if w_in + 2 * padding >= dilation * (kernel - 1) + 1:
             cases.append((w_in, kernel, stride, padding, dilation))
     return cases
 
 
+# Formulas learners often write instead, and what each gets wrong: named only when one fits every case.
+_WRONG_SIZES = [
+    (lambda w, f, s, p, d: math.ceil((w + 2 * p - d * (f - 1) - 1) / s) + 1,
+     "rounded up; a window that does not fit is dropped, so round down (//)"),
+    (lambda w, f, s, p, d: (w + 2 * p - f) // s + 1,
+     "the formula without dilation; a dilated kernel spans D(F - 1) + 1 pixels"),
+    (lambda w, f, s, p, d: (w + p - d * (f - 1) - 1) // s + 1,
+     "the padding is added on both sides, 2P"),
+]
+
+
 def check_conv_output_size(conv_output_size) -> str:
     gen = generator("09.1")
     cases = _size_cases(gen)
+    answers = []
     with forbid((layers, "conv_output_size"), what="layers.conv_output_size", hint=HINT_SIZE):
         for w_in, kernel, stride, padding, dilation in cases:
             conv = nn.Conv2d(1, 1, kernel, stride=stride, padding=padding, dilation=dilation)
@@ -45,16 +58,14 @@ def check_conv_output_size(conv_output_size) -> str:
             if not isinstance(got, int) or isinstance(got, bool):
                 raise Mistake(f"{call_text} should return an int, your code returned {type(got).__name__} {got!r}",
                               HINT_SIZE)
-            if got != expected:
-                span = w_in + 2 * padding - dilation * (kernel - 1) - 1
-                why = ""
-                if got == math.ceil(span / stride) + 1:
-                    why = ": rounded up; a window that does not fit is dropped, so round down (//)"
-                elif got == (w_in + 2 * padding - kernel) // stride + 1:
-                    why = ": the formula without dilation; a dilated kernel spans D(F - 1) + 1 pixels"
-                elif got == (w_in + padding - dilation * (kernel - 1) - 1) // stride + 1:
-                    why = ": the padding is added on both sides, 2P"
-                raise Mistake(f"{call_text} returned {got}, but nn.Conv2d gives {expected}{why}", HINT_SIZE)
+            answers.append((call_text, got, expected))
+    wrong = [(text, got, expected) for text, got, expected in answers if got != expected]
+    if wrong:
+        text, got, expected = wrong[0]
+        why = next((f": {reason}" for formula, reason in _WRONG_SIZES
+                    if all(formula(*case) == got for case, (_, got, _) in zip(cases, answers))), "")
+        raise Mistake(f"{text} returned {got}, but nn.Conv2d gives {expected}{why} ({len(wrong)} of "
+                      f"{len(cases)} settings differ)", HINT_SIZE)
     return f"{len(cases)} random settings of size, kernel, stride, padding and dilation, each compared with nn.Conv2d"
 
 

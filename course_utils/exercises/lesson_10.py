@@ -227,7 +227,7 @@ def init_he(m):
 def check_xavier_uniform(xavier_uniform_) -> str:
     gen = generator("10.3")
     shapes = [(randint(gen, 150, 300), randint(gen, 100, 200)),                        # a linear layer's weight
-              (randint(gen, 32, 64), randint(gen, 8, 16), randint(gen, 3, 5), randint(gen, 3, 5))]  # a convolution's
+              (randint(gen, 64, 96), randint(gen, 16, 24), randint(gen, 3, 5), randint(gen, 3, 5))]  # a convolution's
     tested = []
     for shape in shapes:
         weight = nn.Parameter(torch.full(shape, 7.0))

@@ -16,8 +16,8 @@ SECTION_3 = "lesson 11, section 3 (train() and eval(): batch statistics and runn
 
 def _no_batch_norm_layer(hint: str):
     """Traps PyTorch's own batch norm: nn.BatchNorm1d calls F.batch_norm, which calls torch.batch_norm."""
-    return forbid((F, "batch_norm"), (torch, "batch_norm"), what="PyTorch's batch norm (F.batch_norm or nn.BatchNorm1d)",
-                  hint=hint)
+    return forbid((F, "batch_norm"), (torch, "batch_norm"),
+                  what="PyTorch's batch norm (F.batch_norm or nn.BatchNorm1d)", hint=hint)
 
 
 # ---------------------------------------------------------------- 11.1
@@ -40,15 +40,15 @@ def _check_predict(predict) -> str:
                 logits = predict(model, x)
             except ValueError as err:
                 if batch == 1 and "Expected more than 1 value per channel" in str(err):
-                    raise Mistake("your code fails on a batch of 1 image: in train() mode batch norm cannot normalise a "
-                                  "single sample, so the model must be in eval() mode", SECTION_3) from None
+                    raise Mistake("your code fails on a batch of 1 image: in train() mode batch norm cannot "
+                                  "normalise a single sample, so the model must be in eval() mode", SECTION_3) from None
                 raise
             with torch.no_grad():
                 expected = copy.deepcopy(model).eval()(x)
             changed = [name for name, value in model.state_dict().items() if not torch.equal(value, before[name])]
             if changed:
-                raise Mistake(f"your code changed the model's {', '.join(changed)}: a forward pass in train() mode updates "
-                              "the running statistics, even under torch.no_grad()", SECTION_3)
+                raise Mistake(f"your code changed the model's {', '.join(changed)}: a forward pass in train() "
+                              "mode updates the running statistics, even under torch.no_grad()", SECTION_3)
             if model.training != was_training:
                 raise Mistake(f"your code left the model in {'train' if model.training else 'eval'}() mode; it was in "
                               f"{'train' if was_training else 'eval'}() mode before the call and should be again",

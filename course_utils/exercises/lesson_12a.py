@@ -229,7 +229,8 @@ def rnn_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh):
 # ---------------------------------------------------------------- 12a.3 gradient clipping
 
 def _no_clipping(hint: str):
-    targets = [(nn.utils, "clip_grad_norm_"), (nn.utils, "clip_grad_norm"), (torch.nn.utils.clip_grad, "clip_grad_norm_")]
+    targets = [(nn.utils, "clip_grad_norm_"), (nn.utils, "clip_grad_norm"),
+               (torch.nn.utils.clip_grad, "clip_grad_norm_")]
     for name in ("get_total_norm", "clip_grads_with_norm_"):  # newer PyTorch splits clip_grad_norm_ into these
         if hasattr(nn.utils, name):
             targets.append((nn.utils, name))

@@ -151,8 +151,8 @@ def check_char_batches(char_batches) -> str:
             if batch_size > 1 and isinstance(got_inputs, torch.Tensor) and got_inputs.shape == inputs.shape \
                     and torch.equal(got_inputs, block) and not torch.equal(block, inputs):
                 raise Mistake(f"{what} your batches cut the text into consecutive blocks, so row i of a batch does "
-                              "not continue row i of the batch before; cut the text into batch_size long rows first, then "
-                              "read them seq_length columns at a time", HINT_BATCHES)
+                              "not continue row i of the batch before; cut the text into batch_size long rows first, "
+                              "then read them seq_length columns at a time", HINT_BATCHES)
             expect_tensor(got_inputs, inputs, f"{what}: the inputs of batch {k}", hint=HINT_BATCHES)
             if isinstance(got_targets, torch.Tensor) and torch.equal(got_targets, inputs):
                 raise Mistake(f"{what} your targets equal the inputs; they are the inputs shifted one id ahead "
@@ -250,8 +250,8 @@ def check_top_k_probs(top_k_probs) -> str:
     for shape in ((randint(gen, 20, 60),), (randint(gen, 2, 4), randint(gen, 8, 20)), (1, randint(gen, 5, 9))):
         vocab = shape[-1]
         logits = torch.randn(shape, generator=gen) * 2
-        temperature = float(torch.rand((), generator=gen)) * 1.5 + 0.3
-        k = randint(gen, 2, vocab - 1)
+        temperature = float(torch.rand((), generator=gen)) * 1.5 + 0.5
+        k = randint(gen, 2, vocab // 2)  # enough probability left outside the top k to tell mistakes apart
         expected = _top_k_reference(logits, temperature, k)
         got = call(top_k_probs, logits, temperature, k, hint=HINT_SAMPLING)
         what = f"for logits {tuple(shape)}, temperature {temperature:.2f}, k {k}"
@@ -260,11 +260,12 @@ def check_top_k_probs(top_k_probs) -> str:
                 raise Mistake(f"{what} your code multiplied the logits by the temperature; divide them: a "
                               "temperature below 1 must sharpen the distribution", HINT_SAMPLING)
             full = (logits / temperature).softmax(dim=-1)
-            if torch.allclose(got, torch.where(expected > 0, full, torch.zeros_like(full)), atol=1e-6):
+            if torch.allclose(got, torch.where(expected > 0, full, torch.zeros_like(full)), atol=1e-6) and \
+                    not torch.allclose(got, expected, atol=1e-6):
                 raise Mistake(f"{what} your probabilities sum to {got.sum(-1).min().item():.3f}, not 1: after "
                               "dropping all but the top k, share the probability among them again (softmax over "
                               "the k kept logits, or divide by the sum)", HINT_SAMPLING)
-            if torch.allclose(got, (logits / temperature).softmax(dim=-1), atol=1e-6):
+            if torch.allclose(got, full, atol=1e-6) and not torch.allclose(got, expected, atol=1e-6):
                 raise Mistake(f"{what} every character keeps a probability above 0: only the k most likely may "
                               "be drawn", HINT_SAMPLING)
         expect_tensor(got, expected, f"the probabilities {what}", atol=1e-6, hint=HINT_SAMPLING)

@@ -72,12 +72,12 @@ See lesson 12c, section 5 (Fixed-length tensors: padding and truncation).
 """,
     template='''
 def pad_batch(sequences, length, keep="last"):
-    """(len(sequences), length) int64 ids: long reviews cut (keep their "last" or "first" ids), short ones padded with 0 on the right."""
+    """(len(sequences), length) int64 ids: cut to `length` (keep "last" or "first"), padded with 0 on the right."""
     raise NotImplementedError  # your code here
 ''',
     solution='''
 def pad_batch(sequences, length, keep="last"):
-    """(len(sequences), length) int64 ids: long reviews cut (keep their "last" or "first" ids), short ones padded with 0 on the right."""
+    """(len(sequences), length) int64 ids: cut to `length` (keep "last" or "first"), padded with 0 on the right."""
     rows = []
     for ids in sequences:
         ids = ids[-length:] if keep == "last" else ids[:length]  # at most `length` ids
