@@ -181,8 +181,9 @@ def expect_tensor(got: Any, expected: torch.Tensor, what: str = "the result", *,
         index = tuple(wrong) if len(wrong) != 1 else wrong[0]
         where = f" at index {index}" if expected.ndim else ""
         count = int((~close).sum())
+        share = f" ({count} of {expected.numel()} values differ)" if expected.numel() > 1 else ""
         raise Mistake(f"{what} is wrong{where}: you returned {got64[tuple(wrong)].item():.6g}, expected "
-                      f"{expected64[tuple(wrong)].item():.6g} ({count} of {expected.numel()} values differ)", hint)
+                      f"{expected64[tuple(wrong)].item():.6g}{share}", hint)
 
 
 def expect_unchanged(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor], hint: str = "") -> None:
