@@ -228,3 +228,19 @@ def forbid(*targets: tuple[Any, str], what: str, hint: str = ""):
     finally:
         for owner, attr, original in saved:
             setattr(owner, attr, original)
+
+
+@contextlib.contextmanager
+def spy(owner: Any, attr: str):
+    """While active, record every call of owner.attr as (args, kwargs) in the yielded list, and still make it."""
+    original, calls = getattr(owner, attr), []
+
+    def recorded(*args, **kwargs):
+        calls.append((args, kwargs))
+        return original(*args, **kwargs)
+
+    setattr(owner, attr, recorded)
+    try:
+        yield calls
+    finally:
+        setattr(owner, attr, original)
