@@ -74,7 +74,8 @@ def test_template_is_not_attempted(exercise):
 @pytest.mark.parametrize("exercise", ALL, ids=lambda e: e.id)
 def test_statement_is_a_contract(exercise):
     assert exercise.lesson in {p.stem for p in NOTEBOOKS}
-    assert "Correct means" in exercise.statement and "section" in exercise.statement.strip().splitlines()[-1]
+    last_paragraph = exercise.statement.strip().split("\n\n")[-1]
+    assert last_paragraph.startswith("Correct means") and "section" in last_paragraph  # the contract, then where to look
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
@@ -338,3 +339,18 @@ def test_runner_solutions_run_sets_strict_and_is_never_committed(course, monkeyp
     assert source != seen[0].notebook
     filled = nbformat.read(source, as_version=4)
     assert filled.cells[2].source == EXERCISES["01.1"].solution.strip()
+
+
+def test_the_checks_own_sgd_matches_torch_optim():
+    from course_utils.exercises.lesson_03 import MomentumSGD
+    ours, theirs = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    theirs.load_state_dict(ours.state_dict())
+    optimizers = {ours: MomentumSGD(ours.parameters(), lr=0.5, momentum=0.9),
+                  theirs: torch.optim.SGD(theirs.parameters(), lr=0.5, momentum=0.9)}
+    for step in range(3):
+        for model, optimizer in optimizers.items():
+            optimizer.zero_grad()
+            model(torch.full((4, 3), step + 1.0)).pow(2).sum().backward()
+            optimizer.step()
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(ours.parameters(), theirs.parameters()))
+    assert not torch.allclose(ours.weight, torch.nn.Linear(3, 2).weight)  # it moved
