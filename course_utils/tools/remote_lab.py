@@ -216,7 +216,7 @@ def cmd_lab(opts: SSHOptions, lab: LabOptions) -> int:
 
 
 def _run(argv: Sequence[str]) -> int:
-    """Run a command in the foreground and return its exit status."""
+    """Run a command in the foreground (shown first) and return its exit status."""
     print("remote-lab: $ " + shlex.join(argv), flush=True)
     return subprocess.call(list(argv))
 
@@ -261,12 +261,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", required=True)
     run.add_argument("--name", default=None, help="run name (default remote-DATE-TIME)")
     run.add_argument("--dest", default="runs", help="local folder for the run (default runs)")
-    push = sub.add_parser("push", parents=[common], help="copy LOCAL to the remote folder (scp)")
-    push.add_argument("local")
-    push.add_argument("remote", nargs="?", default=".")
-    pull = sub.add_parser("pull", parents=[common], help="copy REMOTE from the remote folder (scp)")
-    pull.add_argument("remote")
-    pull.add_argument("local", nargs="?", default=".")
+    for name, src, dest, default in (("push", "local", "remote", "."), ("pull", "remote", "local", ".")):
+        copy = sub.add_parser(name, parents=[common], help=f"copy {src.upper()} to the {dest} side (scp -r)")
+        copy.add_argument(src)
+        copy.add_argument(dest, nargs="?", default=default)
     return parser
 
 
