@@ -241,6 +241,13 @@ def test_shell_path_quoting() -> None:
     assert rl.shell_path("/srv/$x") == "'/srv/$x'"
 
 
+def test_remote_env_needs_key_value(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as stop:
+        rl.main(["lab", "me@gpu-box", "--remote-env", "CUDA_VISIBLE_DEVICES"])
+    assert stop.value.code == 2
+    assert "expected KEY=VALUE, got 'CUDA_VISIBLE_DEVICES'" in capsys.readouterr().err
+
+
 def test_bad_host_rejected() -> None:
     with pytest.raises(rl.RemoteLabError):
         rl.lab_ssh_args(opts(host="-oProxyCommand=x"), rl.LabOptions())

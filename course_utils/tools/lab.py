@@ -27,7 +27,8 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Sequence
+from contextlib import contextmanager
+from typing import Iterator, Sequence
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
@@ -150,15 +151,22 @@ def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def stop_on_signals() -> dict:
-    """Turn SIGTERM and SIGHUP into KeyboardInterrupt, like Ctrl-C; return the old handlers."""
-    return {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+@contextmanager
+def interrupted_by_signals() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGHUP raise KeyboardInterrupt, as Ctrl-C does."""
+    previous = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
-def restore_signals(previous: dict) -> None:
-    """Put back the handlers stop_on_signals replaced."""
-    for sig, handler in previous.items():
-        signal.signal(sig, handler)
+def key_value(text: str) -> str:
+    """argparse type for KEY=VALUE arguments."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return text
 
 
 # ---------------------------------------------------------------- the working copy
@@ -261,20 +269,18 @@ def cmd_start(workspace: Path, port: int, open_browser: bool, timeout: float) ->
     if chosen != port:
         print(f"lab: port {port} is busy; using {chosen}", flush=True)
     token = new_token()
-    previous = stop_on_signals()
-    proc = start_jupyter(workspace, chosen, token, open_browser=open_browser)
-    try:
-        wait_ready(proc, chosen, token, timeout)
-        print(f"lab: ready: {lab_url(chosen, token, f'lab/tree/{START_PAGE}')}", flush=True)
-        print("lab: press Ctrl-C to stop", flush=True)
-        proc.wait()
-        return proc.returncode
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        stop_jupyter(proc)
-        restore_signals(previous)
-        print("lab: stopped", flush=True)
+    with interrupted_by_signals():
+        proc = start_jupyter(workspace, chosen, token, open_browser=open_browser)
+        try:
+            wait_ready(proc, chosen, token, timeout)
+            print(f"lab: ready: {lab_url(chosen, token, f'lab/tree/{START_PAGE}')}", flush=True)
+            print("lab: press Ctrl-C to stop", flush=True)
+            return proc.wait()
+        except KeyboardInterrupt:
+            return 0
+        finally:
+            stop_jupyter(proc)
+            print("lab: stopped", flush=True)
 
 
 def _read_line(fd: int = 0) -> str:
@@ -294,19 +300,18 @@ def cmd_serve(workspace: Path, port: int, env: dict[str, str]) -> int:
     if not token:
         raise LabError("no token on stdin")
     prepare_workspace(workspace)
-    previous = stop_on_signals()
-    proc = start_jupyter(workspace, port, token, env)
-    try:
-        while proc.poll() is None:  # stdin at EOF: the local side stopped or the ssh session died
-            readable, _, _ = select.select([0], [], [], 0.5)
-            if readable and not os.read(0, 4096):
-                break
-        return max(proc.returncode or 0, 0)
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        stop_jupyter(proc)
-        restore_signals(previous)
+    with interrupted_by_signals():
+        proc = start_jupyter(workspace, port, token, env)
+        try:
+            while proc.poll() is None:  # stdin at EOF: the local side stopped or the ssh session died
+                readable, _, _ = select.select([0], [], [], 0.5)
+                if readable and not os.read(0, 4096):
+                    break
+            return max(proc.returncode or 0, 0)
+        except KeyboardInterrupt:
+            return 0
+        finally:
+            stop_jupyter(proc)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -319,7 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     serve = sub.add_parser("serve", help="remote side of remote_lab: token on stdin, stops at EOF")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT, help="the port, exactly (no retries)")
-    serve.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="for Jupyter (not secret)")
+    serve.add_argument("--env", action="append", default=[], type=key_value, metavar="KEY=VALUE",
+                       help="environment variable for Jupyter (repeatable; not secret)")
     refresh_ = sub.add_parser("refresh", help="replace one lesson's copy by the course's, keeping your answers")
     refresh_.add_argument("lesson", help="a lesson's number or name, e.g. 04")
     return parser
@@ -337,9 +343,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"lab: your previous copy: {kept}")
             return 0
         if ns.command == "serve":
-            bad = [kv for kv in ns.env if "=" not in kv]
-            if bad:
-                raise LabError(f"--env expects KEY=VALUE, got {bad[0]!r}")
             return cmd_serve(workspace, ns.port, dict(kv.split("=", 1) for kv in ns.env))
         return cmd_start(workspace, ns.port, not ns.no_browser, ns.timeout)
     except LabError as exc:

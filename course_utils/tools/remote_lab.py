@@ -15,6 +15,7 @@ when that stdin closes, so Ctrl-C here, a killed ssh or a dropped session all st
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import posixpath
 import shlex
@@ -25,15 +26,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from course_utils.tools.lab import DEFAULT_PORT, READY_TIMEOUT_S, LabError, lab_url, new_token, port_in_use
-from course_utils.tools.lab import restore_signals, stop_on_signals, wait_ready
+from course_utils.tools.lab import (DEFAULT_PORT, READY_TIMEOUT_S, LabError, interrupted_by_signals, key_value,
+                                    lab_url, new_token, port_in_use, wait_ready)
 
 DEFAULT_REMOTE_DIR = "~/pytorch-course"
 SHUTDOWN_TIMEOUT_S = 20.0
 # Headless course run on the remote; formatted with shell-quoted values ({name} is checked to be
 # [A-Za-z0-9._-]+). Without make: cd {dir} && .venv/bin/python -m course_utils.tools.runner ...
 REMOTE_RUN_TEMPLATE = "cd {dir} && make course PROFILE={profile} ARGS='--out runs/'{name}"
-REMOTE_RUN_DIR_TEMPLATE = "runs/{name}"  # where that run leaves its results, in the project folder
 RemoteLabError = LabError  # one error type for the learner's messages, here and in lab
 
 
@@ -154,65 +154,55 @@ def check_local_port(port: int) -> None:
         raise LabError(f"local port {port} is already in use; pass --local-port N")
 
 
-def _ssh_ignoring_ctrl_c(argv: list[str]) -> subprocess.Popen:
-    """Start ssh with SIGINT ignored (it keeps that), so Ctrl-C reaches only us and we stop in order."""
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        return subprocess.Popen(argv, stdin=subprocess.PIPE)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def _close_tunnel(proc: subprocess.Popen, grace: float) -> None:
-    """Close ssh's stdin (the remote then stops Jupyter), wait up to grace s, then end ssh."""
-    try:
+    """Close ssh's stdin (the remote then stops Jupyter); after grace s end ssh (sshd closes it then)."""
+    with contextlib.suppress(OSError):
         proc.stdin.close()
-        proc.wait(timeout=grace)
-        return
-    except (OSError, subprocess.TimeoutExpired):
-        proc.terminate()  # sshd then closes the remote's stdin: it still stops Jupyter
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    for timeout, end in ((grace, "terminate"), (5, "kill"), (None, "")):
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=timeout)
+            return
+        getattr(proc, end)()
 
 
 def cmd_lab(opts: SSHOptions, lab: LabOptions) -> int:
-    """Start the remote lab behind an SSH tunnel and keep it up until Ctrl-C or SIGTERM."""
+    """Start the remote lab behind an SSH tunnel and keep it up until Ctrl-C, SIGTERM or SIGHUP."""
     check_host(opts.host)
     check_local_port(lab.local_port)
     token = new_token()
     print(f"remote-lab: starting JupyterLab on {opts.host} "
           f"(remote 127.0.0.1:{lab.remote_port} -> local 127.0.0.1:{lab.local_port})", flush=True)
-    previous = stop_on_signals()
-    proc = _ssh_ignoring_ctrl_c(lab_ssh_args(opts, lab))
-    ready = False
-    try:
-        proc.stdin.write(token.encode() + b"\n")
-        proc.stdin.flush()
-        try:
-            wait_ready(proc, lab.local_port, token, lab.timeout)
-        except LabError as exc:
-            if proc.returncode == 127:
-                raise LabError(f"no {lab.venv_path()}/bin/python on the remote; run `make setup` "
-                               "there or pass --venv") from exc
-            raise
-        ready = True
-        print(f"remote-lab: ready: {lab_url(lab.local_port, token)}", flush=True)
-        print("remote-lab: press Ctrl-C to stop the lab and the tunnel", flush=True)
-        status = proc.wait()
-        print(f"remote-lab: ssh exited with status {status}", file=sys.stderr)
-        return status or 1
-    except KeyboardInterrupt:  # Ctrl-C, SIGTERM or SIGHUP: a requested stop
-        return 0 if ready else 130
-    except BrokenPipeError:
-        raise LabError("ssh exited before it could read the token") from None
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # ssh keeps it: Ctrl-C reaches only us,
+    try:                                                     # and we stop both ends in order
+        proc = subprocess.Popen(lab_ssh_args(opts, lab), stdin=subprocess.PIPE)
     finally:
-        print("remote-lab: stopping the lab and the tunnel...", flush=True)
-        _close_tunnel(proc, SHUTDOWN_TIMEOUT_S if ready else 3.0)
-        restore_signals(previous)
-        print("remote-lab: stopped", flush=True)
+        signal.signal(signal.SIGINT, previous)
+    with interrupted_by_signals():
+        ready = False
+        try:
+            proc.stdin.write(token.encode() + b"\n")
+            proc.stdin.flush()
+            try:
+                wait_ready(proc, lab.local_port, token, lab.timeout)
+            except LabError as exc:
+                if proc.returncode != 127:
+                    raise
+                raise LabError(f"no {lab.venv_path()}/bin/python on the remote; run `make setup` there "
+                               "or pass --venv") from exc
+            ready = True
+            print(f"remote-lab: ready: {lab_url(lab.local_port, token)}", flush=True)
+            print("remote-lab: press Ctrl-C to stop the lab and the tunnel", flush=True)
+            status = proc.wait()
+            print(f"remote-lab: ssh exited with status {status}", file=sys.stderr)
+            return status or 1
+        except KeyboardInterrupt:  # a requested stop
+            return 0 if ready else 130
+        except BrokenPipeError:
+            raise LabError("ssh exited before it could read the token") from None
+        finally:
+            print("remote-lab: stopping the lab and the tunnel...", flush=True)
+            _close_tunnel(proc, SHUTDOWN_TIMEOUT_S if ready else 3.0)
+            print("remote-lab: stopped", flush=True)
 
 
 def _run(argv: Sequence[str]) -> int:
@@ -228,10 +218,9 @@ def cmd_run(opts: SSHOptions, remote_dir: str, profile: str, name: str, dest: st
     if status != 0:
         print(f"remote-lab: remote run failed with status {status}", file=sys.stderr)
     os.makedirs(dest, exist_ok=True)
-    run_dir = REMOTE_RUN_DIR_TEMPLATE.format(name=name)
-    copied = _run(pull_args(opts, remote_dir, run_dir, dest))
+    copied = _run(pull_args(opts, remote_dir, f"runs/{name}", dest))  # where REMOTE_RUN_TEMPLATE writes
     if copied == 0:
-        print(f"remote-lab: run folder copied to {os.path.join(dest, posixpath.basename(run_dir))}")
+        print(f"remote-lab: run folder copied to {os.path.join(dest, name)}")
     return status or copied
 
 
@@ -253,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("--venv", help="remote venv folder (default <remote-dir>/.venv)")
     lab.add_argument("--local-port", type=int, default=DEFAULT_PORT)
     lab.add_argument("--remote-port", type=int, default=DEFAULT_PORT)
-    lab.add_argument("--remote-env", action="append", default=[], metavar="KEY=VALUE",
+    lab.add_argument("--remote-env", action="append", default=[], type=key_value, metavar="KEY=VALUE",
                      help="environment variable for the remote Jupyter (repeatable; not secret)")
     lab.add_argument("--remote-workspace", help="remote working copy (default <remote-dir>/workspace)")
     lab.add_argument("--timeout", type=float, default=READY_TIMEOUT_S, help="seconds to wait for the lab")
@@ -275,9 +264,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                       config=ns.ssh_config, batch=not sys.stdin.isatty())  # no terminal: fail, never prompt
     try:
         if ns.command == "lab":
-            bad = [kv for kv in ns.remote_env if "=" not in kv]
-            if bad:
-                raise LabError(f"--remote-env expects KEY=VALUE, got {bad[0]!r}")
             return cmd_lab(opts, LabOptions(ns.remote_dir, ns.venv, ns.local_port, ns.remote_port,
                                             list(ns.remote_env), ns.remote_workspace, ns.timeout))
         if ns.command == "run":
