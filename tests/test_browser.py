@@ -155,12 +155,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace
     port = free_port()
     with open(log, "w") as stderr:
         proc = subprocess.Popen([sys.executable, "-m", "course_utils.tools.lab", "--workspace", str(workspace),
-                                 "--no-browser", "--port", str(port)], stdout=subprocess.PIPE, stderr=stderr,
+                                 "--no-browser", "--port", str(port), "--timeout", "120"], stdout=subprocess.PIPE,
+                                stderr=stderr,
                                 text=True, env=env, start_new_session=True)
     seen: set[int] = set()
     try:
         url = ""
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 150  # a busy 2-core machine can take a minute
         while not url and time.monotonic() < deadline:
             line = proc.stdout.readline()
             if not line:

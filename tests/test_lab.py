@@ -160,3 +160,14 @@ def test_serve_without_a_token_on_stdin_stops_before_starting() -> None:
     done = subprocess.run([sys.executable, "-m", "course_utils.tools.lab", "serve", "--port", "1"],
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 2 and "lab: error: no token on stdin" in done.stderr
+
+
+def test_refresh_cli_says_what_it_kept(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert lab.main(["--workspace", str(tmp_path), "refresh", "04"]) == 0
+    assert (tmp_path / "04_fashion_mnist.ipynb").read_bytes() == (lab.NOTEBOOKS / "04_fashion_mnist.ipynb").read_bytes()
+    assert lab.main(["--workspace", str(tmp_path), "refresh", "04"]) == 0
+    out = capsys.readouterr().out
+    assert "lab: refreshed 04; your answers carried over: none" in out
+    assert f"lab: your previous copy: {tmp_path / 'backups'}/04_fashion_mnist.bak-" in out
+    assert lab.main(["--workspace", str(tmp_path), "refresh", "99"]) == 2
+    assert "lab: error: no single lesson '99'" in capsys.readouterr().err

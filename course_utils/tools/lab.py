@@ -196,10 +196,10 @@ def start_page(notebooks: Sequence[Path]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write text to path through a temporary file and a rename."""
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write data to path through a temporary file and a rename: never half a notebook."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
+    tmp.write_bytes(data)
     os.replace(tmp, path)
 
 
@@ -212,9 +212,9 @@ def prepare_workspace(workspace: Path = WORKSPACE, source: Path = NOTEBOOKS) -> 
     for notebook in lessons(source):
         target = workspace / notebook.name
         if not target.exists():
-            shutil.copyfile(notebook, target)
+            _write_atomic(target, notebook.read_bytes())
             copied.append(target)
-    _write_atomic(workspace / START_PAGE, start_page(lessons(source)))
+    _write_atomic(workspace / START_PAGE, start_page(lessons(source)).encode())
     return copied
 
 
@@ -239,7 +239,7 @@ def refresh(lesson: str, workspace: Path = WORKSPACE, source: Path = NOTEBOOKS) 
     fresh = nbformat.read(fresh_path, as_version=4)
     if not target.exists():
         workspace.mkdir(parents=True, exist_ok=True)
-        nbformat.write(fresh, target)
+        _write_atomic(target, fresh_path.read_bytes())
         return target, []
     old = _answers(nbformat.read(target, as_version=4))
     carried = []
@@ -251,9 +251,7 @@ def refresh(lesson: str, workspace: Path = WORKSPACE, source: Path = NOTEBOOKS) 
     backup = workspace / "backups" / f"{target.stem}.bak-{time.strftime('%Y%m%d-%H%M%S')}.ipynb"
     backup.parent.mkdir(exist_ok=True)
     shutil.copy2(target, backup)
-    tmp = target.with_name(f".{target.name}.tmp")
-    nbformat.write(fresh, tmp)
-    os.replace(tmp, target)
+    _write_atomic(target, (nbformat.writes(fresh) + "\n").encode())
     return backup, carried
 
 
