@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -240,10 +239,10 @@ await app.commands.execute('notebook:run-all-cells');  // Run All, on the active
 return panel.id;
 """
 PAGE_STATE = """
-const node = document.getElementById(arguments[0]);
+const node = document.getElementById(arguments[0]);  // textContent: innerText skips off-screen cells
 const panel = window.coursePanels[arguments[0]];
 const prompts = [...node.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')].map(p => p.textContent.trim());
-const outputs = [...node.querySelectorAll('.jp-OutputArea-output')].map(o => o.textContent);  // content-visibility: innerText skips off-screen cells
+const outputs = [...node.querySelectorAll('.jp-OutputArea-output')].map(o => o.textContent);
 const models = panel.content.widgets.map(c => c.model.toJSON());
 return {
   kernel_status: panel.sessionContext.session ? panel.sessionContext.session.kernel.status : null,

@@ -91,18 +91,14 @@ def shell_path(path: str) -> str:
     return shlex.quote(path)
 
 
-def scp_target(host: str, path: str) -> str:
-    """Return ``host:path`` for scp (``~/x`` as ``x``, relative to the login folder; IPv6 bracketed)."""
+def scp_target(host: str, path: str, remote_dir: str = "") -> str:
+    """Return ``host:path`` for scp, path in remote_dir unless absolute or ``~``-based (IPv6 bracketed)."""
     user, at, name = host.rpartition("@")
     if ":" in name and not name.startswith("["):
         name = f"[{name}]"
-    path = "." if path == "~" else path[2:] if path.startswith("~/") else path
+    path = path if path.startswith(("/", "~")) else posixpath.join(remote_dir, path)
+    path = "." if path == "~" else path[2:] if path.startswith("~/") else path  # scp starts in $HOME
     return f"{user}{at}{name}:{path}"
-
-
-def remote_join(remote_dir: str, path: str) -> str:
-    """Join a path to the remote project folder unless it is absolute or ``~``-based."""
-    return path if path.startswith(("/", "~")) else posixpath.join(remote_dir, path)
 
 
 def remote_lab_command(lab: LabOptions) -> str:
@@ -122,30 +118,23 @@ def lab_ssh_args(opts: SSHOptions, lab: LabOptions) -> list[str]:
                                   "-T", "-L", forward, "--", check_host(opts.host), remote_lab_command(lab)]
 
 
-def check_run_name(name: str) -> str:
-    """Reject run names that are not a plain folder name."""
-    if not name or name.startswith((".", "-")) or not all(c.isalnum() or c in "._-" for c in name):
-        raise LabError(f"invalid run name {name!r}; use letters, digits, '.', '_', '-'")
-    return name
-
-
 def run_ssh_args(opts: SSHOptions, remote_dir: str, profile: str, name: str, tty: bool = False) -> list[str]:
     """Return the ssh argv that runs the course headless at a profile on the remote."""
+    if not name or name.startswith((".", "-")) or not all(c.isalnum() or c in "._-" for c in name):
+        raise LabError(f"invalid run name {name!r}; use letters, digits, '.', '_', '-'")
     command = REMOTE_RUN_TEMPLATE.format(dir=shell_path(remote_dir), profile=shlex.quote(profile),
-                                         name=shlex.quote(check_run_name(name)))
+                                         name=shlex.quote(name))
     return ssh_base_args(opts) + (["-t"] if tty else []) + ["--", check_host(opts.host), command]
 
 
 def push_args(opts: SSHOptions, remote_dir: str, local: str, remote: str = ".") -> list[str]:
     """Return the scp argv copying LOCAL into the remote project folder."""
-    dest = scp_target(check_host(opts.host), remote_join(remote_dir, remote))
-    return ssh_base_args(opts, "scp") + ["-r", "--", local, dest]
+    return ssh_base_args(opts, "scp") + ["-r", "--", local, scp_target(check_host(opts.host), remote, remote_dir)]
 
 
 def pull_args(opts: SSHOptions, remote_dir: str, remote: str, local: str = ".") -> list[str]:
     """Return the scp argv copying REMOTE (in the project folder) to LOCAL."""
-    src = scp_target(check_host(opts.host), remote_join(remote_dir, remote))
-    return ssh_base_args(opts, "scp") + ["-r", "--", src, local]
+    return ssh_base_args(opts, "scp") + ["-r", "--", scp_target(check_host(opts.host), remote, remote_dir), local]
 
 
 def check_local_port(port: int) -> None:
