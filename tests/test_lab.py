@@ -171,3 +171,10 @@ def test_refresh_cli_says_what_it_kept(tmp_path: Path, capsys: pytest.CaptureFix
     assert f"lab: your previous copy: {tmp_path / 'backups'}/04_fashion_mnist.bak-" in out
     assert lab.main(["--workspace", str(tmp_path), "refresh", "99"]) == 2
     assert "lab: error: no single lesson '99'" in capsys.readouterr().err
+
+
+def test_a_server_that_dies_at_start_is_named_in_the_error() -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    dead.wait()
+    with pytest.raises(lab.LabError, match="JupyterLab exited with status 3 before the lab answered"):
+        lab.wait_ready(dead, 1, "tok", timeout=5)

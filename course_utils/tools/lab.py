@@ -91,13 +91,13 @@ def server_answers(port: int, token: str, timeout: float = 5.0) -> bool:
         return False
 
 
-def wait_ready(proc: subprocess.Popen, port: int, token: str, timeout: float) -> None:
-    """Poll the server until it answers; raise LabError when `proc` exits or time runs out."""
+def wait_ready(proc: subprocess.Popen, port: int, token: str, timeout: float, what: str = "JupyterLab") -> None:
+    """Poll the server until it answers; raise LabError when `proc` (`what`) exits or time runs out."""
     deadline = time.monotonic() + timeout
     while not server_answers(port, token, timeout=2.0):
         if proc.poll() is not None:
-            raise LabError(f"{Path(proc.args[0]).name} exited with status {proc.returncode} "
-                           "before the lab answered (see the messages above)")
+            raise LabError(f"{what} exited with status {proc.returncode} before the lab answered "
+                           "(see the messages above)")
         if time.monotonic() > deadline:
             raise LabError(f"the lab did not answer within {timeout:.0f} s")
         time.sleep(0.3)

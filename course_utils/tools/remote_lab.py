@@ -172,7 +172,7 @@ def cmd_lab(opts: SSHOptions, lab: LabOptions) -> int:
             proc.stdin.write(token.encode() + b"\n")
             proc.stdin.flush()
             try:
-                wait_ready(proc, lab.local_port, token, lab.timeout)
+                wait_ready(proc, lab.local_port, token, lab.timeout, what="ssh")
             except LabError as exc:
                 if proc.returncode != 127:
                     raise
