@@ -122,6 +122,21 @@ def test_a_notebook_cell_answer_is_reported_with_its_line():
     assert "(line 4: return x.nope())" in printed("01.1", namespace["normalize_rows"])
 
 
+def test_an_exception_in_a_learners_class_is_reported_with_its_line():
+    code = EXERCISES["04.2"].solution.replace("return self.net(x)", "return self.net(x.view(7, -1))")
+    text = printed("04.2", exec_answer(code, "MLP"))
+    assert "your code raised RuntimeError" in text and "return self.net(x.view(7, -1)))" in text
+
+
+def test_a_failing_checker_is_a_crash_not_the_learners_fault(monkeypatch):
+    broken = copy.copy(EXERCISES["01.1"])
+    broken.checker = lambda answer: {}["missing"]
+    result = run_check(broken, exec_answer(broken.solution, broken.name))
+    assert result.status == "crash" and "the checker itself failed (KeyError" in result.message
+    monkeypatch.setattr(cli, "EXERCISES", {"01.1": broken})
+    assert cli.main(["verify"]) == 1
+
+
 def test_an_answer_that_is_not_callable_or_returns_nothing_gets_plain_words():
     assert "returned None (did you forget `return`?)" in printed("01.1", lambda x: None)
     assert "your code raised TypeError" not in printed("01.1", lambda x: x.tolist())
