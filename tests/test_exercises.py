@@ -293,6 +293,7 @@ def test_progress_counts_solved_answers_per_lesson(tmp_path, monkeypatch, capsys
     answers = {c.metadata["exercise_id"]: c for c in notebook.cells if "exercise_id" in c.metadata}
     answers["01.1"].source = EXERCISES["01.1"].solution
     answers["01.2"].source = "def pairwise_distances(a, b):\n    while True:\n        pass\n"  # never returns
+    answers["01.3"].source = "import sys\n\ndef batched_matmul(a, b):\n    sys.exit(3)\n"  # must not end progress
     monkeypatch.setattr(cli, "CHECK_SECONDS", 1)
     (tmp_path / "lessons").mkdir()
     nbformat.write(notebook, tmp_path / "lessons" / f"{stem}.ipynb")
