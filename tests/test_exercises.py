@@ -74,7 +74,8 @@ def test_template_is_not_attempted(exercise):
 @pytest.mark.parametrize("exercise", ALL, ids=lambda e: e.id)
 def test_statement_is_a_contract(exercise):
     assert exercise.lesson in {p.stem for p in NOTEBOOKS}
-    assert "Correct means" in exercise.statement and "section" in exercise.statement.strip().splitlines()[-1]
+    last_paragraph = exercise.statement.strip().split("\n\n")[-1]
+    assert "Correct means" in exercise.statement and "section" in last_paragraph  # the contract, then where to look
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
@@ -119,6 +120,21 @@ def test_a_notebook_cell_answer_is_reported_with_its_line():
     exec(compile(source, "cell-7", "exec"), namespace)
     assert "AttributeError" in printed("01.1", namespace["normalize_rows"])
     assert "(line 4: return x.nope())" in printed("01.1", namespace["normalize_rows"])
+
+
+def test_an_exception_in_a_learners_class_is_reported_with_its_line():
+    code = EXERCISES["04.2"].solution.replace("return self.net(x)", "return self.net(x.view(7, -1))")
+    text = printed("04.2", exec_answer(code, "MLP"))
+    assert "your code raised RuntimeError" in text and "return self.net(x.view(7, -1)))" in text
+
+
+def test_a_failing_checker_is_a_crash_not_the_learners_fault(monkeypatch):
+    broken = copy.copy(EXERCISES["01.1"])
+    broken.checker = lambda answer: {}["missing"]
+    result = run_check(broken, exec_answer(broken.solution, broken.name))
+    assert result.status == "crash" and "the checker itself failed (KeyError" in result.message
+    monkeypatch.setattr(cli, "EXERCISES", {"01.1": broken})
+    assert cli.main(["verify"]) == 1
 
 
 def test_an_answer_that_is_not_callable_or_returns_nothing_gets_plain_words():
@@ -277,6 +293,7 @@ def test_progress_counts_solved_answers_per_lesson(tmp_path, monkeypatch, capsys
     answers = {c.metadata["exercise_id"]: c for c in notebook.cells if "exercise_id" in c.metadata}
     answers["01.1"].source = EXERCISES["01.1"].solution
     answers["01.2"].source = "def pairwise_distances(a, b):\n    while True:\n        pass\n"  # never returns
+    answers["01.3"].source = "import sys\n\ndef batched_matmul(a, b):\n    sys.exit(3)\n"  # must not end progress
     monkeypatch.setattr(cli, "CHECK_SECONDS", 1)
     (tmp_path / "lessons").mkdir()
     nbformat.write(notebook, tmp_path / "lessons" / f"{stem}.ipynb")
@@ -338,3 +355,18 @@ def test_runner_solutions_run_sets_strict_and_is_never_committed(course, monkeyp
     assert source != seen[0].notebook
     filled = nbformat.read(source, as_version=4)
     assert filled.cells[2].source == EXERCISES["01.1"].solution.strip()
+
+
+def test_the_checks_own_sgd_matches_torch_optim():
+    from course_utils.exercises.lesson_03 import MomentumSGD
+    ours, theirs = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    theirs.load_state_dict(ours.state_dict())
+    optimizers = {ours: MomentumSGD(ours.parameters(), lr=0.5, momentum=0.9),
+                  theirs: torch.optim.SGD(theirs.parameters(), lr=0.5, momentum=0.9)}
+    for step in range(3):
+        for model, optimizer in optimizers.items():
+            optimizer.zero_grad()
+            model(torch.full((4, 3), step + 1.0)).pow(2).sum().backward()
+            optimizer.step()
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(ours.parameters(), theirs.parameters()))
+    assert not torch.allclose(ours.weight, torch.nn.Linear(3, 2).weight)  # it moved

@@ -8,6 +8,7 @@ import io
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
 import nbformat
@@ -33,8 +34,8 @@ def default_workspace() -> Path:
 @contextlib.contextmanager
 def time_limit(seconds: int):
     """Raise TimeoutError in the block after `seconds` (where SIGALRM exists; elsewhere no limit)."""
-    if not hasattr(signal, "SIGALRM"):
-        yield
+    if not hasattr(signal, "SIGALRM") or threading.current_thread() is not threading.main_thread():
+        yield  # signals reach only the main thread
         return
 
     def expire(signum, frame):
@@ -59,7 +60,7 @@ def try_code(exercise, code: str, label: str):
                 return run_check(exercise, answer)
         except NotImplementedError:
             return Result("not attempted", "")
-        except Exception as err:  # noqa: BLE001 - an answer cell that does not even run is simply unsolved
+        except (Exception, SystemExit) as err:  # noqa: BLE001 - an answer that does not even run is unsolved
             return Result("error", f"{type(err).__name__}: {err}")
 
 

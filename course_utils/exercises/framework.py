@@ -155,7 +155,7 @@ def describe(value: Any) -> str:
 
 
 def expect_tensor(got: Any, expected: torch.Tensor, what: str = "the result", *, atol: float = 1e-5,
-                  rtol: float = 1e-4, hint: str = "", check_dtype: bool = True) -> None:
+                  rtol: float = 1e-4, hint: str = "", check_dtype: bool = True, equal_nan: bool = False) -> None:
     """Raise Mistake unless `got` is a tensor with the expected shape, dtype and values (within atol + rtol*|expected|)."""
     if not isinstance(got, torch.Tensor):
         raise Mistake(f"{what} should be a tensor of shape {tuple(expected.shape)}, but your code returned "
@@ -168,16 +168,22 @@ def expect_tensor(got: Any, expected: torch.Tensor, what: str = "the result", *,
         raise Mistake(f"{what} is on device {got.device}, expected {expected.device}", hint)
     got64, expected64 = got.detach().to(torch.float64), expected.detach().to(torch.float64)
     if expected.is_floating_point() or got.is_floating_point():
-        close = torch.isclose(got64, expected64, rtol=rtol, atol=atol)
+        close = torch.isclose(got64, expected64, rtol=rtol, atol=atol, equal_nan=equal_nan)
     else:
         close = got64 == expected64
+    if not bool(torch.isfinite(got64[torch.isfinite(expected64)]).all()):
+        index = (~torch.isfinite(got64) & torch.isfinite(expected64)).nonzero()[0].tolist()
+        where = f" at index {tuple(index) if len(index) != 1 else index[0]}" if expected.ndim else ""
+        raise Mistake(f"{what} contains {got64[tuple(index)].item()}{where} where {expected64[tuple(index)].item():.6g} "
+                      "was expected (an overflow, a log of 0 or a division by 0?)", hint)
     if not bool(close.all()):
         wrong = (~close).nonzero()[0].tolist()
         index = tuple(wrong) if len(wrong) != 1 else wrong[0]
         where = f" at index {index}" if expected.ndim else ""
         count = int((~close).sum())
+        share = f" ({count} of {expected.numel()} values differ)" if expected.numel() > 1 else ""
         raise Mistake(f"{what} is wrong{where}: you returned {got64[tuple(wrong)].item():.6g}, expected "
-                      f"{expected64[tuple(wrong)].item():.6g} ({count} of {expected.numel()} values differ)", hint)
+                      f"{expected64[tuple(wrong)].item():.6g}{share}", hint)
 
 
 def expect_unchanged(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor], hint: str = "") -> None:
@@ -222,3 +228,19 @@ def forbid(*targets: tuple[Any, str], what: str, hint: str = ""):
     finally:
         for owner, attr, original in saved:
             setattr(owner, attr, original)
+
+
+@contextlib.contextmanager
+def spy(owner: Any, attr: str):
+    """While active, record every call of owner.attr as (args, kwargs) in the yielded list, and still make it."""
+    original, calls = getattr(owner, attr), []
+
+    def recorded(*args, **kwargs):
+        calls.append((args, kwargs))
+        return original(*args, **kwargs)
+
+    setattr(owner, attr, recorded)
+    try:
+        yield calls
+    finally:
+        setattr(owner, attr, original)
