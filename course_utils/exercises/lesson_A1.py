@@ -1,7 +1,7 @@
 """Exercises of appendix A1: a batch on the model's device and dtype, training memory, one autocast context."""
 from __future__ import annotations
 
-import contextlib
+import warnings
 
 import torch
 from torch import nn
@@ -214,7 +214,9 @@ def check_autocast_context(autocast_context) -> str:
     layer = nn.Linear(randint(gen, 3, 8), randint(gen, 2, 5))
     x = torch.randn(randint(gen, 1, 4), layer.in_features, generator=gen)
     for name, expected in (("bfloat16", torch.bfloat16), ("float32", torch.float32)):
-        ctx = autocast_context("cpu", name)
+        with warnings.catch_warnings(record=True) as caught:  # quoted in the message if the answer is wrong
+            warnings.simplefilter("always")
+            ctx = autocast_context("cpu", name)
         if isinstance(ctx, torch.dtype):
             raise Mistake(f'autocast_context("cpu", "{name}") returned the dtype {ctx}; return a context for '
                           "`with`: torch.autocast(device_type=..., dtype=...)", HINT_AUTOCAST)
@@ -222,13 +224,19 @@ def check_autocast_context(autocast_context) -> str:
             raise Mistake(f'autocast_context("cpu", "{name}") returned {type(ctx).__name__}, which cannot be '
                           "used in a `with` statement; return torch.autocast(...) or contextlib.nullcontext()",
                           HINT_AUTOCAST)
-        with ctx:
-            out = layer(x)
+        with warnings.catch_warnings(record=True) as caught_inside:
+            warnings.simplefilter("always")
+            with ctx:
+                out = layer(x)
+        caught += caught_inside
         if out.dtype != expected:
             why = (": the context must be made for the device_type it is given (here cpu)" if expected != torch.float32
                    else ": float32 means no autocast at all, contextlib.nullcontext()")
+            warned = f" (PyTorch warned: {caught[0].message})" if caught else ""
             raise Mistake(f'inside autocast_context("cpu", "{name}") a linear layer computed {out.dtype}, expected '
-                          f"{expected}{why}", HINT_AUTOCAST)
+                          f"{expected}{why}{warned}", HINT_AUTOCAST)
+        for warning in caught:  # a correct answer's warnings still reach the learner
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
         if layer.weight.dtype != torch.float32:
             raise Mistake("your context changed the layer's weights; autocast casts the computation, the weights "
                           "stay float32", HINT_AUTOCAST)
