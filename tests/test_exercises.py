@@ -284,7 +284,8 @@ def test_verify_fails_on_a_broken_exercise(monkeypatch, capsys):
     assert "FAIL 01.1 wrong answer 1: expected a message with 'is wrong', got correct" in out
     monkeypatch.setattr(cli, "EXERCISES", {"01.1": ex})
     assert cli.main(["verify"]) == 0
-    assert capsys.readouterr().out.strip().endswith(f"{2 + len(ex.alternatives) + len(ex.wrong_answers)} passed, 0 failed")
+    passed = 2 + len(ex.alternatives) + len(ex.wrong_answers)  # solution, alternatives, wrong answers, template
+    assert capsys.readouterr().out.strip().endswith(f"{passed} passed, 0 failed")
 
 
 def test_progress_counts_solved_answers_per_lesson(tmp_path, monkeypatch, capsys):

@@ -1,4 +1,4 @@
-"""Command line: list the exercises, verify every solution and wrong answer, show progress, inject the notebook cells."""
+"""Command line: list the exercises, verify solutions and wrong answers, show progress, inject the notebook cells."""
 
 from __future__ import annotations
 
@@ -97,7 +97,8 @@ def cmd_verify(args) -> int:
         if template.status == "not attempted":
             passed += 1
         else:
-            failures.append(f"{exercise.id} template: expected 'not attempted', got {template.status}: {template.message}")
+            failures.append(f"{exercise.id} template: expected 'not attempted', got {template.status}: "
+                            f"{template.message}")
     for failure in failures:
         print("FAIL", failure)
     print(f"{passed} passed, {len(failures)} failed")

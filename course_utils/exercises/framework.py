@@ -156,7 +156,7 @@ def describe(value: Any) -> str:
 
 def expect_tensor(got: Any, expected: torch.Tensor, what: str = "the result", *, atol: float = 1e-5,
                   rtol: float = 1e-4, hint: str = "", check_dtype: bool = True, equal_nan: bool = False) -> None:
-    """Raise Mistake unless `got` is a tensor with the expected shape, dtype and values (within atol + rtol*|expected|)."""
+    """Raise Mistake unless `got` is a tensor of the expected shape, dtype and values (atol + rtol * |expected|)."""
     if not isinstance(got, torch.Tensor):
         raise Mistake(f"{what} should be a tensor of shape {tuple(expected.shape)}, but your code returned "
                       f"{describe(got)}" + (" (did you forget `return`?)" if got is None else ""), hint)
@@ -174,8 +174,9 @@ def expect_tensor(got: Any, expected: torch.Tensor, what: str = "the result", *,
     if not bool(torch.isfinite(got64[torch.isfinite(expected64)]).all()):
         index = (~torch.isfinite(got64) & torch.isfinite(expected64)).nonzero()[0].tolist()
         where = f" at index {tuple(index) if len(index) != 1 else index[0]}" if expected.ndim else ""
-        raise Mistake(f"{what} contains {got64[tuple(index)].item()}{where} where {expected64[tuple(index)].item():.6g} "
-                      "was expected (an overflow, a log of 0 or a division by 0?)", hint)
+        raise Mistake(f"{what} contains {got64[tuple(index)].item()}{where} where "
+                      f"{expected64[tuple(index)].item():.6g} was expected (an overflow, a log of 0 or a division "
+                      "by 0?)", hint)
     if not bool(close.all()):
         wrong = (~close).nonzero()[0].tolist()
         index = tuple(wrong) if len(wrong) != 1 else wrong[0]

@@ -36,7 +36,7 @@ def check_softmax(softmax) -> str:
             raise Mistake(f"on {name} your softmax returned nan or inf: exp of a large logit overflows "
                           "float32 (exp(89) already does); subtract each row's maximum first", HINT_1)
         expect_tensor(probs, expected, f"softmax of {name}, shape {tuple(logits.shape)},", atol=1e-6, hint=HINT_1)
-    return f"matches torch.softmax(dim=1) on ordinary and large logits of shape ({rows}, {classes}) and on a batch of one"
+    return f"matches torch.softmax(dim=1) on ordinary and large logits ({rows}, {classes}) and on a batch of one"
 
 
 EX_1 = Exercise(

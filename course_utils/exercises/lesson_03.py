@@ -37,7 +37,7 @@ def check_cross_entropy(cross_entropy) -> str:
         with forbid(*LOSSES, what="PyTorch's cross-entropy, NLL loss or log-softmax", hint=HINT_1):
             loss = call(cross_entropy, logits, labels, hint=HINT_1)
         expect_tensor(loss, expected, f"the loss on {name}", atol=1e-5, hint=HINT_1)
-    return f"matches F.cross_entropy on ({batch}, {classes}) logits, on very unlikely correct classes and a batch of one"
+    return f"matches F.cross_entropy on ({batch}, {classes}) logits, very unlikely correct classes and a batch of one"
 
 
 EX_1 = Exercise(

@@ -154,7 +154,7 @@ in training mode. See section 2, *The network*.
 """,
     template='''
 class MLP(nn.Module):
-    """Flatten, then (Linear, ReLU, Dropout) per hidden size, then Linear: (batch, 1, h, w) -> (batch, num_classes) logits."""
+    """Flatten, (Linear, ReLU, Dropout) per hidden size, Linear: (batch, 1, h, w) -> (batch, num_classes) logits."""
 
     def __init__(self, input_size, hidden_sizes, num_classes, dropout):
         super().__init__()
@@ -165,7 +165,7 @@ class MLP(nn.Module):
 ''',
     solution='''
 class MLP(nn.Module):
-    """Flatten, then (Linear, ReLU, Dropout) per hidden size, then Linear: (batch, 1, h, w) -> (batch, num_classes) logits."""
+    """Flatten, (Linear, ReLU, Dropout) per hidden size, Linear: (batch, 1, h, w) -> (batch, num_classes) logits."""
 
     def __init__(self, input_size, hidden_sizes, num_classes, dropout):
         super().__init__()

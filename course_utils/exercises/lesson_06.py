@@ -1,4 +1,4 @@
-"""Exercises for lesson 06 (saving and loading): a real snapshot, a checkpoint that rebuilds its model, an atomic save."""
+"""Exercises for lesson 06 (saving and loading): a snapshot, a checkpoint that rebuilds its model, an atomic save."""
 
 from __future__ import annotations
 
@@ -195,7 +195,8 @@ def load_model(path, model_class, map_location):
          "    checkpoint = torch.load(path, map_location=map_location, weights_only=True)\n"
          "    model = model_class(**checkpoint['model_config'])\n"
          "    model.load_state_dict(checkpoint['model_state'])\n    return model\n", "left the model in training mode"),
-        ("def load_model(path, model_class, map_location):\n    checkpoint = torch.load(path, map_location=map_location)\n"
+        ("def load_model(path, model_class, map_location):\n"
+         "    checkpoint = torch.load(path, map_location=map_location)\n"
          "    model = model_class(**checkpoint['model_config'])\n"
          "    model.load_state_dict(checkpoint['model_state'])\n    return model.eval()\n", "weights_only=True"),
         ("def load_model(path, model_class, map_location):\n"

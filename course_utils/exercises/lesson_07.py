@@ -1,4 +1,4 @@
-"""Exercises for lesson 07 (image folders): per-channel normalisation, balanced sample weights, a Dataset with a transform."""
+"""Exercises for lesson 07 (image folders): per-channel normalisation, balanced weights, a Dataset with a transform."""
 
 from __future__ import annotations
 
@@ -89,7 +89,8 @@ def normalize(images, mean, std):
         ("def normalize(images, mean, std):\n    m = torch.tensor(mean).view(-1, 1, 1)\n"
          "    images -= m\n    images /= torch.tensor(std).view(-1, 1, 1)\n    return images\n",
          "changed its input `images` in place"),
-        ("def normalize(images, mean, std):\n    m, s = torch.tensor(mean).view(-1, 1, 1), torch.tensor(std).view(-1, 1, 1)\n"
+        ("def normalize(images, mean, std):\n"
+         "    m, s = torch.tensor(mean).view(-1, 1, 1), torch.tensor(std).view(-1, 1, 1)\n"
          "    return (images - m) * s\n", "is wrong at index"),
     ],
     checker=check_normalize, hint=HINT_1,
@@ -153,7 +154,8 @@ def balance_weights(targets):
 '''],
     wrong_answers=[
         ("def balance_weights(targets):\n    return 1.0 / torch.bincount(targets).float()\n", "one per class"),
-        ("def balance_weights(targets):\n    return torch.bincount(targets)[targets].float()\n", "are the class counts"),
+        ("def balance_weights(targets):\n    return torch.bincount(targets)[targets].float()\n",
+         "are the class counts"),
         ("def balance_weights(targets):\n    return torch.full(targets.shape, 1.0 / len(targets))\n",
          "is wrong at index"),
     ],

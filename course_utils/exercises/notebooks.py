@@ -1,4 +1,4 @@
-"""The Exercises section of a lesson notebook, generated from the lesson modules: inject, compare, fill with solutions."""
+"""A lesson notebook's Exercises section, generated from the lesson modules: inject, compare, fill in solutions."""
 
 from __future__ import annotations
 
@@ -26,7 +26,14 @@ The answer cells need only `math`, `torch`, `nn` and `F` (`torch.nn.functional`)
 `exercises.solution("{first}")` prints a reference solution; try the check first, the message usually says
 enough. Work in your own copy of the notebooks (`make lab`), so your answers survive course updates."""
 
-IMPORTS = "# the checks, and what every answer cell may use\nimport math\n\nimport torch\nimport torch.nn.functional as F\nfrom torch import nn\n\nfrom course_utils import exercises"
+IMPORTS = """# the checks, and what every answer cell may use
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from course_utils import exercises"""
 
 
 def _cell_id(exercise_id: str, part: str) -> str:
