@@ -123,7 +123,7 @@ def log_history(writer, history):
          "expected one point per epoch"),
         ("def log_history(writer, history):\n    for key, values in history.items():\n"
          "        for epoch, value in enumerate(sorted(values), start=1):\n"
-         "            writer.add_scalar(key.replace('_', '/', 1), value, epoch)\n", "at step 1 is"),
+         "            writer.add_scalar(key.replace('_', '/', 1), value, epoch)\n", "(history['"),
     ],
     checker=check_log_history, hint=HINT_1,
 )
