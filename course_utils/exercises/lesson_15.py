@@ -84,6 +84,11 @@ def check_lit_linear(LitLinear) -> str:
             raise Mistake("training_step returned a loss without a graph (a float, or a tensor made under no_grad "
                           "or with .item() / .detach()): return the loss tensor itself, the Trainer calls "
                           "backward() on it", HINT_1)
+        from_probs = F.cross_entropy(F.softmax(F.linear(inputs, weight, bias), dim=1), labels)
+        if loss.shape == expected.shape and torch.isclose(loss.detach(), from_probs, atol=1e-6) and not torch.isclose(
+                from_probs, expected, atol=1e-6):
+            raise Mistake("training_step's loss is F.cross_entropy of probabilities (after a softmax): "
+                          "F.cross_entropy takes the logits and applies log_softmax itself", HINT_1)
         expect_tensor(loss, expected, f"training_step's loss for a batch of {batch_size}", hint=HINT_1)
         if any(p.grad is not None for p in parameters):
             raise Mistake("after training_step the parameters have gradients: do not call backward() (or an "
@@ -95,8 +100,8 @@ def check_lit_linear(LitLinear) -> str:
         _, value, kwargs = logged[-1]
         value = value.detach() if isinstance(value, torch.Tensor) else value  # float() of a graph's tensor warns
         if abs(float(value) - float(expected)) > 1e-5:
-            raise Mistake(f"the logged train_loss is {float(value):.6g}, expected the step's loss {float(expected):.6g}",
-                          HINT_1)
+            raise Mistake(f"the logged train_loss is {float(value):.6g}, expected the step's loss "
+                          f"{float(expected):.6g}", HINT_1)
         if kwargs.get("batch_size") != batch_size:
             raise Mistake(f"train_loss was logged with batch_size={kwargs.get('batch_size')} for a batch of "
                           f"{batch_size}: pass batch_size=len(labels), so that the epoch's value is the mean per "
@@ -318,6 +323,28 @@ class LitLinear(L.LightningModule):
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=0.01)
 ''', "expected the module's lr="),
+        ('''
+import lightning as L
+
+
+class LitLinear(L.LightningModule):
+    def __init__(self, input_size, num_classes, lr):
+        super().__init__()
+        self.save_hyperparameters()
+        self.linear = nn.Linear(input_size, num_classes)
+
+    def forward(self, x):
+        return F.softmax(self.linear(x), dim=1)
+
+    def training_step(self, batch, batch_idx):
+        inputs, labels = batch
+        loss = F.cross_entropy(self(inputs), labels)
+        self.log("train_loss", loss, batch_size=len(labels))
+        return loss
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
+''', "cross_entropy of probabilities"),
     ],
     checker=check_lit_linear, hint=HINT_1,
 )
@@ -384,10 +411,11 @@ def check_plateau_stop(PlateauStop) -> str:
                 raise Mistake("the hook returned True, but the Trainer ignores what hooks return: set "
                               "trainer.should_stop = True", HINT_2)
             if bool(trainer.should_stop) != reference_trainer.should_stop:
+                better = "lower" if mode == "min" else "higher"
                 raise Mistake(f"with {setting}, after the values {values[:epoch + 1]} trainer.should_stop is "
-                              f"{bool(trainer.should_stop)}, expected {reference_trainer.should_stop} ({reference.wait} "
-                              f"epoch(s) in a row without a {'lower' if mode == 'min' else 'higher'} value than the "
-                              "best so far)", HINT_2)
+                              f"{bool(trainer.should_stop)}, expected {reference_trainer.should_stop} "
+                              f"({reference.wait} epoch(s) in a row without a {better} value than the best so far)",
+                              HINT_2)
             if reference_trainer.should_stop:
                 stops.append(epoch + 1)
                 break
@@ -439,7 +467,7 @@ import lightning as L
 
 
 class PlateauStop(L.Callback):
-    """Sets trainer.should_stop once `patience` validations in a row have not improved trainer.callback_metrics[monitor]."""
+    """Sets trainer.should_stop once `patience` validations in a row have not improved the monitored metric."""
 
     def __init__(self, monitor, patience, mode="min"):
         raise NotImplementedError  # your code here
@@ -452,7 +480,7 @@ import lightning as L
 
 
 class PlateauStop(L.Callback):
-    """Sets trainer.should_stop once `patience` validations in a row have not improved trainer.callback_metrics[monitor]."""
+    """Sets trainer.should_stop once `patience` validations in a row have not improved the monitored metric."""
 
     def __init__(self, monitor, patience, mode="min"):
         if mode not in ("min", "max"):

@@ -69,12 +69,12 @@ mean over the workers (within 1e-6), and no input changed. See section 1, *What 
 """,
     template='''
 def average_gradients(grads_per_rank):
-    """[[mean over ranks of gradient i for i in parameters] for each rank]: what every rank holds after the all-reduce."""
+    """One list per rank of the gradients' means over the ranks: what every rank holds after the all-reduce."""
     raise NotImplementedError  # your code here
 ''',
     solution='''
 def average_gradients(grads_per_rank):
-    """[[mean over ranks of gradient i for i in parameters] for each rank]: what every rank holds after the all-reduce."""
+    """One list per rank of the gradients' means over the ranks: what every rank holds after the all-reduce."""
     world_size = len(grads_per_rank)
     # zip(*...) groups the ranks' gradients of one parameter; stack -> (world_size, *shape)
     means = [torch.stack(per_parameter).mean(dim=0) for per_parameter in zip(*grads_per_rank)]
