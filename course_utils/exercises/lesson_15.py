@@ -680,14 +680,17 @@ def check_data_module(TensorDataModule) -> str:
     if set(val_other) == set(val):
         raise Mistake(f"the seeds {seed} and {seed + 1} gave the same split: the split must depend on the seed",
                       HINT_3)
-    second_val = loader_ids(module.val_dataloader(), inputs, "val_dataloader()", batch_size)
-    dataset = module.val_dataloader().dataset
-    if second_val != val or val != [int(dataset[i][1]) for i in range(len(dataset))]:
+    # the Trainer asks for each loader once and iterates it every epoch: two passes over one loader
+    val_loader, train_loader = module.val_dataloader(), module.train_dataloader()
+    val_passes = [loader_ids(val_loader, inputs, "val_dataloader()", batch_size) for _ in range(2)]
+    dataset = val_loader.dataset
+    if val_passes[0] != val_passes[1] or val_passes[0] != [int(dataset[i][1]) for i in range(len(dataset))]:
         raise Mistake("val_dataloader() shuffles: keep validation in its order (shuffle=False), so that two "
                       "evaluations see the same batches", HINT_3)
-    second_train = loader_ids(module.train_dataloader(), inputs, "train_dataloader()", batch_size)
-    if second_train == train:
-        raise Mistake("train_dataloader() gave the same order twice: shuffle the training data (shuffle=True)", HINT_3)
+    train_passes = [loader_ids(train_loader, inputs, "train_dataloader()", batch_size) for _ in range(2)]
+    if train_passes[0] == train_passes[1]:
+        raise Mistake("two passes over the training loader gave the same order: shuffle the training data "
+                      "(shuffle=True), so that every epoch sees new batches", HINT_3)
     return (f"{n} samples split {n - n_val}/{n_val} (val_fraction={val_fraction}) without overlap, the same split "
             f"for the same seed and another for another seed, batches of {batch_size}, training shuffled, "
             "validation in order")
@@ -776,7 +779,9 @@ class TensorDataModule(L.LightningDataModule):
             self.splits = {"val": Subset(data, order[:n_val]), "train": Subset(data, order[n_val:])}
 
     def train_dataloader(self):
-        return DataLoader(self.splits["train"], self.batch_size, shuffle=True)
+        # a fresh seeded generator per call, as the course's FashionMNISTDataModule: each pass still reshuffles
+        return DataLoader(self.splits["train"], self.batch_size, shuffle=True,
+                          generator=torch.Generator().manual_seed(self.seed))
 
     def val_dataloader(self):
         return DataLoader(self.splits["val"], self.batch_size, shuffle=False)
