@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torchvision.transforms import v2
 
 from course_utils import images, pipeline
 from course_utils.datasets.sources import ChecksumError, DataNotFoundError
@@ -144,9 +145,11 @@ def test_eval_transform_is_deterministic_and_train_is_not():
 
 def test_eval_transform_resizes_then_crops_the_centre():
     photo = Image.open(io.BytesIO(jpeg_bytes(3, size=(512, 256))))
-    steps = images.eval_transform(224, (0, 0, 0), (1, 1, 1)).transforms
-    resized = steps[1](steps[0](photo))
-    assert tuple(resized.shape[-2:]) == (256, 512)  # the shorter side to 224 / 0.875
+    out = images.eval_transform(224, (0, 0, 0), (1, 1, 1))(photo)
+    pixels = v2.functional.to_dtype(v2.functional.to_image(photo), torch.float32, scale=True)
+    resized = v2.functional.resize(pixels, [256], antialias=True)  # the shorter side to 224 / 0.875
+    assert tuple(resized.shape[-2:]) == (256, 512)
+    torch.testing.assert_close(out, v2.functional.center_crop(resized, [224]), atol=1e-5, rtol=0)
 
 
 def test_eval_transform_crops_like_the_inference_pipeline():
