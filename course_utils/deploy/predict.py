@@ -176,12 +176,17 @@ def expand_paths(paths: list[Path]) -> list[Path]:
     return files
 
 
+def check_k(k: int, num_classes: int) -> None:
+    """Raise unless 1 <= k <= num_classes."""
+    if not 1 <= k <= num_classes:
+        raise PredictError(f"top-k must be between 1 and {num_classes} (the number of classes), got {k}")
+
+
 def top_k(probs: torch.Tensor, class_names: list[str], k: int = DEFAULT_TOP_K) -> list[tuple[str, float]]:
     """The k most probable (class name, probability) pairs of one probability vector."""
     if probs.dim() != 1 or len(probs) != len(class_names):
         raise PredictError(f"the model gives {tuple(probs.shape)} probabilities for {len(class_names)} class names")
-    if not 1 <= k <= len(class_names):
-        raise PredictError(f"top-k must be between 1 and {len(class_names)} (the number of classes), got {k}")
+    check_k(k, len(class_names))
     values, indices = probs.topk(k)
     return [(class_names[i], p) for p, i in zip(values.tolist(), indices.tolist())]
 
@@ -227,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
             raise PredictError(f"--top-k must be at least 1, got {args.top_k}")
         files = expand_paths(args.images)  # cheap checks first, the artifact load takes seconds
         artifact = load_artifact(args.artifact, args.device)
-        top_k(torch.full((len(artifact.class_names),), 0.0), artifact.class_names, args.top_k)  # k fits?
+        check_k(args.top_k, len(artifact.class_names))
     except PredictError as err:
         print(f"predict: error: {err}", file=sys.stderr)
         return EXIT_UNUSABLE
