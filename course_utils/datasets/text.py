@@ -10,27 +10,8 @@ from typing import Iterable, Iterator, Sequence
 
 import torch
 
-from course_utils.datasets.sources import Candidate, copy_from, data_dir, download, materialise, mirror_dir, verify
+from course_utils.datasets.sources import Candidate, candidates, fetch
 
-# Anna Karenina as udacity/deep-learning-v2-pytorch ships it (Project Gutenberg text #1399 with its
-# licence at the end, CRLF line ends). The sha256 is the offline mirror's, whose README names that file
-# as its source (sizes agree: 2,025,486 bytes); it has not been compared with a fresh download. A
-# download with other bytes is rejected, and the error says so.
-ANNA_SHA256 = "568bb39fc78aca98e9db91c4329dcd1aa5ec4c3df3aca2064ce5d6f023ae16c9"
-ANNA_URLS = (
-    "https://raw.githubusercontent.com/udacity/deep-learning-v2-pytorch/"
-    "a6fdf852652a794dd84fb45be7282b01026f789f/recurrent-neural-networks/char-rnn/data/anna.txt",
-    "https://raw.githubusercontent.com/udacity/deep-learning-v2-pytorch/"
-    "master/recurrent-neural-networks/char-rnn/data/anna.txt",
-)
-# Large Movie Review Dataset (Maas et al., ACL 2011). The official archive's sha256 is the value that
-# several independent dataset loaders pin for it (torchtext pins its md5, 7c2ac02c03563afcf9b574c7e56c153a).
-IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
-IMDB_SHA256 = {
-    "aclImdb_v1.tar.gz": "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe",
-    # the offline mirror's repack: the labelled reviews only, same layout
-    "aclImdb_labelled.tar.gz": "514b1d8977d11ee5c853b593c1d0d3bd4e81ba52b00a135ddcd93a414015c3d8",
-}
 IMDB_CLASS_NAMES = ["negative", "positive"]
 PAD, UNK = "<pad>", "<unk>"
 PAD_ID, UNK_ID = 0, 1
@@ -51,36 +32,23 @@ class EmptyTextError(ValueError):
 # ---------------------------------------------------------------- files and sources
 
 def anna_candidates() -> list[Candidate]:
-    """Every source of anna.txt, in the order they are tried after the local cache."""
-    found = []
-    mirror = mirror_dir()
-    if mirror is not None:
-        found.append(Candidate(f"mirror {mirror / 'text' / 'anna.txt'}", copy_from(mirror / "text" / "anna.txt")))
-    found += [Candidate(f"download {url}", download(url)) for url in ANNA_URLS]
-    return found
+    """Every source of anna.txt (see the catalog), in the order they are tried after the local cache."""
+    return candidates("anna", "text/anna.txt")
 
 
 def anna_path() -> Path:
     """The verified anna.txt in the cache (data/text/), fetched from the first source that works."""
-    return materialise(data_dir() / "text" / "anna.txt", anna_candidates(),
-                       lambda path: verify(path, ANNA_SHA256, "sha256"))
+    return fetch("anna", "text/anna.txt")
 
 
 def imdb_candidates() -> list[Candidate]:
-    """Every source of the IMDB archive, in the order they are tried after the local cache."""
-    found = []
-    mirror = mirror_dir()
-    if mirror is not None:
-        for name in ("aclImdb_labelled.tar.gz", "aclImdb_v1.tar.gz"):
-            found.append(Candidate(f"mirror {mirror / 'imdb' / name}", copy_from(mirror / "imdb" / name)))
-    found.append(Candidate(f"download {IMDB_URL}", download(IMDB_URL)))
-    return found
+    """Every source of the IMDB archive (see the catalog), in the order they are tried after the local cache."""
+    return candidates("imdb", "imdb/aclImdb.tar.gz")
 
 
 def imdb_path() -> Path:
     """The verified IMDB archive in the cache (data/imdb/), fetched from the first source that works."""
-    return materialise(data_dir() / "imdb" / "aclImdb.tar.gz", imdb_candidates(),
-                       lambda path: verify(path, IMDB_SHA256.values(), "sha256"))
+    return fetch("imdb", "imdb/aclImdb.tar.gz")
 
 
 def read_text(path: str | Path) -> str:
