@@ -70,7 +70,7 @@ def test_char_batches_shapes_and_shift(batch_size, seq_length):
 def test_char_batches_too_short():
     with pytest.raises(ValueError, match="cannot fill one batch"):
         CharBatches(torch.arange(10), 2, 5)
-    with pytest.raises(ValueError, match="at least 1"):
+    with pytest.raises(ValueError, match="batch_size must be a whole number >= 1"):
         CharBatches(torch.arange(10), 0, 5)
 
 

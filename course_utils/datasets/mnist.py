@@ -9,6 +9,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
 
+from course_utils.core.checks import check_count
 from course_utils.datasets import catalog
 from course_utils.datasets.sources import data_dir, fetch
 
@@ -78,8 +79,7 @@ class TensorBatches:
                  shuffle: bool = False, seed: int = 0):
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        check_count("batch_size", batch_size)
         self.images, self.labels = images, labels
         self.batch_size, self.shuffle = batch_size, shuffle
         self.generator = torch.Generator().manual_seed(seed)

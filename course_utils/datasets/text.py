@@ -10,6 +10,7 @@ from typing import Iterable, Iterator, Sequence
 
 import torch
 
+from course_utils.core.checks import check_count
 from course_utils.datasets.sources import Candidate, candidates, fetch
 
 IMDB_CLASS_NAMES = ["negative", "positive"]
@@ -194,8 +195,8 @@ class CharBatches:
     """
 
     def __init__(self, ids: torch.Tensor, batch_size: int, seq_length: int):
-        if batch_size < 1 or seq_length < 1:
-            raise ValueError(f"batch_size and seq_length must be at least 1, got {batch_size} and {seq_length}")
+        check_count("batch_size", batch_size)
+        check_count("seq_length", seq_length)
         ids = torch.as_tensor(ids, dtype=torch.long)
         per_batch = batch_size * seq_length
         num_batches = (len(ids) - 1) // per_batch
@@ -248,8 +249,7 @@ class WordVocab:
 
         `max_size` caps the whole vocabulary, <pad> and <unk> included.
         """
-        if min_freq < 1:
-            raise ValueError(f"min_freq must be at least 1, got {min_freq}")
+        check_count("min_freq", min_freq)
         if max_size is not None and max_size < 3:
             raise ValueError(f"max_size must leave room for <pad>, <unk> and one word, got {max_size}")
         counts = Counter(word for tokens in token_lists for word in tokens)
@@ -275,8 +275,7 @@ class WordVocab:
 
 def pad_or_truncate(ids: Sequence[int], length: int, keep: str = "last", pad_id: int = PAD_ID) -> list[int]:
     """Exactly `length` ids: longer sequences keep their first or last `length`, shorter are padded on the right."""
-    if length < 1:
-        raise ValueError(f"length must be at least 1, got {length}")
+    check_count("length", length)
     if keep not in ("first", "last"):
         raise ValueError(f"keep must be 'first' or 'last', got {keep!r}")
     ids = list(ids)
