@@ -1,6 +1,9 @@
 import json
+import os
+import re
 
 import nbformat
+import yaml
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
@@ -39,20 +42,20 @@ def test_plan_injects_only_declared_parameters_and_the_cli_wins(course):
 
 def test_profile_typos_fail_before_running(course):
     (course / "profiles" / "bad.yaml").write_text("notebooks:\n  02_b: {num_epoch: 1}\n")
-    with pytest.raises(SystemExit, match="does not declare"):
+    with pytest.raises(runner.RunnerError, match="does not declare"):
         runner.plan(runner.load_profile("bad"), runner.discover(), course / "out", {})
     (course / "profiles" / "ghost.yaml").write_text("notebooks:\n  99_x: {}\n")
-    with pytest.raises(SystemExit, match="do not exist"):
+    with pytest.raises(runner.RunnerError, match="do not exist"):
         runner.plan(runner.load_profile("ghost"), runner.discover(), course / "out", {})
     (course / "profiles" / "common.yaml").write_text("parameters: {num_epoch: 1}\n")
-    with pytest.raises(SystemExit, match=r"profile sets \['num_epoch'\], which no notebook declares"):
+    with pytest.raises(runner.RunnerError, match=r"profile sets \['num_epoch'\], which no notebook declares"):
         runner.plan(runner.load_profile("common"), runner.discover(), course / "out", {})
-    with pytest.raises(SystemExit, match="known profiles: bad, ci, common, ghost"):
+    with pytest.raises(runner.RunnerError, match="known profiles: bad, ci, common, ghost"):
         runner.load_profile("nope")
 
 
 @pytest.mark.parametrize("argv, message", [(["--device", "tpu"], "unknown device"),
-                                           (["--epochs", "0"], "at least 1"),
+                                           (["--epochs", "0"], "num_epochs must be a whole number >= 1"),
                                            (["--set", "oops"], "NAME=VALUE"),
                                            (["--threads", "0"], "threads must be a whole number"),
                                            (["--set", "threads=0"], "threads must be a whole number"),
@@ -62,10 +65,13 @@ def test_profile_typos_fail_before_running(course):
                                            (["--set", "device=cuda:x"], "unknown device"),
                                            (["--set", "lrr=0.01"], r"no selected notebook declares \['lrr'\]"),
                                            (["--only", "02", "--epochs", "3"], "no selected notebook declares")])
-def test_bad_command_line_fails_before_anything_runs(course, argv, message):
-    with pytest.raises(SystemExit, match=message):
-        runner.main(["--profile", "ci", "--out", str(course / "out"), *argv])
+def test_bad_command_line_fails_before_anything_runs(course, argv, message, capsys):
+    assert runner.main(["--profile", "ci", "--out", str(course / "out"), *argv]) == 2  # main turns it into a code
+    assert re.search(message, capsys.readouterr().err)
     assert not (course / "out").exists()
+    with pytest.raises(runner.RunnerError, match=message):  # the library raises, it does not exit
+        args = runner.parse_args(["--profile", "ci", "--out", str(course / "out"), *argv])
+        runner.plan(runner.load_profile("ci"), runner.discover(args.only), course / "out", runner.cli_overrides(args))
 
 
 def test_run_writes_executed_notebooks_and_a_summary(course):
@@ -106,3 +112,61 @@ def test_relative_run_folder_still_collects_metrics(course, monkeypatch):
     assert runner.main(["--profile", "ci", "--only", "01", "--out", "relative-run"]) == 0
     rows = json.loads((course / "relative-run" / "summary.json").read_text())
     assert rows[0]["metrics"] == {"epochs": 2, "device": "cpu"}
+
+
+def test_profile_extends_another_merged_per_notebook(course):
+    profiles = course / "profiles"
+    (profiles / "base.yaml").write_text("threads: 2\nparameters: {device: cpu, num_epochs: 3}\n"
+                                        "notebooks:\n  01_a: {num_epochs: 4, lr: 0.1}\n  02_b: {x: 1}\n")
+    (profiles / "child.yaml").write_text("extends: base\nparameters: {device: cuda}\n"
+                                         "notebooks:\n  01_a: {lr: 0.5, subset: null}\n")
+    profile = runner.load_profile("child")
+    assert profile == {"threads": 2, "parameters": {"device": "cuda", "num_epochs": 3},
+                       "notebooks": {"01_a": {"num_epochs": 4, "lr": 0.5, "subset": None}, "02_b": {"x": 1}}}
+    assert "extends" not in profile
+
+
+def test_profile_cycle_and_unknown_parent_are_clear_errors(course):
+    profiles = course / "profiles"
+    (profiles / "a.yaml").write_text("extends: b\n")
+    (profiles / "b.yaml").write_text("extends: a\n")
+    with pytest.raises(runner.RunnerError, match="cycle: a -> b -> a"):
+        runner.load_profile("a")
+    (profiles / "orphan.yaml").write_text("extends: nowhere\n")
+    with pytest.raises(runner.RunnerError, match=r"no profile 'nowhere' \(orphan.yaml extends it\)"):
+        runner.load_profile("orphan")
+
+
+def test_the_real_profiles_load_and_gpu_extends_full():
+    gpu, full = runner.load_profile("gpu"), runner.load_profile("full")
+    assert gpu["parameters"]["device"] == "cuda"
+    for stem, block in full["notebooks"].items():  # every full-profile setting reaches gpu unless gpu changes it
+        assert set(block) <= set(gpu["notebooks"][stem])
+
+
+def test_the_kernel_gets_the_threads_and_this_process_keeps_its_environment(course, monkeypatch):
+    _notebook(course / "notebooks" / "03_env.ipynb", "seed = 0\n",
+              "import os\nfrom course_utils.core.report import record\n"
+              "record(threads=os.environ['COURSE_THREADS'])")
+    monkeypatch.setenv("COURSE_THREADS", "7")  # this process's value must not reach the kernel, nor change
+    monkeypatch.delenv(runner.METRICS_ENV, raising=False)
+    before = dict(os.environ)
+    [job] = runner.plan(runner.load_profile("ci"), runner.discover(["03"]), course / "out", {})
+    (course / "out").mkdir()
+    row = runner.execute(job)  # in this process: the old runner updated os.environ here
+    assert row["status"] == "pass", row["error"]
+    assert row["metrics"] == {"threads": "1"}  # the profile's thread count, passed to the kernel
+    assert dict(os.environ) == before
+
+
+def test_run_folder_files_are_written_whole_with_ordinary_permissions(course):
+    old = os.umask(0o022)
+    try:
+        runner.main(["--profile", "ci", "--only", "01", "--out", str(course / "out")])
+    finally:
+        os.umask(old)
+    out = course / "out"
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []  # no temporary files
+    for name in ("summary.json", "summary.md", "profile.yaml"):
+        assert oct((out / name).stat().st_mode & 0o777) == oct(0o644)
+    assert yaml.safe_load((out / "profile.yaml").read_text())["notebooks"]["01_a"] == {"num_epochs": 2}
