@@ -11,7 +11,7 @@ DEST    ?=
 REMOTE  := $(PYTHON) -m course_utils.tools.remote_lab
 NEED_HOST = @test -n "$(HOST)" || { echo "usage: make $@ HOST=user@gpu-box [SSH_OPTS='-p 2222 -i ~/.ssh/key']  (see docs/remote.md)"; exit 2; }
 
-.PHONY: setup data-packages test-packages course test unit lab doctor benchmark clean remote-lab remote-run remote-push remote-pull
+.PHONY: setup data-packages test-packages course test unit lab doctor benchmark gpu-check clean remote-lab remote-run remote-push remote-pull
 
 setup: $(VENV)/.installed
 
@@ -49,6 +49,10 @@ lab: setup
 
 benchmark: setup data-packages
 	$(PY) benchmarks/data_path.py $(ARGS)
+
+## On a CUDA machine: every notebook at the gpu-check profile plus the benchmark, one summary (about 8 min).
+gpu-check: setup data-packages
+	PY=$(PY) OUT=runs/gpu-check bash tools/gpu-check.sh
 
 clean:
 	rm -rf build runs

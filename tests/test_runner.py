@@ -170,3 +170,24 @@ def test_run_folder_files_are_written_whole_with_ordinary_permissions(course):
     for name in ("summary.json", "summary.md", "profile.yaml"):
         assert oct((out / name).stat().st_mode & 0o777) == oct(0o644)
     assert yaml.safe_load((out / "profile.yaml").read_text())["notebooks"]["01_a"] == {"num_epochs": 2}
+
+
+def test_gpu_check_fails_clearly_without_cuda(tmp_path):
+    import subprocess
+    import sys
+
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device: `make gpu-check` runs the real check")
+    done = subprocess.run(["bash", str(runner.PROJECT_ROOT / "tools" / "gpu-check.sh")], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PY": sys.executable, "OUT": str(tmp_path / "o")})
+    assert done.returncode == 2 and "gpu-check: no CUDA device" in done.stderr
+    assert not (tmp_path / "o").exists()  # nothing ran
+
+
+def test_gpu_check_profile_is_the_gpu_profile_run_two_at_a_time():
+    check, gpu = runner.load_profile("gpu-check"), runner.load_profile("gpu")
+    assert check["jobs"] == 2
+    assert {k: v for k, v in check.items() if k not in ("description", "jobs", "threads")} == \
+        {k: v for k, v in gpu.items() if k != "description"}
