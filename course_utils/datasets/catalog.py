@@ -126,9 +126,12 @@ def dataset(name: str) -> Dataset:
     return DATASETS[name]
 
 
-def file_entry(name: str, cache: str) -> File:
-    """The file of dataset `name` cached at `cache` (a path relative to the cache, or its last part)."""
-    for entry in dataset(name).files:
+def file_entry(name: str, cache: str | None = None) -> File:
+    """The file of dataset `name` cached at `cache` (a path relative to the cache, or its last part; None: the only one)."""
+    files = dataset(name).files
+    if cache is None and len(files) == 1:
+        return files[0]
+    for entry in files:
         if cache in (entry.cache, entry.cache.rsplit("/", 1)[-1]):
             return entry
     raise ValueError(f"dataset {name!r} has no file {cache!r}; it has {', '.join(f.cache for f in dataset(name).files)}")

@@ -23,8 +23,8 @@ from torchvision.transforms import v2
 
 from course_utils.deploy.pipeline import CROP_FRACTION
 from course_utils.datasets import catalog
-from course_utils.datasets.sources import HOW_TO_FIX, MIRROR_ENV, ChecksumError, DataNotFoundError, data_dir, fetch, \
-    file_digest, mirror_dir, set_aside
+from course_utils.datasets.sources import (HOW_TO_FIX, MIRROR_ENV, ChecksumError, DataNotFoundError, data_dir, fetch,
+                                           file_digest, mirror_dir, set_aside)
 
 CAT_DOG = "cat_dog"
 _FOLDER = catalog.dataset(CAT_DOG).folder  # the layout's facts live in the catalog; these names are for lessons

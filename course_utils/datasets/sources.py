@@ -119,7 +119,7 @@ def download(url: str, timeout: float = 60, gunzip: bool = False) -> Callable[[P
     return fetch
 
 
-def candidates(name: str, cache: str) -> list[Candidate]:
+def candidates(name: str, cache: str | None = None) -> list[Candidate]:
     """Every source of one file of dataset `name` (see the catalog), in the order tried after the local cache."""
     index = catalog.dataset(name).files.index(catalog.file_entry(name, cache))
     found = []
@@ -133,7 +133,7 @@ def candidates(name: str, cache: str) -> list[Candidate]:
     return found
 
 
-def fetch(name: str, cache: str) -> Path:
+def fetch(name: str, cache: str | None = None) -> Path:
     """The verified file `cache` of dataset `name` in the local cache, taken from its first source that works."""
     entry = catalog.file_entry(name, cache)
     return materialise(data_dir() / entry.cache, candidates(name, cache),

@@ -34,22 +34,22 @@ class EmptyTextError(ValueError):
 
 def anna_candidates() -> list[Candidate]:
     """Every source of anna.txt (see the catalog), in the order they are tried after the local cache."""
-    return candidates("anna", "text/anna.txt")
+    return candidates("anna")
 
 
 def anna_path() -> Path:
     """The verified anna.txt in the cache (data/text/), fetched from the first source that works."""
-    return fetch("anna", "text/anna.txt")
+    return fetch("anna")
 
 
 def imdb_candidates() -> list[Candidate]:
     """Every source of the IMDB archive (see the catalog), in the order they are tried after the local cache."""
-    return candidates("imdb", "imdb/aclImdb.tar.gz")
+    return candidates("imdb")
 
 
 def imdb_path() -> Path:
     """The verified IMDB archive in the cache (data/imdb/), fetched from the first source that works."""
-    return fetch("imdb", "imdb/aclImdb.tar.gz")
+    return fetch("imdb")
 
 
 def read_text(path: str | Path) -> str:
