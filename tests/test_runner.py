@@ -191,3 +191,10 @@ def test_gpu_check_profile_is_the_gpu_profile_run_two_at_a_time():
     assert check["jobs"] == 2
     assert {k: v for k, v in check.items() if k not in ("description", "jobs", "threads")} == \
         {k: v for k, v in gpu.items() if k != "description"}
+
+
+@pytest.mark.skipif(os.name != "posix", reason="ipc sockets are POSIX only")
+def test_kernels_talk_over_private_sockets_not_the_working_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    manager = runner.kernel_manager({})(kernel_name="python3")
+    assert manager.transport == "ipc" and os.path.isabs(manager.ip)  # jupyter_client's default is "kernel-ipc" here

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import time
+import uuid
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -128,8 +129,24 @@ def plan(profile: dict, notebooks: list[Path], out_dir: Path, overrides: dict) -
 def kernel_manager(env: dict) -> type:
     """A Jupyter kernel manager class whose kernels get this process's environment plus `env`."""
     from jupyter_client.manager import AsyncKernelManager
+    from jupyter_core.paths import jupyter_runtime_dir
+    from traitlets import default
 
     class KernelManager(AsyncKernelManager):
+        @default("transport")
+        def _transport_default(self) -> str:
+            # sockets as files in Jupyter's private runtime folder, not unencrypted TCP ports (ipykernel warns
+            # about those); Windows has no ipc transport
+            return "ipc" if os.name == "posix" else "tcp"
+
+        @default("ip")
+        def _ip_default(self) -> str:
+            if self.transport != "ipc":
+                return super()._ip_default()
+            runtime = jupyter_runtime_dir()  # jupyter_client's own default would be "kernel-ipc" in the cwd
+            os.makedirs(runtime, mode=0o700, exist_ok=True)
+            return os.path.join(runtime, f"kernel-{uuid.uuid4().hex[:12]}-ipc")
+
         async def start_kernel(self, **kw):
             kw["env"] = {**kw.get("env", os.environ), **env}  # os.environ is read, never changed
             return await super().start_kernel(**kw)
