@@ -103,32 +103,31 @@ def check_package(name: str) -> Result:
 
 
 def check_accelerators() -> list[Result]:
-    """Whether the lessons can use a GPU (CUDA or Apple's MPS), and what to do when they cannot."""
+    """Whether the lessons can use a GPU (CUDA or Apple's MPS), and what to do when they cannot.
+
+    The details (CUDA runtime, driver, cuDNN, GPU models) are in PyTorch's own report, printed below.
+    """
     try:
         import torch
     except ImportError:
         return [Result("Devices", "torch", FAIL, "not installed, so no device can be used", fix=FIX_INSTALL)]
-    build, has_nvidia_tool = torch.version.cuda, shutil.which("nvidia-smi") is not None
+    build, nvidia = torch.version.cuda, shutil.which("nvidia-smi") is not None
     if torch.cuda.is_available():
         names = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
         cuda = Result("Devices", "CUDA", OK, f"available: {names}; torch built for CUDA {build}")
     elif build is None:
-        fix = ("this is a CPU-only torch wheel but the machine has an NVIDIA GPU: install the CUDA wheel "
-               "from https://pytorch.org/get-started/locally/") if has_nvidia_tool else ""
-        cuda = Result("Devices", "CUDA", WARN, "not available: this torch is a CPU-only build", fix=fix)
+        cuda = Result("Devices", "CUDA", WARN, "not available: this torch is a CPU-only build",
+                      fix="the machine has an NVIDIA GPU: install the CUDA wheel from "
+                          "https://pytorch.org/get-started/locally/" if nvidia else "")
     else:
-        why = ("nvidia-smi exists, so check that the driver is new enough for CUDA " + build
-               if has_nvidia_tool else "no NVIDIA GPU or driver found")
+        why = f"nvidia-smi exists, so check that the driver is new enough for CUDA {build}" if nvidia \
+            else "no NVIDIA GPU or driver found"
         cuda = Result("Devices", "CUDA", WARN, f"not available ({why}); torch is built for CUDA {build}",
                       fix="the lessons run on the CPU; the default profile is sized for that")
-    cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
     if torch.backends.mps.is_available():
-        mps = Result("Devices", "MPS", OK, "available (Apple-silicon GPU)")
-    else:
-        built = "built into this torch, but no Apple-silicon GPU" if torch.backends.mps.is_built() else "not built"
-        mps = Result("Devices", "MPS", INFO, f"not available ({built})")
-    return [cuda, Result("Devices", "cuDNN", INFO, str(Version(f"{cudnn // 10000}.{cudnn // 100 % 100}.{cudnn % 100}"))
-                         if cudnn else "not available"), mps]
+        return [cuda, Result("Devices", "MPS", OK, "available (Apple-silicon GPU)")]
+    built = "built into this torch, but no Apple-silicon GPU" if torch.backends.mps.is_built() else "not built"
+    return [cuda, Result("Devices", "MPS", INFO, f"not available ({built})")]
 
 
 def check_threads() -> Result:
