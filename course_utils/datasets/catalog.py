@@ -20,6 +20,7 @@ class File:
     debian: str = ""  # relative to DEBIAN_ROOT
     urls: tuple[str, ...] = ()  # downloads, in order of preference
     gunzip: bool = False  # mirror, Debian and download copies are .gz of the cached file
+    members: str = ""  # an archive's layout: a regular expression its member names match
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ DATASETS: dict[str, Dataset] = {
     # per class, a few empty or corrupt; sha256 of the whole 825 MB zip. The course keeps 1,000 per class and split.
     "cat_dog": Dataset("cats vs dogs", (
         File("kagglecatsanddogs_5340.zip", ("b7974bd00a84a99921f36ee4403f089853777b5ae8d151c76a86e64900334af9",),
-             urls=(_KAGGLE_ZIP,)),),
+             urls=(_KAGGLE_ZIP,), members=r"^PetImages/(Cat|Dog)/(\d+)\.jpg$"),),
         folder=Folder("cat_dog", ("train", "test"), ("cat", "dog"), per_class=1000)),
     # Anna Karenina as udacity/deep-learning-v2-pytorch ships it (Project Gutenberg #1399 with its licence, CRLF
     # line ends); pinned commit first. The sha256 is the offline mirror's, whose README names that file.
@@ -112,7 +113,8 @@ DATASETS: dict[str, Dataset] = {
         File("imdb/aclImdb.tar.gz", ("c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe",
                                      "514b1d8977d11ee5c853b593c1d0d3bd4e81ba52b00a135ddcd93a414015c3d8"),
              mirror=("imdb/aclImdb_labelled.tar.gz", "imdb/aclImdb_v1.tar.gz"),
-             urls=("https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz",)),)),
+             urls=("https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz",),
+             members=r"^aclImdb/(train|test)/(neg|pos)/(\d+)_\d+\.txt$"),)),  # <split>/<label>/<id>_<rating>
     "images": Dataset("sample images", tuple(
         File(f"images/{name}", (digest,), mirror=(f"images/{name}",), urls=_PHOTO_URLS.get(name, ()))
         for name, digest in _PHOTOS.items())),

@@ -31,9 +31,6 @@ _FOLDER = catalog.dataset(CAT_DOG).folder  # the layout's facts live in the cata
 CAT_DOG_SPLITS, CAT_DOG_CLASSES, CAT_DOG_PER_CLASS = _FOLDER.splits, _FOLDER.classes, _FOLDER.per_class
 SUMS_FILE = _FOLDER.sums_file  # `sha256sum` format: "<hex>  ./train/cat/cat.1.jpg", one line per photo
 
-# Inside Microsoft's zip: PetImages/{Cat,Dog}/<n>.jpg
-_KAGGLE_MEMBER = re.compile(r"^PetImages/(Cat|Dog)/(\d+)\.jpg$")
-
 _verified: set[tuple[str, str]] = set()  # (folder, digest of its SHA256SUMS) fully hashed in this process
 
 
@@ -100,10 +97,11 @@ def extract_cat_dog(zip_path: Path, target: Path, per_class: int = CAT_DOG_PER_C
     partial = target.with_name(target.name + ".part")
     shutil.rmtree(partial, ignore_errors=True)  # an interrupted earlier extraction: ours to remove
     sums, skipped = [], []
+    layout = re.compile(catalog.dataset(CAT_DOG).files[0].members)  # PetImages/{Cat,Dog}/<n>.jpg
     with zipfile.ZipFile(zip_path) as archive:
         members: dict[str, list[tuple[int, str]]] = {name: [] for name in CAT_DOG_CLASSES}
         for name in archive.namelist():
-            match = _KAGGLE_MEMBER.match(name)
+            match = layout.match(name)
             if match:
                 members[match[1].lower()].append((int(match[2]), name))
         for class_name, numbered in members.items():

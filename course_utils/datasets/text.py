@@ -11,6 +11,7 @@ from typing import Iterable, Iterator, Sequence
 import torch
 
 from course_utils.core.checks import check_count
+from course_utils.datasets import catalog
 from course_utils.datasets.sources import Candidate, candidates, fetch
 
 IMDB_CLASS_NAMES = ["negative", "positive"]
@@ -97,19 +98,19 @@ def read_imdb(path: str | Path, splits: Sequence[str] = ("train", "test"),
         raise ValueError(f"unknown IMDB split(s) {sorted(unknown)}; choose train and/or test")
     found: dict[str, list[tuple[int, int, str]]] = {split: [] for split in splits}
     counts = Counter()
+    layout = re.compile(catalog.file_entry("imdb").members)  # aclImdb/<split>/<neg|pos>/<id>_<rating>.txt
     with tarfile.open(path, "r:gz") as tar:
         for member in tar:
-            parts = member.name.split("/")  # aclImdb/<split>/<pos|neg>/<id>_<rating>.txt
-            if not member.isfile() or len(parts) != 4 or parts[1] not in found or parts[2] not in ("neg", "pos"):
+            match = layout.match(member.name) if member.isfile() else None
+            if not match or match[1] not in found:
                 continue
-            label = int(parts[2] == "pos")
-            if limit is not None and counts[parts[1], label] >= limit:
-                if all(counts[split, y] >= limit for split in found for y in (0, 1)):
+            split, label, review_id = match[1], int(match[2] == "pos"), int(match[3])
+            if limit is not None and counts[split, label] >= limit:
+                if all(counts[name, y] >= limit for name in found for y in (0, 1)):
                     break  # the archive is read in order: stop once every folder has enough
                 continue
-            counts[parts[1], label] += 1
-            review_id = int(parts[3].split("_")[0])
-            found[parts[1]].append((label, review_id, tar.extractfile(member).read().decode("utf-8")))
+            counts[split, label] += 1
+            found[split].append((label, review_id, tar.extractfile(member).read().decode("utf-8")))
     result = {}
     for split, items in found.items():
         if not items:
