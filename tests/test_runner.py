@@ -198,3 +198,9 @@ def test_kernels_talk_over_private_sockets_not_the_working_folder(tmp_path, monk
     monkeypatch.chdir(tmp_path)
     manager = runner.kernel_manager({})(kernel_name="python3")
     assert manager.transport == "ipc" and os.path.isabs(manager.ip)  # jupyter_client's default is "kernel-ipc" here
+
+
+def test_a_run_shows_no_unencrypted_kernel_warning(course, capfd):
+    runner.main(["--profile", "ci", "--only", "01", "--out", str(course / "out")])
+    err = capfd.readouterr().err  # the kernels' stderr too: they inherit the file descriptor
+    assert "without encryption" not in err
