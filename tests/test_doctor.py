@@ -356,3 +356,14 @@ def test_doctor_reports_every_place_the_loader_tries(name, tmp_path, monkeypatch
     tried = {candidate.where.split()[-1] for entry in catalog.DATASETS[name].files
              for candidate in sources.candidates(name, entry.cache)}
     assert tried and tried == reported
+
+
+def test_downloads_count_only_for_the_files_they_offer(places, monkeypatch):
+    """Only the Samoyed photo can be downloaded: without the mirror the sample images cannot be had."""
+    monkeypatch.setattr(doctor, "probe", lambda url: pytest.fail("probed although a download cannot help"))
+    result = doctor.check_dataset("images", online=True)
+    assert result.status == doctor.FAIL and "no source has all of it" in result.detail
+    _, mirror = places
+    for name in ("cat.70.jpg", "dog.128.jpg", "puppy.jpg"):
+        _touch(mirror / "images" / name)
+    assert doctor.check_dataset("images", online=True).status == doctor.WARN  # the Samoyed downloads

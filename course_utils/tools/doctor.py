@@ -203,37 +203,38 @@ def probe(url: str, timeout: float = PROBE_TIMEOUT_S) -> bool | None:
 
 
 def check_dataset(name: str, online: bool | None = None) -> Result:
-    """OK when local places cover every part; else whether a download could; FAIL when nothing can.
+    """OK when local places cover every part; else whether downloads could; FAIL when nothing can.
 
     `online`: True assumes downloads work, False that they don't, None probes the host (only if needed).
     """
     label, groups = dataset_sources(name)
-    lines, ready, downloads = [], False, []
-    for group in groups:
-        covered = [False] * len(group[0].items)
+    lines, ready, downloadable, urls = [], False, False, []
+    for group in groups:  # one group (cats vs dogs: the folder, or the zip) is enough
+        local, offered = [False] * len(group[0].items), [False] * len(group[0].items)
         for place in group:
-            if not place.local:
-                downloads.append(place)
+            if place.local:
+                present = [any(_exists(Path(path)) for path in item) for item in place.items]
+                local = [a or b for a, b in zip(local, present)]
+                state = (("found" if all(present) else "missing") if len(present) == 1
+                         else f"{sum(present)}/{len(present)} present")
+                lines.append(f"{place.kind:<12} {place.where}: {state}")
+            else:
+                offered = [a or bool(item) for a, item in zip(offered, place.items)]
+                urls.append(place.where)
                 lines.append(f"{place.kind:<12} {place.where} (needs internet)")
-                continue
-            present = [any(_exists(Path(path)) for path in item) for item in place.items]
-            covered = [a or b for a, b in zip(covered, present)]
-            state = (("found" if all(present) else "missing") if len(present) == 1
-                     else f"{sum(present)}/{len(present)} present")
-            lines.append(f"{place.kind:<12} {place.where}: {state}")
             if len(lines) == 1 and mirror_dir() is None and name != WEIGHTS:
                 lines.append(f"{'mirror':<12} ${MIRROR_ENV} is not set")
-        ready = ready or all(covered)
+        ready = ready or all(local)
+        downloadable = downloadable or all(a or b for a, b in zip(local, offered))
     if ready:
         return Result("Datasets", label, OK, lines=tuple(lines))
     if name == WEIGHTS:
         return Result("Datasets", label, FAIL, "no weights file", tuple(lines), fix=FIX_INSTALL)
-    if not downloads:
-        return Result("Datasets", label, FAIL, "no source has it", tuple(lines), fix=FIX_MIRROR)
-    url = downloads[0].where
-    reachable = online if online is not None else probe(url)
+    if not downloadable:
+        return Result("Datasets", label, FAIL, "no source has all of it", tuple(lines), fix=FIX_MIRROR)
+    reachable = online if online is not None else probe(urls[0])
     if reachable is False:
-        why = "offline (--offline)" if online is False else f"{urlparse(url).hostname} is unreachable"
+        why = "offline (--offline)" if online is False else f"{urlparse(urls[0]).hostname} is unreachable"
         return Result("Datasets", label, FAIL, f"not on this machine and {why}", tuple(lines),
                       fix=f"{FIX_MIRROR}, or connect to the internet")
     state = "reachable" if reachable else "not probed (a proxy is set)"
