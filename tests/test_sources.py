@@ -262,3 +262,11 @@ def test_fetch_takes_the_first_working_source_of_the_catalog(tmp_path, monkeypat
     debian.write_bytes(gzip.compress(b"debian"))
     path = sources.fetch("fashion_mnist", entry.cache)
     assert path == tmp_path / "cache" / entry.cache and path.read_bytes() == b"debian"
+
+
+def test_sample_photos_come_verified_from_the_mirror(mirror, empty_cache, monkeypatch):
+    monkeypatch.setenv(sources.MIRROR_ENV, str(mirror))
+    for entry in catalog.DATASETS["images"].files:
+        path = sources.fetch("images", entry.cache.rsplit("/", 1)[-1])
+        assert path == empty_cache / entry.cache
+        assert sources.file_digest(path, "sha256") == entry.digests[0]
