@@ -111,7 +111,7 @@ def plan(profile: dict, notebooks: list[Path], out_dir: Path, overrides: dict) -
     unused = set(overrides) - declared_here
     if unused:
         raise RunnerError(f"no selected notebook declares {sorted(unused)}: check the spelling "
-                         "(each notebook's parameters cell lists what it takes)")
+                          "(each notebook's parameters cell lists what it takes)")
     jobs = []
     for notebook in notebooks:
         declared = declared_parameters(notebook)
