@@ -50,8 +50,7 @@ class Location:
 
     kind: str  # "local cache", "mirror", "Debian", "download"
     where: str  # a folder or URL for people
-    items: tuple[tuple[str, ...], ...]  # paths (or URLs for downloads)
-    gunzip: bool = False
+    items: tuple[tuple[str, ...], ...]  # paths (or URLs for downloads); () where this place lacks that part
 
     @property
     def local(self) -> bool:
@@ -129,14 +128,14 @@ def dataset(name: str) -> Dataset:
 
 
 def file_entry(name: str, cache: str | None = None) -> File:
-    """The file of dataset `name` cached at `cache` (a path relative to the cache, or its last part; None: the only one)."""
+    """The file of dataset `name` cached at `cache` (relative to the cache, or its name; None: the only file)."""
     files = dataset(name).files
     if cache is None and len(files) == 1:
         return files[0]
     for entry in files:
         if cache in (entry.cache, entry.cache.rsplit("/", 1)[-1]):
             return entry
-    raise ValueError(f"dataset {name!r} has no file {cache!r}; it has {', '.join(f.cache for f in dataset(name).files)}")
+    raise ValueError(f"dataset {name!r} has no file {cache!r}; it has {', '.join(f.cache for f in files)}")
 
 
 def _common(paths: list[str]) -> str:
@@ -159,22 +158,15 @@ def file_locations(name: str, cache_dir: Path, mirror_dir: Path | None) -> list[
     files = dataset(name).files
     found = [Location("local cache", str(cache_dir / _common([f.cache for f in files])),
                       tuple((str(cache_dir / f.cache),) for f in files))]
-    gunzip = files[0].gunzip
     if mirror_dir is not None and any(f.mirror for f in files):
         found.append(Location("mirror", str(mirror_dir / _common([m for f in files for m in f.mirror])),
-                              tuple(tuple(str(mirror_dir / m) for m in f.mirror) for f in files), gunzip))
+                              tuple(tuple(str(mirror_dir / m) for m in f.mirror) for f in files)))
     if any(f.debian for f in files):
-        paths = [str(DEBIAN_ROOT / f.debian) for f in files]
+        paths = [str(DEBIAN_ROOT / f.debian) for f in files if f.debian]
         found.append(Location("Debian", f"{_common(paths)} (apt-get install {dataset(name).debian_package})",
-                              tuple((path,) for path in paths), gunzip))
-    for rank in range(max(len(f.urls) for f in files)):
+                              tuple((str(DEBIAN_ROOT / f.debian),) if f.debian else () for f in files)))
+    for rank in range(max(len(f.urls) for f in files)):  # first every file's preferred URL, then the next
         urls = [f.urls[rank] for f in files if len(f.urls) > rank]
         base = urls[0] if len(urls) == 1 else urls[0].rsplit("/", 1)[0] + "/"
-        found.append(Location("download", base, tuple((f.urls[rank],) if len(f.urls) > rank else () for f in files),
-                              gunzip))
+        found.append(Location("download", base, tuple((f.urls[rank],) if len(f.urls) > rank else () for f in files)))
     return found
-
-
-def locations(name: str, cache_dir: Path, mirror_dir: Path | None) -> list[Location]:
-    """The folder places (if any) and then the file places of `name`, in the order the course tries them."""
-    return folder_locations(name, cache_dir, mirror_dir) + file_locations(name, cache_dir, mirror_dir)

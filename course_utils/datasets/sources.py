@@ -103,7 +103,7 @@ def copy_from(source: Path, gunzip: bool = False) -> Callable[[Path], None]:
 
 
 def download(url: str, timeout: float = 60, gunzip: bool = False) -> Callable[[Path], None]:
-    """A fetch function that downloads `url` to the given path, decompressing a .gz when `gunzip` (the caller checks)."""
+    """A fetch function that downloads `url` to the given path (a .gz unpacked when `gunzip`); the caller checks it."""
 
     def fetch(dest: Path) -> None:
         raw = dest.with_name(dest.name + ".gz") if gunzip else dest
@@ -121,15 +121,16 @@ def download(url: str, timeout: float = 60, gunzip: bool = False) -> Callable[[P
 
 def candidates(name: str, cache: str | None = None) -> list[Candidate]:
     """Every source of one file of dataset `name` (see the catalog), in the order tried after the local cache."""
-    index = catalog.dataset(name).files.index(catalog.file_entry(name, cache))
+    entry = catalog.file_entry(name, cache)
+    index = catalog.dataset(name).files.index(entry)
     found = []
     for place in catalog.file_locations(name, data_dir(), mirror_dir()):
         for path in place.items[index] if place.kind != "local cache" else ():
             if place.kind == "download":
-                found.append(Candidate(f"download {path}", download(path, gunzip=place.gunzip)))
+                found.append(Candidate(f"download {path}", download(path, gunzip=entry.gunzip)))
             else:
                 label = "mirror" if place.kind == "mirror" else f"Debian package {catalog.dataset(name).debian_package}"
-                found.append(Candidate(f"{label} {path}", copy_from(Path(path), gunzip=place.gunzip)))
+                found.append(Candidate(f"{label} {path}", copy_from(Path(path), gunzip=entry.gunzip)))
     return found
 
 

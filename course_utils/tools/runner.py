@@ -44,7 +44,7 @@ class Job:
 
 
 def merge(base: dict, override: dict) -> dict:
-    """`base` updated by `override`, nested dicts merged key by key (a per-notebook block keeps what it does not set)."""
+    """`base` updated by `override`; nested dicts merged key by key (a notebook block keeps what it does not set)."""
     merged = dict(base)
     for key, value in override.items():
         both_dicts = isinstance(value, dict) and isinstance(merged.get(key), dict)
