@@ -19,10 +19,10 @@ CALLS = {  # every count the library takes, checked by the one validator
 
 
 @pytest.mark.parametrize("call", CALLS.values(), ids=CALLS.keys())
-@pytest.mark.parametrize("value", [0, 2.5, True])  # True and 2.5 passed the old `value < 1` checks
-def test_every_count_is_a_whole_number_of_at_least_one(call, value):
-    with pytest.raises(ValueError, match=r"must be a whole number >= 1, got"):
-        call(value)
+def test_every_count_is_a_whole_number_of_at_least_one(call):
+    for value in (0, 2.5, True):  # True and 2.5 passed the old `value < 1` checks
+        with pytest.raises(ValueError, match=rf"must be a whole number >= 1, got {value!r}"):
+            call(value)
 
 
 def test_check_count_returns_the_value():
