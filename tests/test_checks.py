@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from course_utils.core import checks, devices, training
-from course_utils.datasets import mnist, text
+from course_utils.datasets import images, mnist, text
 from course_utils.models import layers
 
 ids = torch.arange(100)
@@ -14,6 +14,7 @@ CALLS = {  # every count the library takes, checked by the one validator
     "pad_or_truncate length": lambda n: text.pad_or_truncate([1, 2], n),
     "conv_num_parameters in_channels": lambda n: layers.conv_num_parameters(n, 4, 3),
     "set_threads": lambda n: devices.set_threads(n),
+    "train_transform size": lambda n: images.train_transform(n, (0.5,), (0.5,)),
     "num_epochs": lambda n: training.check_epochs(n),
 }
 

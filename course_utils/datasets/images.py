@@ -22,6 +22,7 @@ from torchvision import datasets
 from torchvision.transforms import v2
 
 from course_utils.deploy.pipeline import CROP_FRACTION
+from course_utils.core.checks import check_count
 from course_utils.datasets import catalog
 from course_utils.datasets.sources import (HOW_TO_FIX, MIRROR_ENV, ChecksumError, DataNotFoundError, data_dir, fetch,
                                            file_digest, mirror_dir, set_aside)
@@ -291,8 +292,7 @@ def class_subset(targets: Sequence[int] | torch.Tensor, per_class: int | Sequenc
 # --- transforms and sampling ------------------------------------------------------------------------------
 
 def _check_size(size: int) -> None:
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ValueError(f"size must be a whole number of pixels >= 1, got {size!r}")
+    check_count("size", size)  # in pixels
 
 
 def train_transform(size: int, mean: Sequence[float], std: Sequence[float], *, degrees: float = 30,
