@@ -8,9 +8,10 @@ import os
 import sys
 import time
 import uuid
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
+from multiprocessing import Manager
 from pathlib import Path
 
 import nbformat
@@ -22,6 +23,8 @@ from course_utils.core.devices import THREADS_ENV
 from course_utils.core.files import atomic_write
 from course_utils.core.report import METRICS_ENV
 from course_utils.datasets.sources import PROJECT_ROOT
+from course_utils.tools import progress
+from course_utils.tools.report_html import format_metrics, write_report
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 PROFILES_DIR = PROJECT_ROOT / "profiles"
@@ -154,23 +157,59 @@ def kernel_manager(env: dict) -> type:
     return KernelManager
 
 
-def execute(job: Job) -> dict:
-    """Run one notebook with papermill in its own folder; return its row of the summary."""
+def execute(job: Job, events=None) -> dict:
+    """Run one notebook with papermill in its own folder; return its row of the summary.
+
+    `events` (a multiprocessing Manager queue, or None) receives a progress.Event as the notebook and each code
+    cell start.
+    """
     metrics_file = job.output.with_suffix(".metrics.json")
     metrics_file.unlink(missing_ok=True)
     env = {**job.env, METRICS_ENV: str(metrics_file)}
+    hooks = {}
+    if events is not None:
+        events.put(progress.Event(job.notebook.stem))
+        cells = progress.CellEvents(job.notebook.stem, events)
+        hooks = {"on_notebook_start": cells.on_notebook_start, "on_cell_start": cells.on_cell_start}
     start = time.perf_counter()
     error = None
     try:
         papermill.execute_notebook(str(job.notebook), str(job.output), parameters=job.parameters,
                                    cwd=str(job.notebook.parent), progress_bar=False,
-                                   kernel_manager_class=kernel_manager(env))
+                                   kernel_manager_class=kernel_manager(env), **hooks)  # hooks reach nbclient
     except Exception as err:  # a failing lesson is reported in the summary, the others still run
         error = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
     seconds = time.perf_counter() - start
     metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
     return {"notebook": job.notebook.stem, "status": "fail" if error else "pass", "seconds": round(seconds, 1),
             "parameters": job.parameters, "metrics": metrics, "error": error}
+
+
+def result_line(row: dict) -> str:
+    """`pass in 12 s  metrics` or `fail in 3 s  (error)`."""
+    parts = [f"{row['status']} in {row['seconds']:.0f} s", format_metrics(row["metrics"]),
+             f"({row['error']})" if row["error"] else ""]
+    return "  ".join(part for part in parts if part)
+
+
+def execute_all(jobs: list[Job], workers: int, display: progress.Progress, poll: float = 0.25) -> list[dict]:
+    """Run the jobs `workers` at a time in child processes, showing their events on `display`; rows in job order."""
+    with Manager() as manager, ProcessPoolExecutor(max_workers=workers) as pool:
+        events = manager.Queue()  # a plain multiprocessing.Queue cannot be passed to pool workers
+        futures = [pool.submit(execute, job, events) for job in jobs]
+        pending = set(futures)
+        try:
+            while pending:
+                done, pending = wait(pending, timeout=poll, return_when=FIRST_COMPLETED)
+                while not events.empty():  # a notebook's events all arrive before its row is handled
+                    display.handle(events.get())
+                for future in sorted(done, key=futures.index):
+                    row = future.result()
+                    display.finish(row, result_line(row))
+                display.tick()
+        finally:
+            display.close()
+    return [future.result() for future in futures]
 
 
 def strip_outputs(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
@@ -201,10 +240,6 @@ def commit_outputs(rows: list[dict], jobs: list[Job]) -> list[str]:
         write_notebook(job.notebook, notebook)
         updated.append(job.notebook.name)
     return updated
-
-
-def format_metrics(metrics: dict) -> str:
-    return ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
 
 
 def write_summary(rows: list[dict], out_dir: Path, header: str) -> str:
@@ -292,13 +327,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     workers = args.jobs or profile.get("jobs") or 1
     print(f"running {len(jobs)} notebooks at profile {args.profile!r}, {workers} at a time, into {out_dir}", flush=True)
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        rows = []
-        for row in pool.map(execute, jobs):
-            print(f"  {row['notebook']}: {row['status']} in {row['seconds']:.0f} s  {format_metrics(row['metrics'])}"
-                  + (f"  ({row['error']})" if row["error"] else ""), flush=True)
-            rows.append(row)
-    print(write_summary(rows, out_dir, f"# Run `{args.profile}` ({datetime.now():%Y-%m-%d %H:%M})"))
+    rows = execute_all(jobs, workers, progress.choose([job.notebook.stem for job in jobs]))
+    title = f"Run `{args.profile}` ({datetime.now():%Y-%m-%d %H:%M})"
+    print(write_summary(rows, out_dir, f"# {title}"))
+    index = write_report(rows, out_dir, title.replace("`", ""))
+    print(f"HTML report: {index} (open it in a browser)")
     if args.commit:
         updated = commit_outputs(rows, jobs)
         print(f"committed outputs of {len(updated)} notebooks: {', '.join(updated) or 'none'}")
