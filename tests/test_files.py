@@ -39,5 +39,9 @@ def test_failed_write_leaves_the_old_file_and_no_temporary_file(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
-def test_checkpoints_use_the_one_writer():
-    assert checkpoints.atomic_write is files.atomic_write
+def test_every_module_that_writes_atomically_uses_the_one_writer():
+    from course_utils.core import report
+    from course_utils.tools import lab, runner
+
+    for module in (checkpoints, report, runner, lab):
+        assert module.atomic_write is files.atomic_write, module.__name__
