@@ -23,6 +23,7 @@ from course_utils.core.devices import THREADS_ENV
 from course_utils.core.files import atomic_write
 from course_utils.core.report import METRICS_ENV
 from course_utils.datasets.sources import PROJECT_ROOT
+from course_utils.exercises import STRICT_ENV, fill_solutions
 from course_utils.tools import progress
 from course_utils.tools.report_html import format_metrics, write_report
 
@@ -44,6 +45,7 @@ class Job:
     output: Path
     parameters: dict
     env: dict = field(default_factory=dict)
+    solutions: bool = False  # run with every exercise's answer cell replaced by its reference solution
 
 
 def merge(base: dict, override: dict) -> dict:
@@ -157,6 +159,16 @@ def kernel_manager(env: dict) -> type:
     return KernelManager
 
 
+def source_of(job: Job) -> Path:
+    """The notebook papermill reads: the lesson itself, or (--solutions) a copy with the solutions filled in."""
+    if not job.solutions:
+        return job.notebook
+    filled = job.output.parent / "solution-sources" / job.notebook.name
+    filled.parent.mkdir(parents=True, exist_ok=True)
+    write_notebook(filled, fill_solutions(nbformat.read(job.notebook, as_version=4)))
+    return filled
+
+
 def execute(job: Job, events=None) -> dict:
     """Run one notebook with papermill in its own folder; return its row of the summary.
 
@@ -174,7 +186,7 @@ def execute(job: Job, events=None) -> dict:
     start = time.perf_counter()
     error = None
     try:
-        papermill.execute_notebook(str(job.notebook), str(job.output), parameters=job.parameters,
+        papermill.execute_notebook(str(source_of(job)), str(job.output), parameters=job.parameters,
                                    cwd=str(job.notebook.parent), progress_bar=False,
                                    kernel_manager_class=kernel_manager(env), **hooks)  # hooks reach nbclient
     except Exception as err:  # a failing lesson is reported in the summary, the others still run
@@ -271,6 +283,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="write parameterised copies without executing them (for nbval)")
     parser.add_argument("--commit", action="store_true",
                         help="copy executed notebooks back into notebooks/ (only those run with no injected parameters)")
+    parser.add_argument("--solutions", action="store_true",
+                        help="fill every exercise with its reference solution; a check that is not correct fails "
+                             "the notebook (sets $COURSE_EXERCISES_STRICT=1; for nbval, set it yourself)")
     return parser.parse_args(argv)
 
 
@@ -314,7 +329,12 @@ def run(args: argparse.Namespace) -> int:
     profile = load_profile(args.profile)
     overrides = cli_overrides(args)
     out_dir = (args.out or PROJECT_ROOT / "runs" / f"{args.profile}-{datetime.now():%Y%m%d-%H%M%S}").resolve()
+    if args.solutions and args.commit:
+        raise RunnerError("--solutions runs are never committed: the lessons keep their exercises unattempted")
     jobs = plan(profile, discover(args.only), out_dir, overrides)
+    if args.solutions:
+        for job in jobs:
+            job.solutions, job.env = True, job.env | {STRICT_ENV: "1"}
     out_dir.mkdir(parents=True, exist_ok=True)
     if args.prepare_only:
         for job in jobs:
@@ -322,7 +342,7 @@ def run(args: argparse.Namespace) -> int:
             threads = {"threads": int(job.env[THREADS_ENV])} if THREADS_ENV in job.env else {}
             prepared = papermill.execute_notebook(str(job.notebook), None, parameters=job.parameters | threads,
                                                   prepare_only=True, progress_bar=False)
-            write_notebook(job.output, prepared)
+            write_notebook(job.output, fill_solutions(prepared) if job.solutions else prepared)
         print(f"prepared {len(jobs)} notebooks in {out_dir}")
         return 0
     workers = args.jobs or profile.get("jobs") or 1
