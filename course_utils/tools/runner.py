@@ -282,7 +282,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--prepare-only", action="store_true",
                         help="write parameterised copies without executing them (for nbval)")
     parser.add_argument("--commit", action="store_true",
-                        help="copy executed notebooks back into notebooks/ (only those run with no injected parameters)")
+                        help="copy executed notebooks back into notebooks/ "
+                             "(only those run with no injected parameters)")
     parser.add_argument("--solutions", action="store_true",
                         help="fill every exercise with its reference solution; a check that is not correct fails "
                              "the notebook (sets $COURSE_EXERCISES_STRICT=1; for nbval, set it yourself)")
