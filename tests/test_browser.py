@@ -3,8 +3,8 @@
 One server (the course's launcher, `python -m course_utils.tools.lab`, in a throwaway working copy)
 and one browser serve every test here. Lesson 01 and a training lesson get the ci profile's
 parameters, run through the *Run All* command, and are checked from the page; screenshots go to
-build/browser/. Chromium may reach 127.0.0.1 only. Skipped when Debian's chromium and
-chromium-driver are missing (`make test-packages` installs them).
+build/browser/. The runner's HTML report is opened once, from file://. Chromium may reach 127.0.0.1
+only. Skipped when Debian's chromium and chromium-driver are missing (`make test-packages` installs them).
 """
 
 from __future__ import annotations
