@@ -10,6 +10,7 @@ import subprocess
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator, Sequence
 
 import torch
@@ -123,12 +124,12 @@ def torchrun_command(module: str, args: Sequence[str], nproc_per_node: int, port
 
 
 def run_torchrun(module: str, args: Sequence[str], nproc_per_node: int = 2, *, port: int | None = None,
-                 threads: int = 1, timeout_s: float = 600.0) -> str:
+                 threads: int = 1, cwd: str | Path | None = None, timeout_s: float = 600.0) -> str:
     """Run `module` under torchrun on this machine and return its output; a clear error if it fails."""
     port = check_port_free(port) if port is not None else free_port()
     # set explicitly: torchrun otherwise sets 1 itself and prints a warning about it
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    result = subprocess.run(torchrun_command(module, args, nproc_per_node, port), env=env, text=True,
+    result = subprocess.run(torchrun_command(module, args, nproc_per_node, port), env=env, cwd=cwd, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout_s)
     if result.returncode != 0:
         raise DistributedLaunchError(describe_failure(result.stdout, result.returncode))

@@ -68,6 +68,20 @@ class _CrashAtFirstStep(nn.Module):
         raise RuntimeError(f"rank {self.rank} was told to crash (--crash-rank)")
 
 
+def time_all_reduce(numel: int, device: torch.device, repeats: int = 10) -> float:
+    """Milliseconds one all-reduce of `numel` float32 values takes (the gradients of one step), median of repeats."""
+    values = torch.zeros(numel, device=device)
+    times = []
+    for _ in range(repeats + 2):  # the first two set up the connections' buffers
+        dist.barrier()
+        start = time.perf_counter()
+        dist.all_reduce(values)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - start)
+    return sorted(times[2:])[repeats // 2] * 1e3
+
+
 def train(args: argparse.Namespace, ctx: distributed.Context) -> dict:
     """The training job of one worker; rank 0 returns the metrics it wrote."""
     if ctx.is_main:
@@ -89,6 +103,7 @@ def train(args: argparse.Namespace, ctx: distributed.Context) -> dict:
     log = {"world_size": ctx.world_size, "backend": ctx.backend, "device": ctx.device.type,
            "batch_size_per_worker": args.batch_size, "global_batch_size": args.batch_size * ctx.world_size,
            "optimizer": args.optimizer, "lr": args.lr, "seed": args.seed, "epochs": []}
+    log["allreduce_ms"] = time_all_reduce(sum(p.numel() for p in model.parameters()), ctx.device)
     for epoch in range(1, args.num_epochs + 1):
         sampler.set_epoch(epoch)  # without it every epoch would repeat the same order
         start = time.perf_counter()
