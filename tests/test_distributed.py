@@ -38,6 +38,21 @@ def test_script_started_without_torchrun_says_how_to_start_it(monkeypatch, tmp_p
     assert "start this script with torchrun" in capsys.readouterr().err
 
 
+def test_process_group_is_destroyed_also_after_an_error(monkeypatch):
+    env = {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
+           "MASTER_PORT": str(distributed.free_port())}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ZeroDivisionError):
+        with distributed.process_group("cpu") as ctx:
+            assert (ctx.rank, ctx.world_size, ctx.backend, ctx.is_main) == (0, 1, "gloo", True)
+            assert torch.distributed.is_initialized()
+            # float64: a count beyond float32's 2**24 stays exact
+            assert distributed.all_reduce_sums([2**24 + 1, 0.5], ctx.device) == [2**24 + 1, 0.5]
+            1 / 0
+    assert not torch.distributed.is_initialized()
+
+
 def test_busy_port_is_refused_before_launching():
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
