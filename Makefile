@@ -13,7 +13,7 @@ LESSON  ?=
 REMOTE  := $(PYTHON) -m course_utils.tools.remote_lab
 NEED_HOST = @test -n "$(HOST)" || { echo "usage: make $@ HOST=user@gpu-box [SSH_OPTS='-p 2222 -i ~/.ssh/key']  (see docs/remote.md)"; exit 2; }
 
-.PHONY: setup data-packages test-packages course test unit lab refresh tensorboard doctor benchmark clean remote-lab remote-run remote-push remote-pull
+.PHONY: setup data-packages test-packages course test unit lab refresh tensorboard doctor benchmark clean progress remote-lab remote-run remote-push remote-pull
 
 setup: $(VENV)/.installed
 
@@ -34,14 +34,20 @@ test-packages:
 course: setup data-packages
 	$(PY) -m course_utils.tools.runner --profile $(PROFILE) $(ARGS)
 
-## Unit tests plus every notebook executed at the ci profile, checked by nbval.
+## Unit tests, every exercise's solution and wrong answers, then every notebook executed at the ci
+## profile with the reference solutions filled in (a check that is not correct fails), checked by nbval.
 test: setup test-packages
 	rm -rf build/nbval
-	$(PY) -m course_utils.tools.runner --profile ci --prepare-only --out build/nbval
-	$(PY) -m pytest tests build/nbval --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider -n 2 --dist loadfile
+	$(PY) -m course_utils.exercises verify
+	$(PY) -m course_utils.tools.runner --profile ci --prepare-only --solutions --out build/nbval
+	COURSE_EXERCISES_STRICT=1 $(PY) -m pytest tests build/nbval --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider -n 2 --dist loadfile
 
 unit: setup
 	$(PY) -m pytest tests -q
+
+## How many exercises your working copies (workspace/) solve, per lesson.
+progress: setup
+	$(PY) -m course_utils.exercises progress $(ARGS)
 
 doctor: setup
 	$(PY) -m course_utils.tools.doctor $(ARGS)
