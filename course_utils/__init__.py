@@ -1,6 +1,6 @@
 """The library behind the PyTorch course notebooks.
 
-    core/      the training loop's parts: devices, training, checkpoints, plotting, report; files, checks
+    core/      the training loop's parts: devices, training, checkpoints, plotting, report, distributed; files, checks
     models/    layers and formulas, pretrained backbones, transfer learning, sequence models
     datasets/  every dataset's facts (catalog), where data comes from (sources), the loaders built on them
     deploy/    the exported inference pipeline and the predict command line
