@@ -1,8 +1,8 @@
 """The one evaluation preprocessing: photo file -> RGB -> resize shorter side, centre crop, normalise.
 
 Used by the evaluation transform of the lessons (`images.eval_transform`) and inside the exported
-inference pipeline, so what is served is what was trained and validated. Imports only torch and
-Pillow: the predict command line and the pipeline use it without torchvision.
+inference pipeline, so what is served is what was trained and validated. Needs torch and Pillow,
+not torchvision: the predict command line uses it too.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 from torch import nn
+
+from course_utils.core.checks import check_count
 
 CROP_FRACTION = 0.875  # ImageNet convention: resize the shorter side to 256, centre-crop 224
 
@@ -55,11 +57,8 @@ class ResizeCropNormalize(nn.Module):
     def __init__(self, input_size: int, mean: Sequence[float], std: Sequence[float],
                  resize_size: int | None = None):
         super().__init__()
-        for name, value in (("input_size", input_size), ("resize_size", resize_size)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be a whole number of pixels >= 1, got {value!r}")
-        if resize_size is None:
-            resize_size = round(input_size / CROP_FRACTION)
+        check_count("input_size", input_size)  # in pixels
+        resize_size = round(input_size / CROP_FRACTION) if resize_size is None else check_count("resize_size", resize_size)
         if input_size > resize_size:
             raise ValueError(f"need input_size <= resize_size, got {input_size} and {resize_size}")
         if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
