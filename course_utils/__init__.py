@@ -1,6 +1,6 @@
 """The library behind the PyTorch course notebooks.
 
-    core/      the training loop's parts: devices, training, checkpoints, plotting, report
+    core/      the training loop's parts: devices, training, checkpoints, plotting, report, distributed
     models/    layers and formulas, pretrained backbones, transfer learning, sequence models
     datasets/  where data comes from (sources) and the loaders built on it
     deploy/    the exported inference pipeline and the predict command line

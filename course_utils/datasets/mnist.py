@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import torch
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader, Subset, TensorDataset
 from torchvision import datasets, transforms
 from torchvision.datasets.utils import download_url
 
@@ -121,6 +121,26 @@ def subset_indices(n: int, size: int | None, seed: int) -> torch.Tensor:
     return order if size is None else order[:size]
 
 
+def train_val_indices(val_fraction: float, train_subset: int | None, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The lessons' (train, validation) indices into the 60,000 training images; `train_subset` keeps that many."""
+    train_idx, val_idx = split_indices(60_000, val_fraction, seed)
+    if train_subset is not None:
+        train_idx = train_idx[subset_indices(len(train_idx), train_subset, seed)]
+    return train_idx, val_idx
+
+
+def tensor_datasets(name: str, *, val_fraction: float = 0.1, train_subset: int | None = None,
+                    seed: int = 0) -> dict[str, TensorDataset]:
+    """The same train / validation / test splits as make_loaders, as CPU TensorDatasets (for samplers)."""
+    _check_name(name)
+    train_idx, val_idx = train_val_indices(val_fraction, train_subset, seed)
+    images, labels = load_tensors(name, train=True)
+    test_images, test_labels = load_tensors(name, train=False)
+    return {"train": TensorDataset(images[train_idx], labels[train_idx]),
+            "val": TensorDataset(images[val_idx], labels[val_idx]),
+            "test": TensorDataset(test_images, test_labels)}
+
+
 class TensorBatches:
     """Mini-batches from tensors already in memory, by shuffled index: a fast stand-in for DataLoader."""
 
@@ -160,9 +180,7 @@ def make_loaders(name: str, batch_size: int, device: torch.device | str = "cpu",
     `fast=False` gives the classic DataLoader over PIL images and transforms (batches on the CPU).
     """
     _check_name(name)
-    train_idx, val_idx = split_indices(60_000, val_fraction, seed)
-    if train_subset is not None:
-        train_idx = train_idx[subset_indices(len(train_idx), train_subset, seed)]
+    train_idx, val_idx = train_val_indices(val_fraction, train_subset, seed)
     if fast:
         images, labels = load_tensors(name, train=True, device=device)
         test_images, test_labels = load_tensors(name, train=False, device=device)

@@ -20,6 +20,7 @@ import yaml
 from course_utils.core.devices import THREADS_ENV
 from course_utils.core.report import METRICS_ENV
 from course_utils.datasets.sources import PROJECT_ROOT
+from course_utils.exercises import STRICT_ENV, fill_solutions
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 PROFILES_DIR = PROJECT_ROOT / "profiles"
@@ -34,6 +35,7 @@ class Job:
     output: Path
     parameters: dict
     env: dict = field(default_factory=dict)
+    solutions: bool = False  # run with every exercise's answer cell replaced by its reference solution
 
 
 def load_profile(name: str) -> dict:
@@ -99,6 +101,16 @@ def plan(profile: dict, notebooks: list[Path], out_dir: Path, overrides: dict) -
     return jobs
 
 
+def source_of(job: Job) -> Path:
+    """The notebook papermill reads: the lesson itself, or (--solutions) a copy with the solutions filled in."""
+    if not job.solutions:
+        return job.notebook
+    filled = job.output.parent / "solution-sources" / job.notebook.name
+    filled.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(fill_solutions(nbformat.read(job.notebook, as_version=4)), filled)
+    return filled
+
+
 def execute(job: Job) -> dict:
     """Run one notebook with papermill in its own folder; return its row of the summary."""
     metrics_file = job.output.with_suffix(".metrics.json")
@@ -108,7 +120,7 @@ def execute(job: Job) -> dict:
     start = time.perf_counter()
     error = None
     try:
-        papermill.execute_notebook(str(job.notebook), str(job.output), parameters=job.parameters,
+        papermill.execute_notebook(str(source_of(job)), str(job.output), parameters=job.parameters,
                                    cwd=str(job.notebook.parent), progress_bar=False)
     except Exception as err:  # a failing lesson is reported in the summary, the others still run
         error = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
@@ -177,6 +189,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="write parameterised copies without executing them (for nbval)")
     parser.add_argument("--commit", action="store_true",
                         help="copy executed notebooks back into notebooks/ (only those run with no injected parameters)")
+    parser.add_argument("--solutions", action="store_true",
+                        help="fill every exercise with its reference solution; a check that is not correct fails "
+                             "the notebook (sets $COURSE_EXERCISES_STRICT=1; for nbval, set it yourself)")
     return parser.parse_args(argv)
 
 
@@ -208,7 +223,12 @@ def main(argv: list[str] | None = None) -> int:
     profile = load_profile(args.profile)
     overrides = cli_overrides(args)
     out_dir = (args.out or PROJECT_ROOT / "runs" / f"{args.profile}-{datetime.now():%Y%m%d-%H%M%S}").resolve()
+    if args.solutions and args.commit:
+        raise SystemExit("--solutions runs are never committed: the lessons keep their exercises unattempted")
     jobs = plan(profile, discover(args.only), out_dir, overrides)
+    if args.solutions:
+        for job in jobs:
+            job.solutions, job.env = True, job.env | {STRICT_ENV: "1"}
     out_dir.mkdir(parents=True, exist_ok=True)
     if args.prepare_only:
         for job in jobs:
@@ -216,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
             threads = {"threads": int(job.env[THREADS_ENV])} if THREADS_ENV in job.env else {}
             papermill.execute_notebook(str(job.notebook), str(job.output), parameters=job.parameters | threads,
                                        prepare_only=True, progress_bar=False)
+            if job.solutions:
+                nbformat.write(fill_solutions(nbformat.read(job.output, as_version=4)), job.output)
         print(f"prepared {len(jobs)} notebooks in {out_dir}")
         return 0
     workers = args.jobs or profile.get("jobs") or 1
