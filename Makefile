@@ -13,7 +13,7 @@ LESSON  ?=
 REMOTE  := $(PYTHON) -m course_utils.tools.remote_lab
 NEED_HOST = @test -n "$(HOST)" || { echo "usage: make $@ HOST=user@gpu-box [SSH_OPTS='-p 2222 -i ~/.ssh/key']  (see docs/remote.md)"; exit 2; }
 
-.PHONY: setup data-packages test-packages course test unit lab refresh tensorboard doctor benchmark clean progress remote-lab remote-run remote-push remote-pull
+.PHONY: setup data-packages test-packages course test unit lab refresh tensorboard doctor benchmark gpu-check clean progress remote-lab remote-run remote-push remote-pull
 
 setup: $(VENV)/.installed
 
@@ -68,6 +68,10 @@ tensorboard: setup
 
 benchmark: setup data-packages
 	$(PY) benchmarks/data_path.py $(ARGS)
+
+## On a CUDA machine: every notebook at the gpu-check profile plus the benchmark, one summary (about 8 min).
+gpu-check: setup data-packages
+	PY=$(PY) OUT=runs/gpu-check bash tools/gpu-check.sh
 
 clean:
 	rm -rf build runs

@@ -165,8 +165,8 @@ def test_count_parameters_skips_frozen_ones():
 
 @pytest.mark.parametrize("call, message", [
     (lambda: conv_output_size(3, 5), "too small"),
-    (lambda: conv_output_size(28, 0), "kernel_size must be at least 1"),
-    (lambda: conv_output_size(28, 3, stride=0), "stride must be at least 1"),
+    (lambda: conv_output_size(28, 0), "kernel_size must be a whole number >= 1"),
+    (lambda: conv_output_size(28, 3, stride=0), "stride must be a whole number >= 1"),
     (lambda: conv_output_size(28, 3, padding=-1), "padding must be >= 0"),
     (lambda: conv_output_size(28, 3, padding="full"), "padding must be"),
     (lambda: conv_output_size(28, 2.5), "must be an int"),
