@@ -21,6 +21,9 @@ def test_save_then_load_rebuilds_the_same_model(tmp_path, fine_tuned):
     model = backbones.efficientnet_lite0(2).eval()
     if fine_tuned:  # what lesson 08's fine-tuning does to the model before saving
         transfer.freeze_batchnorm(model)
+        transfer.unfreeze_last_blocks(model, 2)
+        with torch.no_grad():
+            model._blocks[-1]._bn2.weight.mul_(1.5)  # a fine-tuned weight differs from ImageNet's
     path = cat_dog.save(tmp_path / "m.pt", model, ["cat", "dog"], 0.97, fine_tuned=fine_tuned, test_photos=2000)
     loaded, facts = cat_dog.load(path)
     assert facts == {"class_names": ["cat", "dog"], "test_accuracy": 0.97, "test_photos": 2000, "fine_tuned": fine_tuned}

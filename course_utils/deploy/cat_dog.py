@@ -8,7 +8,6 @@ from typing import Sequence
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset
-from torchvision.ops import FrozenBatchNorm2d
 
 from course_utils.core import checkpoints, training
 from course_utils.datasets import images
@@ -23,8 +22,7 @@ ARCHITECTURE = "efficientnet-lite0"
 def save(path: str | Path, model: nn.Module, class_names: Sequence[str], test_accuracy: float, *,
          fine_tuned: bool, test_photos: int) -> Path:
     """Write the whole model (backbone and head) as a course checkpoint that `load` rebuilds."""
-    frozen = any(isinstance(module, FrozenBatchNorm2d) for module in model.modules())  # fine-tuning may swap them in
-    config = {"architecture": ARCHITECTURE, "num_classes": len(class_names), "frozen_batchnorm": frozen}
+    config = {"architecture": ARCHITECTURE, "num_classes": len(class_names)}
     return checkpoints.save_checkpoint(path, model, config, class_names=list(class_names),
                                        test_accuracy=float(test_accuracy), test_photos=int(test_photos),
                                        fine_tuned=bool(fine_tuned))
@@ -37,9 +35,7 @@ def load(path: str | Path = CHECKPOINT) -> tuple[nn.Module, dict]:
     if config.get("architecture") != ARCHITECTURE or "class_names" not in checkpoint:
         raise checkpoints.CheckpointError(f"{path} is not a cats-vs-dogs checkpoint of lesson 08 "
                                           f"(architecture {config.get('architecture')!r})")
-    model = backbones.efficientnet_lite0(config["num_classes"])
-    if config.get("frozen_batchnorm"):  # saved with FrozenBatchNorm2d layers: build the same modules
-        transfer.freeze_batchnorm(model)
+    model = backbones.efficientnet_lite0(config["num_classes"])  # fine-tuning changes weights, not modules
     checkpoints.load_state_checked(model, checkpoint["model_state"], str(path))
     facts = {key: checkpoint[key] for key in ("class_names", "test_accuracy", "test_photos", "fine_tuned")}
     return model.eval(), facts
