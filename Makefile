@@ -6,13 +6,14 @@ PROFILE ?= default
 ARGS    ?=
 HOST    ?=
 SSH_OPTS ?=
+PORT    ?=
 SRC     ?=
 DEST    ?=
 LESSON  ?=
 REMOTE  := $(PYTHON) -m course_utils.tools.remote_lab
 NEED_HOST = @test -n "$(HOST)" || { echo "usage: make $@ HOST=user@gpu-box [SSH_OPTS='-p 2222 -i ~/.ssh/key']  (see docs/remote.md)"; exit 2; }
 
-.PHONY: setup data-packages test-packages course test unit lab refresh doctor benchmark clean progress remote-lab remote-run remote-push remote-pull
+.PHONY: setup data-packages test-packages course test unit lab refresh tensorboard doctor benchmark gpu-check clean progress remote-lab remote-run remote-push remote-pull
 
 setup: $(VENV)/.installed
 
@@ -60,8 +61,17 @@ refresh: setup
 	@test -n "$(LESSON)" || { echo "usage: make refresh LESSON=04"; exit 2; }
 	$(PY) -m course_utils.tools.lab refresh $(LESSON)
 
+## TensorBoard on runs/tensorboard, on 127.0.0.1 only; without PORT it takes 6006 or the next free port.
+tensorboard: setup
+	@mkdir -p runs/tensorboard
+	$(VENV)/bin/tensorboard --logdir runs/tensorboard --host 127.0.0.1 $(if $(PORT),--port $(PORT))
+
 benchmark: setup data-packages
 	$(PY) benchmarks/data_path.py $(ARGS)
+
+## On a CUDA machine: every notebook at the gpu-check profile plus the benchmark, one summary (about 8 min).
+gpu-check: setup data-packages
+	PY=$(PY) OUT=runs/gpu-check bash tools/gpu-check.sh
 
 clean:
 	rm -rf build runs

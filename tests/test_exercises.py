@@ -342,14 +342,12 @@ def test_runner_prepares_solution_filled_copies(course):
 
 
 def test_runner_solutions_run_sets_strict_and_is_never_committed(course, monkeypatch):
-    with pytest.raises(SystemExit, match="never committed"):
-        runner.main(["--profile", "ci", "--solutions", "--commit"])
+    with pytest.raises(runner.RunnerError, match="never committed"):
+        runner.run(runner.parse_args(["--profile", "ci", "--solutions", "--commit"]))
     seen = []
-    monkeypatch.setattr(runner, "execute", lambda job: seen.append(job) or {
+    monkeypatch.setattr(runner, "execute_all", lambda jobs, workers, display: [seen.append(job) or {
         "notebook": job.notebook.stem, "status": "pass", "seconds": 0.0, "parameters": {}, "metrics": {},
-        "error": None})
-    monkeypatch.setattr(runner, "ProcessPoolExecutor", lambda max_workers: contextlib.nullcontext(
-        type("Pool", (), {"map": staticmethod(map)})()))
+        "error": None} for job in jobs])
     assert runner.main(["--profile", "ci", "--solutions", "--out", str(course / "run")]) == 0
     assert seen[0].solutions and seen[0].env[STRICT_ENV] == "1"
     source = runner.source_of(seen[0])

@@ -1,4 +1,6 @@
 import json
+import os
+import stat
 
 import pytest
 
@@ -33,3 +35,18 @@ def test_checks_pass_on_the_right_side(capsys):
     with pytest.raises(AssertionError, match="above the ceiling"):
         report.check_at_most("loss", 2.5, 2.0)
     assert capsys.readouterr().out.count("check passed") == 2
+
+
+def test_metrics_file_is_written_atomically_with_ordinary_permissions(tmp_path, monkeypatch):
+    target = tmp_path / "m.json"
+    monkeypatch.setenv(report.METRICS_ENV, str(target))
+    old_umask = os.umask(0o022)
+    try:
+        report.record(accuracy=0.5)
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644  # not mkstemp's 0600
+    with pytest.raises(TypeError):
+        report.record(model=object())  # not JSON: the write fails
+    assert json.loads(target.read_text()) == {"accuracy": 0.5}  # the old file is intact
+    assert [p.name for p in tmp_path.iterdir()] == ["m.json"]  # and no temporary file is left
