@@ -164,6 +164,20 @@ def test_solution_prints_the_reference(capsys):
     assert EXERCISES["01.2"].solution.strip() in out
 
 
+def test_variant_applies_each_replacement_once_in_turn():
+    code = "def f(x):\n    return x.sum(dim=0)\n"
+    assert framework.variant(code, ("dim=0", "dim=1")) == "def f(x):\n    return x.sum(dim=1)\n"
+    # later replacements see the earlier ones' result
+    assert framework.variant(code, ("sum", "mean"), ("mean(dim=0)", "mean()")) == "def f(x):\n    return x.mean()\n"
+    assert framework.variant(code) == code
+
+
+@pytest.mark.parametrize("old, count", [("dim=2", 0), ("x", 2), ("", 0)])
+def test_variant_refuses_a_text_that_is_not_there_exactly_once(old, count):
+    with pytest.raises(ValueError, match=f"{old!r} occurs {count} times"):
+        framework.variant("def f(x):\n    return x.sum(dim=0)\n", (old, "y"))
+
+
 def test_checks_leave_the_global_rng_and_forbidden_functions_alone():
     ex, original = EXERCISES["01.2"], torch.cdist
     torch.manual_seed(3)

@@ -143,6 +143,16 @@ def exec_answer(code: str, name: str, label: str = "answer") -> Any:
     return namespace[name]
 
 
+def variant(code: str, *replacements: tuple[str, str]) -> str:
+    """`code` with each (old, new) applied in turn; `old` must occur exactly once, so a wrong answer shows its edit."""
+    for old, new in replacements:
+        count = code.count(old) if old else 0
+        if count != 1:
+            raise ValueError(f"variant: {old!r} occurs {count} times in the code, it must occur exactly once")
+        code = code.replace(old, new)
+    return code
+
+
 # ---------------------------------------------------------------- helpers for checkers
 
 def describe(value: Any) -> str:
