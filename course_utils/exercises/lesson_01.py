@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from course_utils.exercises.framework import (Exercise, Mistake, call, distinct_sizes, expect_tensor, forbid,
-                                              generator, randint)
+                                              generator, randint, variant)
 
 LESSON = "01_tensors"
 
@@ -31,6 +31,12 @@ def check_normalize_rows(normalize_rows) -> str:
     return f"inputs of shapes {', '.join(map(str, shapes))}: every row sums to 1 and the input is unchanged"
 
 
+SOLUTION_01_1 = '''
+def normalize_rows(x):
+    """x: (rows, cols) -> (rows, cols), each row divided by its sum."""
+    return x / x.sum(dim=1, keepdim=True)  # (rows, cols) / (rows, 1)
+'''
+
 EX_1 = Exercise(
     id="01.1", lesson=LESSON, title="Rows that sum to one", name="normalize_rows",
     statement="""
@@ -46,24 +52,17 @@ def normalize_rows(x):
     """x: (rows, cols) -> (rows, cols), each row divided by its sum."""
     raise NotImplementedError  # your code here
 ''',
-    solution='''
-def normalize_rows(x):
-    """x: (rows, cols) -> (rows, cols), each row divided by its sum."""
-    return x / x.sum(dim=1, keepdim=True)  # (rows, cols) / (rows, 1)
-''',
-    alternatives=['''
-def normalize_rows(x):
-    return x / x.sum(dim=-1).unsqueeze(-1)
-''', '''
+    solution=SOLUTION_01_1,
+    alternatives=[variant(SOLUTION_01_1, ('1, keepdim=True', '-1).unsqueeze(-1')), '''
 def normalize_rows(x):
     total = torch.sum(x, 1)[:, None]
     return torch.div(x, total)
 '''],
     wrong_answers=[
-        ("def normalize_rows(x):\n    return x / x.sum(dim=1)\n", "divided column j by the sum of row j"),
+        (variant(SOLUTION_01_1, ('1, keepdim=True', '1')), "divided column j by the sum of row j"),
         ("def normalize_rows(x):\n    x /= x.sum(dim=1, keepdim=True)\n    return x\n", "changed its input"),
-        ("def normalize_rows(x):\n    return x / x.sum()\n", "is wrong at index"),
-        ("def normalize_rows(x):\n    x / x.sum(dim=1, keepdim=True)\n", "did you forget `return`?"),
+        (variant(SOLUTION_01_1, ('dim=1, keepdim=True', '')), "is wrong at index"),
+        (variant(SOLUTION_01_1, ('return x', 'x')), "did you forget `return`?"),
     ],
     checker=check_normalize_rows, hint=HINT_1,
 )

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_utils.exercises.framework import (Exercise, Mistake, call, describe, distinct_sizes, expect_tensor, forbid,
-                                              generator, randint)
+                                              generator, randint, variant)
 
 LESSON = "02_neural_networks"
 
@@ -39,6 +39,14 @@ def check_softmax(softmax) -> str:
     return f"matches torch.softmax(dim=1) on ordinary and large logits ({rows}, {classes}) and on a batch of one"
 
 
+SOLUTION_02_1 = '''
+def softmax(logits):
+    """logits: (batch, classes) -> probabilities (batch, classes), each row summing to 1."""
+    shifted = logits - logits.max(dim=1, keepdim=True).values  # the largest entry of each row becomes 0
+    exps = torch.exp(shifted)
+    return exps / exps.sum(dim=1, keepdim=True)                # (batch, classes) / (batch, 1)
+'''
+
 EX_1 = Exercise(
     id="02.1", lesson=LESSON, title="A softmax that survives large logits", name="softmax",
     statement="""
@@ -56,13 +64,7 @@ def softmax(logits):
     """logits: (batch, classes) -> probabilities (batch, classes), each row summing to 1."""
     raise NotImplementedError  # your code here
 ''',
-    solution='''
-def softmax(logits):
-    """logits: (batch, classes) -> probabilities (batch, classes), each row summing to 1."""
-    shifted = logits - logits.max(dim=1, keepdim=True).values  # the largest entry of each row becomes 0
-    exps = torch.exp(shifted)
-    return exps / exps.sum(dim=1, keepdim=True)                # (batch, classes) / (batch, 1)
-''',
+    solution=SOLUTION_02_1,
     alternatives=['''
 def softmax(logits):
     # exp(z - logsumexp(z)) is softmax(z), and logsumexp is computed stably
@@ -78,8 +80,11 @@ def softmax(logits):
         ("def softmax(logits):\n    return torch.softmax(logits, dim=1)\n", "your code called PyTorch's softmax"),
         ("def softmax(logits):\n    e = torch.exp(logits - logits.max())\n    return e / e.sum(dim=0, keepdim=True)\n",
          "is wrong at index"),
-        ("def softmax(logits):\n    logits -= logits.max(dim=1, keepdim=True).values\n    e = logits.exp()\n"
-         "    return e / e.sum(dim=1, keepdim=True)\n", "changed its input `logits` in place"),
+        (variant(SOLUTION_02_1,
+            ('shifted = logits -', 'logits -='),
+            ('exps = torch.exp(shifted', 'e = logits.exp('),
+            ('exps / exps.sum', 'e / e.sum'),
+        ), "changed its input `logits` in place"),
     ],
     checker=check_softmax, hint=HINT_1,
 )
@@ -118,6 +123,16 @@ def check_linear_from_weights(linear_from_weights) -> str:
     return f"an nn.Linear({n_in}, {n_out}) with its own trainable copy of W.T and b, and layer(x) == x @ W + b"
 
 
+SOLUTION_02_2 = '''
+def linear_from_weights(W, b):
+    """W: (in_features, out_features), b: (out_features,) -> nn.Linear with layer(x) == x @ W + b."""
+    layer = nn.Linear(W.shape[0], W.shape[1])
+    with torch.no_grad():          # setting weights is not part of any computation to differentiate
+        layer.weight.copy_(W.T)    # nn.Linear keeps (out_features, in_features)
+        layer.bias.copy_(b)
+    return layer
+'''
+
 EX_2 = Exercise(
     id="02.2", lesson=LESSON, title="An nn.Linear that computes x @ W + b", name="linear_from_weights",
     statement="""
@@ -135,15 +150,7 @@ def linear_from_weights(W, b):
     """W: (in_features, out_features), b: (out_features,) -> nn.Linear with layer(x) == x @ W + b."""
     raise NotImplementedError  # your code here
 ''',
-    solution='''
-def linear_from_weights(W, b):
-    """W: (in_features, out_features), b: (out_features,) -> nn.Linear with layer(x) == x @ W + b."""
-    layer = nn.Linear(W.shape[0], W.shape[1])
-    with torch.no_grad():          # setting weights is not part of any computation to differentiate
-        layer.weight.copy_(W.T)    # nn.Linear keeps (out_features, in_features)
-        layer.bias.copy_(b)
-    return layer
-''',
+    solution=SOLUTION_02_2,
     alternatives=['''
 def linear_from_weights(W, b):
     n_in, n_out = W.shape
@@ -153,8 +160,7 @@ def linear_from_weights(W, b):
     return layer
 '''],
     wrong_answers=[
-        ("def linear_from_weights(W, b):\n    layer = nn.Linear(W.shape[0], W.shape[1])\n    with torch.no_grad():\n"
-         "        layer.weight.copy_(W)\n        layer.bias.copy_(b)\n    return layer\n",
+        (variant(SOLUTION_02_2, ('W.T', 'W')),
          "your code raised RuntimeError"),
         ("def linear_from_weights(W, b):\n    layer = nn.Linear(W.shape[0], W.shape[1])\n"
          "    layer.weight = nn.Parameter(W.T)\n    layer.bias = nn.Parameter(b)\n    return layer\n",

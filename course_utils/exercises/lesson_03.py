@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_utils.exercises.framework import (Exercise, Mistake, call, describe, distinct_sizes, expect_tensor, forbid,
-                                              generator, randint)
+                                              generator, randint, variant)
 
 LESSON = "03_training"
 
@@ -120,6 +120,15 @@ def check_sgd_step(sgd_step) -> str:
     return f"all {len(parameters)} parameters match w - lr * grad (lr {lr:.3f}), one without a gradient untouched"
 
 
+SOLUTION_03_2 = '''
+def sgd_step(parameters, lr):
+    """Update every parameter with a gradient in place: p <- p - lr * p.grad."""
+    with torch.no_grad():  # the update itself is not part of the model's computation
+        for p in parameters:
+            if p.grad is not None:
+                p -= lr * p.grad
+'''
+
 EX_2 = Exercise(
     id="03.2", lesson=LESSON, title="One SGD step by hand", name="sgd_step",
     statement="""
@@ -137,14 +146,7 @@ def sgd_step(parameters, lr):
     """Update every parameter with a gradient in place: p <- p - lr * p.grad."""
     raise NotImplementedError  # your code here
 ''',
-    solution='''
-def sgd_step(parameters, lr):
-    """Update every parameter with a gradient in place: p <- p - lr * p.grad."""
-    with torch.no_grad():  # the update itself is not part of the model's computation
-        for p in parameters:
-            if p.grad is not None:
-                p -= lr * p.grad
-''',
+    solution=SOLUTION_03_2,
     alternatives=['''
 @torch.no_grad()
 def sgd_step(parameters, lr):
@@ -154,14 +156,15 @@ def sgd_step(parameters, lr):
         p.add_(p.grad, alpha=-lr)
 '''],
     wrong_answers=[
-        ("def sgd_step(parameters, lr):\n    with torch.no_grad():\n        for p in parameters:\n"
-         "            if p.grad is not None:\n                p = p - lr * p.grad\n", "did not change"),
+        (variant(SOLUTION_03_2, ('-=', '= p -')), "did not change"),
         ("def sgd_step(parameters, lr):\n    for p in parameters:\n        if p.grad is not None:\n"
          "            p -= lr * p.grad\n", "a leaf Variable that requires grad"),
-        ("def sgd_step(parameters, lr):\n    with torch.no_grad():\n        for p in parameters:\n"
-         "            p -= lr * p.grad\n", "your code raised TypeError"),
-        ("def sgd_step(parameters, lr):\n    with torch.no_grad():\n        for p in parameters:\n"
-         "            if p.grad is not None:\n                p += lr * p.grad\n", "is wrong at index"),
+        (variant(SOLUTION_03_2,
+            ('if p.grad is not None:\n'
+             '                p',
+             'p'),
+        ), "your code raised TypeError"),
+        (variant(SOLUTION_03_2, ('p -=', 'p +=')), "is wrong at index"),
     ],
     checker=check_sgd_step, hint=HINT_2,
 )
@@ -253,6 +256,21 @@ def check_train_epoch(train_epoch) -> str:
             f"sample {expected_loss:.4f}")
 
 
+SOLUTION_03_3 = '''
+def train_epoch(model, loader, loss_fn, optimizer):
+    """Train for one pass over loader; return the mean loss per sample (a float)."""
+    model.train()                              # dropout on
+    total, seen = 0.0, 0
+    for inputs, targets in loader:
+        loss = loss_fn(model(inputs), targets) # mean over the batch
+        optimizer.zero_grad()                  # gradients accumulate unless cleared
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(targets)    # back to a sum, so every sample counts the same
+        seen += len(targets)
+    return total / seen
+'''
+
 EX_3 = Exercise(
     id="03.3", lesson=LESSON, title="One epoch of training", name="train_epoch",
     statement="""
@@ -271,20 +289,7 @@ def train_epoch(model, loader, loss_fn, optimizer):
     """Train for one pass over loader; return the mean loss per sample (a float)."""
     raise NotImplementedError  # your code here
 ''',
-    solution='''
-def train_epoch(model, loader, loss_fn, optimizer):
-    """Train for one pass over loader; return the mean loss per sample (a float)."""
-    model.train()                              # dropout on
-    total, seen = 0.0, 0
-    for inputs, targets in loader:
-        loss = loss_fn(model(inputs), targets) # mean over the batch
-        optimizer.zero_grad()                  # gradients accumulate unless cleared
-        loss.backward()
-        optimizer.step()
-        total += loss.item() * len(targets)    # back to a sum, so every sample counts the same
-        seen += len(targets)
-    return total / seen
-''',
+    solution=SOLUTION_03_3,
     alternatives=['''
 def train_epoch(model, loader, loss_fn, optimizer):
     model.train(True)
@@ -313,18 +318,11 @@ def train_epoch(model, loader, loss_fn, optimizer):
         means.append(loss.item())
     return sum(means) / len(means)
 ''', "a mean of batch means"),
-        ('''
-def train_epoch(model, loader, loss_fn, optimizer):
-    model.train()
-    total, seen = 0.0, 0
-    for inputs, targets in loader:
-        loss = loss_fn(model(inputs), targets)
-        loss.backward()
-        optimizer.step()
-        total += loss.item() * len(targets)
-        seen += len(targets)
-    return total / seen
-''', "optimizer.zero_grad()"),
+        (variant(SOLUTION_03_3,
+            ('batch\n'
+             '        optimizer.zero_grad()                  # gradients accumulate unless cleared',
+             'batch'),
+        ), "optimizer.zero_grad()"),
         ('''
 def train_epoch(model, loader, loss_fn, optimizer):
     total, seen = 0.0, 0
@@ -337,19 +335,7 @@ def train_epoch(model, loader, loss_fn, optimizer):
         seen += len(targets)
     return total / seen
 ''', "call model.train() first"),
-        ('''
-def train_epoch(model, loader, loss_fn, optimizer):
-    model.train()
-    total, seen = 0.0, 0
-    for inputs, targets in loader:
-        loss = loss_fn(model(inputs), targets)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        total += loss * len(targets)
-        seen += len(targets)
-    return total / seen
-''', "return a Python float"),
+        (variant(SOLUTION_03_3, ('loss.item()', 'loss')), "return a Python float"),
     ],
     checker=check_train_epoch, hint=HINT_3,
 )

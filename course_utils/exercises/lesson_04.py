@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from course_utils.exercises.framework import (Exercise, Mistake, call, describe, distinct_sizes, expect_tensor,
-                                              generator, randint)
+                                              generator, randint, variant)
 
 LESSON = "04_fashion_mnist"
 
@@ -139,6 +139,23 @@ def check_mlp(MLP) -> str:
            f"hidden sizes {' and '.join(tested)}"
 
 
+SOLUTION_04_2 = '''
+class MLP(nn.Module):
+    """Flatten, (Linear, ReLU, Dropout) per hidden size, Linear: (batch, 1, h, w) -> (batch, num_classes) logits."""
+
+    def __init__(self, input_size, hidden_sizes, num_classes, dropout):
+        super().__init__()
+        layers, width = [nn.Flatten()], input_size      # (batch, 1, h, w) -> (batch, input_size)
+        for hidden in hidden_sizes:
+            layers += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout)]
+            width = hidden
+        layers.append(nn.Linear(width, num_classes))    # (batch, num_classes) logits
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.net(x)
+'''
+
 EX_2 = Exercise(
     id="04.2", lesson=LESSON, title="The classifier as an nn.Module", name="MLP",
     statement="""
@@ -163,22 +180,7 @@ class MLP(nn.Module):
     def forward(self, x):
         raise NotImplementedError  # your code here
 ''',
-    solution='''
-class MLP(nn.Module):
-    """Flatten, (Linear, ReLU, Dropout) per hidden size, Linear: (batch, 1, h, w) -> (batch, num_classes) logits."""
-
-    def __init__(self, input_size, hidden_sizes, num_classes, dropout):
-        super().__init__()
-        layers, width = [nn.Flatten()], input_size      # (batch, 1, h, w) -> (batch, input_size)
-        for hidden in hidden_sizes:
-            layers += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout)]
-            width = hidden
-        layers.append(nn.Linear(width, num_classes))    # (batch, num_classes) logits
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, x):
-        return self.net(x)
-''',
+    solution=SOLUTION_04_2,
     alternatives=['''
 class MLP(nn.Module):
     def __init__(self, input_size, hidden_sizes, num_classes, dropout):
@@ -195,20 +197,9 @@ class MLP(nn.Module):
         return self.output(x)
 '''],
     wrong_answers=[
-        ('''
-class MLP(nn.Module):
-    def __init__(self, input_size, hidden_sizes, num_classes, dropout):
-        super().__init__()
-        layers, width = [nn.Flatten()], input_size
-        for hidden in hidden_sizes:
-            layers += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout)]
-            width = hidden
-        layers += [nn.Linear(width, num_classes), nn.ReLU()]
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, x):
-        return self.net(x)
-''', "an activation after the output layer"),
+        (variant(SOLUTION_04_2,
+            ('layers.append(nn.Linear(width, num_classes))', 'layers += [nn.Linear(width, num_classes), nn.ReLU()]'),
+        ), "an activation after the output layer"),
         ('''
 class MLP(nn.Module):
     def __init__(self, input_size, hidden_sizes, num_classes, dropout):
@@ -224,20 +215,10 @@ class MLP(nn.Module):
             x = torch.relu(layer(x))
         return self.output(x)
 ''', "does not apply its dropout layers"),
-        ('''
-class MLP(nn.Module):
-    def __init__(self, input_size, hidden_sizes, num_classes, dropout):
-        super().__init__()
-        layers, width = [nn.Flatten()], input_size
-        for hidden in hidden_sizes:
-            layers += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout)]
-            width = hidden
-        layers += [nn.Linear(width, num_classes), nn.Softmax(dim=1)]
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, x):
-        return self.net(x)
-''', "returns (log-)probabilities"),
+        (variant(SOLUTION_04_2,
+            ('layers.append(nn.Linear(width, num_classes))',
+             'layers += [nn.Linear(width, num_classes), nn.Softmax(dim=1)]'),
+        ), "returns (log-)probabilities"),
         ('''
 class MLP(nn.Module):
     def __init__(self, input_size, hidden_sizes, num_classes, dropout):

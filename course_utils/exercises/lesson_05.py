@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_utils.exercises.framework import (Exercise, Mistake, call, describe, distinct_sizes, expect_tensor, forbid,
-                                              generator, randint)
+                                              generator, randint, variant)
 
 LESSON = "05_inference_validation"
 
@@ -172,6 +172,22 @@ def check_evaluate(evaluate) -> str:
             "in eval mode without gradients, the mode restored from training and from eval")
 
 
+SOLUTION_05_2 = '''
+def evaluate(model, loader, loss_fn):
+    """{"loss": mean loss per sample, "accuracy": share correct} in eval mode without gradients; mode restored."""
+    was_training = model.training
+    model.eval()                                   # dropout off
+    total, correct, seen = 0.0, 0, 0
+    with torch.no_grad():                          # nothing to backpropagate
+        for inputs, targets in loader:
+            logits = model(inputs)                 # (batch, classes)
+            total += loss_fn(logits, targets).item() * len(targets)
+            correct += (logits.argmax(dim=1) == targets).sum().item()
+            seen += len(targets)
+    model.train(was_training)                      # back to the mode we found
+    return {"loss": total / seen, "accuracy": correct / seen}
+'''
+
 EX_2 = Exercise(
     id="05.2", lesson=LESSON, title="A validation pass that leaves the model as it found it", name="evaluate",
     statement="""
@@ -191,21 +207,7 @@ def evaluate(model, loader, loss_fn):
     """{"loss": mean loss per sample, "accuracy": share correct} in eval mode without gradients; mode restored."""
     raise NotImplementedError  # your code here
 ''',
-    solution='''
-def evaluate(model, loader, loss_fn):
-    """{"loss": mean loss per sample, "accuracy": share correct} in eval mode without gradients; mode restored."""
-    was_training = model.training
-    model.eval()                                   # dropout off
-    total, correct, seen = 0.0, 0, 0
-    with torch.no_grad():                          # nothing to backpropagate
-        for inputs, targets in loader:
-            logits = model(inputs)                 # (batch, classes)
-            total += loss_fn(logits, targets).item() * len(targets)
-            correct += (logits.argmax(dim=1) == targets).sum().item()
-            seen += len(targets)
-    model.train(was_training)                      # back to the mode we found
-    return {"loss": total / seen, "accuracy": correct / seen}
-''',
+    solution=SOLUTION_05_2,
     alternatives=['''
 def evaluate(model, loader, loss_fn):
     mode = model.training
@@ -235,18 +237,11 @@ def evaluate(model, loader, loss_fn):
             seen += len(targets)
     return {"loss": total / seen, "accuracy": correct / seen}
 ''', "call model.eval() first"),
-        ('''
-def evaluate(model, loader, loss_fn):
-    model.eval()
-    total, correct, seen = 0.0, 0, 0
-    with torch.no_grad():
-        for inputs, targets in loader:
-            logits = model(inputs)
-            total += loss_fn(logits, targets).item() * len(targets)
-            correct += (logits.argmax(dim=1) == targets).sum().item()
-            seen += len(targets)
-    return {"loss": total / seen, "accuracy": correct / seen}
-''', "put it back the way it was"),
+        (variant(SOLUTION_05_2,
+            ('\n'
+             '    model.train(was_training)                      # back to the mode we found',
+             ''),
+        ), "put it back the way it was"),
         ('''
 def evaluate(model, loader, loss_fn):
     was_training = model.training
@@ -260,20 +255,12 @@ def evaluate(model, loader, loss_fn):
     model.train(was_training)
     return {"loss": total / seen, "accuracy": correct / seen}
 ''', "torch.no_grad()"),
-        ('''
-def evaluate(model, loader, loss_fn):
-    was_training = model.training
-    model.eval()
-    losses, correct, seen = [], 0, 0
-    with torch.no_grad():
-        for inputs, targets in loader:
-            logits = model(inputs)
-            losses.append(loss_fn(logits, targets).item())
-            correct += (logits.argmax(dim=1) == targets).sum().item()
-            seen += len(targets)
-    model.train(was_training)
-    return {"loss": sum(losses) / len(losses), "accuracy": correct / seen}
-''', "a mean of batch means"),
+        (variant(SOLUTION_05_2,
+            ('total, correct, seen = 0.0', 'losses, correct, seen = []'),
+            ('total += loss_fn(logits, targets).item() * len(targets',
+             'losses.append(loss_fn(logits, targets).item()'),
+            ('total / seen', 'sum(losses) / len(losses)'),
+        ), "a mean of batch means"),
     ],
     checker=check_evaluate, hint=HINT_2,
 )
@@ -340,6 +327,28 @@ def check_early_stopping(EarlyStopping) -> str:
     return f"stopping epochs {stops} and best epochs on {len(stops)} loss curves with patience 1 to 4 and a min_delta"
 
 
+SOLUTION_05_3 = '''
+class EarlyStopping:
+    """step(val_loss) -> True once `patience` epochs in a row have not improved the best loss by more than min_delta."""
+
+    def __init__(self, patience, min_delta=0.0):
+        self.patience = patience
+        self.min_delta = min_delta
+        self.best_loss = math.inf   # so that the first epoch improves
+        self.best_epoch = 0
+        self.epoch = 0
+        self.epochs_without_improvement = 0
+
+    def step(self, val_loss):
+        self.epoch += 1
+        if val_loss < self.best_loss - self.min_delta:
+            self.best_loss, self.best_epoch = val_loss, self.epoch
+            self.epochs_without_improvement = 0
+        else:
+            self.epochs_without_improvement += 1
+        return self.epochs_without_improvement >= self.patience
+'''
+
 EX_3 = Exercise(
     id="05.3", lesson=LESSON, title="Early stopping", name="EarlyStopping",
     statement="""
@@ -364,27 +373,7 @@ class EarlyStopping:
     def step(self, val_loss):
         raise NotImplementedError  # your code here
 ''',
-    solution='''
-class EarlyStopping:
-    """step(val_loss) -> True once `patience` epochs in a row have not improved the best loss by more than min_delta."""
-
-    def __init__(self, patience, min_delta=0.0):
-        self.patience = patience
-        self.min_delta = min_delta
-        self.best_loss = math.inf   # so that the first epoch improves
-        self.best_epoch = 0
-        self.epoch = 0
-        self.epochs_without_improvement = 0
-
-    def step(self, val_loss):
-        self.epoch += 1
-        if val_loss < self.best_loss - self.min_delta:
-            self.best_loss, self.best_epoch = val_loss, self.epoch
-            self.epochs_without_improvement = 0
-        else:
-            self.epochs_without_improvement += 1
-        return self.epochs_without_improvement >= self.patience
-''',
+    solution=SOLUTION_05_3,
     alternatives=['''
 class EarlyStopping:
     def __init__(self, patience, min_delta=0.0):
@@ -441,20 +430,12 @@ class EarlyStopping:
         self.epoch += 1
         return self.bad >= self.patience
 ''', "epochs count from 1"),
-        ('''
-class EarlyStopping:
-    def __init__(self, patience, min_delta=0.0):
-        self.patience, self.min_delta = patience, min_delta
-        self.best_loss, self.best_epoch, self.epoch, self.bad = math.inf, 0, 0, 0
-
-    def step(self, val_loss):
-        self.epoch += 1
-        if val_loss < self.best_loss - self.min_delta:
-            self.best_loss, self.best_epoch, self.bad = val_loss, self.epoch, 0
-        else:
-            self.bad += 1
-        return self.bad > self.patience
-''', "step returned False, expected True"),
+        (variant(SOLUTION_05_3,
+            ('self.best_epoch = val_loss, self.epoch\n'
+             '            self.epochs_without_improvement =',
+             'self.best_epoch, self.bad = val_loss, self.epoch,'),
+            ('self.epochs_without_improvement >=', 'self.bad >'),
+        ), "step returned False, expected True"),
     ],
     checker=check_early_stopping, hint=HINT_3,
 )

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from course_utils.exercises.framework import Exercise, Mistake, call, describe, distinct_sizes, generator, spy
+from course_utils.exercises.framework import Exercise, Mistake, call, describe, distinct_sizes, generator, spy, variant
 
 LESSON = "06_saving_loading"
 
@@ -155,6 +155,15 @@ def check_load_model(load_model) -> str:
            "loaded with weights_only=True"
 
 
+SOLUTION_06_2 = '''
+def load_model(path, model_class, map_location):
+    """Rebuild model_class(**model_config) from the checkpoint at path, with its weights, in eval mode."""
+    checkpoint = torch.load(path, map_location=map_location, weights_only=True)  # plain data only, no code
+    model = model_class(**checkpoint["model_config"])
+    model.load_state_dict(checkpoint["model_state"])
+    return model.eval()
+'''
+
 EX_2 = Exercise(
     id="06.2", lesson=LESSON, title="Load a checkpoint that rebuilds its model", name="load_model",
     statement="""
@@ -173,14 +182,7 @@ def load_model(path, model_class, map_location):
     """Rebuild model_class(**model_config) from the checkpoint at path, with its weights, in eval mode."""
     raise NotImplementedError  # your code here
 ''',
-    solution='''
-def load_model(path, model_class, map_location):
-    """Rebuild model_class(**model_config) from the checkpoint at path, with its weights, in eval mode."""
-    checkpoint = torch.load(path, map_location=map_location, weights_only=True)  # plain data only, no code
-    model = model_class(**checkpoint["model_config"])
-    model.load_state_dict(checkpoint["model_state"])
-    return model.eval()
-''',
+    solution=SOLUTION_06_2,
     alternatives=['''
 def load_model(path, model_class, map_location):
     saved = torch.load(path, map_location, weights_only=True)
@@ -191,20 +193,14 @@ def load_model(path, model_class, map_location):
     return model
 '''],
     wrong_answers=[
-        ("def load_model(path, model_class, map_location):\n"
-         "    checkpoint = torch.load(path, map_location=map_location, weights_only=True)\n"
-         "    model = model_class(**checkpoint['model_config'])\n"
-         "    model.load_state_dict(checkpoint['model_state'])\n    return model\n", "left the model in training mode"),
-        ("def load_model(path, model_class, map_location):\n"
-         "    checkpoint = torch.load(path, map_location=map_location)\n"
-         "    model = model_class(**checkpoint['model_config'])\n"
-         "    model.load_state_dict(checkpoint['model_state'])\n    return model.eval()\n", "weights_only=True"),
-        ("def load_model(path, model_class, map_location):\n"
-         "    checkpoint = torch.load(path, map_location=map_location, weights_only=True)\n"
-         "    model = model_class(**checkpoint['model_config'])\n    return model.eval()\n", "predicts differently"),
-        ("def load_model(path, model_class, map_location):\n"
-         "    checkpoint = torch.load(path, map_location=map_location, weights_only=True)\n"
-         "    model = model_class()\n    model.load_state_dict(checkpoint['model_state'])\n    return model.eval()\n",
+        (variant(SOLUTION_06_2, ('model.eval()', 'model')), "left the model in training mode"),
+        (variant(SOLUTION_06_2, ('map_location, weights_only=True', 'map_location')), "weights_only=True"),
+        (variant(SOLUTION_06_2,
+            ('"model_config"])\n'
+             '    model.load_state_dict(checkpoint["model_state"',
+             "'model_config'"),
+        ), "predicts differently"),
+        (variant(SOLUTION_06_2, ('**checkpoint["model_config"]', '')),
          "your code raised TypeError"),
     ],
     checker=check_load_model, hint=HINT_2,
@@ -270,6 +266,23 @@ def check_atomic_save(atomic_save) -> str:
     return "a save that loads back, and a failed save that leaves the old file intact and no temporary file behind"
 
 
+SOLUTION_06_3 = '''
+import os
+import tempfile
+
+
+def atomic_save(obj, path):
+    """torch.save obj so that path always holds a complete file: a temporary file beside it, then os.replace."""
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # same file system
+    os.close(handle)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)   # atomic: readers see the old file or the new one
+    except BaseException:
+        os.unlink(tmp)          # a failed write leaves nothing behind
+        raise
+'''
+
 EX_3 = Exercise(
     id="06.3", lesson=LESSON, title="An atomic save", name="atomic_save",
     statement="""
@@ -288,22 +301,7 @@ def atomic_save(obj, path):
     """torch.save obj so that path always holds a complete file: a temporary file beside it, then os.replace."""
     raise NotImplementedError  # your code here
 ''',
-    solution='''
-import os
-import tempfile
-
-
-def atomic_save(obj, path):
-    """torch.save obj so that path always holds a complete file: a temporary file beside it, then os.replace."""
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # same file system
-    os.close(handle)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)   # atomic: readers see the old file or the new one
-    except BaseException:
-        os.unlink(tmp)          # a failed write leaves nothing behind
-        raise
-''',
+    solution=SOLUTION_06_3,
     alternatives=['''
 import os
 
@@ -324,8 +322,9 @@ def atomic_save(obj, path):
         ("def atomic_save(obj, path):\n    torch.save(obj, path)\n", "calls torch.save on path itself"),
         ("import os\n\ndef atomic_save(obj, path):\n    tmp = path.with_suffix('.tmp')\n    torch.save(obj, tmp)\n"
          "    os.replace(tmp, path)\n", "left ['checkpoint.tmp'] behind"),
-        ("import os, tempfile\n\ndef atomic_save(obj, path):\n    handle, tmp = tempfile.mkstemp()\n"
-         "    os.close(handle)\n    torch.save(obj, tmp)\n    os.replace(tmp, path)\n", "not in path's folder"),
+        (variant(SOLUTION_06_3,
+            ('dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"', ''),
+        ), "not in path's folder"),
         ("import os\n\ndef atomic_save(obj, path):\n    tmp = path.with_suffix('.tmp')\n    try:\n"
          "        torch.save(obj, tmp)\n        os.replace(tmp, path)\n    except Exception:\n"
          "        tmp.unlink(missing_ok=True)\n", "let the error reach the caller"),

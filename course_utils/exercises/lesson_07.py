@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from course_utils.exercises.framework import (Exercise, Mistake, call, describe, distinct_sizes, expect_tensor, forbid,
-                                              generator, randint)
+                                              generator, randint, variant)
 
 LESSON = "07_image_folders"
 
@@ -220,6 +220,28 @@ def check_image_dataset(ImageDataset) -> str:
            f"DataLoader batches of {batch_size}"
 
 
+SOLUTION_07_3 = '''
+from torch.utils.data import Dataset
+
+
+class ImageDataset(Dataset):
+    """(photo as a (3, h, w) float tensor in [0, 1], transformed if a transform is given, label) per sample."""
+
+    def __init__(self, photos, labels, transform=None):
+        self.photos = photos          # (N, h, w, 3) uint8
+        self.labels = labels
+        self.transform = transform
+
+    def __len__(self):
+        return len(self.photos)
+
+    def __getitem__(self, index):
+        image = self.photos[index].permute(2, 0, 1).float() / 255  # (h, w, 3) -> (3, h, w) in [0, 1]
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, self.labels[index]
+'''
+
 EX_3 = Exercise(
     id="07.3", lesson=LESSON, title="A Dataset with a transform", name="ImageDataset",
     statement="""
@@ -251,27 +273,7 @@ class ImageDataset(Dataset):
     def __getitem__(self, index):
         raise NotImplementedError  # your code here
 ''',
-    solution='''
-from torch.utils.data import Dataset
-
-
-class ImageDataset(Dataset):
-    """(photo as a (3, h, w) float tensor in [0, 1], transformed if a transform is given, label) per sample."""
-
-    def __init__(self, photos, labels, transform=None):
-        self.photos = photos          # (N, h, w, 3) uint8
-        self.labels = labels
-        self.transform = transform
-
-    def __len__(self):
-        return len(self.photos)
-
-    def __getitem__(self, index):
-        image = self.photos[index].permute(2, 0, 1).float() / 255  # (h, w, 3) -> (3, h, w) in [0, 1]
-        if self.transform is not None:
-            image = self.transform(image)
-        return image, self.labels[index]
-''',
+    solution=SOLUTION_07_3,
     alternatives=['''
 from torch.utils.data import Dataset
 
@@ -290,65 +292,23 @@ class ImageDataset(Dataset):
         return self.transform(image), label
 '''],
     wrong_answers=[
-        ('''
-from torch.utils.data import Dataset
-
-class ImageDataset(Dataset):
-    def __init__(self, photos, labels, transform=None):
-        self.photos, self.labels, self.transform = photos, labels, transform
-
-    def __len__(self):
-        return len(self.photos)
-
-    def __getitem__(self, index):
-        image = self.photos[index].float() / 255
-        if self.transform is not None:
-            image = self.transform(image)
-        return image, self.labels[index]
-''', "has shape"),
-        ('''
-from torch.utils.data import Dataset
-
-class ImageDataset(Dataset):
-    def __init__(self, photos, labels, transform=None):
-        self.photos, self.labels, self.transform = photos, labels, transform
-
-    def __len__(self):
-        return len(self.photos)
-
-    def __getitem__(self, index):
-        image = self.photos[index].permute(2, 0, 1).float() / 255
-        return image, self.labels[index]
-''', "never called the transform"),
-        ('''
-from torch.utils.data import Dataset
-
-class ImageDataset(Dataset):
-    def __init__(self, photos, labels, transform=None):
-        self.photos, self.labels, self.transform = photos, labels, transform
-
-    def __getitem__(self, index):
-        image = self.photos[index].permute(2, 0, 1).float() / 255
-        if self.transform is not None:
-            image = self.transform(image)
-        return image, self.labels[index]
-''', "define __len__"),
-        ('''
-from torch.utils.data import Dataset
-
-class ImageDataset(Dataset):
-    def __init__(self, photos, labels, transform=None):
-        self.photos, self.labels, self.transform = photos, labels, transform
-
-    def __len__(self):
-        return len(self.photos)
-
-    def __getitem__(self, index):
-        image = self.photos[index].permute(2, 0, 1).float()
-        if self.transform is not None:
-            image = self.transform(image)
-        return image, self.labels[index]
-''', "is wrong at index"),
+        (variant(SOLUTION_07_3, ('.permute(2, 0, 1).float', '.float')), "has shape"),
+        (variant(SOLUTION_07_3,
+            ('\n'
+             '        if self.transform is not None:\n'
+             '            image = self.transform(image)',
+             ''),
+        ), "never called the transform"),
+        (variant(SOLUTION_07_3,
+            ('self.photos = photos          # (N, h, w, 3) uint8\n'
+             '        self.labels = labels\n'
+             '        self.transform = transform\n'
+             '\n'
+             '    def __len__(self):\n'
+             '        return len(self.photos)',
+             'self.photos, self.labels, self.transform = photos, labels, transform'),
+        ), "define __len__"),
+        (variant(SOLUTION_07_3, ('/ 255 ', '')), "is wrong at index"),
     ],
     checker=check_image_dataset, hint=HINT_3,
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from course_utils.exercises.framework import Exercise, Mistake, call, expect_tensor, forbid, generator, randint
+from course_utils.exercises.framework import Exercise, Mistake, call, expect_tensor, forbid, generator, randint, variant
 from course_utils.models import transfer
 
 LESSON = "08_transfer_learning"
@@ -62,6 +62,12 @@ def check_count_trainable(count_trainable) -> str:
     return "the trainable parameters of a partly frozen, a frozen and an unfrozen model"
 
 
+SOLUTION_08_1 = '''
+def count_trainable(model):
+    """Number of elements in the parameters of `model` that require grad."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+'''
+
 COUNT = Exercise(
     id="08.1", lesson=LESSON, title="Count the trainable parameters", name="count_trainable", hint=HINT_FREEZE,
     statement="""
@@ -81,11 +87,7 @@ def count_trainable(model):
     """Number of elements in the parameters of `model` that require grad."""
     raise NotImplementedError  # your code here
 ''',
-    solution='''
-def count_trainable(model):
-    """Number of elements in the parameters of `model` that require grad."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-''',
+    solution=SOLUTION_08_1,
     alternatives=['''
 def count_trainable(model):
     total = 0
@@ -95,7 +97,7 @@ def count_trainable(model):
     return total
 '''],
     wrong_answers=[
-        ("def count_trainable(model):\n    return sum(p.numel() for p in model.parameters())\n",
+        (variant(SOLUTION_08_1, (' if p.requires_grad', '')),
          "count only those with requires_grad"),
         ("def count_trainable(model):\n    return len([p for p in model.parameters() if p.requires_grad])\n",
          "counts parameter tensors"),

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_utils.exercises.framework import Exercise, Mistake, call, expect_tensor, forbid, generator, randint
+from course_utils.exercises.framework import Exercise, Mistake, call, expect_tensor, forbid, generator, randint, variant
 from course_utils.models import layers
 
 LESSON = "09_cnn"
@@ -277,6 +277,18 @@ def check_conv2d(conv2d) -> str:
     return "matches F.conv2d for " + "; ".join(tested)
 
 
+SOLUTION_09_3 = '''
+def conv2d(x, weight, bias, stride=1, padding=0):
+    """(N, C_in, H, W) conv (C_out, C_in, kH, kW) + bias (C_out,) -> (N, C_out, H_out, W_out), via F.unfold."""
+    n, _, height, width = x.shape
+    c_out, _, kh, kw = weight.shape
+    h_out = (height + 2 * padding - kh) // stride + 1
+    w_out = (width + 2 * padding - kw) // stride + 1
+    columns = F.unfold(x, (kh, kw), padding=padding, stride=stride)  # (N, C_in*kh*kw, L)
+    out = weight.reshape(c_out, -1) @ columns                         # (C_out, C_in*kh*kw) @ (N, ., L) -> (N, C_out, L)
+    return out.reshape(n, c_out, h_out, w_out) + bias.view(1, c_out, 1, 1)
+'''
+
 CONV2D = Exercise(
     id="09.3", lesson=LESSON, title="A convolution from unfold and a matrix product", name="conv2d", hint=HINT_UNFOLD,
     statement="""
@@ -301,17 +313,7 @@ def conv2d(x, weight, bias, stride=1, padding=0):
     """(N, C_in, H, W) conv (C_out, C_in, kH, kW) + bias (C_out,) -> (N, C_out, H_out, W_out), via F.unfold."""
     raise NotImplementedError  # your code here
 ''',
-    solution='''
-def conv2d(x, weight, bias, stride=1, padding=0):
-    """(N, C_in, H, W) conv (C_out, C_in, kH, kW) + bias (C_out,) -> (N, C_out, H_out, W_out), via F.unfold."""
-    n, _, height, width = x.shape
-    c_out, _, kh, kw = weight.shape
-    h_out = (height + 2 * padding - kh) // stride + 1
-    w_out = (width + 2 * padding - kw) // stride + 1
-    columns = F.unfold(x, (kh, kw), padding=padding, stride=stride)  # (N, C_in*kh*kw, L)
-    out = weight.reshape(c_out, -1) @ columns                         # (C_out, C_in*kh*kw) @ (N, ., L) -> (N, C_out, L)
-    return out.reshape(n, c_out, h_out, w_out) + bias.view(1, c_out, 1, 1)
-''',
+    solution=SOLUTION_09_3,
     alternatives=['''
 def conv2d(x, weight, bias, stride=1, padding=0):
     kh, kw = weight.shape[2:]
@@ -321,16 +323,10 @@ def conv2d(x, weight, bias, stride=1, padding=0):
     return out.unflatten(2, (h_out, -1))
 '''],
     wrong_answers=[
-        ('''
-def conv2d(x, weight, bias, stride=1, padding=0):
-    n, _, height, width = x.shape
-    c_out, _, kh, kw = weight.shape
-    h_out = (height + 2 * padding - kh) // stride + 1
-    w_out = (width + 2 * padding - kw) // stride + 1
-    cols = F.unfold(x, (kh, kw), padding=padding, stride=stride)
-    out = cols.transpose(1, 2) @ weight.reshape(c_out, -1).T
-    return out.reshape(n, c_out, h_out, w_out) + bias.view(1, c_out, 1, 1)
-''', "the right numbers in the wrong places"),
+        (variant(SOLUTION_09_3,
+            ('  columns =', '  cols ='),
+            ('weight.reshape(c_out, -1) @ columns', 'cols.transpose(1, 2) @ weight.reshape(c_out, -1).T'),
+        ), "the right numbers in the wrong places"),
         ('''
 def conv2d(x, weight, bias, stride=1, padding=0):
     n, _, height, width = x.shape

@@ -6,7 +6,7 @@ import math
 import torch
 from torch import nn
 
-from course_utils.exercises.framework import Exercise, Mistake, forbid, generator, randint
+from course_utils.exercises.framework import Exercise, Mistake, forbid, generator, randint, variant
 
 LESSON = "10_weight_init"
 HINT_APPLY = "lesson 10, section 2 (Initialisation functions and Module.apply)"
@@ -45,6 +45,12 @@ def check_fan_in(fan_in) -> str:
     return f"{', '.join(tested)}"
 
 
+SOLUTION_10_1 = '''
+def fan_in(layer):
+    """Inputs per output unit of an nn.Linear or nn.Conv2d."""
+    return layer.weight[0].numel()  # weight: (out, in) or (out, in_channels, kH, kW); one row per output unit
+'''
+
 FAN_IN = Exercise(
     id="10.1", lesson=LESSON, title="The fan-in of a layer", name="fan_in", hint=HINT_APPLY,
     statement="""
@@ -64,26 +70,23 @@ def fan_in(layer):
     """Inputs per output unit of an nn.Linear or nn.Conv2d."""
     raise NotImplementedError  # your code here
 ''',
-    solution='''
-def fan_in(layer):
-    """Inputs per output unit of an nn.Linear or nn.Conv2d."""
-    return layer.weight[0].numel()  # weight: (out, in) or (out, in_channels, kH, kW); one row per output unit
-''',
+    solution=SOLUTION_10_1,
     alternatives=['''
 def fan_in(layer):
     if isinstance(layer, nn.Linear):
         return layer.in_features
     kh, kw = layer.kernel_size
     return layer.in_channels * kh * kw
-''', '''
-def fan_in(layer):
-    return math.prod(layer.weight.shape[1:])
-'''],
+''', variant(SOLUTION_10_1, ('layer.weight[0].numel(', 'math.prod(layer.weight.shape[1:]'))],
     wrong_answers=[
-        ("def fan_in(layer):\n    return layer.weight.shape[0]\n", "fan_out"),
-        ("def fan_in(layer):\n    return layer.weight.shape[1]\n", "counts the input channels only"),
-        ("def fan_in(layer):\n    return layer.in_features\n", "AttributeError"),
-        ("def fan_in(layer):\n    return float(layer.weight[0].numel())\n", "should be a whole number"),
+        (variant(SOLUTION_10_1, ('layer.weight[0].numel()', 'layer.weight.shape[0]')), "fan_out"),
+        (variant(SOLUTION_10_1,
+            ('layer.weight[0].numel()', 'layer.weight.shape[1]'),
+        ), "counts the input channels only"),
+        (variant(SOLUTION_10_1, ('layer.weight[0].numel()', 'layer.in_features')), "AttributeError"),
+        (variant(SOLUTION_10_1,
+            ('layer.weight[0].numel(', 'float(layer.weight[0].numel()'),
+        ), "should be a whole number"),
     ],
     checker=check_fan_in,
 )
@@ -149,6 +152,15 @@ def check_init_he(init_he) -> str:
             "within 5 %, zero biases; BatchNorm1d and Embedding untouched")
 
 
+SOLUTION_10_2 = '''
+def init_he(m):
+    """For model.apply: He-normal weights and zero biases for nn.Linear and nn.Conv2d; other modules untouched."""
+    if isinstance(m, (nn.Linear, nn.Conv2d)):
+        nn.init.kaiming_normal_(m.weight, nonlinearity="relu")  # std sqrt(2 / fan_in)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+'''
+
 INIT_HE = Exercise(
     id="10.2", lesson=LESSON, title="He initialisation with Module.apply", name="init_he", hint=HINT_APPLY,
     statement="""
@@ -170,14 +182,7 @@ def init_he(m):
     """For model.apply: He-normal weights and zero biases for nn.Linear and nn.Conv2d; other modules untouched."""
     raise NotImplementedError  # your code here
 ''',
-    solution='''
-def init_he(m):
-    """For model.apply: He-normal weights and zero biases for nn.Linear and nn.Conv2d; other modules untouched."""
-    if isinstance(m, (nn.Linear, nn.Conv2d)):
-        nn.init.kaiming_normal_(m.weight, nonlinearity="relu")  # std sqrt(2 / fan_in)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
-''',
+    solution=SOLUTION_10_2,
     alternatives=['''
 def init_he(m):
     if type(m) in (nn.Linear, nn.Conv2d):
@@ -187,12 +192,7 @@ def init_he(m):
             m.bias.zero_()
 '''],
     wrong_answers=[
-        ('''
-def init_he(m):
-    if isinstance(m, nn.Linear):
-        nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-        nn.init.zeros_(m.bias)
-''', "still has PyTorch's default weights"),
+        (variant(SOLUTION_10_2, ('(nn.Linear, nn.Conv2d)', 'nn.Linear')), "still has PyTorch's default weights"),
         ('''
 def init_he(m):
     if isinstance(m, (nn.Linear, nn.Conv2d)):
@@ -205,11 +205,12 @@ def init_he(m):
         nn.init.kaiming_uniform_(m.weight, nonlinearity="relu")
         nn.init.zeros_(m.bias)
 ''', "look uniform, not normal"),
-        ('''
-def init_he(m):
-    if isinstance(m, (nn.Linear, nn.Conv2d)):
-        nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-''', "biases of"),
+        (variant(SOLUTION_10_2,
+            ('\n'
+             '        if m.bias is not None:\n'
+             '            nn.init.zeros_(m.bias)',
+             ''),
+        ), "biases of"),
         ('''
 def init_he(m):
     if hasattr(m, "weight"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from course_utils.exercises.framework import Exercise, Mistake, call, expect_tensor, forbid, generator, randint
+from course_utils.exercises.framework import Exercise, Mistake, call, expect_tensor, forbid, generator, randint, variant
 from course_utils.models import sequence
 
 LESSON = "12a_rnn_basics"
@@ -49,6 +49,16 @@ def check_detach_hidden(detach_hidden) -> str:
     return "None, an RNN's h and an LSTM's (h, c): same values, no history, and the LSTM accepts the result"
 
 
+SOLUTION_12a_1 = '''
+def detach_hidden(hidden):
+    """The hidden state (None, a tensor or a tuple (h, c)) with the same values and no history."""
+    if hidden is None:
+        return None
+    if isinstance(hidden, torch.Tensor):
+        return hidden.detach()
+    return tuple(h.detach() for h in hidden)  # nn.LSTM's (h, c)
+'''
+
 DETACH = Exercise(
     id="12a.1", lesson=LESSON, title="Detach a hidden state", name="detach_hidden", hint=HINT_DETACH,
     statement="""
@@ -69,15 +79,7 @@ def detach_hidden(hidden):
     """The hidden state (None, a tensor or a tuple (h, c)) with the same values and no history."""
     raise NotImplementedError  # your code here
 ''',
-    solution='''
-def detach_hidden(hidden):
-    """The hidden state (None, a tensor or a tuple (h, c)) with the same values and no history."""
-    if hidden is None:
-        return None
-    if isinstance(hidden, torch.Tensor):
-        return hidden.detach()
-    return tuple(h.detach() for h in hidden)  # nn.LSTM's (h, c)
-''',
+    solution=SOLUTION_12a_1,
     alternatives=['''
 def detach_hidden(hidden):
     if isinstance(hidden, tuple):
@@ -86,22 +88,10 @@ def detach_hidden(hidden):
     return None if hidden is None else hidden.detach()
 '''],
     wrong_answers=[
-        ('''
-def detach_hidden(hidden):
-    if hidden is None:
-        return None
-    if isinstance(hidden, torch.Tensor):
-        return hidden.clone()
-    return tuple(h.clone() for h in hidden)
-''', "still has a history"),
-        ('''
-def detach_hidden(hidden):
-    if hidden is None:
-        return None
-    if isinstance(hidden, torch.Tensor):
-        return hidden.detach()
-    return [h.detach() for h in hidden]
-''', "return a tuple"),
+        (variant(SOLUTION_12a_1, ('h.detach', 'h.clone')), "still has a history"),
+        (variant(SOLUTION_12a_1,
+            ('tuple(h.detach() for h in hidden)', '[h.detach() for h in hidden]'),
+        ), "return a tuple"),
         ('''
 def detach_hidden(hidden):
     return hidden.detach()
@@ -150,6 +140,17 @@ def check_rnn_forward(rnn_forward) -> str:
     return f"output and last hidden state equal nn.RNN's for x of shapes {', '.join(tested)}"
 
 
+SOLUTION_12a_2 = '''
+def rnn_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh):
+    """(seq, batch, input) and h0 (batch, hidden) -> (output (seq, batch, hidden), h_last (batch, hidden))."""
+    h = h0
+    steps = []
+    for x_t in x:                                     # x_t: (batch, input)
+        h = torch.tanh(x_t @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh)  # (batch, hidden)
+        steps.append(h)
+    return torch.stack(steps), h
+'''
+
 RNN = Exercise(
     id="12a.2", lesson=LESSON, title="An RNN layer, step by step", name="rnn_forward", hint=HINT_RNN,
     statement="""
@@ -173,16 +174,7 @@ def rnn_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh):
     """(seq, batch, input) and h0 (batch, hidden) -> (output (seq, batch, hidden), h_last (batch, hidden))."""
     raise NotImplementedError  # your code here
 ''',
-    solution='''
-def rnn_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh):
-    """(seq, batch, input) and h0 (batch, hidden) -> (output (seq, batch, hidden), h_last (batch, hidden))."""
-    h = h0
-    steps = []
-    for x_t in x:                                     # x_t: (batch, input)
-        h = torch.tanh(x_t @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh)  # (batch, hidden)
-        steps.append(h)
-    return torch.stack(steps), h
-''',
+    solution=SOLUTION_12a_2,
     alternatives=['''
 def rnn_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh):
     inputs = F.linear(x, weight_ih, bias_ih)          # every step's input part at once: (seq, batch, hidden)
@@ -199,22 +191,13 @@ def rnn_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh):
     steps = [torch.tanh(x_t @ weight_ih.T + bias_ih + h0 @ weight_hh.T + bias_hh) for x_t in x]
     return torch.stack(steps), steps[-1]
 ''', "every step used h0"),
-        ('''
-def rnn_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh):
-    h, steps = h0, []
-    for x_t in x:
-        h = x_t @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh
-        steps.append(h)
-    return torch.stack(steps), h
-''', "values before tanh"),
-        ('''
-def rnn_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh):
-    h, steps = h0, []
-    for x_t in x:
-        h = torch.tanh(x_t @ weight_ih + bias_ih + h @ weight_hh + bias_hh)
-        steps.append(h)
-    return torch.stack(steps), h
-''', "RuntimeError"),
+        (variant(SOLUTION_12a_2,
+            ('torch.tanh(x_t @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh)',
+             'x_t @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh'),
+        ), "values before tanh"),
+        (variant(SOLUTION_12a_2,
+            ('weight_ih.T + bias_ih + h @ weight_hh.T', 'weight_ih + bias_ih + h @ weight_hh'),
+        ), "RuntimeError"),
         ('''
 def rnn_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh):
     rnn = nn.RNN(x.shape[2], h0.shape[1])
@@ -407,6 +390,16 @@ def check_lstm_cell(lstm_cell) -> str:
     return f"h and c equal nn.LSTMCell's for batches of {tested[0]} and {tested[1]} with random weights"
 
 
+SOLUTION_12a_4 = '''
+def lstm_cell(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh):
+    """One LSTM step: x (batch, input), h and c (batch, hidden) -> (h_new, c_new), gates in the order i, f, g, o."""
+    gates = x @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh   # (batch, 4 * hidden)
+    i, f, g, o = gates.chunk(4, dim=1)                               # each (batch, hidden)
+    c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)  # forget some, write some
+    h_new = torch.sigmoid(o) * torch.tanh(c_new)                     # show some
+    return h_new, c_new
+'''
+
 LSTM = Exercise(
     id="12a.4", lesson=LESSON, title="One LSTM cell step", name="lstm_cell", hint=HINT_LSTM,
     statement="""
@@ -432,15 +425,7 @@ def lstm_cell(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh):
     """One LSTM step: x (batch, input), h and c (batch, hidden) -> (h_new, c_new), gates in the order i, f, g, o."""
     raise NotImplementedError  # your code here
 ''',
-    solution='''
-def lstm_cell(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh):
-    """One LSTM step: x (batch, input), h and c (batch, hidden) -> (h_new, c_new), gates in the order i, f, g, o."""
-    gates = x @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh   # (batch, 4 * hidden)
-    i, f, g, o = gates.chunk(4, dim=1)                               # each (batch, hidden)
-    c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)  # forget some, write some
-    h_new = torch.sigmoid(o) * torch.tanh(c_new)                     # show some
-    return h_new, c_new
-''',
+    solution=SOLUTION_12a_4,
     alternatives=['''
 def lstm_cell(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh):
     hidden = h.shape[1]
@@ -453,20 +438,12 @@ def lstm_cell(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh):
     return output_gate * c_new.tanh(), c_new
 '''],
     wrong_answers=[
-        ('''
-def lstm_cell(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh):
-    gates = x @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh
-    i, f, o, g = gates.chunk(4, dim=1)
-    c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-    return torch.sigmoid(o) * torch.tanh(c_new), c_new
-''', "gates are in the wrong order"),
-        ('''
-def lstm_cell(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh):
-    gates = x @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh
-    i, f, g, o = gates.chunk(4, dim=1)
-    c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-    return torch.sigmoid(o) * c_new, c_new
-''', "the output gate multiplies tanh(c_new)"),
+        (variant(SOLUTION_12a_4, (' g, o ', ' o, g ')), "gates are in the wrong order"),
+        (variant(SOLUTION_12a_4,
+            ('h_new = torch.sigmoid(o) * torch.tanh(c_new)                     # show some\n'
+             '    return h_new',
+             'return torch.sigmoid(o) * c_new'),
+        ), "the output gate multiplies tanh(c_new)"),
         ('''
 def lstm_cell(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh):
     gates = torch.sigmoid(x @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh)

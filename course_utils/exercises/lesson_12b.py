@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from course_utils.datasets import text
-from course_utils.exercises.framework import Exercise, Mistake, call, expect_tensor, forbid, generator, randint
+from course_utils.exercises.framework import Exercise, Mistake, call, expect_tensor, forbid, generator, randint, variant
 
 LESSON = "12b_char_lstm"
 HINT_LOSS = ("lesson 12b, sections 4-5 (The model; Training): F.cross_entropy wants (N, classes) logits "
@@ -56,6 +56,14 @@ def check_char_loss(char_loss) -> str:
     return f"equals F.cross_entropy over every character for non-contiguous logits {', '.join(tested)}, differentiable"
 
 
+SOLUTION_12b_1 = '''
+def char_loss(logits, targets):
+    """Mean cross-entropy per character: logits (batch, seq, vocab), targets (batch, seq) -> a 0-d tensor."""
+    vocab = logits.shape[-1]
+    # reshape, not view: logits may not be contiguous
+    return F.cross_entropy(logits.reshape(-1, vocab), targets.reshape(-1))  # (batch * seq, vocab), (batch * seq,)
+'''
+
 LOSS = Exercise(
     id="12b.1", lesson=LESSON, title="The loss of every next-character prediction", name="char_loss", hint=HINT_LOSS,
     statement="""
@@ -78,13 +86,7 @@ def char_loss(logits, targets):
     """Mean cross-entropy per character: logits (batch, seq, vocab), targets (batch, seq) -> a 0-d tensor."""
     raise NotImplementedError  # your code here
 ''',
-    solution='''
-def char_loss(logits, targets):
-    """Mean cross-entropy per character: logits (batch, seq, vocab), targets (batch, seq) -> a 0-d tensor."""
-    vocab = logits.shape[-1]
-    # reshape, not view: logits may not be contiguous
-    return F.cross_entropy(logits.reshape(-1, vocab), targets.reshape(-1))  # (batch * seq, vocab), (batch * seq,)
-''',
+    solution=SOLUTION_12b_1,
     alternatives=['''
 def char_loss(logits, targets):
     # cross_entropy also takes (batch, classes, seq) with (batch, seq) targets
@@ -108,11 +110,10 @@ def char_loss(logits, targets):
 def char_loss(logits, targets):
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="sum")
 ''', "sum over all characters"),
-        ('''
-def char_loss(logits, targets):
-    probs = logits.softmax(dim=-1)
-    return F.cross_entropy(probs.reshape(-1, probs.shape[-1]), targets.reshape(-1))
-''', "applied softmax before F.cross_entropy"),
+        (variant(SOLUTION_12b_1,
+            ('vocab = logits.shape[-1]', 'probs = logits.softmax(dim=-1)'),
+            ('logits.reshape(-1, vocab', 'probs.reshape(-1, probs.shape[-1]'),
+        ), "applied softmax before F.cross_entropy"),
     ],
     checker=check_char_loss,
 )
@@ -273,6 +274,16 @@ def check_top_k_probs(top_k_probs) -> str:
     return f"softmax(logits / T) over the top k, zeros elsewhere, for logits of shapes {', '.join(tested)}"
 
 
+SOLUTION_12b_3 = '''
+def top_k_probs(logits, temperature, k):
+    """softmax(logits / temperature) over the k largest per row, 0 for the others; same shape as logits."""
+    scaled = logits / temperature                             # T < 1 sharpens, T > 1 flattens
+    kept = scaled.topk(k, dim=-1)                             # values and indices, (..., k)
+    masked = torch.full_like(scaled, float("-inf"))           # exp(-inf) = 0: never drawn
+    masked.scatter_(-1, kept.indices, kept.values)
+    return masked.softmax(dim=-1)
+'''
+
 TOP_K = Exercise(
     id="12b.3", lesson=LESSON, title="Temperature and top-k", name="top_k_probs", hint=HINT_SAMPLING,
     statement="""
@@ -295,15 +306,7 @@ def top_k_probs(logits, temperature, k):
     """softmax(logits / temperature) over the k largest per row, 0 for the others; same shape as logits."""
     raise NotImplementedError  # your code here
 ''',
-    solution='''
-def top_k_probs(logits, temperature, k):
-    """softmax(logits / temperature) over the k largest per row, 0 for the others; same shape as logits."""
-    scaled = logits / temperature                             # T < 1 sharpens, T > 1 flattens
-    kept = scaled.topk(k, dim=-1)                             # values and indices, (..., k)
-    masked = torch.full_like(scaled, float("-inf"))           # exp(-inf) = 0: never drawn
-    masked.scatter_(-1, kept.indices, kept.values)
-    return masked.softmax(dim=-1)
-''',
+    solution=SOLUTION_12b_3,
     alternatives=['''
 def top_k_probs(logits, temperature, k):
     probs = (logits / temperature).softmax(dim=-1)
@@ -312,13 +315,9 @@ def top_k_probs(logits, temperature, k):
     return probs / probs.sum(dim=-1, keepdim=True)
 '''],
     wrong_answers=[
-        ('''
-def top_k_probs(logits, temperature, k):
-    scaled = logits * temperature
-    kept = scaled.topk(k, dim=-1)
-    masked = torch.full_like(scaled, float("-inf")).scatter(-1, kept.indices, kept.values)
-    return masked.softmax(dim=-1)
-''', "multiplied the logits by the temperature"),
+        (variant(SOLUTION_12b_3,
+            (' logits / temperature', ' logits * temperature'),
+        ), "multiplied the logits by the temperature"),
         ('''
 def top_k_probs(logits, temperature, k):
     probs = (logits / temperature).softmax(dim=-1)

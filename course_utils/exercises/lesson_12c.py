@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from course_utils.datasets import text
-from course_utils.exercises.framework import Exercise, Mistake, call, expect_tensor, forbid, generator, randint
+from course_utils.exercises.framework import Exercise, Mistake, call, expect_tensor, forbid, generator, randint, variant
 
 LESSON = "12c_sentiment_lstm"
 HINT_PAD = "lesson 12c, section 5 (Fixed-length tensors: padding and truncation)"
@@ -52,6 +52,16 @@ def check_pad_batch(pad_batch) -> str:
             f"\"{tested[0]}\" and \"{tested[1]}\"")
 
 
+SOLUTION_12c_1 = '''
+def pad_batch(sequences, length, keep="last"):
+    """(len(sequences), length) int64 ids: cut to `length` (keep "last" or "first"), padded with 0 on the right."""
+    rows = []
+    for ids in sequences:
+        ids = ids[-length:] if keep == "last" else ids[:length]  # at most `length` ids
+        rows.append(ids + [0] * (length - len(ids)))             # padding after the real words
+    return torch.tensor(rows, dtype=torch.int64)
+'''
+
 PAD = Exercise(
     id="12c.1", lesson=LESSON, title="Pad and truncate a batch of reviews", name="pad_batch", hint=HINT_PAD,
     statement=f"""
@@ -75,15 +85,7 @@ def pad_batch(sequences, length, keep="last"):
     """(len(sequences), length) int64 ids: cut to `length` (keep "last" or "first"), padded with 0 on the right."""
     raise NotImplementedError  # your code here
 ''',
-    solution='''
-def pad_batch(sequences, length, keep="last"):
-    """(len(sequences), length) int64 ids: cut to `length` (keep "last" or "first"), padded with 0 on the right."""
-    rows = []
-    for ids in sequences:
-        ids = ids[-length:] if keep == "last" else ids[:length]  # at most `length` ids
-        rows.append(ids + [0] * (length - len(ids)))             # padding after the real words
-    return torch.tensor(rows, dtype=torch.int64)
-''',
+    solution=SOLUTION_12c_1,
     alternatives=['''
 def pad_batch(sequences, length, keep="last"):
     batch = torch.zeros(len(sequences), length, dtype=torch.long)
@@ -93,14 +95,9 @@ def pad_batch(sequences, length, keep="last"):
     return batch
 '''],
     wrong_answers=[
-        ('''
-def pad_batch(sequences, length, keep="last"):
-    rows = []
-    for ids in sequences:
-        ids = ids[-length:] if keep == "last" else ids[:length]
-        rows.append([0] * (length - len(ids)) + ids)
-    return torch.tensor(rows)
-''', "padded on the left"),
+        (variant(SOLUTION_12c_1,
+            ('ids + [0] * (length - len(ids))', '[0] * (length - len(ids)) + ids'),
+        ), "padded on the left"),
         ('''
 def pad_batch(sequences, length, keep="last"):
     return torch.tensor([ids[:length] + [0] * (length - len(ids[:length])) for ids in sequences])
@@ -143,6 +140,13 @@ def check_masked_mean(masked_mean) -> str:
     return f"the mean over real words only, per review, for outputs {' and '.join(tested)}"
 
 
+SOLUTION_12c_2 = '''
+def masked_mean(outputs, ids):
+    """(batch, seq, hidden) outputs, (batch, seq) ids -> (batch, hidden): the mean over positions where ids != 0."""
+    real = (ids != 0).unsqueeze(-1).to(outputs.dtype)  # (batch, seq, 1): 1 for a word, 0 for padding
+    return (outputs * real).sum(dim=1) / real.sum(dim=1)  # (batch, hidden) / (batch, 1)
+'''
+
 MEAN = Exercise(
     id="12c.2", lesson=LESSON, title="Masked mean pooling", name="masked_mean", hint=HINT_POOL,
     statement=f"""
@@ -164,12 +168,7 @@ def masked_mean(outputs, ids):
     """(batch, seq, hidden) outputs, (batch, seq) ids -> (batch, hidden): the mean over positions where ids != 0."""
     raise NotImplementedError  # your code here
 ''',
-    solution='''
-def masked_mean(outputs, ids):
-    """(batch, seq, hidden) outputs, (batch, seq) ids -> (batch, hidden): the mean over positions where ids != 0."""
-    real = (ids != 0).unsqueeze(-1).to(outputs.dtype)  # (batch, seq, 1): 1 for a word, 0 for padding
-    return (outputs * real).sum(dim=1) / real.sum(dim=1)  # (batch, hidden) / (batch, 1)
-''',
+    solution=SOLUTION_12c_2,
     alternatives=['''
 def masked_mean(outputs, ids):
     mask = ids.ne(0)
@@ -183,16 +182,10 @@ def masked_mean(outputs, ids):
 '''],
     wrong_answers=[
         ("def masked_mean(outputs, ids):\n    return outputs.mean(dim=1)\n", "includes the padded positions"),
-        ('''
-def masked_mean(outputs, ids):
-    real = (ids != 0).unsqueeze(-1)
-    return (outputs * real).sum(1) / outputs.shape[1]
-''', "divided by the full length"),
-        ('''
-def masked_mean(outputs, ids):
-    real = (ids != 0).unsqueeze(-1)
-    return (outputs * real).sum(1) / real.sum()
-''', "real words of the whole batch"),
+        (variant(SOLUTION_12c_2,
+            ('dim=1) / real.sum(dim=1)', '1) / outputs.shape[1]'),
+        ), "divided by the full length"),
+        (variant(SOLUTION_12c_2, ('dim=1) / real.sum(dim=1', '1) / real.sum(')), "real words of the whole batch"),
     ],
     checker=check_masked_mean,
 )

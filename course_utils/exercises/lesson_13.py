@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from course_utils.exercises.framework import Exercise, Mistake, call, expect_tensor, generator, randint
+from course_utils.exercises.framework import Exercise, Mistake, call, expect_tensor, generator, randint, variant
 
 LESSON = "13_inference_pipeline"
 HINT_TOP_K = "lesson 13, the section on single-image inference: softmax, then the k most probable classes"
@@ -54,6 +54,14 @@ def check_top_k_classes(top_k_classes) -> str:
     return f"names and softmax probabilities, most probable first: {', '.join(tested)}"
 
 
+SOLUTION_13_1 = '''
+def top_k_classes(logits, class_names, k):
+    """[(name, probability), ...]: the k most probable classes of one logit vector, most probable first."""
+    probs = logits.softmax(dim=0)                      # (num_classes,), sums to 1
+    values, indices = probs.topk(k)                    # sorted, largest first
+    return [(class_names[i], p) for p, i in zip(values.tolist(), indices.tolist())]
+'''
+
 TOP_K = Exercise(
     id="13.1", lesson=LESSON, title="The k most probable classes, from logits", name="top_k_classes",
     hint=HINT_TOP_K,
@@ -76,19 +84,12 @@ def top_k_classes(logits, class_names, k):
     """[(name, probability), ...]: the k most probable classes of one logit vector, most probable first."""
     raise NotImplementedError  # your code here
 ''',
-    solution='''
-def top_k_classes(logits, class_names, k):
-    """[(name, probability), ...]: the k most probable classes of one logit vector, most probable first."""
-    probs = logits.softmax(dim=0)                      # (num_classes,), sums to 1
-    values, indices = probs.topk(k)                    # sorted, largest first
-    return [(class_names[i], p) for p, i in zip(values.tolist(), indices.tolist())]
-''',
-    alternatives=['''
-def top_k_classes(logits, class_names, k):
-    probs = torch.exp(logits - logits.logsumexp(0))
-    order = probs.argsort(descending=True)[:k]
-    return [(class_names[int(i)], float(probs[i])) for i in order]
-'''],
+    solution=SOLUTION_13_1,
+    alternatives=[variant(SOLUTION_13_1,
+            ('values, indices = probs.topk(k)', 'order = probs.argsort(descending=True)[:k]'),
+            ('i], p) for p, i in zip(values.tolist(), indices.tolist())',
+             'int(i)], float(probs[i])) for i in order'),
+        )],
     wrong_answers=[
         ('''
 def top_k_classes(logits, class_names, k):
@@ -100,12 +101,10 @@ def top_k_classes(logits, class_names, k):
     values, indices = logits.softmax(0).topk(k)
     return [(class_names[i], v) for v, i in zip(values, indices.tolist())]
 ''', "turn them into Python floats"),
-        ('''
-def top_k_classes(logits, class_names, k):
-    probs = logits.softmax(0)
-    order = probs.argsort()[-k:]
-    return [(class_names[i], probs[i].item()) for i in order.tolist()]
-''', "least probable"),
+        (variant(SOLUTION_13_1,
+            ('values, indices = probs.topk(k)', 'order = probs.argsort()[-k:]'),
+            ('p) for p, i in zip(values.tolist(), indices.tolist()', 'probs[i].item()) for i in order.tolist('),
+        ), "least probable"),
     ],
     checker=check_top_k_classes,
 )
@@ -161,6 +160,18 @@ def check_preprocess(preprocess) -> str:
     return f"dtype, centre crop and normalisation equal the reference for {', '.join(tested)}"
 
 
+SOLUTION_13_2 = '''
+def preprocess(images, size, mean, std):
+    """uint8 (N, 3, H, W) -> float32 (N, 3, size, size): 0-1, centre crop, normalised per channel."""
+    x = images.to(torch.float32) / 255                     # 0-255 -> 0-1
+    h, w = x.shape[-2:]
+    top, left = (h - size) // 2, (w - size) // 2
+    x = x[:, :, top:top + size, left:left + size]          # (N, 3, size, size)
+    mean = torch.tensor(mean).view(1, 3, 1, 1)             # one value per channel, broadcast over pixels
+    std = torch.tensor(std).view(1, 3, 1, 1)
+    return (x - mean) / std
+'''
+
 PREPROCESS = Exercise(
     id="13.2", lesson=LESSON, title="Preprocessing as tensor code", name="preprocess", hint=HINT_PREPROCESS,
     statement="""
@@ -185,17 +196,7 @@ def preprocess(images, size, mean, std):
     """uint8 (N, 3, H, W) -> float32 (N, 3, size, size): 0-1, centre crop, normalised per channel."""
     raise NotImplementedError  # your code here
 ''',
-    solution='''
-def preprocess(images, size, mean, std):
-    """uint8 (N, 3, H, W) -> float32 (N, 3, size, size): 0-1, centre crop, normalised per channel."""
-    x = images.to(torch.float32) / 255                     # 0-255 -> 0-1
-    h, w = x.shape[-2:]
-    top, left = (h - size) // 2, (w - size) // 2
-    x = x[:, :, top:top + size, left:left + size]          # (N, 3, size, size)
-    mean = torch.tensor(mean).view(1, 3, 1, 1)             # one value per channel, broadcast over pixels
-    std = torch.tensor(std).view(1, 3, 1, 1)
-    return (x - mean) / std
-''',
+    solution=SOLUTION_13_2,
     alternatives=['''
 def preprocess(images, size, mean, std):
     h, w = images.shape[2], images.shape[3]
@@ -204,21 +205,10 @@ def preprocess(images, size, mean, std):
     return torch.stack(channels, dim=1)
 '''],
     wrong_answers=[
-        ('''
-def preprocess(images, size, mean, std):
-    x = images.float()
-    h, w = x.shape[-2:]
-    x = x[:, :, (h - size) // 2:(h - size) // 2 + size, (w - size) // 2:(w - size) // 2 + size]
-    return (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
-''', "255 times too large"),
-        ('''
-def preprocess(images, size, mean, std):
-    x = images.float() / 255
-    h, w = x.shape[-2:]
-    top, left = round((h - size) / 2 + 0.01), round((w - size) / 2 + 0.01)
-    x = x[:, :, top:top + size, left:left + size]
-    return (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
-''', "your crop starts at row"),
+        (variant(SOLUTION_13_2, ('images.to(torch.float32) / 255', 'images.float()')), "255 times too large"),
+        (variant(SOLUTION_13_2,
+            ('(h - size) // 2, (w - size) // 2', 'round((h - size) / 2 + 0.01), round((w - size) / 2 + 0.01)'),
+        ), "your crop starts at row"),
         ('''
 def preprocess(images, size, mean, std):
     x = images.float() / 255

@@ -10,7 +10,7 @@ import tempfile
 import torch
 from torch import nn
 
-from course_utils.exercises.framework import Exercise, Mistake, describe, distinct_sizes, generator, randint
+from course_utils.exercises.framework import Exercise, Mistake, describe, distinct_sizes, generator, randint, variant
 
 LESSON = "14_tensorboard"
 
@@ -76,6 +76,15 @@ def check_log_history(log_history) -> str:
            f"{len(next(iter(history.values())))}, read back with EventAccumulator"
 
 
+SOLUTION_14_1 = '''
+def log_history(writer, history):
+    """Every history[key][i] as the scalar tag key.replace("_", "/", 1) at step i + 1."""
+    for key, values in history.items():
+        tag = key.replace("_", "/", 1)             # "val_loss" -> "val/loss": grouped by split
+        for epoch, value in enumerate(values, start=1):
+            writer.add_scalar(tag, value, epoch)   # the epoch as the step lines runs up
+'''
+
 EX_1 = Exercise(
     id="14.1", lesson=LESSON, title="A history as TensorBoard scalars", name="log_history",
     statement="""
@@ -95,14 +104,7 @@ def log_history(writer, history):
     """Every history[key][i] as the scalar tag key.replace("_", "/", 1) at step i + 1."""
     raise NotImplementedError  # your code here
 ''',
-    solution='''
-def log_history(writer, history):
-    """Every history[key][i] as the scalar tag key.replace("_", "/", 1) at step i + 1."""
-    for key, values in history.items():
-        tag = key.replace("_", "/", 1)             # "val_loss" -> "val/loss": grouped by split
-        for epoch, value in enumerate(values, start=1):
-            writer.add_scalar(tag, value, epoch)   # the epoch as the step lines runs up
-''',
+    solution=SOLUTION_14_1,
     alternatives=['''
 def log_history(writer, history):
     epochs = len(next(iter(history.values())))
@@ -116,8 +118,9 @@ def log_history(writer, history):
         ("def log_history(writer, history):\n    for key, values in history.items():\n"
          "        for epoch, value in enumerate(values):\n"
          "            writer.add_scalar(key.replace('_', '/', 1), value, epoch)\n", "epochs count from 1"),
-        ("def log_history(writer, history):\n    for key, values in history.items():\n"
-         "        for epoch, value in enumerate(values, start=1):\n            writer.add_scalar(key, value, epoch)\n",
+        (variant(SOLUTION_14_1,
+            ('writer.add_scalar(tag,', 'writer.add_scalar(key,'),
+        ),
          "the key's first '_' becomes '/'"),
         ("def log_history(writer, history):\n    for key, values in history.items():\n"
          "        writer.add_scalar(key.replace('_', '/', 1), values[-1], len(values))\n",
@@ -348,6 +351,19 @@ def check_calls_per_step(calls_per_step) -> str:
             f"{expected['aten::addmm']:g} and aten::mm {expected['aten::mm']:g} per step for {layers} Linear layers")
 
 
+SOLUTION_14_3 = '''
+from torch.profiler import ProfilerActivity, profile
+
+
+def calls_per_step(step, num_steps):
+    """{operator name: calls per step} for the aten:: operators of num_steps profiled calls after a warm-up."""
+    step()                                          # warm-up: one-off work stays out of the counts
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(num_steps):
+            step()
+    return {event.key: event.count / num_steps for event in prof.key_averages() if event.key.startswith("aten::")}
+'''
+
 EX_3 = Exercise(
     id="14.3", lesson=LESSON, title="Operator calls per step, from the profiler", name="calls_per_step",
     statement="""
@@ -370,31 +386,13 @@ def calls_per_step(step, num_steps):
     """{operator name: calls per step} for the aten:: operators of num_steps profiled calls after a warm-up."""
     raise NotImplementedError  # your code here
 ''',
-    solution='''
-from torch.profiler import ProfilerActivity, profile
-
-
-def calls_per_step(step, num_steps):
-    """{operator name: calls per step} for the aten:: operators of num_steps profiled calls after a warm-up."""
-    step()                                          # warm-up: one-off work stays out of the counts
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        for _ in range(num_steps):
-            step()
-    return {event.key: event.count / num_steps for event in prof.key_averages() if event.key.startswith("aten::")}
-''',
-    alternatives=['''
-import collections
-import torch.profiler
-
-
-def calls_per_step(step, num_steps):
-    step()
-    with torch.profiler.profile() as prof:
-        for _ in range(num_steps):
-            step()
-    counts = collections.Counter(event.name for event in prof.events() if event.name.startswith("aten::"))
-    return {name: n / num_steps for name, n in counts.items()}
-'''],
+    solution=SOLUTION_14_3,
+    alternatives=[variant(SOLUTION_14_3,
+            ('from torch.profiler import ProfilerActivity, profile',
+             'import collections\n'
+             'import torch.profiler'),
+            ('profile(activities=[ProfilerActivity.CPU]', 'torch.profiler.profile('),
+        )],
     wrong_answers=[
         ('''
 from torch.profiler import ProfilerActivity, profile
@@ -407,39 +405,15 @@ def calls_per_step(step, num_steps):
             step()
     return {e.key: e.count / num_steps for e in prof.key_averages() if e.key.startswith("aten::")}
 ''', "warm up with one step() before the profiler starts"),
-        ('''
-from torch.profiler import ProfilerActivity, profile
-
-
-def calls_per_step(step, num_steps):
-    step()
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        for _ in range(num_steps):
-            step()
-    return {e.key: e.count for e in prof.key_averages() if e.key.startswith("aten::")}
-''', "divide by num_steps"),
-        ('''
-from torch.profiler import ProfilerActivity, profile
-
-
-def calls_per_step(step, num_steps):
-    step()
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        for _ in range(num_steps):
-            step()
-    return {e.key: e.count / num_steps for e in prof.key_averages()}
-''', "not operators"),
-        ('''
-from torch.profiler import ProfilerActivity, profile
-
-
-def calls_per_step(step, num_steps):
-    step()
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        for _ in range(num_steps - 1):
-            step()
-    return {e.key: e.count / num_steps for e in prof.key_averages() if e.key.startswith("aten::")}
-''', "called step()"),
+        (variant(SOLUTION_14_3,
+            ('event.key: event.count / num_steps for event in prof.key_averages() if event.key.startswith',
+             'e.key: e.count for e in prof.key_averages() if e.key.startswith'),
+        ), "divide by num_steps"),
+        (variant(SOLUTION_14_3,
+            ('event.key: event.count / num_steps for event in prof.key_averages() if event.key.startswith("aten::"',
+             'e.key: e.count / num_steps for e in prof.key_averages('),
+        ), "not operators"),
+        (variant(SOLUTION_14_3, ('range(num_steps)', 'range(num_steps - 1)')), "called step()"),
     ],
     checker=check_calls_per_step, hint=HINT_3,
 )

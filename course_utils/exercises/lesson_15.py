@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from course_utils.exercises.framework import (Exercise, Mistake, describe, distinct_sizes, expect_tensor, generator,
-                                              randint)
+                                              randint, variant)
 
 LESSON = "15_lightning"
 
@@ -124,6 +124,31 @@ def check_lit_linear(LitLinear) -> str:
             f"logged with its batch size, no backward in the step, SGD over all parameters with lr={lr}")
 
 
+SOLUTION_15_1 = '''
+import lightning as L
+
+
+class LitLinear(L.LightningModule):
+    """A linear classifier: cross-entropy training step, logged per sample; SGD with the learning rate lr."""
+
+    def __init__(self, input_size, num_classes, lr):
+        super().__init__()
+        self.save_hyperparameters()        # input_size, num_classes, lr: into every checkpoint
+        self.linear = nn.Linear(input_size, num_classes)
+
+    def forward(self, x):
+        return self.linear(x)              # (batch, input_size) -> (batch, num_classes)
+
+    def training_step(self, batch, batch_idx):
+        inputs, labels = batch
+        loss = F.cross_entropy(self(inputs), labels)
+        self.log("train_loss", loss, batch_size=len(labels))  # per-sample mean over the epoch
+        return loss                        # the Trainer calls backward() and step()
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
+'''
+
 EX_1 = Exercise(
     id="15.1", lesson=LESSON, title="A LightningModule's steps, called without a Trainer", name="LitLinear",
     statement="""
@@ -162,30 +187,7 @@ class LitLinear(L.LightningModule):
     def configure_optimizers(self):
         raise NotImplementedError  # your code here
 ''',
-    solution='''
-import lightning as L
-
-
-class LitLinear(L.LightningModule):
-    """A linear classifier: cross-entropy training step, logged per sample; SGD with the learning rate lr."""
-
-    def __init__(self, input_size, num_classes, lr):
-        super().__init__()
-        self.save_hyperparameters()        # input_size, num_classes, lr: into every checkpoint
-        self.linear = nn.Linear(input_size, num_classes)
-
-    def forward(self, x):
-        return self.linear(x)              # (batch, input_size) -> (batch, num_classes)
-
-    def training_step(self, batch, batch_idx):
-        inputs, labels = batch
-        loss = F.cross_entropy(self(inputs), labels)
-        self.log("train_loss", loss, batch_size=len(labels))  # per-sample mean over the epoch
-        return loss                        # the Trainer calls backward() and step()
-
-    def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
-''',
+    solution=SOLUTION_15_1,
     alternatives=['''
 import lightning as L
 
@@ -212,139 +214,20 @@ class LitLinear(L.LightningModule):
         return {"optimizer": torch.optim.SGD(self.model.parameters(), lr=self.hparams["lr"])}
 '''],
     wrong_answers=[
-        ('''
-import lightning as L
-
-
-class LitLinear(L.LightningModule):
-    def __init__(self, input_size, num_classes, lr):
-        super().__init__()
-        self.save_hyperparameters()
-        self.linear = nn.Linear(input_size, num_classes)
-
-    def forward(self, x):
-        return self.linear(x)
-
-    def training_step(self, batch, batch_idx):
-        inputs, labels = batch
-        loss = F.cross_entropy(self(inputs), labels)
-        self.log("train_loss", loss, batch_size=len(labels))
-        return loss.item()
-
-    def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
-''', "return the loss tensor itself"),
-        ('''
-import lightning as L
-
-
-class LitLinear(L.LightningModule):
-    def __init__(self, input_size, num_classes, lr):
-        super().__init__()
-        self.lr = lr
-        self.linear = nn.Linear(input_size, num_classes)
-
-    def forward(self, x):
-        return self.linear(x)
-
-    def training_step(self, batch, batch_idx):
-        inputs, labels = batch
-        loss = F.cross_entropy(self(inputs), labels)
-        self.log("train_loss", loss, batch_size=len(labels))
-        return loss
-
-    def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=self.lr)
-''', "call self.save_hyperparameters()"),
-        ('''
-import lightning as L
-
-
-class LitLinear(L.LightningModule):
-    def __init__(self, input_size, num_classes, lr):
-        super().__init__()
-        self.save_hyperparameters()
-        self.linear = nn.Linear(input_size, num_classes)
-
-    def forward(self, x):
-        return self.linear(x)
-
-    def training_step(self, batch, batch_idx):
-        inputs, labels = batch
-        loss = F.cross_entropy(self(inputs), labels)
-        loss.backward()
-        self.log("train_loss", loss, batch_size=len(labels))
-        return loss
-
-    def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
-''', "do not call backward()"),
-        ('''
-import lightning as L
-
-
-class LitLinear(L.LightningModule):
-    def __init__(self, input_size, num_classes, lr):
-        super().__init__()
-        self.save_hyperparameters()
-        self.linear = nn.Linear(input_size, num_classes)
-
-    def forward(self, x):
-        return self.linear(x)
-
-    def training_step(self, batch, batch_idx):
-        inputs, labels = batch
-        loss = F.cross_entropy(self(inputs), labels)
-        self.log("train_loss", loss)
-        return loss
-
-    def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=0.01)
-''', "pass batch_size=len(labels)"),
-        ('''
-import lightning as L
-
-
-class LitLinear(L.LightningModule):
-    def __init__(self, input_size, num_classes, lr):
-        super().__init__()
-        self.save_hyperparameters()
-        self.linear = nn.Linear(input_size, num_classes)
-
-    def forward(self, x):
-        return self.linear(x)
-
-    def training_step(self, batch, batch_idx):
-        inputs, labels = batch
-        loss = F.cross_entropy(self(inputs), labels)
-        self.log("train_loss", loss, batch_size=len(labels))
-        return loss
-
-    def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=0.01)
-''', "expected the module's lr="),
-        ('''
-import lightning as L
-
-
-class LitLinear(L.LightningModule):
-    def __init__(self, input_size, num_classes, lr):
-        super().__init__()
-        self.save_hyperparameters()
-        self.linear = nn.Linear(input_size, num_classes)
-
-    def forward(self, x):
-        return F.softmax(self.linear(x), dim=1)
-
-    def training_step(self, batch, batch_idx):
-        inputs, labels = batch
-        loss = F.cross_entropy(self(inputs), labels)
-        self.log("train_loss", loss, batch_size=len(labels))
-        return loss
-
-    def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
-''', "cross_entropy of probabilities"),
+        (variant(SOLUTION_15_1, ('return loss ', 'return loss.item() ')), "return the loss tensor itself"),
+        (variant(SOLUTION_15_1,
+            ('self.save_hyperparameters()', 'self.lr = lr'),
+        ), "call self.save_hyperparameters()"),
+        (variant(SOLUTION_15_1,
+            ('labels)\n',
+             'labels)\n'
+             '        loss.backward()\n'),
+        ), "do not call backward()"),
+        (variant(SOLUTION_15_1, ('loss, batch_size=len(labels)', 'loss')), "pass batch_size=len(labels)"),
+        (variant(SOLUTION_15_1, ('self.hparams.lr', '0.01')), "expected the module's lr="),
+        (variant(SOLUTION_15_1,
+            ('self.linear(x', 'F.softmax(self.linear(x), dim=1'),
+        ), "cross_entropy of probabilities"),
     ],
     checker=check_lit_linear, hint=HINT_1,
 )
@@ -444,6 +327,34 @@ def check_plateau_stop(PlateauStop) -> str:
             "ValueError for a metric that was not logged and for an unknown mode")
 
 
+SOLUTION_15_2 = '''
+import lightning as L
+
+
+class PlateauStop(L.Callback):
+    """Sets trainer.should_stop once `patience` validations in a row have not improved the monitored metric."""
+
+    def __init__(self, monitor, patience, mode="min"):
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', not {mode!r}")
+        self.monitor, self.patience, self.mode = monitor, patience, mode
+        self.best = math.inf if mode == "min" else -math.inf   # the first value always improves
+        self.wait = 0
+
+    def on_validation_end(self, trainer, pl_module):
+        if self.monitor not in trainer.callback_metrics:
+            raise ValueError(f"PlateauStop watches {self.monitor!r}, which was not logged; "
+                             f"logged: {sorted(trainer.callback_metrics)}")
+        value = float(trainer.callback_metrics[self.monitor])
+        improved = value < self.best if self.mode == "min" else value > self.best
+        if improved:
+            self.best, self.wait = value, 0
+        else:
+            self.wait += 1
+            if self.wait >= self.patience:
+                trainer.should_stop = True
+'''
+
 EX_2 = Exercise(
     id="15.2", lesson=LESSON, title="A callback that stops on a plateau", name="PlateauStop",
     statement="""
@@ -475,33 +386,7 @@ class PlateauStop(L.Callback):
     def on_validation_end(self, trainer, pl_module):
         raise NotImplementedError  # your code here
 ''',
-    solution='''
-import lightning as L
-
-
-class PlateauStop(L.Callback):
-    """Sets trainer.should_stop once `patience` validations in a row have not improved the monitored metric."""
-
-    def __init__(self, monitor, patience, mode="min"):
-        if mode not in ("min", "max"):
-            raise ValueError(f"mode must be 'min' or 'max', not {mode!r}")
-        self.monitor, self.patience, self.mode = monitor, patience, mode
-        self.best = math.inf if mode == "min" else -math.inf   # the first value always improves
-        self.wait = 0
-
-    def on_validation_end(self, trainer, pl_module):
-        if self.monitor not in trainer.callback_metrics:
-            raise ValueError(f"PlateauStop watches {self.monitor!r}, which was not logged; "
-                             f"logged: {sorted(trainer.callback_metrics)}")
-        value = float(trainer.callback_metrics[self.monitor])
-        improved = value < self.best if self.mode == "min" else value > self.best
-        if improved:
-            self.best, self.wait = value, 0
-        else:
-            self.wait += 1
-            if self.wait >= self.patience:
-                trainer.should_stop = True
-''',
+    solution=SOLUTION_15_2,
     alternatives=['''
 import lightning as L
 
@@ -524,90 +409,28 @@ class PlateauStop(L.Callback):
             trainer.should_stop = True
 '''],
     wrong_answers=[
-        ('''
-import lightning as L
-
-
-class PlateauStop(L.Callback):
-    def __init__(self, monitor, patience, mode="min"):
-        if mode not in ("min", "max"):
-            raise ValueError(mode)
-        self.monitor, self.patience, self.best, self.wait = monitor, patience, math.inf, 0
-
-    def on_validation_end(self, trainer, pl_module):
-        if self.monitor not in trainer.callback_metrics:
-            raise ValueError(self.monitor)
-        value = float(trainer.callback_metrics[self.monitor])
-        if value < self.best:
-            self.best, self.wait = value, 0
-        else:
-            self.wait += 1
-            if self.wait >= self.patience:
-                trainer.should_stop = True
-''', "mode='max'"),
-        ('''
-import lightning as L
-
-
-class PlateauStop(L.Callback):
-    def __init__(self, monitor, patience, mode="min"):
-        if mode not in ("min", "max"):
-            raise ValueError(mode)
-        self.monitor, self.patience, self.mode, self.wait = monitor, patience, mode, 0
-        self.best = math.inf if mode == "min" else -math.inf
-
-    def on_validation_end(self, trainer, pl_module):
-        value = float(trainer.callback_metrics[self.monitor])
-        if (value < self.best) if self.mode == "min" else (value > self.best):
-            self.best, self.wait = value, 0
-        else:
-            self.wait += 1
-            if self.wait >= self.patience:
-                trainer.should_stop = True
-''', "your callback raised KeyError"),
-        ('''
-import lightning as L
-
-
-class PlateauStop(L.Callback):
-    def __init__(self, monitor, patience, mode="min"):
-        if mode not in ("min", "max"):
-            raise ValueError(mode)
-        self.monitor, self.patience, self.mode, self.wait = monitor, patience, mode, 0
-        self.best = math.inf if mode == "min" else -math.inf
-
-    def on_validation_end(self, trainer, pl_module):
-        if self.monitor not in trainer.callback_metrics:
-            raise ValueError(self.monitor)
-        value = float(trainer.callback_metrics[self.monitor])
-        if (value < self.best) if self.mode == "min" else (value > self.best):
-            self.best, self.wait = value, 0
-        else:
-            self.wait += 1
-        return self.wait >= self.patience
-''', "set trainer.should_stop = True"),
-        ('''
-import lightning as L
-
-
-class PlateauStop(L.Callback):
-    def __init__(self, monitor, patience, mode="min"):
-        if mode not in ("min", "max"):
-            raise ValueError(mode)
-        self.monitor, self.patience, self.mode, self.wait = monitor, patience, mode, 0
-        self.best = math.inf if mode == "min" else -math.inf
-
-    def on_validation_end(self, trainer, pl_module):
-        if self.monitor not in trainer.callback_metrics:
-            raise ValueError(self.monitor)
-        value = float(trainer.callback_metrics[self.monitor])
-        if (value <= self.best) if self.mode == "min" else (value >= self.best):
-            self.best, self.wait = value, 0
-        else:
-            self.wait += 1
-            if self.wait >= self.patience:
-                trainer.should_stop = True
-''', "trainer.should_stop is False, expected True"),
+        (variant(SOLUTION_15_2,
+            ('improved = value < self.best if self.mode == "min" else value > self.best\n'
+             '        if improved',
+             'if value < self.best'),
+        ), "mode='max'"),
+        (variant(SOLUTION_15_2,
+            ('\n'
+             '        if self.monitor not in trainer.callback_metrics:\n'
+             '            raise ValueError(f"PlateauStop watches {self.monitor!r}, which was not logged; "\n'
+             '                             f"logged: {sorted(trainer.callback_metrics)}")',
+             ''),
+        ), "your callback raised KeyError"),
+        (variant(SOLUTION_15_2,
+            ('    if self.wait >= self.patience:\n'
+             '                trainer.should_stop = True',
+             'return self.wait >= self.patience'),
+        ), "set trainer.should_stop = True"),
+        (variant(SOLUTION_15_2,
+            ('improved = value < self.best if self.mode == "min" else value > self.best\n'
+             '        if improved',
+             'if (value <= self.best) if self.mode == "min" else (value >= self.best)'),
+        ), "trainer.should_stop is False, expected True"),
         ('''
 class PlateauStop:
     def __init__(self, monitor, patience, mode="min"):
@@ -696,6 +519,32 @@ def check_data_module(TensorDataModule) -> str:
             "validation in order")
 
 
+SOLUTION_15_3 = '''
+import lightning as L
+from torch.utils.data import DataLoader, TensorDataset, random_split
+
+
+class TensorDataModule(L.LightningDataModule):
+    """Training and validation loaders over a seeded random split of (inputs, targets)."""
+
+    def __init__(self, inputs, targets, batch_size, val_fraction, seed):
+        super().__init__()
+        self.dataset = TensorDataset(inputs, targets)
+        self.batch_size, self.val_fraction, self.seed = batch_size, val_fraction, seed
+
+    def setup(self, stage=None):
+        n_val = int(self.val_fraction * len(self.dataset))
+        generator = torch.Generator().manual_seed(self.seed)   # the same split on every call
+        self.train_set, self.val_set = random_split(self.dataset, [len(self.dataset) - n_val, n_val],
+                                                    generator=generator)
+
+    def train_dataloader(self):
+        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True)
+
+    def val_dataloader(self):
+        return DataLoader(self.val_set, batch_size=self.batch_size)   # in order
+'''
+
 EX_3 = Exercise(
     id="15.3", lesson=LESSON, title="A LightningDataModule from tensors", name="TensorDataModule",
     statement="""
@@ -733,31 +582,7 @@ class TensorDataModule(L.LightningDataModule):
     def val_dataloader(self):
         raise NotImplementedError  # your code here
 ''',
-    solution='''
-import lightning as L
-from torch.utils.data import DataLoader, TensorDataset, random_split
-
-
-class TensorDataModule(L.LightningDataModule):
-    """Training and validation loaders over a seeded random split of (inputs, targets)."""
-
-    def __init__(self, inputs, targets, batch_size, val_fraction, seed):
-        super().__init__()
-        self.dataset = TensorDataset(inputs, targets)
-        self.batch_size, self.val_fraction, self.seed = batch_size, val_fraction, seed
-
-    def setup(self, stage=None):
-        n_val = int(self.val_fraction * len(self.dataset))
-        generator = torch.Generator().manual_seed(self.seed)   # the same split on every call
-        self.train_set, self.val_set = random_split(self.dataset, [len(self.dataset) - n_val, n_val],
-                                                    generator=generator)
-
-    def train_dataloader(self):
-        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True)
-
-    def val_dataloader(self):
-        return DataLoader(self.val_set, batch_size=self.batch_size)   # in order
-''',
+    solution=SOLUTION_15_3,
     alternatives=['''
 import lightning as L
 from torch.utils.data import DataLoader, Subset, TensorDataset
@@ -787,92 +612,23 @@ class TensorDataModule(L.LightningDataModule):
         return DataLoader(self.splits["val"], self.batch_size, shuffle=False)
 '''],
     wrong_answers=[
-        ('''
-import lightning as L
-from torch.utils.data import DataLoader, TensorDataset, random_split
-
-
-class TensorDataModule(L.LightningDataModule):
-    def __init__(self, inputs, targets, batch_size, val_fraction, seed):
-        super().__init__()
-        self.dataset, self.batch_size, self.val_fraction = TensorDataset(inputs, targets), batch_size, val_fraction
-
-    def setup(self, stage=None):
-        n_val = int(self.val_fraction * len(self.dataset))
-        self.train_set, self.val_set = random_split(self.dataset, [len(self.dataset) - n_val, n_val])
-
-    def train_dataloader(self):
-        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True)
-
-    def val_dataloader(self):
-        return DataLoader(self.val_set, batch_size=self.batch_size)
-''', "calling setup() again changed the split"),
-        ('''
-import lightning as L
-from torch.utils.data import DataLoader, TensorDataset, random_split
-
-
-class TensorDataModule(L.LightningDataModule):
-    def __init__(self, inputs, targets, batch_size, val_fraction, seed):
-        super().__init__()
-        self.dataset = TensorDataset(inputs, targets)
-        self.batch_size, self.val_fraction, self.seed = batch_size, val_fraction, seed
-
-    def setup(self, stage=None):
-        n_val = int(self.val_fraction * len(self.dataset))
-        self.train_set, self.val_set = random_split(self.dataset, [len(self.dataset) - n_val, n_val],
-                                                    generator=torch.Generator().manual_seed(self.seed))
-
-    def train_dataloader(self):
-        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True)
-
-    def val_dataloader(self):
-        return DataLoader(self.val_set, batch_size=self.batch_size, shuffle=True)
-''', "val_dataloader() shuffles"),
-        ('''
-import lightning as L
-from torch.utils.data import DataLoader, TensorDataset, random_split
-
-
-class TensorDataModule(L.LightningDataModule):
-    def __init__(self, inputs, targets, batch_size, val_fraction, seed):
-        super().__init__()
-        self.dataset = TensorDataset(inputs, targets)
-        self.batch_size, self.val_fraction, self.seed = batch_size, val_fraction, seed
-
-    def setup(self, stage=None):
-        n_val = int(self.val_fraction * len(self.dataset))
-        self.train_set, self.val_set = random_split(self.dataset, [len(self.dataset) - n_val, n_val],
-                                                    generator=torch.Generator().manual_seed(self.seed))
-
-    def train_dataloader(self):
-        return DataLoader(self.train_set, batch_size=self.batch_size)
-
-    def val_dataloader(self):
-        return DataLoader(self.val_set, batch_size=self.batch_size)
-''', "shuffle the training data"),
-        ('''
-import lightning as L
-from torch.utils.data import DataLoader, TensorDataset, random_split
-
-
-class TensorDataModule(L.LightningDataModule):
-    def __init__(self, inputs, targets, batch_size, val_fraction, seed):
-        super().__init__()
-        self.dataset = TensorDataset(inputs, targets)
-        self.batch_size, self.val_fraction, self.seed = batch_size, val_fraction, seed
-
-    def setup(self, stage=None):
-        n_val = int(self.val_fraction * len(self.dataset))
-        self.val_set, self.train_set = random_split(self.dataset, [len(self.dataset) - n_val, n_val],
-                                                    generator=torch.Generator().manual_seed(self.seed))
-
-    def train_dataloader(self):
-        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True)
-
-    def val_dataloader(self):
-        return DataLoader(self.val_set, batch_size=self.batch_size)
-''', "validation samples, expected"),
+        (variant(SOLUTION_15_3,
+            ('generator = torch.Generator().manual_seed(self.seed)   # the same split on every call\n'
+             '        self.train_set, self.val_set = random_split(self.dataset, [len(self.dataset) - n_val, n_val],\n'
+             '                                                    generator=generator',
+             'self.train_set, self.val_set = random_split(self.dataset, [len(self.dataset) - n_val, n_val]'),
+        ), "calling setup() again changed the split"),
+        (variant(SOLUTION_15_3,
+            ('batch_size=self.batch_size)', 'batch_size=self.batch_size, shuffle=True)'),
+        ), "val_dataloader() shuffles"),
+        (variant(SOLUTION_15_3, ('self.batch_size, shuffle=True', 'self.batch_size')), "shuffle the training data"),
+        (variant(SOLUTION_15_3,
+            ('generator = torch.Generator().manual_seed(self.seed)   # the same split on every call\n'
+             '        self.train_set, self.val_set = random_split(self.dataset, [len(self.dataset) - n_val, n_val],\n'
+             '                                                    generator=generator',
+             'self.val_set, self.train_set = random_split(self.dataset, [len(self.dataset) - n_val, n_val],\n'
+             '                                                    generator=torch.Generator().manual_seed(self.seed)'),
+        ), "validation samples, expected"),
     ],
     checker=check_data_module, hint=HINT_3,
 )

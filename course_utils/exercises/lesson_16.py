@@ -11,7 +11,7 @@ from torch import nn
 from torch.utils.data import DistributedSampler
 
 from course_utils.exercises.framework import (Exercise, Mistake, describe, distinct_sizes, expect_tensor,
-                                              expect_unchanged, generator, randint)
+                                              expect_unchanged, generator, randint, variant)
 
 LESSON = "16_distributed"
 
@@ -172,6 +172,16 @@ def check_shard_indices(shard_indices) -> str:
             f"{cases[1][0]} on 2 and 2 on 5, equal to DistributedSampler's")
 
 
+SOLUTION_16_2 = '''
+def shard_indices(num_samples, rank, world_size, seed, epoch):
+    """The indices DistributedSampler(shuffle=True, drop_last=False) gives `rank` of `world_size` in `epoch`."""
+    generator = torch.Generator().manual_seed(seed + epoch)     # the same on every worker: one shared order
+    order = torch.randperm(num_samples, generator=generator).tolist()
+    total = math.ceil(num_samples / world_size) * world_size    # equal shards: every worker steps as often
+    padded = (order * math.ceil(total / num_samples))[:total]   # repeat from the start
+    return padded[rank:total:world_size]
+'''
+
 EX_2 = Exercise(
     id="16.2", lesson=LESSON, title="Shards like DistributedSampler", name="shard_indices",
     statement="""
@@ -193,15 +203,7 @@ def shard_indices(num_samples, rank, world_size, seed, epoch):
     """The indices DistributedSampler(shuffle=True, drop_last=False) gives `rank` of `world_size` in `epoch`."""
     raise NotImplementedError  # your code here
 ''',
-    solution='''
-def shard_indices(num_samples, rank, world_size, seed, epoch):
-    """The indices DistributedSampler(shuffle=True, drop_last=False) gives `rank` of `world_size` in `epoch`."""
-    generator = torch.Generator().manual_seed(seed + epoch)     # the same on every worker: one shared order
-    order = torch.randperm(num_samples, generator=generator).tolist()
-    total = math.ceil(num_samples / world_size) * world_size    # equal shards: every worker steps as often
-    padded = (order * math.ceil(total / num_samples))[:total]   # repeat from the start
-    return padded[rank:total:world_size]
-''',
+    solution=SOLUTION_16_2,
     alternatives=['''
 def shard_indices(num_samples, rank, world_size, seed, epoch):
     g = torch.Generator()
@@ -232,13 +234,9 @@ def shard_indices(num_samples, rank, world_size, seed, epoch):
     padded = (order * world_size)[:per_rank * world_size]
     return padded[rank * per_rank:(rank + 1) * per_rank]
 ''', "contiguous block"),
-        ('''
-def shard_indices(num_samples, rank, world_size, seed, epoch):
-    order = torch.randperm(num_samples, generator=torch.Generator().manual_seed(seed + epoch)).tolist()
-    total = math.ceil(num_samples / world_size) * world_size
-    padded = order + order[:total - num_samples]
-    return padded[rank:total:world_size]
-''', "fewer samples than workers"),
+        (variant(SOLUTION_16_2,
+            ('(order * math.ceil(total / num_samples))[:total', 'order + order[:total - num_samples'),
+        ), "fewer samples than workers"),
     ],
     checker=check_shard_indices, hint=HINT_2,
 )

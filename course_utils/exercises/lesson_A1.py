@@ -6,7 +6,7 @@ import warnings
 import torch
 from torch import nn
 
-from course_utils.exercises.framework import Exercise, Mistake, expect_tensor, generator, randint
+from course_utils.exercises.framework import Exercise, Mistake, expect_tensor, generator, randint, variant
 
 LESSON = "A1_devices_and_gpus"
 HINT_DEVICE = 'appendix A1, section 3 ("Expected all tensors to be on the same device"): ask one of the parameters'
@@ -55,6 +55,13 @@ def check_to_model(to_model) -> str:
     return "batches brought to the device and dtype of a float64 model and of a model on another device (meta)"
 
 
+SOLUTION_A1_1 = '''
+def to_model(model, batch):
+    """`batch` on the device and in the dtype of `model`'s parameters."""
+    parameter = next(model.parameters())            # where the model lives, and in what precision
+    return batch.to(device=parameter.device, dtype=parameter.dtype)
+'''
+
 TO_MODEL = Exercise(
     id="A1.1", lesson=LESSON, title='Fix "Expected all tensors to be on the same device"', name="to_model",
     hint=HINT_DEVICE,
@@ -80,17 +87,12 @@ def to_model(model, batch):
     """`batch` on the device and in the dtype of `model`'s parameters."""
     raise NotImplementedError  # your code here
 ''',
-    solution='''
-def to_model(model, batch):
-    """`batch` on the device and in the dtype of `model`'s parameters."""
-    parameter = next(model.parameters())            # where the model lives, and in what precision
-    return batch.to(device=parameter.device, dtype=parameter.dtype)
-''',
-    alternatives=['''
-def to_model(model, batch):
-    weight = model.weight if hasattr(model, "weight") else next(model.parameters())
-    return batch.to(weight)                         # .to(tensor) takes its device and dtype
-'''],
+    solution=SOLUTION_A1_1,
+    alternatives=[variant(SOLUTION_A1_1,
+            ('parameter =', 'weight = model.weight if hasattr(model, "weight") else'),
+            ('device=parameter.device, dtype=parameter.dtype)',
+             'weight)                         # .to(tensor) takes its device and dtype'),
+        )],
     wrong_answers=[
         ('''
 def to_model(model, batch):
@@ -256,6 +258,21 @@ def check_autocast_context(autocast_context) -> str:
             "raises ValueError naming the choices")
 
 
+SOLUTION_A1_3 = '''
+import contextlib
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def autocast_context(device_type, dtype_name):
+    """A `with` context: nothing for "float32", torch.autocast for "bfloat16" / "float16"; ValueError otherwise."""
+    if dtype_name not in DTYPES:
+        raise ValueError(f"dtype_name must be one of {', '.join(DTYPES)}, got {dtype_name!r}")
+    if DTYPES[dtype_name] == torch.float32:
+        return contextlib.nullcontext()            # full precision: no autocast at all
+    return torch.autocast(device_type=device_type, dtype=DTYPES[dtype_name])
+'''
+
 AUTOCAST = Exercise(
     id="A1.3", lesson=LESSON, title="One autocast context from a string", name="autocast_context", hint=HINT_AUTOCAST,
     statement="""
@@ -284,20 +301,7 @@ def autocast_context(device_type, dtype_name):
     """A `with` context: nothing for "float32", torch.autocast for "bfloat16" / "float16"; ValueError otherwise."""
     raise NotImplementedError  # your code here
 ''',
-    solution='''
-import contextlib
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def autocast_context(device_type, dtype_name):
-    """A `with` context: nothing for "float32", torch.autocast for "bfloat16" / "float16"; ValueError otherwise."""
-    if dtype_name not in DTYPES:
-        raise ValueError(f"dtype_name must be one of {', '.join(DTYPES)}, got {dtype_name!r}")
-    if DTYPES[dtype_name] == torch.float32:
-        return contextlib.nullcontext()            # full precision: no autocast at all
-    return torch.autocast(device_type=device_type, dtype=DTYPES[dtype_name])
-''',
+    solution=SOLUTION_A1_3,
     alternatives=['''
 from contextlib import nullcontext
 
@@ -321,17 +325,9 @@ def autocast_context(device_type, dtype_name):
         return contextlib.nullcontext()
     return torch.autocast(device_type=device_type, dtype=DTYPES[dtype_name])
 ''', "raised KeyError"),
-        ('''
-import contextlib
-
-
-def autocast_context(device_type, dtype_name):
-    if dtype_name not in ("float32", "bfloat16", "float16"):
-        raise ValueError(f"unknown dtype {dtype_name}: float32, bfloat16 or float16")
-    if dtype_name == "float32":
-        return contextlib.nullcontext()
-    return torch.autocast(device_type="cuda", dtype=getattr(torch, dtype_name))
-''', "made for the device_type it is given"),
+        (variant(SOLUTION_A1_3,
+            ('device_type, dtype=DTYPES[dtype_name]', '"cuda", dtype=getattr(torch, dtype_name)'),
+        ), "made for the device_type it is given"),
         ('''
 def autocast_context(device_type, dtype_name):
     return getattr(torch, dtype_name)
