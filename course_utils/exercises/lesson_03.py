@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_utils.exercises.framework import (Exercise, Mistake, call, describe, distinct_sizes, expect_tensor, forbid,
-                                              generator, randint, variant)
+from course_utils.exercises.framework import (Exercise, Mistake, call, describe, distinct_sizes, exec_answer, expect_tensor,
+                                              forbid, generator, randint, variant)
 
 LESSON = "03_training"
 
@@ -205,19 +205,6 @@ class MomentumSGD:
             p.sub_(self.lr * v)
 
 
-def reference_epoch(model, loader, loss_fn, optimizer) -> float:
-    model.train()
-    total, seen = 0.0, 0
-    for inputs, targets in loader:
-        loss = loss_fn(model(inputs), targets)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        total += loss.item() * len(targets)
-        seen += len(targets)
-    return total / seen
-
-
 def check_train_epoch(train_epoch) -> str:
     gen = generator("03.3")
     n_in, n_classes = distinct_sizes(gen, 2, 3, 8)
@@ -230,6 +217,7 @@ def check_train_epoch(train_epoch) -> str:
 
     modes = []
     model.register_forward_pre_hook(lambda module, args: modes.append(module.training))
+    reference_epoch = exec_answer(SOLUTION_03_3, "train_epoch", "03.3 reference")  # the solution is the reference
     torch.manual_seed(seed)  # the same dropout masks for both runs
     expected_loss = reference_epoch(reference, loader, nn.CrossEntropyLoss(),
                                     MomentumSGD(reference.parameters(), lr=0.5, momentum=0.9))
@@ -323,18 +311,7 @@ def train_epoch(model, loader, loss_fn, optimizer):
              '        optimizer.zero_grad()                  # gradients accumulate unless cleared',
              'batch'),
         ), "optimizer.zero_grad()"),
-        ('''
-def train_epoch(model, loader, loss_fn, optimizer):
-    total, seen = 0.0, 0
-    for inputs, targets in loader:
-        loss = loss_fn(model(inputs), targets)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        total += loss.item() * len(targets)
-        seen += len(targets)
-    return total / seen
-''', "call model.train() first"),
+        (variant(SOLUTION_03_3, ('    model.train()                              # dropout on\n', '')), "call model.train() first"),
         (variant(SOLUTION_03_3, ('loss.item()', 'loss')), "return a Python float"),
     ],
     checker=check_train_epoch, hint=HINT_3,

@@ -388,54 +388,10 @@ class EarlyStopping:
         return len(self.history) - self.best_epoch >= self.patience
 '''],
     wrong_answers=[
-        ('''
-class EarlyStopping:
-    def __init__(self, patience, min_delta=0.0):
-        self.patience, self.min_delta = patience, min_delta
-        self.best_loss, self.best_epoch, self.epoch, self.bad = math.inf, 0, 0, 0
-
-    def step(self, val_loss):
-        self.epoch += 1
-        if val_loss < self.best_loss - self.min_delta:
-            self.best_loss, self.best_epoch = val_loss, self.epoch
-        else:
-            self.bad += 1
-        return self.bad >= self.patience
-''', "step returned True, expected False"),
-        ('''
-class EarlyStopping:
-    def __init__(self, patience, min_delta=0.0):
-        self.patience, self.min_delta = patience, min_delta
-        self.best_loss, self.best_epoch, self.epoch, self.bad = math.inf, 0, 0, 0
-
-    def step(self, val_loss):
-        self.epoch += 1
-        if val_loss < self.best_loss:
-            self.best_loss, self.best_epoch, self.bad = val_loss, self.epoch, 0
-        else:
-            self.bad += 1
-        return self.bad >= self.patience
-''', "min_delta=0.05"),
-        ('''
-class EarlyStopping:
-    def __init__(self, patience, min_delta=0.0):
-        self.patience, self.min_delta = patience, min_delta
-        self.best_loss, self.best_epoch, self.epoch, self.bad = math.inf, 0, 0, 0
-
-    def step(self, val_loss):
-        if val_loss < self.best_loss - self.min_delta:
-            self.best_loss, self.best_epoch, self.bad = val_loss, self.epoch, 0
-        else:
-            self.bad += 1
-        self.epoch += 1
-        return self.bad >= self.patience
-''', "epochs count from 1"),
-        (variant(SOLUTION_05_3,
-            ('self.best_epoch = val_loss, self.epoch\n'
-             '            self.epochs_without_improvement =',
-             'self.best_epoch, self.bad = val_loss, self.epoch,'),
-            ('self.epochs_without_improvement >=', 'self.bad >'),
-        ), "step returned False, expected True"),
+        (variant(SOLUTION_05_3, ('            self.epochs_without_improvement = 0\n', '')), "step returned True, expected False"),
+        (variant(SOLUTION_05_3, ('val_loss < self.best_loss - self.min_delta', 'val_loss < self.best_loss')), "min_delta=0.05"),
+        (variant(SOLUTION_05_3, ('        self.epoch += 1\n        if', '        if'), ('        return', '        self.epoch += 1\n        return')), "epochs count from 1"),
+        (variant(SOLUTION_05_3, ('>= self.patience', '> self.patience')), "step returned False, expected True"),
     ],
     checker=check_early_stopping, hint=HINT_3,
 )
