@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_utils.exercises.framework import (Exercise, Mistake, call, describe, distinct_sizes, exec_answer, expect_tensor,
-                                              forbid, generator, randint, variant)
+from course_utils.exercises.framework import (Exercise, Mistake, call, describe, distinct_sizes, exec_answer,
+                                              expect_tensor, forbid, generator, randint, variant)
 
 LESSON = "03_training"
 
@@ -311,7 +311,8 @@ def train_epoch(model, loader, loss_fn, optimizer):
              '        optimizer.zero_grad()                  # gradients accumulate unless cleared',
              'batch'),
         ), "optimizer.zero_grad()"),
-        (variant(SOLUTION_03_3, ('    model.train()                              # dropout on\n', '')), "call model.train() first"),
+        (variant(SOLUTION_03_3, ('    model.train()                              # dropout on\n', '')),
+         "call model.train() first"),
         (variant(SOLUTION_03_3, ('loss.item()', 'loss')), "return a Python float"),
     ],
     checker=check_train_epoch, hint=HINT_3,

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_utils.exercises.framework import (Exercise, Mistake, call, describe, distinct_sizes, expect_tensor, forbid,
-                                              generator, randint, variant)
+from course_utils.exercises.framework import (Exercise, Mistake, call, describe, distinct_sizes, exec_answer,
+                                              expect_tensor, forbid, generator, randint, variant)
 
 LESSON = "05_inference_validation"
 
@@ -116,20 +116,6 @@ HINT_2 = ("section 3 (Two switches) and section 5: model.eval() for dropout, tor
           "was training before")
 
 
-def reference_evaluate(model, loader, loss_fn) -> dict:
-    was_training = model.training
-    model.eval()
-    total, correct, seen = 0.0, 0, 0
-    with torch.no_grad():
-        for inputs, targets in loader:
-            logits = model(inputs)
-            total += loss_fn(logits, targets).item() * len(targets)
-            correct += (logits.argmax(dim=1) == targets).sum().item()
-            seen += len(targets)
-    model.train(was_training)
-    return {"loss": total / seen, "accuracy": correct / seen}
-
-
 def check_evaluate(evaluate) -> str:
     gen = generator("05.2")
     n_in, n_classes = distinct_sizes(gen, 2, 3, 8)
@@ -137,6 +123,7 @@ def check_evaluate(evaluate) -> str:
     loader = [(torch.randn(n, n_in, generator=gen), torch.randint(0, n_classes, (n,), generator=gen)) for n in sizes]
     model = nn.Sequential(nn.Linear(n_in, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, n_classes))
     before = {k: v.clone() for k, v in model.state_dict().items()}
+    reference_evaluate = exec_answer(SOLUTION_05_2, "evaluate", "05.2 reference")  # the solution is the reference
     expected = reference_evaluate(model, loader, nn.CrossEntropyLoss())
     calls = []
     model.register_forward_pre_hook(lambda module, args: calls.append((module.training, torch.is_grad_enabled())))
@@ -226,17 +213,8 @@ def evaluate(model, loader, loss_fn):
     return {"loss": float(sum(losses)) / count, "accuracy": hits / count}
 '''],
     wrong_answers=[
-        ('''
-def evaluate(model, loader, loss_fn):
-    total, correct, seen = 0.0, 0, 0
-    with torch.no_grad():
-        for inputs, targets in loader:
-            logits = model(inputs)
-            total += loss_fn(logits, targets).item() * len(targets)
-            correct += (logits.argmax(dim=1) == targets).sum().item()
-            seen += len(targets)
-    return {"loss": total / seen, "accuracy": correct / seen}
-''', "call model.eval() first"),
+        (variant(SOLUTION_05_2, ('    model.eval()                                   # dropout off\n', '')),
+         "call model.eval() first"),
         (variant(SOLUTION_05_2,
             ('\n'
              '    model.train(was_training)                      # back to the mode we found',
@@ -388,9 +366,14 @@ class EarlyStopping:
         return len(self.history) - self.best_epoch >= self.patience
 '''],
     wrong_answers=[
-        (variant(SOLUTION_05_3, ('            self.epochs_without_improvement = 0\n', '')), "step returned True, expected False"),
-        (variant(SOLUTION_05_3, ('val_loss < self.best_loss - self.min_delta', 'val_loss < self.best_loss')), "min_delta=0.05"),
-        (variant(SOLUTION_05_3, ('        self.epoch += 1\n        if', '        if'), ('        return', '        self.epoch += 1\n        return')), "epochs count from 1"),
+        # forgets to reset the count when an epoch improves
+        (variant(SOLUTION_05_3, ('            self.epochs_without_improvement = 0\n', '')),
+         "step returned True, expected False"),
+        (variant(SOLUTION_05_3, ('val_loss < self.best_loss - self.min_delta', 'val_loss < self.best_loss')),
+         "min_delta=0.05"),
+        # counts the epoch after comparing: best_epoch from 0
+        (variant(SOLUTION_05_3, ('        self.epoch += 1\n        if', '        if'),
+                 ('        return', '        self.epoch += 1\n        return')), "epochs count from 1"),
         (variant(SOLUTION_05_3, ('>= self.patience', '> self.patience')), "step returned False, expected True"),
     ],
     checker=check_early_stopping, hint=HINT_3,
