@@ -178,6 +178,16 @@ def test_variant_refuses_a_text_that_is_not_there_exactly_once(old, count):
         framework.variant("def f(x):\n    return x.sum(dim=0)\n", (old, "y"))
 
 
+def test_template_of_keeps_signatures_and_docstrings_and_empties_every_body():
+    solution = ('\nimport math\n\n\nclass Scaler:\n    """Multiplies by a factor."""\n\n'
+                '    def __init__(self, factor):\n        self.factor = factor\n\n'
+                '    def __call__(self, x):\n        """x -> factor * x."""\n        return self.factor * x\n')
+    assert framework.template_of(solution) == (
+        '\nimport math\n\n\nclass Scaler:\n    """Multiplies by a factor."""\n\n'
+        '    def __init__(self, factor):\n        raise NotImplementedError  # your code here\n\n'
+        '    def __call__(self, x):\n        """x -> factor * x."""\n        raise NotImplementedError  # your code here\n')
+
+
 def test_checks_leave_the_global_rng_and_forbidden_functions_alone():
     ex, original = EXERCISES["01.2"], torch.cdist
     torch.manual_seed(3)

@@ -6,6 +6,7 @@ import contextlib
 import inspect
 import linecache
 import os
+import re
 import traceback
 import zlib
 from dataclasses import dataclass, field
@@ -151,6 +152,28 @@ def variant(code: str, *replacements: tuple[str, str]) -> str:
             raise ValueError(f"variant: {old!r} occurs {count} times in the code, it must occur exactly once")
         code = code.replace(old, new)
     return code
+
+
+def template_of(solution: str) -> str:
+    """The answer cell for a solution: every def keeps its signature and docstring, its body becomes a raise."""
+    lines, kept, i = solution.split("\n"), [], 0
+    while i < len(lines):
+        kept.append(lines[i])
+        header = re.match(r"(\s*)def .*:\s*$", lines[i])
+        i += 1
+        if not header:
+            continue
+        body = header.group(1) + "    "
+        if i < len(lines) and lines[i].strip().startswith('"""'):
+            kept.append(lines[i])  # a one-line docstring: the contract stays in the cell
+            i += 1
+        kept.append(body + "raise NotImplementedError  # your code here")
+        end = i
+        while i < len(lines) and (not lines[i].strip() or lines[i].startswith(body)):
+            i += 1
+            end = i if lines[i - 1].strip() else end
+        kept.extend([""] * (i - end))  # the blank lines between this def and what follows
+    return "\n".join(kept)
 
 
 # ---------------------------------------------------------------- helpers for checkers

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from course_utils.exercises.framework import (Exercise, Mistake, call, distinct_sizes, expect_tensor, forbid,
-                                              generator, randint, variant)
+from course_utils.exercises.framework import (Exercise, Mistake, call, distinct_sizes, expect_tensor, forbid, generator,
+                                              randint, template_of, variant)
 
 LESSON = "01_tensors"
 
@@ -47,11 +47,7 @@ values) by that row's sum, so that each row of the result sums to 1. The result 
 Correct means: equal to the exact answer within 1e-5 for inputs of random shapes, square ones included.
 See section 5, *Broadcasting*.
 """,
-    template='''
-def normalize_rows(x):
-    """x: (rows, cols) -> (rows, cols), each row divided by its sum."""
-    raise NotImplementedError  # your code here
-''',
+    template=template_of(SOLUTION_01_1),
     solution=SOLUTION_01_1,
     alternatives=[variant(SOLUTION_01_1, ('1, keepdim=True', '-1).unsqueeze(-1')), '''
 def normalize_rows(x):
@@ -91,6 +87,13 @@ def check_pairwise_distances(pairwise_distances) -> str:
     return f"compared with torch.cdist for {', '.join(tested)}"
 
 
+SOLUTION_01_2 = '''
+def pairwise_distances(a, b):
+    """a: (n, d), b: (m, d) -> (n, m) Euclidean distances."""
+    differences = a[:, None, :] - b[None, :, :]  # (n, 1, d) - (1, m, d) -> (n, m, d)
+    return differences.pow(2).sum(dim=-1).sqrt()  # (n, m)
+'''
+
 EX_2 = Exercise(
     id="01.2", lesson=LESSON, title="Pairwise distances by broadcasting", name="pairwise_distances",
     statement="""
@@ -102,17 +105,8 @@ of `b`: $\\sqrt{\\sum_k (a_{ik} - b_{jk})^2}$. Do it by broadcasting, without a 
 Correct means: within 1e-4 of `torch.cdist` for random `n`, `m` and `d`. See section 5, *Broadcasting*, and
 section 4 for adding dimensions of size 1.
 """,
-    template='''
-def pairwise_distances(a, b):
-    """a: (n, d), b: (m, d) -> (n, m) Euclidean distances."""
-    raise NotImplementedError  # your code here
-''',
-    solution='''
-def pairwise_distances(a, b):
-    """a: (n, d), b: (m, d) -> (n, m) Euclidean distances."""
-    differences = a[:, None, :] - b[None, :, :]  # (n, 1, d) - (1, m, d) -> (n, m, d)
-    return differences.pow(2).sum(dim=-1).sqrt()  # (n, m)
-''',
+    template=template_of(SOLUTION_01_2),
+    solution=SOLUTION_01_2,
     alternatives=['''
 def pairwise_distances(a, b):
     # |a - b|^2 = |a|^2 + |b|^2 - 2 a.b, clamped because rounding can make it slightly negative
@@ -156,6 +150,13 @@ def check_batched_matmul(batched_matmul) -> str:
     return f"matches torch.bmm for {' and '.join(tested)}, with no matrix product called"
 
 
+SOLUTION_01_3 = '''
+def batched_matmul(a, b):
+    """a: (batch, n, k), b: (batch, k, m) -> (batch, n, m), with no matrix product."""
+    products = a[:, :, :, None] * b[:, None, :, :]  # (batch, n, k, 1) * (batch, 1, k, m) -> (batch, n, k, m)
+    return products.sum(dim=2)                      # sum over k
+'''
+
 EX_3 = Exercise(
     id="01.3", lesson=LESSON, title="A batched matrix product from broadcasting", name="batched_matmul",
     statement="""
@@ -167,17 +168,8 @@ element-wise `*` and a sum over one dimension; no Python loop. The inputs must n
 Correct means: within 1e-4 of `torch.bmm(a, b)` for random sizes, a batch of one included. See
 section 6, *Matrix multiplication*.
 """,
-    template='''
-def batched_matmul(a, b):
-    """a: (batch, n, k), b: (batch, k, m) -> (batch, n, m), with no matrix product."""
-    raise NotImplementedError  # your code here
-''',
-    solution='''
-def batched_matmul(a, b):
-    """a: (batch, n, k), b: (batch, k, m) -> (batch, n, m), with no matrix product."""
-    products = a[:, :, :, None] * b[:, None, :, :]  # (batch, n, k, 1) * (batch, 1, k, m) -> (batch, n, k, m)
-    return products.sum(dim=2)                      # sum over k
-''',
+    template=template_of(SOLUTION_01_3),
+    solution=SOLUTION_01_3,
     alternatives=['''
 def batched_matmul(a, b):
     # (batch, n, 1, k) * (batch, 1, m, k): b transposed so that k is last in both

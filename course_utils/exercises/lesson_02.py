@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_utils.exercises.framework import (Exercise, Mistake, call, describe, distinct_sizes, expect_tensor, forbid,
-                                              generator, randint, variant)
+                                              generator, randint, template_of, variant)
 
 LESSON = "02_neural_networks"
 
@@ -59,11 +59,7 @@ the check catches them.
 Correct means: within 1e-6 (plus 1e-4 relative) of `torch.softmax(logits, dim=1)`, large logits and a batch of
 one included. See section 2, *Softmax*.
 """,
-    template='''
-def softmax(logits):
-    """logits: (batch, classes) -> probabilities (batch, classes), each row summing to 1."""
-    raise NotImplementedError  # your code here
-''',
+    template=template_of(SOLUTION_02_1),
     solution=SOLUTION_02_1,
     alternatives=['''
 def softmax(logits):
@@ -145,11 +141,7 @@ Correct means: the right `in_features` / `out_features`, parameters that do not 
 inputs, and outputs within 1e-5 of `x @ W + b`. See section 4, *Weights and biases* (and lesson 01,
 section 9).
 """,
-    template='''
-def linear_from_weights(W, b):
-    """W: (in_features, out_features), b: (out_features,) -> nn.Linear with layer(x) == x @ W + b."""
-    raise NotImplementedError  # your code here
-''',
+    template=template_of(SOLUTION_02_2),
     solution=SOLUTION_02_2,
     alternatives=['''
 def linear_from_weights(W, b):
@@ -228,6 +220,21 @@ def check_build_network(build_network) -> str:
     return f"names, layer sizes, parameter counts and output shapes for hidden sizes {', '.join(tested)}"
 
 
+SOLUTION_02_3 = '''
+from collections import OrderedDict
+
+
+def build_network(input_size, hidden_sizes, output_size):
+    """An nn.Sequential named flatten, fc1, relu1, ..., output: (batch, 1, h, w) -> (batch, output_size)."""
+    layers = [("flatten", nn.Flatten())]                 # (batch, 1, h, w) -> (batch, input_size)
+    sizes = [input_size, *hidden_sizes]
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
+        layers.append((f"fc{i}", nn.Linear(n_in, n_out)))
+        layers.append((f"relu{i}", nn.ReLU()))
+    layers.append(("output", nn.Linear(sizes[-1], output_size)))  # logits
+    return nn.Sequential(OrderedDict(layers))
+'''
+
 EX_3 = Exercise(
     id="02.3", lesson=LESSON, title="A named nn.Sequential of any depth", name="build_network",
     statement="""
@@ -243,28 +250,8 @@ Correct means: exactly these names and layer types in this order, each `nn.Linea
 parameter count that follows from them, and the output shape, for several depths. See sections 6 and 7,
 *nn.Sequential* and *Counting parameters*.
 """,
-    template='''
-from collections import OrderedDict
-
-
-def build_network(input_size, hidden_sizes, output_size):
-    """An nn.Sequential named flatten, fc1, relu1, ..., output: (batch, 1, h, w) -> (batch, output_size)."""
-    raise NotImplementedError  # your code here
-''',
-    solution='''
-from collections import OrderedDict
-
-
-def build_network(input_size, hidden_sizes, output_size):
-    """An nn.Sequential named flatten, fc1, relu1, ..., output: (batch, 1, h, w) -> (batch, output_size)."""
-    layers = [("flatten", nn.Flatten())]                 # (batch, 1, h, w) -> (batch, input_size)
-    sizes = [input_size, *hidden_sizes]
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
-        layers.append((f"fc{i}", nn.Linear(n_in, n_out)))
-        layers.append((f"relu{i}", nn.ReLU()))
-    layers.append(("output", nn.Linear(sizes[-1], output_size)))  # logits
-    return nn.Sequential(OrderedDict(layers))
-''',
+    template=template_of(SOLUTION_02_3),
+    solution=SOLUTION_02_3,
     alternatives=['''
 def build_network(input_size, hidden_sizes, output_size):
     model = nn.Sequential()

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_utils.exercises.framework import (Exercise, Mistake, call, describe, distinct_sizes, exec_answer,
-                                              expect_tensor, forbid, generator, randint, variant)
+                                              expect_tensor, forbid, generator, randint, template_of, variant)
 
 LESSON = "03_training"
 
@@ -40,6 +40,14 @@ def check_cross_entropy(cross_entropy) -> str:
     return f"matches F.cross_entropy on ({batch}, {classes}) logits, very unlikely correct classes and a batch of one"
 
 
+SOLUTION_03_1 = '''
+def cross_entropy(logits, targets):
+    """logits: (batch, classes), targets: (batch,) class indices -> mean cross-entropy, a 0-d tensor."""
+    log_probs = logits - torch.logsumexp(logits, dim=1, keepdim=True)  # (batch, classes), stable log-softmax
+    correct = log_probs[torch.arange(len(targets)), targets]           # (batch,): each row's correct class
+    return -correct.mean()
+'''
+
 EX_1 = Exercise(
     id="03.1", lesson=LESSON, title="Cross-entropy by hand", name="cross_entropy",
     statement="""
@@ -53,18 +61,8 @@ or the loss classes; `torch.logsumexp` is allowed.
 Correct means: within 1e-5 (plus 1e-4 relative) of `F.cross_entropy(logits, targets)`. See section 3,
 *Which loss?*
 """,
-    template='''
-def cross_entropy(logits, targets):
-    """logits: (batch, classes), targets: (batch,) class indices -> mean cross-entropy, a 0-d tensor."""
-    raise NotImplementedError  # your code here
-''',
-    solution='''
-def cross_entropy(logits, targets):
-    """logits: (batch, classes), targets: (batch,) class indices -> mean cross-entropy, a 0-d tensor."""
-    log_probs = logits - torch.logsumexp(logits, dim=1, keepdim=True)  # (batch, classes), stable log-softmax
-    correct = log_probs[torch.arange(len(targets)), targets]           # (batch,): each row's correct class
-    return -correct.mean()
-''',
+    template=template_of(SOLUTION_03_1),
+    solution=SOLUTION_03_1,
     alternatives=['''
 def cross_entropy(logits, targets):
     shifted = logits - logits.max(dim=1, keepdim=True).values
@@ -141,11 +139,7 @@ nothing; do not use `torch.optim`.
 Correct means: every parameter within 1e-6 of `w - lr * grad` after the call, for a small network after one
 `backward()`. See section 4, *The network and the optimiser*.
 """,
-    template='''
-def sgd_step(parameters, lr):
-    """Update every parameter with a gradient in place: p <- p - lr * p.grad."""
-    raise NotImplementedError  # your code here
-''',
+    template=template_of(SOLUTION_03_2),
     solution=SOLUTION_03_2,
     alternatives=['''
 @torch.no_grad()
@@ -272,11 +266,7 @@ Correct means: after your epoch the weights equal those of a correct loop run wi
 (within 1e-5), and the returned loss is within 1e-5 of the per-sample mean. See section 5, *The training
 loop, written out*.
 """,
-    template='''
-def train_epoch(model, loader, loss_fn, optimizer):
-    """Train for one pass over loader; return the mean loss per sample (a float)."""
-    raise NotImplementedError  # your code here
-''',
+    template=template_of(SOLUTION_03_3),
     solution=SOLUTION_03_3,
     alternatives=['''
 def train_epoch(model, loader, loss_fn, optimizer):

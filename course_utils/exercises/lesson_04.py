@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from course_utils.exercises.framework import (Exercise, Mistake, call, describe, distinct_sizes, expect_tensor,
-                                              generator, randint, variant)
+                                              generator, randint, template_of, variant)
 
 LESSON = "04_fashion_mnist"
 
@@ -46,6 +46,13 @@ def check_accuracy(accuracy) -> str:
     return f"a batch of {tested[0]} samples and a batch of 1, {classes} classes"
 
 
+SOLUTION_04_1 = '''
+def accuracy(logits, labels):
+    """logits: (batch, classes), labels: (batch,) -> share of correct predictions, a float in [0, 1]."""
+    predictions = logits.argmax(dim=1)                 # (batch,)
+    return (predictions == labels).float().mean().item()
+'''
+
 EX_1 = Exercise(
     id="04.1", lesson=LESSON, title="Accuracy of a batch", name="accuracy",
     statement="""
@@ -56,17 +63,8 @@ Write `accuracy(logits, labels)` for logits of shape `(batch, classes)` and labe
 Correct means: within 1e-6 of the exact share, for a batch of many and a batch of one. See section 4,
 *Inference*.
 """,
-    template='''
-def accuracy(logits, labels):
-    """logits: (batch, classes), labels: (batch,) -> share of correct predictions, a float in [0, 1]."""
-    raise NotImplementedError  # your code here
-''',
-    solution='''
-def accuracy(logits, labels):
-    """logits: (batch, classes), labels: (batch,) -> share of correct predictions, a float in [0, 1]."""
-    predictions = logits.argmax(dim=1)                 # (batch,)
-    return (predictions == labels).float().mean().item()
-''',
+    template=template_of(SOLUTION_04_1),
+    solution=SOLUTION_04_1,
     alternatives=['''
 def accuracy(logits, labels):
     correct = (logits.max(1).indices == labels).sum().item()
@@ -156,6 +154,22 @@ class MLP(nn.Module):
         return self.net(x)
 '''
 
+ALTERNATIVE_04_2 = '''
+class MLP(nn.Module):
+    def __init__(self, input_size, hidden_sizes, num_classes, dropout):
+        super().__init__()
+        widths = [input_size, *hidden_sizes]
+        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.output = nn.Linear(widths[-1], num_classes)
+        self.drops = nn.ModuleList(nn.Dropout(dropout) for _ in hidden_sizes)
+
+    def forward(self, x):
+        x = x.view(x.shape[0], -1)
+        for layer, drop in zip(self.hidden, self.drops):
+            x = drop(F.relu(layer(x)))
+        return self.output(x)
+'''
+
 EX_2 = Exercise(
     id="04.2", lesson=LESSON, title="The classifier as an nn.Module", name="MLP",
     statement="""
@@ -181,40 +195,15 @@ class MLP(nn.Module):
         raise NotImplementedError  # your code here
 ''',
     solution=SOLUTION_04_2,
-    alternatives=['''
-class MLP(nn.Module):
-    def __init__(self, input_size, hidden_sizes, num_classes, dropout):
-        super().__init__()
-        widths = [input_size, *hidden_sizes]
-        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
-        self.output = nn.Linear(widths[-1], num_classes)
-        self.drops = nn.ModuleList(nn.Dropout(dropout) for _ in hidden_sizes)
-
-    def forward(self, x):
-        x = x.view(x.shape[0], -1)
-        for layer, drop in zip(self.hidden, self.drops):
-            x = drop(F.relu(layer(x)))
-        return self.output(x)
-'''],
+    alternatives=[ALTERNATIVE_04_2],
     wrong_answers=[
         (variant(SOLUTION_04_2,
             ('layers.append(nn.Linear(width, num_classes))', 'layers += [nn.Linear(width, num_classes), nn.ReLU()]'),
         ), "an activation after the output layer"),
-        ('''
-class MLP(nn.Module):
-    def __init__(self, input_size, hidden_sizes, num_classes, dropout):
-        super().__init__()
-        widths = [input_size, *hidden_sizes]
-        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
-        self.output = nn.Linear(widths[-1], num_classes)
-        self.dropout = nn.ModuleList(nn.Dropout(dropout) for _ in hidden_sizes)
-
-    def forward(self, x):
-        x = x.flatten(start_dim=1)
-        for layer in self.hidden:
-            x = torch.relu(layer(x))
-        return self.output(x)
-''', "does not apply its dropout layers"),
+        (variant(ALTERNATIVE_04_2,
+                 ('for layer, drop in zip(self.hidden, self.drops):\n            x = drop(F.relu(layer(x)))',
+                  'for layer in self.hidden:\n            x = F.relu(layer(x))')),
+         "does not apply its dropout layers"),
         (variant(SOLUTION_04_2,
             ('layers.append(nn.Linear(width, num_classes))',
              'layers += [nn.Linear(width, num_classes), nn.Softmax(dim=1)]'),
@@ -264,6 +253,15 @@ def check_per_class_accuracy(per_class_accuracy) -> str:
     return f"{batch} samples, {num_classes} classes, two of them absent (nan)"
 
 
+SOLUTION_04_3 = '''
+def per_class_accuracy(logits, labels, num_classes):
+    """logits: (batch, num_classes), labels: (batch,) -> (num_classes,) share correct per true class (nan if absent)."""
+    predictions = logits.argmax(dim=1)                                          # (batch,)
+    samples = torch.bincount(labels, minlength=num_classes)                     # (num_classes,)
+    correct = torch.bincount(labels[predictions == labels], minlength=num_classes)
+    return correct.float() / samples.float()                                    # 0 / 0 gives nan
+'''
+
 EX_3 = Exercise(
     id="04.3", lesson=LESSON, title="Accuracy per class", name="per_class_accuracy",
     statement="""
@@ -276,19 +274,8 @@ Python loop over the samples (`torch.bincount` helps); the inputs must not chang
 Correct means: within 1e-6 of the exact shares, `nan` exactly where a class has no sample, including the
 last class. See section 4, *Inference*.
 """,
-    template='''
-def per_class_accuracy(logits, labels, num_classes):
-    """logits: (batch, num_classes), labels: (batch,) -> (num_classes,) share correct per true class (nan if absent)."""
-    raise NotImplementedError  # your code here
-''',
-    solution='''
-def per_class_accuracy(logits, labels, num_classes):
-    """logits: (batch, num_classes), labels: (batch,) -> (num_classes,) share correct per true class (nan if absent)."""
-    predictions = logits.argmax(dim=1)                                          # (batch,)
-    samples = torch.bincount(labels, minlength=num_classes)                     # (num_classes,)
-    correct = torch.bincount(labels[predictions == labels], minlength=num_classes)
-    return correct.float() / samples.float()                                    # 0 / 0 gives nan
-''',
+    template=template_of(SOLUTION_04_3),
+    solution=SOLUTION_04_3,
     alternatives=['''
 def per_class_accuracy(logits, labels, num_classes):
     hits = (logits.argmax(1) == labels).float()                                  # (batch,)

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_utils.exercises.framework import (Exercise, Mistake, call, describe, distinct_sizes, exec_answer,
-                                              expect_tensor, forbid, generator, randint, variant)
+                                              expect_tensor, forbid, generator, randint, template_of, variant)
 
 LESSON = "05_inference_validation"
 
@@ -60,6 +60,15 @@ def check_dropout(dropout) -> str:
            "and the mask drawn from the given generator"
 
 
+SOLUTION_05_1 = '''
+def dropout(x, p, training, generator):
+    """Inverted dropout: in training zero each value with probability p and scale the rest by 1 / (1 - p)."""
+    if not training:
+        return x
+    keep = torch.rand(x.shape, generator=generator) >= p   # True with probability 1 - p
+    return x * keep / (1 - p)
+'''
+
 EX_1 = Exercise(
     id="05.1", lesson=LESSON, title="Dropout by hand", name="dropout",
     statement="""
@@ -73,19 +82,8 @@ Correct means: evaluation returns `x`; in training every value is 0 or `x / (1 -
 of zeros over 100,000 values is within 0.01 of `p`, and the mask depends only on the generator. See
 section 2, *Dropout*.
 """,
-    template='''
-def dropout(x, p, training, generator):
-    """Inverted dropout: in training zero each value with probability p and scale the rest by 1 / (1 - p)."""
-    raise NotImplementedError  # your code here
-''',
-    solution='''
-def dropout(x, p, training, generator):
-    """Inverted dropout: in training zero each value with probability p and scale the rest by 1 / (1 - p)."""
-    if not training:
-        return x
-    keep = torch.rand(x.shape, generator=generator) >= p   # True with probability 1 - p
-    return x * keep / (1 - p)
-''',
+    template=template_of(SOLUTION_05_1),
+    solution=SOLUTION_05_1,
     alternatives=['''
 def dropout(x, p, training, generator):
     if training:
@@ -189,11 +187,7 @@ Correct means: loss and accuracy within 1e-5 of the per-sample values, every for
 gradients off, and the mode restored, for a model arriving in training mode and one arriving in eval mode.
 See sections 3 and 5, *Two switches* and *Validation after every epoch*.
 """,
-    template='''
-def evaluate(model, loader, loss_fn):
-    """{"loss": mean loss per sample, "accuracy": share correct} in eval mode without gradients; mode restored."""
-    raise NotImplementedError  # your code here
-''',
+    template=template_of(SOLUTION_05_2),
     solution=SOLUTION_05_2,
     alternatives=['''
 def evaluate(model, loader, loss_fn):
@@ -341,16 +335,7 @@ Correct means: the same answers and the same `best_loss`, `best_epoch` after eve
 implementation, on noisy loss curves with several `patience` and `min_delta` values. See sections 4 and 5,
 *Overfitting* and *Validation after every epoch*.
 """,
-    template='''
-class EarlyStopping:
-    """step(val_loss) -> True once `patience` epochs in a row have not improved the best loss by more than min_delta."""
-
-    def __init__(self, patience, min_delta=0.0):
-        raise NotImplementedError  # your code here
-
-    def step(self, val_loss):
-        raise NotImplementedError  # your code here
-''',
+    template=template_of(SOLUTION_05_3),
     solution=SOLUTION_05_3,
     alternatives=['''
 class EarlyStopping:

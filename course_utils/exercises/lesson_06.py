@@ -9,7 +9,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from course_utils.exercises.framework import Exercise, Mistake, call, describe, distinct_sizes, generator, spy, variant
+from course_utils.exercises.framework import (Exercise, Mistake, call, describe, distinct_sizes, generator, spy,
+                                              template_of, variant)
 
 LESSON = "06_saving_loading"
 
@@ -177,11 +178,7 @@ Correct means: a new `model_class` instance whose predictions equal the saved mo
 loaded with `weights_only=True` and the given `map_location`. See section 3, *A checkpoint that rebuilds its
 model*, and section 5, *Loading safely*.
 """,
-    template='''
-def load_model(path, model_class, map_location):
-    """Rebuild model_class(**model_config) from the checkpoint at path, with its weights, in eval mode."""
-    raise NotImplementedError  # your code here
-''',
+    template=template_of(SOLUTION_06_2),
     solution=SOLUTION_06_2,
     alternatives=['''
 def load_model(path, model_class, map_location):

@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from course_utils.exercises.framework import (Exercise, Mistake, call, describe, distinct_sizes, expect_tensor, forbid,
-                                              generator, randint, variant)
+                                              generator, randint, template_of, variant)
 
 LESSON = "07_image_folders"
 
@@ -54,6 +54,14 @@ def check_normalize(normalize) -> str:
     return f"per-channel (x - mean) / std on images of shapes {' and '.join(tested)}"
 
 
+SOLUTION_07_1 = '''
+def normalize(images, mean, std):
+    """images: (batch, channels, h, w); mean, std: lists of channels numbers -> (images - mean) / std per channel."""
+    mean = torch.tensor(mean, dtype=images.dtype).view(-1, 1, 1)  # (channels, 1, 1) broadcasts over h and w
+    std = torch.tensor(std, dtype=images.dtype).view(-1, 1, 1)
+    return (images - mean) / std
+'''
+
 EX_1 = Exercise(
     id="07.1", lesson=LESSON, title="Normalize by hand", name="normalize",
     statement="""
@@ -65,18 +73,8 @@ input must not change.
 Correct means: within 1e-5 of the per-channel result, including images whose width happens to equal the
 number of channels. See section 4, *What the normalisation numbers mean*.
 """,
-    template='''
-def normalize(images, mean, std):
-    """images: (batch, channels, h, w); mean, std: lists of channels numbers -> (images - mean) / std per channel."""
-    raise NotImplementedError  # your code here
-''',
-    solution='''
-def normalize(images, mean, std):
-    """images: (batch, channels, h, w); mean, std: lists of channels numbers -> (images - mean) / std per channel."""
-    mean = torch.tensor(mean, dtype=images.dtype).view(-1, 1, 1)  # (channels, 1, 1) broadcasts over h and w
-    std = torch.tensor(std, dtype=images.dtype).view(-1, 1, 1)
-    return (images - mean) / std
-''',
+    template=template_of(SOLUTION_07_1),
+    solution=SOLUTION_07_1,
     alternatives=['''
 def normalize(images, mean, std):
     m = torch.as_tensor(mean)[None, :, None, None]
@@ -124,6 +122,13 @@ def check_balance_weights(balance_weights) -> str:
     return f"{len(targets)} samples with class counts {counts}: one weight 1 / count per sample"
 
 
+SOLUTION_07_2 = '''
+def balance_weights(targets):
+    """targets: (samples,) class indices -> (samples,) float32 weights, 1 / (samples of the same class)."""
+    counts = torch.bincount(targets)           # (classes,): samples per class (0 for an absent class)
+    return 1.0 / counts[targets].float()       # each sample looks up its own class's count
+'''
+
 EX_2 = Exercise(
     id="07.2", lesson=LESSON, title="Weights that balance the classes", name="balance_weights",
     statement="""
@@ -136,17 +141,8 @@ of its class)`, so that every class that occurs has the same total weight. No Py
 Correct means: within 1e-6 of the exact weights, one per sample, in the samples' order. See section 7,
 *Aside: unbalanced classes*.
 """,
-    template='''
-def balance_weights(targets):
-    """targets: (samples,) class indices -> (samples,) float32 weights, 1 / (samples of the same class)."""
-    raise NotImplementedError  # your code here
-''',
-    solution='''
-def balance_weights(targets):
-    """targets: (samples,) class indices -> (samples,) float32 weights, 1 / (samples of the same class)."""
-    counts = torch.bincount(targets)           # (classes,): samples per class (0 for an absent class)
-    return 1.0 / counts[targets].float()       # each sample looks up its own class's count
-''',
+    template=template_of(SOLUTION_07_2),
+    solution=SOLUTION_07_2,
     alternatives=['''
 def balance_weights(targets):
     classes, inverse, counts = torch.unique(targets, return_inverse=True, return_counts=True)
@@ -257,22 +253,7 @@ Correct means: the length; images within 1e-6 of the converted photo (the transf
 that stacks batches of shape `(batch, 3, height, width)`. See section 4, *Transforms*, and section 6,
 *Batches with a DataLoader*.
 """,
-    template='''
-from torch.utils.data import Dataset
-
-
-class ImageDataset(Dataset):
-    """(photo as a (3, h, w) float tensor in [0, 1], transformed if a transform is given, label) per sample."""
-
-    def __init__(self, photos, labels, transform=None):
-        raise NotImplementedError  # your code here
-
-    def __len__(self):
-        raise NotImplementedError  # your code here
-
-    def __getitem__(self, index):
-        raise NotImplementedError  # your code here
-''',
+    template=template_of(SOLUTION_07_3),
     solution=SOLUTION_07_3,
     alternatives=['''
 from torch.utils.data import Dataset

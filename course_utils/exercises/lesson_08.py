@@ -4,7 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from course_utils.exercises.framework import Exercise, Mistake, call, expect_tensor, forbid, generator, randint, variant
+from course_utils.exercises.framework import (Exercise, Mistake, call, expect_tensor, forbid, generator, randint,
+                                              template_of, variant)
 from course_utils.models import transfer
 
 LESSON = "08_transfer_learning"
@@ -82,11 +83,7 @@ Correct means: exact for a partly frozen, a frozen and an unfrozen model.
 
 See lesson 08, section 2 (Freeze the backbone, replace the head).
 """,
-    template='''
-def count_trainable(model):
-    """Number of elements in the parameters of `model` that require grad."""
-    raise NotImplementedError  # your code here
-''',
+    template=template_of(SOLUTION_08_1),
     solution=SOLUTION_08_1,
     alternatives=['''
 def count_trainable(model):
@@ -155,6 +152,16 @@ def check_replace_head(replace_head) -> str:
     return f"heads under three names ({', '.join(tested)}): backbone frozen and unchanged, new head trainable"
 
 
+SOLUTION_08_2 = '''
+def replace_head(model, head_name, num_classes):
+    """Freeze `model` and put a new trainable nn.Linear(in_features, num_classes) under `head_name`; return it."""
+    for parameter in model.parameters():
+        parameter.requires_grad = False           # the pretrained backbone stays as it is
+    in_features = getattr(model, head_name).in_features
+    setattr(model, head_name, nn.Linear(in_features, num_classes))  # new modules are trainable
+    return model
+'''
+
 HEAD = Exercise(
     id="08.2", lesson=LESSON, title="Freeze the backbone and replace the head", name="replace_head", hint=HINT_FREEZE,
     statement="""
@@ -173,20 +180,8 @@ unchanged; the model returns (batch, num_classes).
 
 See lesson 08, section 2 (Freeze the backbone, replace the head).
 """,
-    template='''
-def replace_head(model, head_name, num_classes):
-    """Freeze `model` and put a new trainable nn.Linear(in_features, num_classes) under `head_name`; return it."""
-    raise NotImplementedError  # your code here
-''',
-    solution='''
-def replace_head(model, head_name, num_classes):
-    """Freeze `model` and put a new trainable nn.Linear(in_features, num_classes) under `head_name`; return it."""
-    for parameter in model.parameters():
-        parameter.requires_grad = False           # the pretrained backbone stays as it is
-    in_features = getattr(model, head_name).in_features
-    setattr(model, head_name, nn.Linear(in_features, num_classes))  # new modules are trainable
-    return model
-''',
+    template=template_of(SOLUTION_08_2),
+    solution=SOLUTION_08_2,
     alternatives=['''
 def replace_head(model, head_name, num_classes):
     old = model.get_submodule(head_name)
@@ -257,6 +252,14 @@ def check_confusion_matrix(confusion_matrix) -> str:
     return f"counts equal to a loop's for {' and '.join(tested)}, with a class that never occurs"
 
 
+SOLUTION_08_3 = '''
+def confusion_matrix(labels, predictions, num_classes):
+    """(N,) true and (N,) predicted classes -> (num_classes, num_classes) int64 counts, [true, predicted]."""
+    pairs = labels * num_classes + predictions                # one number per (true, predicted) pair
+    counts = torch.bincount(pairs, minlength=num_classes ** 2)  # minlength: classes that never occur count 0
+    return counts.reshape(num_classes, num_classes)
+'''
+
 CONFUSION = Exercise(
     id="08.3", lesson=LESSON, title="A confusion matrix without a loop", name="confusion_matrix", hint=HINT_CONFUSION,
     statement="""
@@ -273,18 +276,8 @@ Correct means: equal to counting in a loop, for random labels where the last cla
 
 See lesson 08, section 6 (Evaluate on the test split).
 """,
-    template='''
-def confusion_matrix(labels, predictions, num_classes):
-    """(N,) true and (N,) predicted classes -> (num_classes, num_classes) int64 counts, [true, predicted]."""
-    raise NotImplementedError  # your code here
-''',
-    solution='''
-def confusion_matrix(labels, predictions, num_classes):
-    """(N,) true and (N,) predicted classes -> (num_classes, num_classes) int64 counts, [true, predicted]."""
-    pairs = labels * num_classes + predictions                # one number per (true, predicted) pair
-    counts = torch.bincount(pairs, minlength=num_classes ** 2)  # minlength: classes that never occur count 0
-    return counts.reshape(num_classes, num_classes)
-''',
+    template=template_of(SOLUTION_08_3),
+    solution=SOLUTION_08_3,
     alternatives=['''
 def confusion_matrix(labels, predictions, num_classes):
     matrix = torch.zeros(num_classes, num_classes, dtype=torch.int64)
@@ -350,6 +343,15 @@ def check_most_confident_mistakes(most_confident_mistakes) -> str:
     return f"indices in the batch, most confident first: {', '.join(tested)} (fewer mistakes than k included)"
 
 
+SOLUTION_08_4 = '''
+def most_confident_mistakes(probs, labels, k):
+    """Indices (into the batch) of at most k misclassified samples, highest predicted probability first."""
+    confidence, predicted = probs.max(dim=1)                  # (N,), (N,)
+    wrong = (predicted != labels).nonzero().flatten()         # indices of the mistakes
+    order = confidence[wrong].argsort(descending=True)        # positions among the mistakes
+    return wrong[order][:k]
+'''
+
 MISTAKES = Exercise(
     id="08.4", lesson=LESSON, title="The most confidently wrong predictions", name="most_confident_mistakes",
     hint=HINT_WRONG,
@@ -365,19 +367,8 @@ Correct means: equal to the exact answer on random batches, one with fewer mista
 
 See lesson 08, section 6 (The most confidently wrong photos).
 """,
-    template='''
-def most_confident_mistakes(probs, labels, k):
-    """Indices (into the batch) of at most k misclassified samples, highest predicted probability first."""
-    raise NotImplementedError  # your code here
-''',
-    solution='''
-def most_confident_mistakes(probs, labels, k):
-    """Indices (into the batch) of at most k misclassified samples, highest predicted probability first."""
-    confidence, predicted = probs.max(dim=1)                  # (N,), (N,)
-    wrong = (predicted != labels).nonzero().flatten()         # indices of the mistakes
-    order = confidence[wrong].argsort(descending=True)        # positions among the mistakes
-    return wrong[order][:k]
-''',
+    template=template_of(SOLUTION_08_4),
+    solution=SOLUTION_08_4,
     alternatives=['''
 def most_confident_mistakes(probs, labels, k):
     confidence = probs.max(1).values.clone()

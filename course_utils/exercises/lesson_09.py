@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_utils.exercises.framework import Exercise, Mistake, call, expect_tensor, forbid, generator, randint, variant
+from course_utils.exercises.framework import (Exercise, Mistake, call, expect_tensor, forbid, generator, randint,
+                                              template_of, variant)
 from course_utils.models import layers
 
 LESSON = "09_cnn"
@@ -69,6 +70,13 @@ def check_conv_output_size(conv_output_size) -> str:
     return f"{len(cases)} random settings of size, kernel, stride, padding and dilation, each compared with nn.Conv2d"
 
 
+SOLUTION_09_1 = '''
+def conv_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
+    """Height (or width) of nn.Conv2d's output for an input of this height (or width)."""
+    span = dilation * (kernel_size - 1) + 1  # pixels one (dilated) window covers
+    return (size + 2 * padding - span) // stride + 1  # // rounds down: a window that does not fit is dropped
+'''
+
 CONV_SIZE = Exercise(
     id="09.1", lesson=LESSON, title="The output size of a convolution", name="conv_output_size", hint=HINT_SIZE,
     statement="""
@@ -84,17 +92,8 @@ strides that do not divide evenly and dilations above 1.
 
 See lesson 09, section 2 (The output size).
 """,
-    template='''
-def conv_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
-    """Height (or width) of nn.Conv2d's output for an input of this height (or width)."""
-    raise NotImplementedError  # your code here
-''',
-    solution='''
-def conv_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
-    """Height (or width) of nn.Conv2d's output for an input of this height (or width)."""
-    span = dilation * (kernel_size - 1) + 1  # pixels one (dilated) window covers
-    return (size + 2 * padding - span) // stride + 1  # // rounds down: a window that does not fit is dropped
-''',
+    template=template_of(SOLUTION_09_1),
+    solution=SOLUTION_09_1,
     alternatives=['''
 def conv_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
     return int(math.floor((size + 2 * padding - dilation * (kernel_size - 1) - 1) / stride + 1))
@@ -168,6 +167,23 @@ def check_feature_maps(feature_maps) -> str:
             "no hook left behind")
 
 
+SOLUTION_09_2 = '''
+def feature_maps(model, layer, x):
+    """What `layer` (a submodule of `model`) outputs while `model(x)` runs."""
+    caught = []
+
+    def hook(module, inputs, output):
+        caught.append(output.detach())
+
+    handle = layer.register_forward_hook(hook)
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        handle.remove()  # otherwise the hook fires on every later forward pass
+    return caught[0]
+'''
+
 FEATURE_MAPS = Exercise(
     id="09.2", lesson=LESSON, title="Catch a layer's feature maps with a forward hook", name="feature_maps",
     hint=HINT_HOOK,
@@ -184,27 +200,8 @@ call no hook may be left on the layer.
 
 See lesson 09, section 5 (forward hooks).
 """,
-    template='''
-def feature_maps(model, layer, x):
-    """What `layer` (a submodule of `model`) outputs while `model(x)` runs."""
-    raise NotImplementedError  # your code here
-''',
-    solution='''
-def feature_maps(model, layer, x):
-    """What `layer` (a submodule of `model`) outputs while `model(x)` runs."""
-    caught = []
-
-    def hook(module, inputs, output):
-        caught.append(output.detach())
-
-    handle = layer.register_forward_hook(hook)
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        handle.remove()  # otherwise the hook fires on every later forward pass
-    return caught[0]
-''',
+    template=template_of(SOLUTION_09_2),
+    solution=SOLUTION_09_2,
     alternatives=['''
 def feature_maps(model, layer, x):
     store = {}
@@ -308,11 +305,7 @@ and paddings, including a batch of 1.
 
 See lesson 09, sections 1-3 (what `Conv2d` computes) and section 2 for the output size.
 """,
-    template='''
-def conv2d(x, weight, bias, stride=1, padding=0):
-    """(N, C_in, H, W) conv (C_out, C_in, kH, kW) + bias (C_out,) -> (N, C_out, H_out, W_out), via F.unfold."""
-    raise NotImplementedError  # your code here
-''',
+    template=template_of(SOLUTION_09_3),
     solution=SOLUTION_09_3,
     alternatives=['''
 def conv2d(x, weight, bias, stride=1, padding=0):

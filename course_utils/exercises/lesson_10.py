@@ -6,7 +6,7 @@ import math
 import torch
 from torch import nn
 
-from course_utils.exercises.framework import Exercise, Mistake, forbid, generator, randint, variant
+from course_utils.exercises.framework import Exercise, Mistake, forbid, generator, randint, template_of, variant
 
 LESSON = "10_weight_init"
 HINT_APPLY = "lesson 10, section 2 (Initialisation functions and Module.apply)"
@@ -65,11 +65,7 @@ Correct means: the exact count, for one linear layer and two convolutions of ran
 
 See lesson 10, section 2 (`fan_in` there) and section 3.
 """,
-    template='''
-def fan_in(layer):
-    """Inputs per output unit of an nn.Linear or nn.Conv2d."""
-    raise NotImplementedError  # your code here
-''',
+    template=template_of(SOLUTION_10_1),
     solution=SOLUTION_10_1,
     alternatives=['''
 def fan_in(layer):
@@ -177,11 +173,7 @@ included, each such layer's weights have standard deviation within 5 % of `√(2
 
 See lesson 10, sections 2 and 3 (`init_kaiming`).
 """,
-    template='''
-def init_he(m):
-    """For model.apply: He-normal weights and zero biases for nn.Linear and nn.Conv2d; other modules untouched."""
-    raise NotImplementedError  # your code here
-''',
+    template=template_of(SOLUTION_10_2),
     solution=SOLUTION_10_2,
     alternatives=['''
 def init_he(m):
@@ -265,6 +257,18 @@ def check_xavier_uniform(xavier_uniform_) -> str:
     return f"weights of shapes {', '.join(tested)} filled in place with U(-b, b), b = √(6 / (fan_in + fan_out))"
 
 
+SOLUTION_10_3 = '''
+def xavier_uniform_(weight):
+    """Fill `weight` in place with U(-b, b), b = sqrt(6 / (fan_in + fan_out)); return it."""
+    receptive_field = weight[0, 0].numel()        # kH * kW for a convolution, 1 for a linear layer
+    fan_in = weight.shape[1] * receptive_field
+    fan_out = weight.shape[0] * receptive_field
+    bound = math.sqrt(6 / (fan_in + fan_out))
+    with torch.no_grad():                          # an in-place change of a parameter must not be recorded
+        weight.uniform_(-bound, bound)
+    return weight
+'''
+
 XAVIER = Exercise(
     id="10.3", lesson=LESSON, title="Xavier's uniform initialisation, written yourself", name="xavier_uniform_",
     hint=HINT_DEFAULT,
@@ -284,22 +288,8 @@ within 3 % of it, and the variance within 5 % of `b²/3`, that of a uniform dist
 
 See lesson 10, section 4 (What PyTorch does by default).
 """,
-    template='''
-def xavier_uniform_(weight):
-    """Fill `weight` in place with U(-b, b), b = sqrt(6 / (fan_in + fan_out)); return it."""
-    raise NotImplementedError  # your code here
-''',
-    solution='''
-def xavier_uniform_(weight):
-    """Fill `weight` in place with U(-b, b), b = sqrt(6 / (fan_in + fan_out)); return it."""
-    receptive_field = weight[0, 0].numel()        # kH * kW for a convolution, 1 for a linear layer
-    fan_in = weight.shape[1] * receptive_field
-    fan_out = weight.shape[0] * receptive_field
-    bound = math.sqrt(6 / (fan_in + fan_out))
-    with torch.no_grad():                          # an in-place change of a parameter must not be recorded
-        weight.uniform_(-bound, bound)
-    return weight
-''',
+    template=template_of(SOLUTION_10_3),
+    solution=SOLUTION_10_3,
     alternatives=['''
 def xavier_uniform_(weight):
     fan_in = weight[0].numel()

@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_utils.exercises.framework import Exercise, Mistake, call, expect_tensor, forbid, generator, randint
+from course_utils.exercises.framework import (Exercise, Mistake, call, expect_tensor, forbid, generator, randint,
+                                              template_of)
 
 LESSON = "11_batch_norm"
 SECTION_1 = "lesson 11, section 1 (What a batch-norm layer computes)"
@@ -334,11 +335,7 @@ samples and of 1; `model.training` and the model's `state_dict()` as before the 
 
 See lesson 11, section 3 (`train()` and `eval()`).""",
         name="predict",
-        template='''\
-def predict(model, x):
-    """Logits of `model` for the batch `x`, in eval() mode, without a graph; the model's mode is restored."""
-    raise NotImplementedError  # your code here
-''',
+        template=template_of(PREDICT_SOLUTION),
         solution=PREDICT_SOLUTION,
         checker=_check_predict,
         wrong_answers=[
@@ -367,11 +364,7 @@ bias, within 1e-5 (plus a relative 1e-4), on random shapes, including a batch of
 
 See lesson 11, section 1 (What a batch-norm layer computes).""",
         name="batch_norm_train",
-        template='''\
-def batch_norm_train(x, weight, bias, eps=1e-5):
-    """(batch, features) -> (batch, features): x standardised per feature over the batch, then scaled and shifted."""
-    raise NotImplementedError  # your code here
-''',
+        template=template_of(BN_TRAIN_SOLUTION),
         solution=BN_TRAIN_SOLUTION,
         checker=_check_batch_norm_train,
         wrong_answers=[
@@ -407,11 +400,7 @@ and `eval()` the same way, within 1e-5 (plus a relative 1e-4).
 
 See lesson 11, section 3 (batch statistics and running statistics).""",
         name="batch_norm",
-        template='''\
-def batch_norm(x, running_mean, running_var, weight, bias, training, momentum=0.1, eps=1e-5):
-    """(batch, features) -> (batch, features); in training also updates running_mean and running_var in place."""
-    raise NotImplementedError  # your code here
-''',
+        template=template_of(BN_SOLUTION),
         solution=BN_SOLUTION,
         checker=_check_batch_norm,
         wrong_answers=[

@@ -4,7 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from course_utils.exercises.framework import Exercise, Mistake, call, expect_tensor, forbid, generator, randint, variant
+from course_utils.exercises.framework import (Exercise, Mistake, call, expect_tensor, forbid, generator, randint,
+                                              template_of, variant)
 from course_utils.models import sequence
 
 LESSON = "12a_rnn_basics"
@@ -74,11 +75,7 @@ result as its next state.
 
 See lesson 12a, section 5 (Detaching: truncated back-propagation through time).
 """,
-    template='''
-def detach_hidden(hidden):
-    """The hidden state (None, a tensor or a tuple (h, c)) with the same values and no history."""
-    raise NotImplementedError  # your code here
-''',
+    template=template_of(SOLUTION_12a_1),
     solution=SOLUTION_12a_1,
     alternatives=['''
 def detach_hidden(hidden):
@@ -169,11 +166,7 @@ random sizes, a batch of 1 and a sequence of one step included.
 
 See lesson 12a, section 1 (One recurrent layer, by hand).
 """,
-    template='''
-def rnn_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh):
-    """(seq, batch, input) and h0 (batch, hidden) -> (output (seq, batch, hidden), h_last (batch, hidden))."""
-    raise NotImplementedError  # your code here
-''',
+    template=template_of(SOLUTION_12a_2),
     solution=SOLUTION_12a_2,
     alternatives=['''
 def rnn_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh):
@@ -268,6 +261,17 @@ def check_clip_grad_norm(clip_grad_norm) -> str:
             "a gradient skipped; returns the norm before clipping")
 
 
+SOLUTION_12a_3 = '''
+def clip_grad_norm(parameters, max_norm):
+    """Scale all gradients together, in place, so that their total norm is at most max_norm; return the norm before."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    total_norm = torch.cat([g.flatten() for g in grads]).norm()  # the norm of one long vector
+    if total_norm > max_norm:
+        for g in grads:
+            g.mul_(max_norm / total_norm)          # one factor for all: the direction stays the same
+    return total_norm
+'''
+
 CLIP = Exercise(
     id="12a.3", lesson=LESSON, title="Gradient clipping by the total norm", name="clip_grad_norm", hint=HINT_CLIP,
     statement="""
@@ -286,21 +290,8 @@ Correct means: the norm and every gradient equal `nn.utils.clip_grad_norm_`'s wi
 
 See lesson 12a, section 6 (Exploding gradients and clipping).
 """,
-    template='''
-def clip_grad_norm(parameters, max_norm):
-    """Scale all gradients together, in place, so that their total norm is at most max_norm; return the norm before."""
-    raise NotImplementedError  # your code here
-''',
-    solution='''
-def clip_grad_norm(parameters, max_norm):
-    """Scale all gradients together, in place, so that their total norm is at most max_norm; return the norm before."""
-    grads = [p.grad for p in parameters if p.grad is not None]
-    total_norm = torch.cat([g.flatten() for g in grads]).norm()  # the norm of one long vector
-    if total_norm > max_norm:
-        for g in grads:
-            g.mul_(max_norm / total_norm)          # one factor for all: the direction stays the same
-    return total_norm
-''',
+    template=template_of(SOLUTION_12a_3),
+    solution=SOLUTION_12a_3,
     alternatives=['''
 def clip_grad_norm(parameters, max_norm):
     with_grad = [p for p in parameters if p.grad is not None]
@@ -420,11 +411,7 @@ of 1 included.
 
 See lesson 12a, section 3 (The LSTM and its two states).
 """,
-    template='''
-def lstm_cell(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh):
-    """One LSTM step: x (batch, input), h and c (batch, hidden) -> (h_new, c_new), gates in the order i, f, g, o."""
-    raise NotImplementedError  # your code here
-''',
+    template=template_of(SOLUTION_12a_4),
     solution=SOLUTION_12a_4,
     alternatives=['''
 def lstm_cell(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh):

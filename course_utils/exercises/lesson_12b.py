@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from course_utils.datasets import text
-from course_utils.exercises.framework import Exercise, Mistake, call, expect_tensor, forbid, generator, randint, variant
+from course_utils.exercises.framework import (Exercise, Mistake, call, expect_tensor, forbid, generator, randint,
+                                              template_of, variant)
 
 LESSON = "12b_char_lstm"
 HINT_LOSS = ("lesson 12b, sections 4-5 (The model; Training): F.cross_entropy wants (N, classes) logits "
@@ -81,11 +82,7 @@ batch of 1.
 
 See lesson 12b, sections 4-5 (The model; Training).
 """,
-    template='''
-def char_loss(logits, targets):
-    """Mean cross-entropy per character: logits (batch, seq, vocab), targets (batch, seq) -> a 0-d tensor."""
-    raise NotImplementedError  # your code here
-''',
+    template=template_of(SOLUTION_12b_1),
     solution=SOLUTION_12b_1,
     alternatives=['''
 def char_loss(logits, targets):
@@ -163,6 +160,17 @@ def check_char_batches(char_batches) -> str:
     return f"equal to text.CharBatches' batches ({', '.join(tested)}), an incomplete tail left out"
 
 
+SOLUTION_12b_2 = '''
+def char_batches(ids, batch_size, seq_length):
+    """[(inputs, targets), ...], each (batch_size, seq_length); row i of a batch continues row i of the one before."""
+    num_batches = (len(ids) - 1) // (batch_size * seq_length)  # keep one id for the last target
+    used = num_batches * batch_size * seq_length
+    inputs = ids[:used].reshape(batch_size, -1)            # (batch_size, num_batches * seq_length): long rows
+    targets = ids[1:used + 1].reshape(batch_size, -1)      # the same, one id later
+    return [(inputs[:, start:start + seq_length], targets[:, start:start + seq_length])
+            for start in range(0, inputs.shape[1], seq_length)]
+'''
+
 BATCHES = Exercise(
     id="12b.2", lesson=LESSON, title="Batches whose rows continue each other", name="char_batches", hint=HINT_BATCHES,
     statement="""
@@ -182,21 +190,8 @@ a tail that fills no batch, and `batch_size = 1`.
 
 See lesson 12b, section 3 (Batches of sequences).
 """,
-    template='''
-def char_batches(ids, batch_size, seq_length):
-    """[(inputs, targets), ...], each (batch_size, seq_length); row i of a batch continues row i of the one before."""
-    raise NotImplementedError  # your code here
-''',
-    solution='''
-def char_batches(ids, batch_size, seq_length):
-    """[(inputs, targets), ...], each (batch_size, seq_length); row i of a batch continues row i of the one before."""
-    num_batches = (len(ids) - 1) // (batch_size * seq_length)  # keep one id for the last target
-    used = num_batches * batch_size * seq_length
-    inputs = ids[:used].reshape(batch_size, -1)            # (batch_size, num_batches * seq_length): long rows
-    targets = ids[1:used + 1].reshape(batch_size, -1)      # the same, one id later
-    return [(inputs[:, start:start + seq_length], targets[:, start:start + seq_length])
-            for start in range(0, inputs.shape[1], seq_length)]
-''',
+    template=template_of(SOLUTION_12b_2),
+    solution=SOLUTION_12b_2,
     alternatives=['''
 def char_batches(ids, batch_size, seq_length):
     row_length = (len(ids) - 1) // (batch_size * seq_length) * seq_length
@@ -301,11 +296,7 @@ random temperatures.
 
 See lesson 12b, section 6 (Writing: temperature and top-k).
 """,
-    template='''
-def top_k_probs(logits, temperature, k):
-    """softmax(logits / temperature) over the k largest per row, 0 for the others; same shape as logits."""
-    raise NotImplementedError  # your code here
-''',
+    template=template_of(SOLUTION_12b_3),
     solution=SOLUTION_12b_3,
     alternatives=['''
 def top_k_probs(logits, temperature, k):

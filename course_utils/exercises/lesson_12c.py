@@ -5,7 +5,8 @@ import torch
 from torch import nn
 
 from course_utils.datasets import text
-from course_utils.exercises.framework import Exercise, Mistake, call, expect_tensor, forbid, generator, randint, variant
+from course_utils.exercises.framework import (Exercise, Mistake, call, expect_tensor, forbid, generator, randint,
+                                              template_of, variant)
 
 LESSON = "12c_sentiment_lstm"
 HINT_PAD = "lesson 12c, section 5 (Fixed-length tensors: padding and truncation)"
@@ -80,11 +81,7 @@ long, with both values of `keep`.
 
 See lesson 12c, section 5 (Fixed-length tensors: padding and truncation).
 """,
-    template='''
-def pad_batch(sequences, length, keep="last"):
-    """(len(sequences), length) int64 ids: cut to `length` (keep "last" or "first"), padded with 0 on the right."""
-    raise NotImplementedError  # your code here
-''',
+    template=template_of(SOLUTION_12c_1),
     solution=SOLUTION_12c_1,
     alternatives=['''
 def pad_batch(sequences, length, keep="last"):
@@ -163,11 +160,7 @@ and a batch of 1.
 
 See lesson 12c, section 6 (The model: one vector per review).
 """,
-    template='''
-def masked_mean(outputs, ids):
-    """(batch, seq, hidden) outputs, (batch, seq) ids -> (batch, hidden): the mean over positions where ids != 0."""
-    raise NotImplementedError  # your code here
-''',
+    template=template_of(SOLUTION_12c_2),
     solution=SOLUTION_12c_2,
     alternatives=['''
 def masked_mean(outputs, ids):
@@ -216,6 +209,14 @@ def check_last_real_output(last_real_output) -> str:
     return f"each row's output at its last real word, for outputs {', '.join(tested)} (a row without padding included)"
 
 
+SOLUTION_12c_3 = '''
+def last_real_output(outputs, ids):
+    """(batch, seq, hidden), (batch, seq) -> (batch, hidden): each row's output at its last position where ids != 0."""
+    lengths = (ids != 0).sum(dim=1)                        # (batch,) real words per row
+    rows = torch.arange(outputs.shape[0])
+    return outputs[rows, lengths - 1]                      # one (row, position) pair per review
+'''
+
 LAST = Exercise(
     id="12c.3", lesson=LESSON, title="The output after each review's last real word", name="last_real_output",
     hint=HINT_POOL,
@@ -234,18 +235,8 @@ without padding and a batch of 1.
 
 See lesson 12c, section 6 (The model: one vector per review).
 """,
-    template='''
-def last_real_output(outputs, ids):
-    """(batch, seq, hidden), (batch, seq) -> (batch, hidden): each row's output at its last position where ids != 0."""
-    raise NotImplementedError  # your code here
-''',
-    solution='''
-def last_real_output(outputs, ids):
-    """(batch, seq, hidden), (batch, seq) -> (batch, hidden): each row's output at its last position where ids != 0."""
-    lengths = (ids != 0).sum(dim=1)                        # (batch,) real words per row
-    rows = torch.arange(outputs.shape[0])
-    return outputs[rows, lengths - 1]                      # one (row, position) pair per review
-''',
+    template=template_of(SOLUTION_12c_3),
+    solution=SOLUTION_12c_3,
     alternatives=['''
 def last_real_output(outputs, ids):
     last = (ids != 0).sum(1) - 1                                          # (batch,)
@@ -304,6 +295,15 @@ def check_packed_last_state(packed_last_state) -> str:
     return f"h_n equals each review's own final state, reviews of lengths {tested[0]} (unsorted) and {tested[1]}"
 
 
+SOLUTION_12c_4 = '''
+def packed_last_state(lstm, embedded, lengths):
+    """(batch, seq, features) padded, (batch,) lengths -> (batch, hidden): each review's final top-layer h."""
+    packed = nn.utils.rnn.pack_padded_sequence(embedded, lengths.cpu(), batch_first=True,
+                                               enforce_sorted=False)  # reviews come in any order
+    _, (h_n, _) = lstm(packed)       # h_n: (num_layers, batch, hidden), back in the batch's order
+    return h_n[-1]
+'''
+
 PACKED = Exercise(
     id="12c.4", lesson=LESSON, title="Let the LSTM stop at each review's end: packing", name="packed_last_state",
     hint=HINT_POOL,
@@ -322,19 +322,8 @@ lengths in no particular order and a batch of 1.
 
 See lesson 12c, section 6 (packing, `pack_padded_sequence`).
 """,
-    template='''
-def packed_last_state(lstm, embedded, lengths):
-    """(batch, seq, features) padded, (batch,) lengths -> (batch, hidden): each review's final top-layer h."""
-    raise NotImplementedError  # your code here
-''',
-    solution='''
-def packed_last_state(lstm, embedded, lengths):
-    """(batch, seq, features) padded, (batch,) lengths -> (batch, hidden): each review's final top-layer h."""
-    packed = nn.utils.rnn.pack_padded_sequence(embedded, lengths.cpu(), batch_first=True,
-                                               enforce_sorted=False)  # reviews come in any order
-    _, (h_n, _) = lstm(packed)       # h_n: (num_layers, batch, hidden), back in the batch's order
-    return h_n[-1]
-''',
+    template=template_of(SOLUTION_12c_4),
+    solution=SOLUTION_12c_4,
     alternatives=['''
 def packed_last_state(lstm, embedded, lengths):
     order = lengths.argsort(descending=True)

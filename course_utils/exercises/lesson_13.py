@@ -4,7 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from course_utils.exercises.framework import Exercise, Mistake, call, expect_tensor, generator, randint, variant
+from course_utils.exercises.framework import (Exercise, Mistake, call, expect_tensor, generator, randint, template_of,
+                                              variant)
 
 LESSON = "13_inference_pipeline"
 HINT_TOP_K = "lesson 13, the section on single-image inference: softmax, then the k most probable classes"
@@ -79,11 +80,7 @@ within 1e-6, for random logits and class orders.
 
 See lesson 13, the section on single-image inference.
 """,
-    template='''
-def top_k_classes(logits, class_names, k):
-    """[(name, probability), ...]: the k most probable classes of one logit vector, most probable first."""
-    raise NotImplementedError  # your code here
-''',
+    template=template_of(SOLUTION_13_1),
     solution=SOLUTION_13_1,
     alternatives=[variant(SOLUTION_13_1,
             ('values, indices = probs.topk(k)', 'order = probs.argsort(descending=True)[:k]'),
@@ -191,11 +188,7 @@ batch of 1 included.
 
 See lesson 13, the section on preprocessing as part of the model.
 """,
-    template='''
-def preprocess(images, size, mean, std):
-    """uint8 (N, 3, H, W) -> float32 (N, 3, size, size): 0-1, centre crop, normalised per channel."""
-    raise NotImplementedError  # your code here
-''',
+    template=template_of(SOLUTION_13_2),
     solution=SOLUTION_13_2,
     alternatives=['''
 def preprocess(images, size, mean, std):
@@ -269,6 +262,13 @@ def check_export_dynamic_batch(export_dynamic_batch) -> str:
     return f"an ExportedProgram that matches the eager model for batches of {', '.join(map(str, sizes))}"
 
 
+SOLUTION_13_3 = '''
+def export_dynamic_batch(model, example):
+    """torch.export.export(model, ...) from the example batch, with the batch dimension (0) dynamic."""
+    batch = torch.export.Dim("batch")                     # any size, decided at run time
+    return torch.export.export(model, (example,), dynamic_shapes={"images": {0: batch}})
+'''
+
 EXPORT = Exercise(
     id="13.3", lesson=LESSON, title="Export with a dynamic batch dimension", name="export_dynamic_batch",
     hint=HINT_EXPORT,
@@ -288,17 +288,8 @@ gives the eager model's logits within 1e-5.
 
 See lesson 13, the section on export with a dynamic batch.
 """,
-    template='''
-def export_dynamic_batch(model, example):
-    """torch.export.export(model, ...) from the example batch, with the batch dimension (0) dynamic."""
-    raise NotImplementedError  # your code here
-''',
-    solution='''
-def export_dynamic_batch(model, example):
-    """torch.export.export(model, ...) from the example batch, with the batch dimension (0) dynamic."""
-    batch = torch.export.Dim("batch")                     # any size, decided at run time
-    return torch.export.export(model, (example,), dynamic_shapes={"images": {0: batch}})
-''',
+    template=template_of(SOLUTION_13_3),
+    solution=SOLUTION_13_3,
     alternatives=['''
 def export_dynamic_batch(model, example):
     # dynamic_shapes may also follow the positional arguments: a tuple with one entry per argument

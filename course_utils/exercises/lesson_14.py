@@ -10,7 +10,8 @@ import tempfile
 import torch
 from torch import nn
 
-from course_utils.exercises.framework import Exercise, Mistake, describe, distinct_sizes, generator, randint, variant
+from course_utils.exercises.framework import (Exercise, Mistake, describe, distinct_sizes, generator, randint,
+                                              template_of, variant)
 
 LESSON = "14_tensorboard"
 
@@ -99,11 +100,7 @@ Correct means: the event file, read back with `EventAccumulator`, holds exactly 
 with one point per epoch at steps 1, 2, ... and the history's values (within float32 rounding). See
 section 2, *Logging while training*.
 """,
-    template='''
-def log_history(writer, history):
-    """Every history[key][i] as the scalar tag key.replace("_", "/", 1) at step i + 1."""
-    raise NotImplementedError  # your code here
-''',
+    template=template_of(SOLUTION_14_1),
     solution=SOLUTION_14_1,
     alternatives=['''
 def log_history(writer, history):
@@ -199,6 +196,15 @@ def check_log_histograms(log_histograms) -> str:
             "frozen layer's, read back with EventAccumulator")
 
 
+SOLUTION_14_2 = '''
+def log_histograms(writer, model, step):
+    """Histograms weights/<name> of every parameter and gradients/<name> of every gradient there is, at step."""
+    for name, parameter in model.named_parameters():
+        writer.add_histogram(f"weights/{name}", parameter, step)
+        if parameter.grad is not None:             # frozen parameters have none
+            writer.add_histogram(f"gradients/{name}", parameter.grad, step)
+'''
+
 EX_2 = Exercise(
     id="14.2", lesson=LESSON, title="Weight and gradient histograms", name="log_histograms",
     statement="""
@@ -212,19 +218,8 @@ Correct means: read back with `EventAccumulator`, exactly those tags, each logge
 histogram over the right tensor (its number of values and their sum). See section 2, *Logging while
 training*.
 """,
-    template='''
-def log_histograms(writer, model, step):
-    """Histograms weights/<name> of every parameter and gradients/<name> of every gradient there is, at step."""
-    raise NotImplementedError  # your code here
-''',
-    solution='''
-def log_histograms(writer, model, step):
-    """Histograms weights/<name> of every parameter and gradients/<name> of every gradient there is, at step."""
-    for name, parameter in model.named_parameters():
-        writer.add_histogram(f"weights/{name}", parameter, step)
-        if parameter.grad is not None:             # frozen parameters have none
-            writer.add_histogram(f"gradients/{name}", parameter.grad, step)
-''',
+    template=template_of(SOLUTION_14_2),
+    solution=SOLUTION_14_2,
     alternatives=['''
 def log_histograms(writer, model, step):
     params = dict(model.named_parameters())
@@ -378,14 +373,7 @@ Correct means: `step()` called `num_steps + 1` times, and the same operators wit
 step as the profiler reports for this step (`aten::addmm` once per `Linear` layer, for instance). See
 section 7, *Where does the time go? `torch.profiler`*.
 """,
-    template='''
-from torch.profiler import ProfilerActivity, profile
-
-
-def calls_per_step(step, num_steps):
-    """{operator name: calls per step} for the aten:: operators of num_steps profiled calls after a warm-up."""
-    raise NotImplementedError  # your code here
-''',
+    template=template_of(SOLUTION_14_3),
     solution=SOLUTION_14_3,
     alternatives=[variant(SOLUTION_14_3,
             ('from torch.profiler import ProfilerActivity, profile',

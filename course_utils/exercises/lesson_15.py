@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from course_utils.exercises.framework import (Exercise, Mistake, describe, distinct_sizes, expect_tensor, generator,
-                                              randint, variant)
+                                              randint, template_of, variant)
 
 LESSON = "15_lightning"
 
@@ -373,19 +373,7 @@ curves (`"min"`) and accuracy curves (`"max"`) with several patiences, values eq
 counting as improvements; and the two `ValueError`s. The check calls the hook with a stand-in for the
 Trainer. See section 4, *The `Trainer` and its callbacks*.
 """,
-    template='''
-import lightning as L
-
-
-class PlateauStop(L.Callback):
-    """Sets trainer.should_stop once `patience` validations in a row have not improved the monitored metric."""
-
-    def __init__(self, monitor, patience, mode="min"):
-        raise NotImplementedError  # your code here
-
-    def on_validation_end(self, trainer, pl_module):
-        raise NotImplementedError  # your code here
-''',
+    template=template_of(SOLUTION_15_2),
     solution=SOLUTION_15_2,
     alternatives=['''
 import lightning as L

@@ -11,7 +11,7 @@ from torch import nn
 from torch.utils.data import DistributedSampler
 
 from course_utils.exercises.framework import (Exercise, Mistake, describe, distinct_sizes, expect_tensor,
-                                              expect_unchanged, generator, randint, variant)
+                                              expect_unchanged, generator, randint, template_of, variant)
 
 LESSON = "16_distributed"
 
@@ -54,6 +54,15 @@ def check_average_gradients(average_gradients) -> str:
     return f"the mean over {tested[0]}, 2 and 1 ranks of {len(shapes)} gradients each, on every rank, inputs unchanged"
 
 
+SOLUTION_16_1 = '''
+def average_gradients(grads_per_rank):
+    """One list per rank of the gradients' means over the ranks: what every rank holds after the all-reduce."""
+    world_size = len(grads_per_rank)
+    # zip(*...) groups the ranks' gradients of one parameter; stack -> (world_size, *shape)
+    means = [torch.stack(per_parameter).mean(dim=0) for per_parameter in zip(*grads_per_rank)]
+    return [[mean.clone() for mean in means] for _ in range(world_size)]  # every rank holds its own copy
+'''
+
 EX_1 = Exercise(
     id="16.1", lesson=LESSON, title="Average gradients as all-reduce does", name="average_gradients",
     statement="""
@@ -67,19 +76,8 @@ tensors must not change.
 Correct means: for 1 to 5 workers and gradients of several shapes, every worker's every tensor is the
 mean over the workers (within 1e-6), and no input changed. See section 1, *What DDP does*.
 """,
-    template='''
-def average_gradients(grads_per_rank):
-    """One list per rank of the gradients' means over the ranks: what every rank holds after the all-reduce."""
-    raise NotImplementedError  # your code here
-''',
-    solution='''
-def average_gradients(grads_per_rank):
-    """One list per rank of the gradients' means over the ranks: what every rank holds after the all-reduce."""
-    world_size = len(grads_per_rank)
-    # zip(*...) groups the ranks' gradients of one parameter; stack -> (world_size, *shape)
-    means = [torch.stack(per_parameter).mean(dim=0) for per_parameter in zip(*grads_per_rank)]
-    return [[mean.clone() for mean in means] for _ in range(world_size)]  # every rank holds its own copy
-''',
+    template=template_of(SOLUTION_16_1),
+    solution=SOLUTION_16_1,
     alternatives=['''
 def average_gradients(grads_per_rank):
     n = len(grads_per_rank)
@@ -198,11 +196,7 @@ Correct means: for every rank and two epochs the same list as `DistributedSample
 for a size that needs padding, one that divides evenly and one with fewer samples than workers. See
 section 1, *What DDP does*.
 """,
-    template='''
-def shard_indices(num_samples, rank, world_size, seed, epoch):
-    """The indices DistributedSampler(shuffle=True, drop_last=False) gives `rank` of `world_size` in `epoch`."""
-    raise NotImplementedError  # your code here
-''',
+    template=template_of(SOLUTION_16_2),
     solution=SOLUTION_16_2,
     alternatives=['''
 def shard_indices(num_samples, rank, world_size, seed, epoch):
@@ -326,6 +320,15 @@ def check_accumulate(accumulate_gradients) -> str:
             "from 1, stale gradients cleared, weights unchanged")
 
 
+SOLUTION_16_3 = '''
+def accumulate_gradients(model, loss_fn, inputs, targets, micro_batches):
+    """Leave in .grad the whole batch's mean-loss gradient, from one forward/backward per micro-batch."""
+    model.zero_grad()                                   # backward() adds to .grad
+    for x, y in zip(torch.tensor_split(inputs, micro_batches), torch.tensor_split(targets, micro_batches)):
+        loss = loss_fn(model(x), y)                     # the piece's mean
+        (loss * len(x) / len(inputs)).backward()        # weighted by the piece's share: the sum is the batch mean
+'''
+
 EX_3 = Exercise(
     id="16.3", lesson=LESSON, title="Gradient accumulation equals one big batch", name="accumulate_gradients",
     statement="""
@@ -341,19 +344,8 @@ Correct means: `micro_batches` forward passes that together hold the batch, and 
 the whole batch's (within 1e-5 + 1e-4 relative), for unequal pieces, for 4 pieces of 9 samples and for a
 single piece. See section 6, *The equivalence*.
 """,
-    template='''
-def accumulate_gradients(model, loss_fn, inputs, targets, micro_batches):
-    """Leave in .grad the whole batch's mean-loss gradient, from one forward/backward per micro-batch."""
-    raise NotImplementedError  # your code here
-''',
-    solution='''
-def accumulate_gradients(model, loss_fn, inputs, targets, micro_batches):
-    """Leave in .grad the whole batch's mean-loss gradient, from one forward/backward per micro-batch."""
-    model.zero_grad()                                   # backward() adds to .grad
-    for x, y in zip(torch.tensor_split(inputs, micro_batches), torch.tensor_split(targets, micro_batches)):
-        loss = loss_fn(model(x), y)                     # the piece's mean
-        (loss * len(x) / len(inputs)).backward()        # weighted by the piece's share: the sum is the batch mean
-''',
+    template=template_of(SOLUTION_16_3),
+    solution=SOLUTION_16_3,
     alternatives=['''
 def accumulate_gradients(model, loss_fn, inputs, targets, micro_batches):
     for p in model.parameters():

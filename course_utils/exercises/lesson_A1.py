@@ -6,7 +6,7 @@ import warnings
 import torch
 from torch import nn
 
-from course_utils.exercises.framework import Exercise, Mistake, expect_tensor, generator, randint, variant
+from course_utils.exercises.framework import Exercise, Mistake, expect_tensor, generator, randint, template_of, variant
 
 LESSON = "A1_devices_and_gpus"
 HINT_DEVICE = 'appendix A1, section 3 ("Expected all tensors to be on the same device"): ask one of the parameters'
@@ -82,11 +82,7 @@ comes back on the right device, in the right dtype, with the same values, and th
 
 See appendix A1, section 3 ("Expected all tensors to be on the same device").
 """,
-    template='''
-def to_model(model, batch):
-    """`batch` on the device and in the dtype of `model`'s parameters."""
-    raise NotImplementedError  # your code here
-''',
+    template=template_of(SOLUTION_A1_1),
     solution=SOLUTION_A1_1,
     alternatives=[variant(SOLUTION_A1_1,
             ('parameter =', 'weight = model.weight if hasattr(model, "weight") else'),
@@ -157,6 +153,16 @@ def check_training_bytes(training_bytes) -> str:
     return f"exact byte counts ({' and '.join(tested)}) for models mixing bfloat16, float32, float64 and a frozen layer"
 
 
+SOLUTION_A1_2 = '''
+def training_bytes(model):
+    """Bytes of the parameters' values, plus gradient and two Adam states for those that require grad."""
+    total = 0
+    for p in model.parameters():
+        copies = 4 if p.requires_grad else 1       # values, gradient, Adam's exp_avg and exp_avg_sq
+        total += copies * p.numel() * p.element_size()
+    return total
+'''
+
 MEMORY = Exercise(
     id="A1.2", lesson=LESSON, title="How much memory does training with Adam need?", name="training_bytes",
     hint=HINT_MEMORY,
@@ -175,20 +181,8 @@ Correct means: the exact count for two models mixing dtypes, a frozen layer and 
 
 See appendix A1, section 6 (Where GPU memory goes).
 """,
-    template='''
-def training_bytes(model):
-    """Bytes of the parameters' values, plus gradient and two Adam states for those that require grad."""
-    raise NotImplementedError  # your code here
-''',
-    solution='''
-def training_bytes(model):
-    """Bytes of the parameters' values, plus gradient and two Adam states for those that require grad."""
-    total = 0
-    for p in model.parameters():
-        copies = 4 if p.requires_grad else 1       # values, gradient, Adam's exp_avg and exp_avg_sq
-        total += copies * p.numel() * p.element_size()
-    return total
-''',
+    template=template_of(SOLUTION_A1_2),
+    solution=SOLUTION_A1_2,
     alternatives=['''
 def training_bytes(model):
     values = sum(p.nbytes for p in model.parameters())
