@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import torch
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader, Subset, TensorDataset
 from torchvision import datasets, transforms
 from torchvision.datasets.utils import download_url
 
@@ -122,15 +122,20 @@ def subset_indices(n: int, size: int | None, seed: int) -> torch.Tensor:
 
 
 class TensorBatches:
-    """Mini-batches from tensors already in memory, by shuffled index: a fast stand-in for DataLoader."""
+    """Mini-batches from tensors already in memory, by shuffled index: a fast stand-in for DataLoader.
+
+    Like a DataLoader it has `.dataset` (a TensorDataset, so `len(loader.dataset)` counts samples),
+    `.batch_size`, `.generator` (the shuffling) and `len(loader)` (the number of batches).
+    """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int,
                  shuffle: bool = False, seed: int = 0):
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
         self.images, self.labels = images, labels
+        self.dataset = TensorDataset(images, labels)  # the same tensors, not a copy
         self.batch_size, self.shuffle = batch_size, shuffle
         self.generator = torch.Generator().manual_seed(seed)
 
