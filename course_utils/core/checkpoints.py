@@ -62,7 +62,8 @@ def set_rng_state(state: dict, generators: Iterable[torch.Generator] = ()) -> No
     generators = list(generators)
     if len(generators) != len(state["generators"]):
         raise CheckpointError(f"the checkpoint saved {len(state['generators'])} generator state(s), "
-                              f"but {len(generators)} generator(s) were given to put them back into")
+                              f"but {len(generators)} generator(s) were given to put them back into: pass the "
+                              "same ones as when saving, e.g. generators=[train_loader.generator]")
     torch.set_rng_state(state["torch"].cpu())  # map_location may have moved it; the CPU RNG needs it on the CPU
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
