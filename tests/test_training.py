@@ -166,6 +166,14 @@ def test_a_loss_without_batch_reduction_is_refused():
         training.evaluate(model, _toy_loader(), nn.CrossEntropyLoss(reduction="none"), torch.device("cpu"))
 
 
+def test_a_plain_function_returning_per_sample_losses_is_refused():
+    def per_sample(outputs, targets):
+        return nn.functional.cross_entropy(outputs, targets, reduction="none")
+
+    with pytest.raises(ValueError, match=r"shape \(4,\); training needs one number per batch"):
+        training.evaluate(nn.Linear(4, 3), _toy_loader(), per_sample, torch.device("cpu"))
+
+
 def test_the_loop_reads_the_device_once_per_epoch_not_per_batch(monkeypatch):
     reads = []
     item = torch.Tensor.item

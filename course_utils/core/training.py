@@ -68,6 +68,9 @@ def _run_epoch(model: nn.Module, loader: Iterable[Batch], loss_fn: Callable, dev
         inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
         outputs = model(inputs)  # logits or log-probabilities: argmax is the same
         loss = loss_fn(outputs, targets)
+        if loss.ndim != 0:  # a loss function without a `reduction` attribute that returns one loss per sample
+            raise ValueError(f"the loss function returned a tensor of shape {tuple(loss.shape)}; training needs "
+                             "one number per batch: reduce it with a mean (or a sum) over the batch")
         if optimizer is not None:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
