@@ -35,6 +35,7 @@ from torch.utils.data import DataLoader
 from course_utils import data, devices, fc_model, training
 
 HIDDEN_SIZES = [256, 128, 64]
+LAYER_SIZES = [784, *HIDDEN_SIZES, 10]  # inputs, hidden layers, classes
 DROPOUT = 0.2
 LR = 0.001
 
@@ -56,9 +57,8 @@ def build(seed: int, device: torch.device, fused: bool = False) -> tuple[nn.Modu
 
 def layer_matmuls(batch_size: int) -> list[tuple[tuple[int, int], tuple[int, int]]]:
     """The (m, k) @ (k, n) shapes of every matmul one training step of the MLP runs (forward and backward)."""
-    sizes = [784, *HIDDEN_SIZES, 10]
     shapes = []
-    for layer, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for layer, (n_in, n_out) in enumerate(zip(LAYER_SIZES[:-1], LAYER_SIZES[1:])):
         shapes.append(((batch_size, n_in), (n_in, n_out)))  # forward: x @ W.T
         shapes.append(((n_out, batch_size), (batch_size, n_in)))  # weight gradient: grad.T @ x
         if layer > 0:  # the images need no gradient, so autograd skips the first layer's input gradient
@@ -66,30 +66,27 @@ def layer_matmuls(batch_size: int) -> list[tuple[tuple[int, int], tuple[int, int
     return shapes
 
 
-def time_matmul(a: torch.Tensor, b: torch.Tensor, device: torch.device, calls: int = 50, blocks: int = 5) -> float:
-    """Seconds per torch.mm(a, b): the fastest of `blocks` blocks of `calls` calls, after a warm-up."""
-    for _ in range(10):
-        torch.mm(a, b)
-    best = float("inf")
-    for _ in range(blocks):
-        synchronize(device)
-        start = time.perf_counter()
-        for _ in range(calls):
-            torch.mm(a, b)
-        synchronize(device)
-        best = min(best, (time.perf_counter() - start) / calls)
-    return best
-
-
 def compute_bound(batch_size: int, samples: int, device: torch.device) -> dict:
-    """The epoch's matmul FLOPs and the seconds they take at the rate torch.mm reaches at these shapes."""
-    step_seconds, step_flops = 0.0, 0
-    for (m, k), (_, n) in layer_matmuls(batch_size):
-        a, b = torch.randn(m, k, device=device), torch.randn(k, n, device=device)
-        step_seconds += time_matmul(a, b, device)
-        step_flops += 2 * m * k * n  # one multiply and one add per term
-    steps = samples / batch_size  # FLOPs scale with the samples; the last, smaller batch counts pro rata
-    return {"flops": step_flops * steps, "seconds": step_seconds * steps, "rate": step_flops / step_seconds}
+    """The epoch's matmul FLOPs, and the seconds torch.mm takes to run just those matmuls, one step after another."""
+    operands = [(torch.randn(m, k, device=device), torch.randn(k, n, device=device))
+                for (m, k), (_, n) in layer_matmuls(batch_size)]
+    step_flops = sum(2 * a.shape[0] * a.shape[1] * b.shape[1] for a, b in operands)  # a multiply and an add per term
+    forward_flops = sum(2 * batch_size * n_in * n_out for n_in, n_out in zip(LAYER_SIZES[:-1], LAYER_SIZES[1:]))
+    steps = -(-samples // batch_size)
+    for _ in range(20):  # warm-up: first calls pay for allocation and kernel selection
+        for a, b in operands:
+            torch.mm(a, b)
+    synchronize(device)
+    # A whole epoch's worth of calls, timed as one stretch like the epoch itself, so that a busy
+    # machine slows the bound and the epoch alike.
+    start = time.perf_counter()
+    for _ in range(steps):
+        for a, b in operands:
+            torch.mm(a, b)
+    synchronize(device)
+    seconds = (time.perf_counter() - start) * samples / (steps * batch_size)  # the last, smaller batch pro rata
+    flops = step_flops * samples / batch_size
+    return {"flops": flops, "seconds": seconds, "rate": flops / seconds, "vs_forward": step_flops / forward_flops}
 
 
 def time_library(seed: int, batch_size: int, device: torch.device) -> dict:
@@ -194,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         repeats.append({"bound": bound["seconds"], "library": times[library_name],
                         "syllabus": times[syllabus_name]})
         print(f"repeat {repeat}/{args.repeats}: compute bound {bound['seconds']:.2f} s "
-              f"({bound['flops'] / 1e9:.1f} GFLOP of matmuls at {bound['rate'] / 1e9:.1f} GFLOP/s), "
+              f"({bound['flops'] / 1e9:.1f} GFLOP of matmuls, {bound['vs_forward']:.2f}x the forward's, "
+              f"at {bound['rate'] / 1e9:.1f} GFLOP/s), "
               f"library epoch {times[library_name]:.2f} s = {times[library_name] / bound['seconds']:.2f}x the bound, "
               f"syllabus epoch {times[syllabus_name]:.2f} s = {times[syllabus_name] / times[library_name]:.1f}x the library's")
 
