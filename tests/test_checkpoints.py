@@ -229,3 +229,22 @@ def test_resume_says_what_the_checkpoint_lacks(saved):
         checkpoints.resume(checkpoint, scheduler=scheduler)
     with pytest.raises(CheckpointError, match="saved 0 generator state.*but 1 generator"):
         checkpoints.resume(checkpoint, generators=[torch.Generator()])
+
+
+def test_resume_explains_a_checkpoint_without_rng_state(tmp_path):
+    model = make_model([4, 8, 3])
+    path = tmp_path / "older.pt"
+    torch.save({"model_config": {"sizes": [4, 8, 3]}, "model_state": model.state_dict(), "epoch": 2}, path)
+    _, checkpoint = checkpoints.restore(path, make_model)
+    with pytest.raises(CheckpointError, match="no RNG state"):
+        checkpoints.resume(checkpoint)
+
+
+def test_fit_checkpoints_with_a_data_loader(tmp_path):
+    dataset = torch.utils.data.TensorDataset(torch.randn(16, 4), torch.randint(0, 3, (16,)))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=4, shuffle=True)  # no generator: the global RNG shuffles
+    model = nn.Linear(4, 3)
+    training.fit(model, loader, loader, nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=0.1),
+                 torch.device("cpu"), 1, checkpoint_path=tmp_path / "best.pt", model_config={}, verbose=False)
+    checkpoint = checkpoints.load_checkpoint(tmp_path / "best.pt")
+    assert checkpoint["rng_state"]["generators"] == [] and checkpoints.resume(checkpoint) == 2
