@@ -8,10 +8,11 @@ HOST    ?=
 SSH_OPTS ?=
 SRC     ?=
 DEST    ?=
+LESSON  ?=
 REMOTE  := $(PYTHON) -m course_utils.tools.remote_lab
 NEED_HOST = @test -n "$(HOST)" || { echo "usage: make $@ HOST=user@gpu-box [SSH_OPTS='-p 2222 -i ~/.ssh/key']  (see docs/remote.md)"; exit 2; }
 
-.PHONY: setup data-packages test-packages course test unit lab doctor benchmark clean remote-lab remote-run remote-push remote-pull
+.PHONY: setup data-packages test-packages course test unit lab refresh doctor benchmark clean remote-lab remote-run remote-push remote-pull
 
 setup: $(VENV)/.installed
 
@@ -21,12 +22,12 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	@touch $@
 
-## Debian packages: Fashion-MNIST for the lessons; sshd as well for the remote-lab test.
+## Debian packages: Fashion-MNIST for the lessons; for the tests also sshd (remote lab) and Chromium (browser test).
 data-packages:
 	@bash tools/install-system-packages.sh dataset-fashion-mnist
 
 test-packages:
-	@bash tools/install-system-packages.sh dataset-fashion-mnist openssh-server openssh-client
+	@bash tools/install-system-packages.sh dataset-fashion-mnist openssh-server openssh-client chromium chromium-driver
 
 ## The main job: execute every notebook at $(PROFILE) into runs/ with a summary table.
 course: setup data-packages
@@ -44,8 +45,14 @@ unit: setup
 doctor: setup
 	$(PY) -m course_utils.tools.doctor $(ARGS)
 
+## JupyterLab on your working copy workspace/ (lessons copied on first use), 127.0.0.1, a fresh token.
 lab: setup
-	$(VENV)/bin/jupyter lab notebooks
+	$(PY) -m course_utils.tools.lab $(ARGS)
+
+## Bring one lesson's working copy up to date, keeping your exercise answers: make refresh LESSON=04
+refresh: setup
+	@test -n "$(LESSON)" || { echo "usage: make refresh LESSON=04"; exit 2; }
+	$(PY) -m course_utils.tools.lab refresh $(LESSON)
 
 benchmark: setup data-packages
 	$(PY) benchmarks/data_path.py $(ARGS)

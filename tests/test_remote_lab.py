@@ -174,9 +174,16 @@ def test_lab_ssh_args_forward_loopback_and_ports() -> None:
     assert ("-o", "ExitOnForwardFailure=yes") in list(zip(argv, argv[1:]))
     remote = argv[-1]
     assert argv[-2] == "me@gpu-box"
-    assert '"$HOME"/pytorch-course/.venv/bin/python' in remote
-    assert "--ip=127.0.0.1" in remote and "0.0.0.0" not in remote
-    assert remote.endswith(" 9002")
+    # The project's own launcher (tests/test_lab.py checks its 127.0.0.1 bind) from the project folder.
+    assert remote.startswith('cd "$HOME"/pytorch-course && exec "$HOME"/pytorch-course/.venv/bin/python ')
+    assert "-m course_utils.tools.lab serve" in remote and "0.0.0.0" not in remote
+    assert remote.endswith(" --port 9002")
+
+
+def test_remote_env_and_workspace_are_quoted_arguments() -> None:
+    lab = rl.LabOptions(remote_dir="/srv/course", remote_env=["A=1 2"], workspace="~/my ws")
+    remote = rl.lab_ssh_args(opts(), lab)[-1]
+    assert "--workspace \"$HOME\"/'my ws' serve --env 'A=1 2' --port 8888" in remote
 
 
 def test_lab_never_puts_token_in_argv(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -207,9 +214,9 @@ def test_lab_never_puts_token_in_argv(monkeypatch: pytest.MonkeyPatch) -> None:
         def wait(self, timeout=None):
             return 0
 
-    monkeypatch.setattr(rl.secrets, "token_urlsafe", lambda n=None: TOKEN)
+    monkeypatch.setattr(rl, "new_token", lambda: TOKEN)
     monkeypatch.setattr(rl.subprocess, "Popen", FakeSSH)
-    monkeypatch.setattr(rl, "server_answers", lambda *a, **k: True)
+    monkeypatch.setattr(rl, "wait_ready", lambda *a, **k: None)
     monkeypatch.setattr(rl, "port_in_use", lambda port, host="127.0.0.1": False)
     handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     rl.cmd_lab(opts(), rl.LabOptions(local_port=9011, remote_port=9012))
@@ -232,6 +239,13 @@ def test_shell_path_quoting() -> None:
     assert rl.shell_path("~") == '"$HOME"'
     assert rl.shell_path("~/a b") == "\"$HOME\"/'a b'"
     assert rl.shell_path("/srv/$x") == "'/srv/$x'"
+
+
+def test_remote_env_needs_key_value(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as stop:
+        rl.main(["lab", "me@gpu-box", "--remote-env", "CUDA_VISIBLE_DEVICES"])
+    assert stop.value.code == 2
+    assert "expected KEY=VALUE, got 'CUDA_VISIBLE_DEVICES'" in capsys.readouterr().err
 
 
 def test_bad_host_rejected() -> None:
@@ -389,6 +403,7 @@ def test_lab_end_to_end_through_real_ssh(sshd: SimpleNamespace, tmp_path: Path,
            "--remote-env", f"JUPYTER_CONFIG_DIR={tmp_path / 'jupyter-config'}",
            "--remote-env", f"JUPYTER_DATA_DIR={tmp_path / 'jupyter-data'}",
            "--remote-env", f"IPYTHONDIR={tmp_path / 'ipython'}",
+           "--remote-workspace", str(tmp_path / "workspace"),
            "--timeout", "35"]
     stderr_path = tmp_path / "lab.stderr"
     markers = (f"--port={remote_port}", f"127.0.0.1:{local_port}:127.0.0.1:{remote_port}")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs the Debian packages named as arguments, e.g. dataset-fashion-mnist (Fashion-MNIST offline)
-# or openssh-server openssh-client (the remote-lab test's real sshd). Needs root and apt-get; elsewhere
-# it says what it skipped and succeeds (the data then downloads, the sshd test is skipped).
+# Installs the Debian packages named as arguments: dataset-fashion-mnist (Fashion-MNIST offline),
+# openssh-server openssh-client (the remote-lab test's real sshd), chromium chromium-driver (the
+# browser test). Needs root and apt-get; elsewhere it says what it skipped and succeeds (the data
+# then downloads, the sshd and browser tests are skipped).
 set -euo pipefail
 packages=("$@")
 [ ${#packages[@]} -gt 0 ] || { echo "usage: $0 PACKAGE..." >&2; exit 2; }
