@@ -6,13 +6,14 @@ PROFILE ?= default
 ARGS    ?=
 HOST    ?=
 SSH_OPTS ?=
+PORT    ?=
 SRC     ?=
 DEST    ?=
 LESSON  ?=
 REMOTE  := $(PYTHON) -m course_utils.tools.remote_lab
 NEED_HOST = @test -n "$(HOST)" || { echo "usage: make $@ HOST=user@gpu-box [SSH_OPTS='-p 2222 -i ~/.ssh/key']  (see docs/remote.md)"; exit 2; }
 
-.PHONY: setup data-packages test-packages course test unit lab refresh doctor benchmark clean remote-lab remote-run remote-push remote-pull
+.PHONY: setup data-packages test-packages course test unit lab refresh tensorboard doctor benchmark gpu-check clean progress remote-lab remote-run remote-push remote-pull
 
 setup: $(VENV)/.installed
 
@@ -33,14 +34,20 @@ test-packages:
 course: setup data-packages
 	$(PY) -m course_utils.tools.runner --profile $(PROFILE) $(ARGS)
 
-## Unit tests plus every notebook executed at the ci profile, checked by nbval.
+## Unit tests, every exercise's solution and wrong answers, then every notebook executed at the ci
+## profile with the reference solutions filled in (a check that is not correct fails), checked by nbval.
 test: setup test-packages
 	rm -rf build/nbval
-	$(PY) -m course_utils.tools.runner --profile ci --prepare-only --out build/nbval
-	$(PY) -m pytest tests build/nbval --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider -n 2 --dist loadfile
+	$(PY) -m course_utils.exercises verify
+	$(PY) -m course_utils.tools.runner --profile ci --prepare-only --solutions --out build/nbval
+	COURSE_EXERCISES_STRICT=1 $(PY) -m pytest tests build/nbval --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider -n 2 --dist loadfile
 
 unit: setup
 	$(PY) -m pytest tests -q
+
+## How many exercises your working copies (workspace/) solve, per lesson.
+progress: setup
+	$(PY) -m course_utils.exercises progress $(ARGS)
 
 doctor: setup
 	$(PY) -m course_utils.tools.doctor $(ARGS)
@@ -54,8 +61,17 @@ refresh: setup
 	@test -n "$(LESSON)" || { echo "usage: make refresh LESSON=04"; exit 2; }
 	$(PY) -m course_utils.tools.lab refresh $(LESSON)
 
+## TensorBoard on runs/tensorboard, on 127.0.0.1 only; without PORT it takes 6006 or the next free port.
+tensorboard: setup
+	@mkdir -p runs/tensorboard
+	$(VENV)/bin/tensorboard --logdir runs/tensorboard --host 127.0.0.1 $(if $(PORT),--port $(PORT))
+
 benchmark: setup data-packages
 	$(PY) benchmarks/data_path.py $(ARGS)
+
+## On a CUDA machine: every notebook at the gpu-check profile plus the benchmark, one summary (about 8 min).
+gpu-check: setup data-packages
+	PY=$(PY) OUT=runs/gpu-check bash tools/gpu-check.sh
 
 clean:
 	rm -rf build runs

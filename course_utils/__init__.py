@@ -1,8 +1,8 @@
 """The library behind the PyTorch course notebooks.
 
-    core/      the training loop's parts: devices, training, checkpoints, plotting, report
+    core/      the training loop's parts: devices, training, checkpoints, plotting, report, distributed; files, checks
     models/    layers and formulas, pretrained backbones, transfer learning, sequence models
-    datasets/  where data comes from (sources) and the loaders built on it
+    datasets/  every dataset's facts (catalog), where data comes from (sources), the loaders built on them
     deploy/    the exported inference pipeline and the predict command line
     tools/     the course's own programs: runner, doctor, remote lab
     fc_model, helper   the syllabus's API, kept under its own names

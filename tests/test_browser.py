@@ -3,8 +3,8 @@
 One server (the course's launcher, `python -m course_utils.tools.lab`, in a throwaway working copy)
 and one browser serve every test here. Lesson 01 and a training lesson get the ci profile's
 parameters, run through the *Run All* command, and are checked from the page; screenshots go to
-build/browser/. Chromium may reach 127.0.0.1 only. Skipped when Debian's chromium and
-chromium-driver are missing (`make test-packages` installs them).
+build/browser/. The runner's HTML report is opened once, from file://. Chromium may reach 127.0.0.1
+only. Skipped when Debian's chromium and chromium-driver are missing (`make test-packages` installs them).
 """
 
 from __future__ import annotations
@@ -329,3 +329,26 @@ def kernel_display_name() -> str:
     from jupyter_client.kernelspec import KernelSpecManager
 
     return KernelSpecManager().get_kernel_spec("python3").display_name
+
+
+def test_the_html_report_opens_and_its_links_resolve(browser, tmp_path: Path) -> None:
+    from course_utils.tools import report_html
+
+    run = tmp_path / "run"  # a run folder holding lesson 01 as executed (its committed outputs) and one failure
+    run.mkdir()
+    (run / "01_tensors.ipynb").write_bytes((lab.NOTEBOOKS / "01_tensors.ipynb").read_bytes())
+    rows = [{"notebook": "01_tensors", "status": "pass", "seconds": 12.0, "metrics": {"max_abs_error": 0.0},
+             "error": None},
+            {"notebook": "02_missing", "status": "fail", "seconds": 1.0, "metrics": {}, "error": "no notebook"}]
+    index = report_html.write_report(rows, run, "Run ci")
+    browser.get(index.as_uri())
+    assert browser.title == "Run ci"
+    links = browser.execute_script("return [...document.querySelectorAll('table a')].map(a => a.href);")
+    assert links == [(run / "01_tensors.html").as_uri()]  # only what was rendered is linked
+    for link in links:
+        browser.get(link)
+        assert wait_for(lambda: browser.find_elements("css selector", ".jp-Notebook .jp-Cell"), 10), link
+        assert browser.execute_script(
+            "return [...document.querySelectorAll('.jp-OutputArea-output img')].some(i => i.naturalWidth > 0);")
+        fetched = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name);")
+        assert all(url.startswith(("file:", "data:")) for url in fetched), fetched  # the page fetches nothing

@@ -5,10 +5,11 @@ import pytest
 import torch
 
 from course_utils import data, sources
+from course_utils.datasets import catalog
 from course_utils.datasets.sources import DataNotFoundError
 
 
-def _offline(url, md5_gz):
+def _offline(url, timeout=60, gunzip=False):
     def fetch(dest):
         raise OSError("offline (test)")
     return fetch
@@ -21,7 +22,7 @@ def mnist_cache(tmp_path_factory, mirror):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(sources.DATA_DIR_ENV, str(cache))
         mp.setenv(sources.MIRROR_ENV, str(mirror))
-        mp.setattr(data, "_download_from", _offline)
+        mp.setattr(sources, "download", _offline)
         data.prepare("mnist")
         yield mp, cache
 
@@ -29,8 +30,9 @@ def mnist_cache(tmp_path_factory, mirror):
 def test_prepare_fills_the_cache_with_verified_files(mnist_cache):
     _, cache = mnist_cache
     raw = cache / "MNIST" / "raw"
-    for filename, md5 in data.RAW_MD5["mnist"].items():
-        assert sources.file_digest(raw / filename) == md5
+    for entry in catalog.DATASETS["mnist"].files:
+        assert sources.file_digest(cache / entry.cache) == entry.digests[0]
+        assert (cache / entry.cache).parent == raw
 
 
 def test_load_tensors_shapes_range_and_labels(mnist_cache):
@@ -60,7 +62,7 @@ def test_corrupt_mirror_file_is_named_and_nothing_is_cached(tmp_path, monkeypatc
         f.write(b"\x00" * 10_008)  # right size, wrong content
     monkeypatch.setenv(sources.MIRROR_ENV, str(tmp_path / "mirror"))
     monkeypatch.setenv(sources.DATA_DIR_ENV, str(tmp_path / "cache"))
-    monkeypatch.setattr(data, "_download_from", _offline)
+    monkeypatch.setattr(sources, "download", _offline)
     with pytest.raises(DataNotFoundError) as err:
         data.prepare("mnist")
     message = str(err.value)
@@ -71,8 +73,8 @@ def test_corrupt_mirror_file_is_named_and_nothing_is_cached(tmp_path, monkeypatc
 
 def test_missing_everything_lists_every_source(empty_cache, monkeypatch, tmp_path):
     monkeypatch.setenv(sources.MIRROR_ENV, str(tmp_path / "nowhere"))
-    monkeypatch.setattr(data, "DEBIAN_FOLDER", {"fashion_mnist": tmp_path / "no-debian"})
-    monkeypatch.setattr(data, "_download_from", _offline)
+    monkeypatch.setattr(catalog, "DEBIAN_ROOT", tmp_path / "no-debian")
+    monkeypatch.setattr(sources, "download", _offline)
     with pytest.raises(DataNotFoundError) as err:
         data.prepare("fashion_mnist")
     message = str(err.value)
@@ -81,10 +83,10 @@ def test_missing_everything_lists_every_source(empty_cache, monkeypatch, tmp_pat
     assert "COURSE_DATA_MIRROR" in message
 
 
-@pytest.mark.skipif(not data.DEBIAN_FOLDER["fashion_mnist"].is_dir(), reason="dataset-fashion-mnist not installed")
+@pytest.mark.skipif(not (catalog.DEBIAN_ROOT / "fashion-mnist").is_dir(), reason="dataset-fashion-mnist not installed")
 def test_fashion_mnist_comes_from_debian_without_a_mirror(empty_cache, monkeypatch):
     monkeypatch.delenv(sources.MIRROR_ENV, raising=False)
-    monkeypatch.setattr(data, "_download_from", _offline)
+    monkeypatch.setattr(sources, "download", _offline)
     images, labels = data.load_tensors("fashion_mnist", train=False)
     assert images.shape == (10_000, 1, 28, 28)
     assert torch.bincount(labels).tolist() == [1000] * 10  # the test split is balanced

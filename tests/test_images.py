@@ -1,7 +1,7 @@
 """Tests for course_utils.datasets.images: sources of the cat/dog photos, folder checks, transforms, sampling."""
 
+import dataclasses
 import hashlib
-import inspect
 import io
 import os
 import urllib.error
@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torchvision.transforms import v2
 
-from course_utils import images, pipeline
+from course_utils import images
+from course_utils.datasets import catalog
 from course_utils.datasets.sources import ChecksumError, DataNotFoundError
 
 
@@ -144,13 +146,20 @@ def test_eval_transform_is_deterministic_and_train_is_not():
 
 def test_eval_transform_resizes_then_crops_the_centre():
     photo = Image.open(io.BytesIO(jpeg_bytes(3, size=(512, 256))))
-    steps = images.eval_transform(224, (0, 0, 0), (1, 1, 1)).transforms
-    resized = steps[1](steps[0](photo))
-    assert tuple(resized.shape[-2:]) == (256, 512)  # the shorter side to 224 / 0.875
+    out = images.eval_transform(224, (0, 0, 0), (1, 1, 1))(photo)
+    pixels = v2.functional.to_dtype(v2.functional.to_image(photo), torch.float32, scale=True)
+    resized = v2.functional.resize(pixels, [256], antialias=True)  # the shorter side to 224 / 0.875
+    assert tuple(resized.shape[-2:]) == (256, 512)
+    torch.testing.assert_close(out, v2.functional.center_crop(resized, [224]), atol=1e-5, rtol=0)
 
 
-def test_eval_transform_crops_like_the_inference_pipeline():
-    assert inspect.signature(images.eval_transform).parameters["crop_fraction"].default == pipeline.CROP_FRACTION
+@pytest.mark.parametrize("crop_fraction, shorter_side", [(1.0, 224), (0.5, 448)])
+def test_eval_transform_crop_fraction_sets_the_resize(crop_fraction, shorter_side):
+    photo = Image.open(io.BytesIO(jpeg_bytes(3, size=(512, 256))))
+    transform = images.eval_transform(224, (0, 0, 0), (1, 1, 1), crop_fraction=crop_fraction)
+    pixels = v2.functional.to_dtype(v2.functional.to_image(photo), torch.float32, scale=True)
+    resized = v2.functional.resize(pixels, [shorter_side], antialias=True)  # (shorter_side, 2 * shorter_side)
+    torch.testing.assert_close(transform(photo), v2.functional.center_crop(resized, [224]), atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("size", [0, -3, 2.5, True])
@@ -242,6 +251,23 @@ def test_read_sums_rejects_bad_lines(tmp_path, line):
         images.read_sums(tmp_path / "SUMS")
 
 
+KAGGLE_ZIP_URL = catalog.DATASETS["cat_dog"].files[0].urls[0]
+
+
+def _per_class(monkeypatch, count):
+    """Cats vs dogs with `count` photos per class and split, for one test."""
+    entry = catalog.DATASETS["cat_dog"]
+    monkeypatch.setitem(catalog.DATASETS, "cat_dog",
+                        dataclasses.replace(entry, folder=dataclasses.replace(entry.folder, per_class=count)))
+
+
+def _zip_digest(monkeypatch, digest):
+    """Accept a zip made by the test as Microsoft's, for one test."""
+    entry = catalog.DATASETS["cat_dog"]
+    monkeypatch.setitem(catalog.DATASETS, "cat_dog",
+                        dataclasses.replace(entry, files=(dataclasses.replace(entry.files[0], digests=(digest,)),)))
+
+
 @pytest.fixture
 def no_sources(tmp_path, monkeypatch):
     """An empty cache, no mirror, and a download that fails the way it does offline."""
@@ -260,14 +286,14 @@ def test_nothing_found_lists_every_source(no_sources):
         images.cat_dog_root()
     message = str(error.value)
     order = ["local cache", "mirror: $COURSE_DATA_MIRROR is not set", "kagglecatsanddogs_5340.zip: not there",
-             f"download {images.KAGGLE_ZIP_URL}: <urlopen error", "How to fix", "export COURSE_DATA_MIRROR"]
+             f"download {KAGGLE_ZIP_URL}: <urlopen error", "How to fix", "export COURSE_DATA_MIRROR"]
     positions = [message.find(part) for part in order]
     assert -1 not in positions, message
     assert positions == sorted(positions), message
 
 
 def test_cache_first_then_mirror_in_place(no_sources, monkeypatch):
-    monkeypatch.setattr(images, "CAT_DOG_PER_CLASS", 1)
+    _per_class(monkeypatch, 1)
     mirror = make_sums_folder(no_sources / "mirror" / "cat_dog", per_class=1)
     monkeypatch.setenv("COURSE_DATA_MIRROR", str(mirror.parent))
     assert images.cat_dog_root() == mirror
@@ -285,7 +311,7 @@ def test_broken_mirror_is_reported(no_sources, monkeypatch):
 
 def test_kaggle_zip_is_verified_split_and_cached(no_sources, monkeypatch):
     """A zip with Microsoft's layout (small, made here) goes through the real verify-and-extract path."""
-    monkeypatch.setattr(images, "CAT_DOG_PER_CLASS", 2)
+    _per_class(monkeypatch, 2)
     zip_path = no_sources / "data" / "kagglecatsanddogs_5340.zip"
     zip_path.parent.mkdir()
     with zipfile.ZipFile(zip_path, "w") as archive:
@@ -300,7 +326,7 @@ def test_kaggle_zip_is_verified_split_and_cached(no_sources, monkeypatch):
         images.cat_dog_root()
     assert (zip_path.parent / "kagglecatsanddogs_5340.zip.corrupt").exists()
     os.replace(zip_path.parent / "kagglecatsanddogs_5340.zip.corrupt", zip_path)
-    monkeypatch.setattr(images, "KAGGLE_ZIP_SHA256", hashlib.sha256(zip_path.read_bytes()).hexdigest())
+    _zip_digest(monkeypatch, hashlib.sha256(zip_path.read_bytes()).hexdigest())
     with pytest.warns(UserWarning, match="skipped 2 unreadable photos"):
         root = images.cat_dog_root()
     assert root == no_sources / "data" / "cat_dog"
@@ -314,7 +340,7 @@ def test_kaggle_zip_is_verified_split_and_cached(no_sources, monkeypatch):
 
 def test_kaggle_zip_is_downloaded_when_missing(no_sources, monkeypatch):
     """The real download path runs (only the network is faked): a fresh path, the bytes verified, then split."""
-    monkeypatch.setattr(images, "CAT_DOG_PER_CLASS", 1)
+    _per_class(monkeypatch, 1)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for folder in ("Cat", "Dog"):
@@ -330,11 +356,11 @@ def test_kaggle_zip_is_downloaded_when_missing(no_sources, monkeypatch):
     monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen)
     with pytest.raises(DataNotFoundError, match="kagglecatsanddogs_5340.zip: sha256 is .*expected"):
         images.cat_dog_root()  # downloaded, but not Microsoft's bytes: refused, nothing cached
-    assert requested == [images.KAGGLE_ZIP_URL]
+    assert requested == [KAGGLE_ZIP_URL]
     assert not (no_sources / "data" / "kagglecatsanddogs_5340.zip").exists()
-    monkeypatch.setattr(images, "KAGGLE_ZIP_SHA256", hashlib.sha256(payload).hexdigest())
+    _zip_digest(monkeypatch, hashlib.sha256(payload).hexdigest())
     root = images.cat_dog_root()
-    assert requested == [images.KAGGLE_ZIP_URL] * 2
+    assert requested == [KAGGLE_ZIP_URL] * 2
     assert (no_sources / "data" / "kagglecatsanddogs_5340.zip").read_bytes() == payload
     assert root == no_sources / "data" / "cat_dog"
     images.check_sums_folder(root, per_class=1)

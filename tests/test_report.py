@@ -1,4 +1,6 @@
 import json
+import os
+import stat
 
 import pytest
 
@@ -41,3 +43,18 @@ def test_small_numbers_stay_readable(capsys):
     out = capsys.readouterr().out
     assert "row_sum_error: 1.80e-07" in out and "accuracy: 0.8921" in out  # not 0.0000
     assert "softmax error = 4.50e-08 <= 1e-05" in out
+
+
+def test_metrics_file_is_written_atomically_with_ordinary_permissions(tmp_path, monkeypatch):
+    target = tmp_path / "m.json"
+    monkeypatch.setenv(report.METRICS_ENV, str(target))
+    old_umask = os.umask(0o022)
+    try:
+        report.record(accuracy=0.5)
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644  # not mkstemp's 0600
+    with pytest.raises(TypeError):
+        report.record(model=object())  # not JSON: the write fails
+    assert json.loads(target.read_text()) == {"accuracy": 0.5}  # the old file is intact
+    assert [p.name for p in tmp_path.iterdir()] == ["m.json"]  # and no temporary file is left

@@ -1,10 +1,14 @@
 import json
+import os
+import re
 
 import nbformat
+import yaml
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from course_utils import runner
+from course_utils.tools import progress
 
 
 def _notebook(path, parameters_src, body_src, tags=()):
@@ -39,20 +43,20 @@ def test_plan_injects_only_declared_parameters_and_the_cli_wins(course):
 
 def test_profile_typos_fail_before_running(course):
     (course / "profiles" / "bad.yaml").write_text("notebooks:\n  02_b: {num_epoch: 1}\n")
-    with pytest.raises(SystemExit, match="does not declare"):
+    with pytest.raises(runner.RunnerError, match="does not declare"):
         runner.plan(runner.load_profile("bad"), runner.discover(), course / "out", {})
     (course / "profiles" / "ghost.yaml").write_text("notebooks:\n  99_x: {}\n")
-    with pytest.raises(SystemExit, match="do not exist"):
+    with pytest.raises(runner.RunnerError, match="do not exist"):
         runner.plan(runner.load_profile("ghost"), runner.discover(), course / "out", {})
     (course / "profiles" / "common.yaml").write_text("parameters: {num_epoch: 1}\n")
-    with pytest.raises(SystemExit, match=r"profile sets \['num_epoch'\], which no notebook declares"):
+    with pytest.raises(runner.RunnerError, match=r"profile sets \['num_epoch'\], which no notebook declares"):
         runner.plan(runner.load_profile("common"), runner.discover(), course / "out", {})
-    with pytest.raises(SystemExit, match="known profiles: bad, ci, common, ghost"):
+    with pytest.raises(runner.RunnerError, match="known profiles: bad, ci, common, ghost"):
         runner.load_profile("nope")
 
 
 @pytest.mark.parametrize("argv, message", [(["--device", "tpu"], "unknown device"),
-                                           (["--epochs", "0"], "at least 1"),
+                                           (["--epochs", "0"], "num_epochs must be a whole number >= 1"),
                                            (["--set", "oops"], "NAME=VALUE"),
                                            (["--threads", "0"], "threads must be a whole number"),
                                            (["--set", "threads=0"], "threads must be a whole number"),
@@ -62,10 +66,13 @@ def test_profile_typos_fail_before_running(course):
                                            (["--set", "device=cuda:x"], "unknown device"),
                                            (["--set", "lrr=0.01"], r"no selected notebook declares \['lrr'\]"),
                                            (["--only", "02", "--epochs", "3"], "no selected notebook declares")])
-def test_bad_command_line_fails_before_anything_runs(course, argv, message):
-    with pytest.raises(SystemExit, match=message):
-        runner.main(["--profile", "ci", "--out", str(course / "out"), *argv])
+def test_bad_command_line_fails_before_anything_runs(course, argv, message, capsys):
+    assert runner.main(["--profile", "ci", "--out", str(course / "out"), *argv]) == 2  # main turns it into a code
+    assert re.search(message, capsys.readouterr().err)
     assert not (course / "out").exists()
+    with pytest.raises(runner.RunnerError, match=message):  # the library raises, it does not exit
+        args = runner.parse_args(["--profile", "ci", "--out", str(course / "out"), *argv])
+        runner.plan(runner.load_profile("ci"), runner.discover(args.only), course / "out", runner.cli_overrides(args))
 
 
 def test_run_writes_executed_notebooks_and_a_summary(course):
@@ -106,3 +113,265 @@ def test_relative_run_folder_still_collects_metrics(course, monkeypatch):
     assert runner.main(["--profile", "ci", "--only", "01", "--out", "relative-run"]) == 0
     rows = json.loads((course / "relative-run" / "summary.json").read_text())
     assert rows[0]["metrics"] == {"epochs": 2, "device": "cpu"}
+
+
+def test_profile_extends_another_merged_per_notebook(course):
+    profiles = course / "profiles"
+    (profiles / "base.yaml").write_text("threads: 2\nparameters: {device: cpu, num_epochs: 3}\n"
+                                        "notebooks:\n  01_a: {num_epochs: 4, lr: 0.1}\n  02_b: {x: 1}\n")
+    (profiles / "child.yaml").write_text("extends: base\nparameters: {device: cuda}\n"
+                                         "notebooks:\n  01_a: {lr: 0.5, subset: null}\n")
+    profile = runner.load_profile("child")
+    assert profile == {"threads": 2, "parameters": {"device": "cuda", "num_epochs": 3},
+                       "notebooks": {"01_a": {"num_epochs": 4, "lr": 0.5, "subset": None}, "02_b": {"x": 1}}}
+    assert "extends" not in profile
+
+
+def test_profile_cycle_and_unknown_parent_are_clear_errors(course):
+    profiles = course / "profiles"
+    (profiles / "a.yaml").write_text("extends: b\n")
+    (profiles / "b.yaml").write_text("extends: a\n")
+    with pytest.raises(runner.RunnerError, match="cycle: a -> b -> a"):
+        runner.load_profile("a")
+    (profiles / "orphan.yaml").write_text("extends: nowhere\n")
+    with pytest.raises(runner.RunnerError, match=r"no profile 'nowhere' \(orphan.yaml extends it\)"):
+        runner.load_profile("orphan")
+
+
+def test_the_real_profiles_load_and_gpu_extends_full():
+    gpu, full = runner.load_profile("gpu"), runner.load_profile("full")
+    assert gpu["parameters"]["device"] == "cuda"
+    for stem, block in full["notebooks"].items():  # every full-profile setting reaches gpu unless gpu changes it
+        assert set(block) <= set(gpu["notebooks"][stem])
+
+
+def test_the_kernel_gets_the_threads_and_this_process_keeps_its_environment(course, monkeypatch):
+    _notebook(course / "notebooks" / "03_env.ipynb", "seed = 0\n",
+              "import os\nfrom course_utils.core.report import record\n"
+              "record(threads=os.environ['COURSE_THREADS'])")
+    monkeypatch.setenv("COURSE_THREADS", "7")  # this process's value must not reach the kernel, nor change
+    monkeypatch.delenv(runner.METRICS_ENV, raising=False)
+    before = dict(os.environ)
+    [job] = runner.plan(runner.load_profile("ci"), runner.discover(["03"]), course / "out", {})
+    (course / "out").mkdir()
+    row = runner.execute(job)  # in this process: the old runner updated os.environ here
+    assert row["status"] == "pass", row["error"]
+    assert row["metrics"] == {"threads": "1"}  # the profile's thread count, passed to the kernel
+    assert dict(os.environ) == before
+
+
+def test_run_folder_files_are_written_whole_with_ordinary_permissions(course):
+    old = os.umask(0o022)
+    try:
+        runner.main(["--profile", "ci", "--only", "01", "--out", str(course / "out")])
+    finally:
+        os.umask(old)
+    out = course / "out"
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []  # no temporary files
+    for name in ("summary.json", "summary.md", "profile.yaml"):
+        assert oct((out / name).stat().st_mode & 0o777) == oct(0o644)
+    assert yaml.safe_load((out / "profile.yaml").read_text())["notebooks"]["01_a"] == {"num_epochs": 2}
+
+
+def test_gpu_check_fails_clearly_without_cuda(tmp_path):
+    import subprocess
+    import sys
+
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device: `make gpu-check` runs the real check")
+    done = subprocess.run(["bash", str(runner.PROJECT_ROOT / "tools" / "gpu-check.sh")], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PY": sys.executable, "OUT": str(tmp_path / "o")})
+    assert done.returncode == 2 and "gpu-check: no CUDA device" in done.stderr
+    assert not (tmp_path / "o").exists()  # nothing ran
+
+
+def test_gpu_check_profile_is_the_gpu_profile_run_two_at_a_time():
+    check, gpu = runner.load_profile("gpu-check"), runner.load_profile("gpu")
+    assert check["jobs"] == 2
+    assert {k: v for k, v in check.items() if k not in ("description", "jobs", "threads")} == \
+        {k: v for k, v in gpu.items() if k != "description"}
+
+
+@pytest.mark.skipif(os.name != "posix", reason="ipc sockets are POSIX only")
+def test_kernels_talk_over_private_sockets_not_the_working_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    manager = runner.kernel_manager({})(kernel_name="python3")
+    assert manager.transport == "ipc" and os.path.isabs(manager.ip)  # jupyter_client's default is "kernel-ipc" here
+
+
+
+# ---------------------------------------------------------------- progress while notebooks run
+
+
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _row(notebook, status="pass", seconds=95.0, metrics=None, error=None):
+    return {"notebook": notebook, "status": status, "seconds": seconds, "metrics": metrics or {}, "error": error}
+
+
+def test_plain_lines_name_start_finish_and_at_most_one_line_per_notebook_every_30_s():
+    import io
+
+    out, clock = io.StringIO(), FakeClock()
+    shown = progress.PlainProgress(["01_a", "02_b", "03_c"], out, clock)
+    shown.handle(progress.Event("02_b"))
+    shown.handle(progress.Event("02_b", 1, 4, "import torch"))
+    for step in range(240):  # a minute of the parent's loop, four ticks a second
+        clock.now += 0.25
+        if step == 20:
+            shown.handle(progress.Event("02_b", 3, 4, "train(model)"))
+        shown.tick()
+    row = _row("02_b", metrics={"accuracy": 0.5})
+    shown.finish(row, runner.result_line(row))
+    shown.handle(progress.Event("02_b", 4, 4, "late"))  # an event drained after its row changes nothing
+    shown.tick()
+    assert out.getvalue().splitlines() == ["[2/3] 02_b: started",
+                                           "[2/3] 02_b  0:30  cell 3/4: train(model)",
+                                           "[2/3] 02_b  1:00  cell 3/4: train(model)",
+                                           "[2/3] 02_b: pass in 95 s  accuracy 0.5000"]
+    assert "\x1b" not in out.getvalue()  # no cursor movement in a log
+
+
+def test_live_lines_are_redrawn_at_most_once_a_second_and_show_every_running_notebook():
+    import io
+
+    out, clock = io.StringIO(), FakeClock()
+    shown = progress.LiveProgress(["01_a", "02_b"], out, clock, width=lambda: 40)
+    shown.handle(progress.Event("01_a", 2, 9, "x = torch.randn(64, 784)  # a batch of flattened images"))
+    shown.handle(progress.Event("02_b"))
+    draws = []
+    for _ in range(40):  # ten seconds, ticked four times a second
+        before = out.getvalue()
+        shown.tick()
+        if out.getvalue() != before:
+            draws.append(clock.now)
+        clock.now += 0.25
+    assert draws == [100.0 + s for s in range(10)]
+    last = out.getvalue().rsplit("\x1b[2F\x1b[J", 1)[1]  # the last redraw: up two lines, clear, two lines
+    assert last.splitlines() == ["[1/2] 01_a  0:09  cell 2/9: x = torch.r", "[2/2] 02_b  0:09  starting"]
+    assert all(len(line) <= 39 for line in last.splitlines())  # no wrapped line to throw the redraw off
+    shown.finish(_row("01_a"), "pass in 95 s")
+    assert out.getvalue().endswith("\x1b[2F\x1b[J[1/2] 01_a: pass in 95 s\n")  # the status lines make room
+
+
+def test_plain_lines_without_a_terminal_or_in_ci():
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    assert isinstance(progress.choose(["a"], io.StringIO(), {}), progress.PlainProgress)
+    assert isinstance(progress.choose(["a"], Terminal(), {"CI": "true"}), progress.PlainProgress)
+    assert isinstance(progress.choose(["a"], Terminal(), {}), progress.LiveProgress)
+
+
+def test_each_code_cell_start_reaches_the_queue_from_nbclient(course):
+    import queue
+
+    [job] = runner.plan(runner.load_profile("ci"), runner.discover(["01"]), course / "out", {})
+    (course / "out").mkdir()
+    events = queue.Queue()
+    assert runner.execute(job, events)["status"] == "pass"
+    seen = [events.get_nowait() for _ in range(events.qsize())]
+    # the markdown cell is skipped; papermill's injected parameters are the second of three code cells
+    assert seen == [progress.Event("01_a"), progress.Event("01_a", 1, 3, "device = 'auto'"),
+                    progress.Event("01_a", 2, 3, "device = \"cpu\""),
+                    progress.Event("01_a", 3, 3, "from course_utils.core.report import record")]
+
+
+def test_two_jobs_at_once_report_through_the_parent(course, capsys):
+    assert runner.main(["--profile", "ci", "--jobs", "2", "--out", str(course / "out")]) == 1
+    lines = capsys.readouterr().out.splitlines()  # not a terminal here: plain lines
+    assert {"[1/2] 01_a: started", "[2/2] 02_b: started"} <= set(lines)
+    assert "[1/2] 01_a: pass in" in "\n".join(lines) and "AssertionError: boom" in "\n".join(lines)
+
+
+# ---------------------------------------------------------------- the HTML report
+
+
+def _links(index):
+    return re.findall(r'<a href="([^"]+)"', index.read_text())
+
+
+def test_the_html_report_links_every_executed_notebook_relatively_and_fetches_nothing(course):
+    import shutil
+
+    runner.main(["--profile", "ci", "--out", str(course / "out")])
+    index = course / "out" / "index.html"
+    assert _links(index) == ["01_a.html", "02_b.html"]  # the failed notebook's page shows its traceback
+    assert "boom" in (course / "out" / "02_b.html").read_text()
+    moved = shutil.move(course / "out", course / "elsewhere")  # links are relative: the folder can move
+    for link in _links(moved / "index.html"):
+        page = (moved / link).read_text()
+        assert page.startswith("<!DOCTYPE html>") and "jp-Notebook" in page
+        assert not re.search(r"""<(script|link|img|iframe)\b[^>]*\b(src|href)=["']?(https?:)?//""", page)
+    table = (moved / "index.html").read_text()
+    assert re.search(r'01_a</a></td><td class="pass">pass</td><td class="minutes">\d+\.\d</td>'
+                     r"<td>epochs 2, device cpu</td>", table)
+    assert str(course) not in table  # no machine path in the report
+
+
+def test_the_html_report_is_written_atomically(course, monkeypatch):
+    from course_utils.tools import report_html
+
+    runner.main(["--profile", "ci", "--only", "01", "--out", str(course / "out")])
+    before = (course / "out" / "index.html").read_text()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("renderer broke")
+
+    monkeypatch.setattr(report_html, "index_page", broken)
+    with pytest.raises(RuntimeError):
+        report_html.write_report([_row("01_a")], course / "out", "t")
+    assert (course / "out" / "index.html").read_text() == before
+    assert not [p for p in (course / "out").iterdir() if p.name.startswith(".")]
+
+
+# ---------------------------------------------------------------- a real lesson's run
+
+
+@pytest.fixture(scope="module")
+def lesson_01_run(tmp_path_factory):
+    """The runner's command line at the ci profile on lesson 01, with no terminal, as CI runs it."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("lesson-01") / "run"
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    done = subprocess.run([sys.executable, "-m", "course_utils.tools.runner", "--profile", "ci", "--only", "01",
+                           "--out", str(out)], capture_output=True, text=True, timeout=300, env=env)
+    return done, out
+
+
+def test_a_real_run_shows_no_unencrypted_kernel_warning(lesson_01_run):
+    done, _ = lesson_01_run
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "without encryption" not in done.stderr  # the kernel's stderr is the runner's: it inherits the fd
+
+
+def test_a_real_run_prints_plain_progress_and_a_report_whose_links_resolve(lesson_01_run):
+    done, out = lesson_01_run
+    assert done.stdout.splitlines()[1:3] == ["[1/1] 01_tensors: started", done.stdout.splitlines()[2]]
+    assert done.stdout.splitlines()[2].startswith("[1/1] 01_tensors: pass in ")
+    links = _links(out / "index.html")
+    assert links == ["01_tensors.html"] and all((out / link).is_file() for link in links)
+
+
+def test_a_cells_warning_still_shows(course, capfd):
+    _notebook(course / "notebooks" / "03_warn.ipynb", "seed = 0\n",
+              "import warnings\nwarnings.warn('a deliberate warning')")
+    assert runner.main(["--profile", "ci", "--only", "03", "--out", str(course / "out")]) == 0
+    assert "without encryption" not in capfd.readouterr().err
+    cell = nbformat.read(course / "out" / "03_warn.ipynb", as_version=4).cells[-1]
+    assert [o.name for o in cell.outputs] == ["stderr"] and "UserWarning: a deliberate warning" in cell.outputs[0].text

@@ -1,14 +1,18 @@
+import dataclasses
 import gzip
 import hashlib
 import io
 import os
 import shutil
 import stat
+import subprocess
+import sys
 import urllib.request
 
 import pytest
 
 from course_utils import sources
+from course_utils.datasets import catalog
 from course_utils.datasets.sources import Candidate, ChecksumError, DataNotFoundError
 
 
@@ -196,3 +200,73 @@ def test_download_writes_the_response(tmp_path, monkeypatch):
     sources.download("https://example.org/file", timeout=5)(tmp_path / "out")
     assert (tmp_path / "out").read_bytes() == b"downloaded"
     assert requests == [("https://example.org/file", 5)]
+
+
+BLOCK_TORCH = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('torch', 'torchvision', 'numpy', 'PIL'):
+            raise ImportError('blocked by the test: ' + name)
+sys.meta_path.insert(0, Block())
+"""
+
+
+def test_catalog_sources_and_doctor_import_without_torch():
+    """The doctor must run where torch is broken: the catalog and sources are stdlib only."""
+    code = BLOCK_TORCH + ("import course_utils.datasets.catalog, course_utils.datasets.sources, "
+                          "course_utils.tools.doctor\nprint(len(course_utils.datasets.catalog.DATASETS))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          cwd=sources.PROJECT_ROOT)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) == len(catalog.DATASETS)
+    blocked = subprocess.run([sys.executable, "-c", BLOCK_TORCH + "import torch"], capture_output=True, text=True)
+    assert "blocked by the test" in blocked.stderr  # the hook does block: the check above can fail
+
+
+def test_unknown_dataset_or_file_is_named():
+    with pytest.raises(ValueError, match="unknown dataset 'cifar10'; choose one of mnist"):
+        catalog.dataset("cifar10")
+    with pytest.raises(ValueError, match="has no file 'x.txt'"):
+        catalog.file_entry("anna", "x.txt")
+
+
+def test_idx_files_are_cached_where_torchvision_reads_them():
+    from course_utils.datasets import mnist
+
+    for name, cls in mnist.TORCHVISION_CLASS.items():
+        assert all(entry.cache.startswith(f"{cls.__name__}/raw/") for entry in catalog.DATASETS[name].files)
+
+
+def test_download_gunzips_when_asked(tmp_path, monkeypatch):
+    payload = gzip.compress(b"idx bytes")
+    monkeypatch.setattr(urllib.request, "urlopen", lambda request, timeout: io.BytesIO(payload))
+    sources.download("https://example.org/file.gz", gunzip=True)(tmp_path / "file")
+    assert (tmp_path / "file").read_bytes() == b"idx bytes"
+    assert [p.name for p in tmp_path.iterdir()] == ["file"]  # the .gz is gone
+
+
+def test_fetch_takes_the_first_working_source_of_the_catalog(tmp_path, monkeypatch):
+    """One path for every dataset file: mirror, Debian, then downloads, in the catalog's order."""
+    monkeypatch.setenv(sources.DATA_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(sources.MIRROR_ENV, str(tmp_path / "mirror"))
+    monkeypatch.setattr(catalog, "DEBIAN_ROOT", tmp_path / "debian")
+    entry = catalog.DATASETS["fashion_mnist"].files[0]
+    monkeypatch.setitem(catalog.DATASETS, "fashion_mnist", dataclasses.replace(
+        catalog.DATASETS["fashion_mnist"], files=(dataclasses.replace(
+            entry, digests=(hashlib.md5(b"debian").hexdigest(),)),)))
+    where = [c.where for c in sources.candidates("fashion_mnist", entry.cache)]
+    assert [w.split()[0] for w in where] == ["mirror", "Debian", "download"]
+    debian = tmp_path / "debian" / entry.debian
+    debian.parent.mkdir(parents=True)
+    debian.write_bytes(gzip.compress(b"debian"))
+    path = sources.fetch("fashion_mnist", entry.cache)
+    assert path == tmp_path / "cache" / entry.cache and path.read_bytes() == b"debian"
+
+
+def test_sample_photos_come_verified_from_the_mirror(mirror, empty_cache, monkeypatch):
+    monkeypatch.setenv(sources.MIRROR_ENV, str(mirror))
+    for entry in catalog.DATASETS["images"].files:
+        path = sources.fetch("images", entry.cache.rsplit("/", 1)[-1])
+        assert path == empty_cache / entry.cache
+        assert sources.file_digest(path, "sha256") == entry.digests[0]

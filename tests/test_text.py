@@ -1,3 +1,4 @@
+import dataclasses
 import hashlib
 import io
 import tarfile
@@ -6,8 +7,16 @@ import pytest
 import torch
 
 from course_utils import sources, text
+from course_utils.datasets import catalog
 from course_utils.datasets.sources import DataNotFoundError
 from course_utils.datasets.text import PAD, PAD_ID, UNK, UNK_ID, CharBatches, CharVocab, WordVocab
+
+
+def _change(monkeypatch, name, **fields):
+    """Replace fields of the dataset's (only) file in the catalog for one test."""
+    entry = catalog.DATASETS[name]
+    monkeypatch.setitem(catalog.DATASETS, name,
+                        dataclasses.replace(entry, files=(dataclasses.replace(entry.files[0], **fields),)))
 
 
 # ---------------------------------------------------------------- characters
@@ -61,7 +70,7 @@ def test_char_batches_shapes_and_shift(batch_size, seq_length):
 def test_char_batches_too_short():
     with pytest.raises(ValueError, match="cannot fill one batch"):
         CharBatches(torch.arange(10), 2, 5)
-    with pytest.raises(ValueError, match="at least 1"):
+    with pytest.raises(ValueError, match="batch_size must be a whole number >= 1"):
         CharBatches(torch.arange(10), 0, 5)
 
 
@@ -97,7 +106,7 @@ def test_strip_gutenberg():
 
 def test_anna_sources_in_order_and_listed_when_all_fail(tmp_path, empty_cache, monkeypatch):
     monkeypatch.setenv(sources.MIRROR_ENV, str(tmp_path / "no-mirror"))
-    monkeypatch.setattr(text, "ANNA_URLS", ("https://127.0.0.1:9/anna.txt",))
+    _change(monkeypatch, "anna", urls=("https://127.0.0.1:9/anna.txt",))
     where = [candidate.where for candidate in text.anna_candidates()]
     assert where[0].startswith("mirror") and where[-1].startswith("download https://")
     with pytest.raises(DataNotFoundError) as err:
@@ -111,7 +120,7 @@ def test_anna_wrong_content_is_rejected(tmp_path, empty_cache, monkeypatch):
     (tmp_path / "m" / "text").mkdir(parents=True)
     (tmp_path / "m" / "text" / "anna.txt").write_text("not the novel")
     monkeypatch.setenv(sources.MIRROR_ENV, str(tmp_path / "m"))
-    monkeypatch.setattr(text, "ANNA_URLS", ())
+    _change(monkeypatch, "anna", urls=())
     with pytest.raises(DataNotFoundError, match="sha256 is"):
         text.anna_path()
     assert not (empty_cache / "text" / "anna.txt").exists()
@@ -121,7 +130,7 @@ def test_anna_from_the_mirror(mirror, empty_cache, monkeypatch):
     monkeypatch.setenv(sources.MIRROR_ENV, str(mirror))
     path = text.anna_path()
     assert path == empty_cache / "text" / "anna.txt"
-    assert sources.file_digest(path, "sha256") == text.ANNA_SHA256
+    assert sources.file_digest(path, "sha256") == catalog.DATASETS["anna"].files[0].digests[0]
     novel = text.load_anna()
     assert "\r" not in novel and "*** END OF" not in novel and "Gutenberg" not in novel[-2000:]
     assert len(CharVocab.from_text(novel)) < 84  # the README's 84 count \r and the licence's symbols
@@ -167,14 +176,14 @@ def test_imdb_accepts_either_published_archive(tmp_path, empty_cache, monkeypatc
     fake = mirror_root / "imdb" / "aclImdb_v1.tar.gz"
     _review_tar(fake, {("train", "pos", 1): "x", ("test", "neg", 1): "y"})
     monkeypatch.setenv(sources.MIRROR_ENV, str(mirror_root))
-    monkeypatch.setattr(text, "IMDB_URL", "https://127.0.0.1:9/aclImdb_v1.tar.gz")
+    _change(monkeypatch, "imdb", urls=("https://127.0.0.1:9/aclImdb_v1.tar.gz",))
     where = [candidate.where for candidate in text.imdb_candidates()]
     assert [w.split()[0] for w in where] == ["mirror", "mirror", "download"]
     with pytest.raises(DataNotFoundError) as err:  # a tar with the right layout but not the published bytes
         text.imdb_path()
     assert "sha256 is" in str(err.value) and "aclImdb_labelled.tar.gz: no such file" in str(err.value)
     digest = hashlib.sha256(fake.read_bytes()).hexdigest()
-    monkeypatch.setitem(text.IMDB_SHA256, "aclImdb_v1.tar.gz", digest)
+    _change(monkeypatch, "imdb", digests=(digest,), urls=())
     assert text.read_imdb(text.imdb_path())["train"] == (["x"], [1])
 
 

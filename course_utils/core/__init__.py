@@ -1,1 +1,1 @@
-"""The training loop's parts: devices, the loop itself, checkpoints, plots, check cells."""
+"""The training loop's parts: devices, the loop itself, checkpoints, plots, check cells, distributed training."""

@@ -8,6 +8,8 @@ import random
 import numpy as np
 import torch
 
+from course_utils.core.checks import check_count
+
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 THREADS_ENV = "COURSE_THREADS"
 
@@ -43,9 +45,7 @@ def set_threads(threads: int | None = None) -> int:
     if threads is None and os.environ.get(THREADS_ENV):
         threads = int(os.environ[THREADS_ENV])
     if threads is not None:
-        if threads < 1:
-            raise ValueError(f"threads must be at least 1, got {threads}")
-        torch.set_num_threads(threads)
+        torch.set_num_threads(check_count("threads", threads))
     return torch.get_num_threads()
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
+
+from course_utils.core.files import atomic_write
 
 METRICS_ENV = "COURSE_METRICS_FILE"
 
@@ -24,10 +25,7 @@ def record(**metrics: float | int | str) -> dict:
         path = Path(target)
         merged = json.loads(path.read_text()) if path.exists() else {}
         merged.update(metrics)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(merged, f, indent=1)
-        os.replace(tmp, path)
+        atomic_write(path, json.dumps(merged, indent=1))
     return metrics
 
 

@@ -12,18 +12,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from course_utils.core.checkpoints import save_checkpoint
+from course_utils.core.checks import check_count  # also importable from here (sequence, lessons)
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 HISTORY_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
 PROGRESS_INTERVAL_S = 0.5  # the bar redraws at most twice a second, so drawing never slows the loop
-
-
-def check_count(name: str, value: int) -> int:
-    """Validate a count (epochs, steps, an interval) before any training starts: a whole number >= 1."""
-    # bool is an int subclass: True would pass as 1 and hide a mistaken argument
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
-    return value
 
 
 def check_epochs(num_epochs: int) -> int:

@@ -21,22 +21,16 @@ from torch.utils.data import WeightedRandomSampler
 from torchvision import datasets
 from torchvision.transforms import v2
 
-from course_utils.deploy.pipeline import CROP_FRACTION
-from course_utils.datasets.sources import (HOW_TO_FIX, MIRROR_ENV, Candidate, ChecksumError, DataNotFoundError, data_dir,
-                                  download, file_digest, materialise, mirror_dir, set_aside, verify)
+from course_utils.core.checks import check_count
+from course_utils.datasets import catalog
+from course_utils.datasets.sources import (HOW_TO_FIX, MIRROR_ENV, ChecksumError, DataNotFoundError, data_dir, fetch,
+                                           file_digest, mirror_dir, set_aside)
+from course_utils.datasets.transforms import CROP_FRACTION, ResizeCropNormalize, open_rgb
 
 CAT_DOG = "cat_dog"
-CAT_DOG_SPLITS = ("train", "test")
-CAT_DOG_CLASSES = ("cat", "dog")
-CAT_DOG_PER_CLASS = 1000  # photos per class in each split, in the mirror and in what the download keeps
-SUMS_FILE = "SHA256SUMS"  # `sha256sum` format: "<hex>  ./train/cat/cat.1.jpg", one line per photo
-
-# Microsoft's copy of the Asirra photos behind Kaggle's "Dogs vs. Cats": PetImages/{Cat,Dog}/<n>.jpg,
-# 12,500 per class, a few of them empty or corrupt. sha256 of the whole 825 MB zip.
-KAGGLE_ZIP_URL = ("https://download.microsoft.com/download/3/E/1/3E1C3F21-ECDB-4869-8368-6DEBA77B919F/"
-                  "kagglecatsanddogs_5340.zip")
-KAGGLE_ZIP_SHA256 = "b7974bd00a84a99921f36ee4403f089853777b5ae8d151c76a86e64900334af9"
-_KAGGLE_MEMBER = re.compile(r"^PetImages/(Cat|Dog)/(\d+)\.jpg$")
+_FOLDER = catalog.dataset(CAT_DOG).folder  # the layout's facts live in the catalog; these names are for lessons
+CAT_DOG_SPLITS, CAT_DOG_CLASSES, CAT_DOG_PER_CLASS = _FOLDER.splits, _FOLDER.classes, _FOLDER.per_class
+SUMS_FILE = _FOLDER.sums_file  # `sha256sum` format: "<hex>  ./train/cat/cat.1.jpg", one line per photo
 
 _verified: set[tuple[str, str]] = set()  # (folder, digest of its SHA256SUMS) fully hashed in this process
 
@@ -104,10 +98,11 @@ def extract_cat_dog(zip_path: Path, target: Path, per_class: int = CAT_DOG_PER_C
     partial = target.with_name(target.name + ".part")
     shutil.rmtree(partial, ignore_errors=True)  # an interrupted earlier extraction: ours to remove
     sums, skipped = [], []
+    layout = re.compile(catalog.dataset(CAT_DOG).files[0].members)  # PetImages/{Cat,Dog}/<n>.jpg
     with zipfile.ZipFile(zip_path) as archive:
         members: dict[str, list[tuple[int, str]]] = {name: [] for name in CAT_DOG_CLASSES}
         for name in archive.namelist():
-            match = _KAGGLE_MEMBER.match(name)
+            match = layout.match(name)
             if match:
                 members[match[1].lower()].append((int(match[2]), name))
         for class_name, numbered in members.items():
@@ -141,37 +136,33 @@ def extract_cat_dog(zip_path: Path, target: Path, per_class: int = CAT_DOG_PER_C
 def cat_dog_root() -> Path:
     """The folder holding cats vs dogs as `{train,test}/{cat,dog}/*.jpg`, 1,000 photos per class and split.
 
-    Sources, in order: the local cache `data/cat_dog/` (or `$COURSE_DATA_DIR/cat_dog/`); the offline
-    mirror `$COURSE_DATA_MIRROR/cat_dog/`, used in place (nothing copied); Microsoft's
+    Sources, in order (the catalog's): the local cache `data/cat_dog/` (or `$COURSE_DATA_DIR/cat_dog/`); the
+    offline mirror `$COURSE_DATA_MIRROR/cat_dog/`, used in place (nothing copied); Microsoft's
     `kagglecatsanddogs_5340.zip` (cached as `data/kagglecatsanddogs_5340.zip`, else downloaded),
     split by `extract_cat_dog` into the cache.
 
-    What is verified: the zip's sha256 against KAGGLE_ZIP_SHA256 (and each member's CRC-32 on
-    extraction); for the cache and the mirror, that their SHA256SUMS lists exactly the files present,
-    with 1,000 per class and split, and that every file matches its hash (see `check_sums_folder`).
+    What is verified: the zip's sha256 against the catalog (and each member's CRC-32 on extraction);
+    for the cache and the mirror, that their SHA256SUMS lists exactly the files present, with 1,000
+    per class and split, and that every file matches its hash (see `check_sums_folder`).
     What is not: the mirror's SHA256SUMS itself. The mirror is a resized subset made for this course
     and has no published checksum, so its hashes prove the photos are intact, not where they came
     from; and the cache's SHA256SUMS was written from bytes that came out of the verified zip.
     """
+    entry = catalog.dataset(CAT_DOG)
     tried = []
-    cache = data_dir() / CAT_DOG
-    places = [("local cache", cache)]
-    mirror = mirror_dir()
-    if mirror is not None:
-        places.append(("mirror", mirror / CAT_DOG))
-    for where, root in places:
+    for place in catalog.folder_locations(CAT_DOG, data_dir(), mirror_dir()):
         try:
-            check_sums_folder(root, CAT_DOG_PER_CLASS)
-            return root
+            check_sums_folder(Path(place.where), entry.folder.per_class)
+            return Path(place.where)
         except (OSError, ValueError) as err:  # ChecksumError is a ValueError
-            tried.append(f"{where} {root}: {err}")
-    if mirror is None:
+            tried.append(f"{place.kind} {place.where}: {err}")
+    if mirror_dir() is None:
         tried.append(f"mirror: ${MIRROR_ENV} is not set")
-    zip_path = data_dir() / KAGGLE_ZIP_URL.rsplit("/", 1)[-1]
+    archive = entry.files[0]
+    zip_path = data_dir() / archive.cache
     try:
-        materialise(zip_path, [Candidate(f"download {KAGGLE_ZIP_URL}", download(KAGGLE_ZIP_URL))],
-                    lambda path: verify(path, KAGGLE_ZIP_SHA256, "sha256"))
-        return extract_cat_dog(zip_path, cache, CAT_DOG_PER_CLASS)
+        fetch(CAT_DOG, archive.cache)
+        return extract_cat_dog(zip_path, data_dir() / entry.folder.path, entry.folder.per_class)
     except DataNotFoundError as err:
         nested = str(err).replace(HOW_TO_FIX, "").strip().replace("\n", "\n    ")
         tried.append(f"Microsoft's zip: {nested}")
@@ -179,7 +170,7 @@ def cat_dog_root() -> Path:
         tried.append(f"extracting {zip_path}: {err}")
     lines = "\n".join(f"  - {line}" for line in tried)
     raise DataNotFoundError(f"could not find the cats-vs-dogs photos. Tried, in order:\n{lines}\n{HOW_TO_FIX}\n"
-                            f"  or put kagglecatsanddogs_5340.zip (from {KAGGLE_ZIP_URL}) into {data_dir()}")
+                            f"  or put {archive.cache} (from {archive.urls[0]}) into {data_dir()}")
 
 
 # --- checked image folders ---------------------------------------------------------------------------------
@@ -277,7 +268,7 @@ def image_folder(root: str | Path, transform=None, class_names: Sequence[str] | 
     if report.rejected:
         warnings.warn(f"skipping {len(report.rejected)} files that are not readable images:\n{report}", stacklevel=2)
     accepted = {path for files in report.images.values() for path in files}
-    return datasets.ImageFolder(str(report.root), transform=transform,
+    return datasets.ImageFolder(str(report.root), transform=transform, loader=open_rgb,  # as predict reads photos
                                 is_valid_file=lambda path: Path(path) in accepted)
 
 
@@ -301,8 +292,7 @@ def class_subset(targets: Sequence[int] | torch.Tensor, per_class: int | Sequenc
 # --- transforms and sampling ------------------------------------------------------------------------------
 
 def _check_size(size: int) -> None:
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ValueError(f"size must be a whole number of pixels >= 1, got {size!r}")
+    check_count("size", size)  # in pixels
 
 
 def train_transform(size: int, mean: Sequence[float], std: Sequence[float], *, degrees: float = 30,
@@ -326,11 +316,10 @@ def eval_transform(size: int, mean: Sequence[float], std: Sequence[float], *,
     if not 0 < crop_fraction <= 1:
         raise ValueError(f"crop_fraction must be in (0, 1], got {crop_fraction}")
     return v2.Compose([
-        v2.ToImage(),
-        v2.Resize(round(size / crop_fraction), antialias=True),
-        v2.CenterCrop(size),
-        v2.ToDtype(torch.float32, scale=True),
-        v2.Normalize(mean, std),
+        v2.ToImage(),  # PIL image -> uint8 tensor (3, H, W)
+        v2.ToPureTensor(),
+        # The same module the exported pipeline runs: served photos are preprocessed as validated ones.
+        ResizeCropNormalize(size, mean, std, resize_size=round(size / crop_fraction)),
     ])
 
 

@@ -2,36 +2,18 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import torch
 from torch.utils.data import DataLoader, Subset, TensorDataset
 from torchvision import datasets, transforms
-from torchvision.datasets.utils import download_url
 
-from course_utils.datasets.sources import Candidate, copy_from, data_dir, materialise, mirror_dir, verify
+from course_utils.core.checks import check_count
+from course_utils.datasets import catalog
+from course_utils.datasets.sources import data_dir, fetch
 
-# md5 of the *decompressed* IDX files: mirrors and Debian recompress the .gz files, so the
-# archives' own checksums differ between sources while the content must not.
-RAW_MD5 = {
-    "mnist": {
-        "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
-        "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
-        "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
-        "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
-    },
-    "fashion_mnist": {
-        "train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
-        "train-labels-idx1-ubyte": "9018921c3c673c538a1fc5bad174d6f9",
-        "t10k-images-idx3-ubyte": "8181f5470baa50b63fa0f6fddb340f0a",
-        "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965",
-    },
-}
 TORCHVISION_CLASS = {"mnist": datasets.MNIST, "fashion_mnist": datasets.FashionMNIST}
-MIRROR_FOLDER = {"mnist": "mnist", "fashion_mnist": "fashion-mnist"}
-DEBIAN_FOLDER = {"fashion_mnist": Path("/usr/share/datasets/fashion-mnist")}
 CLASS_NAMES = {
     "mnist": [str(digit) for digit in range(10)],
     "fashion_mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -41,47 +23,16 @@ MEAN, STD = 0.5, 0.5  # maps pixel values from [0, 1] to [-1, 1]
 
 
 def _check_name(name: str) -> None:
-    if name not in RAW_MD5:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(RAW_MD5)}")
-
-
-def _download_from(url: str, md5_gz: str) -> Callable[[Path], None]:
-    """A fetch function that downloads one .gz (checked against torchvision's md5) and unpacks it."""
-
-    def fetch(dest: Path) -> None:
-        with tempfile.TemporaryDirectory() as tmp:
-            filename = url.rsplit("/", 1)[-1]
-            download_url(url, tmp, filename, md5=md5_gz)
-            copy_from(Path(tmp) / filename, gunzip=True)(dest)
-
-    return fetch
-
-
-def candidates(name: str, filename: str) -> list[Candidate]:
-    """Every source of one raw file, in the order they are tried after the local cache."""
-    found = []
-    mirror = mirror_dir()
-    if mirror is not None:
-        gz = mirror / MIRROR_FOLDER[name] / f"{filename}.gz"
-        found.append(Candidate(f"mirror {gz}", copy_from(gz, gunzip=True)))
-    if name in DEBIAN_FOLDER:
-        gz = DEBIAN_FOLDER[name] / f"{filename}.gz"
-        found.append(Candidate(f"Debian package dataset-fashion-mnist ({gz})", copy_from(gz, gunzip=True)))
-    cls = TORCHVISION_CLASS[name]
-    md5_gz = dict(cls.resources)[f"{filename}.gz"]
-    for base in cls.mirrors:
-        found.append(Candidate(f"download {base}{filename}.gz", _download_from(f"{base}{filename}.gz", md5_gz)))
-    return found
+    if name not in TORCHVISION_CLASS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(TORCHVISION_CLASS)}")
 
 
 def prepare(name: str) -> Path:
-    """Make the four verified raw files exist in the cache; return the torchvision root folder."""
+    """Make the four verified raw files (see the catalog) exist in the cache; return the torchvision root folder."""
     _check_name(name)
-    root = data_dir()
-    raw = root / TORCHVISION_CLASS[name].__name__ / "raw"
-    for filename, md5 in RAW_MD5[name].items():
-        materialise(raw / filename, candidates(name, filename), lambda path, md5=md5: verify(path, md5))
-    return root
+    for entry in catalog.dataset(name).files:
+        fetch(name, entry.cache)
+    return data_dir()
 
 
 def torchvision_dataset(name: str, train: bool, transform=None) -> datasets.MNIST:
@@ -121,6 +72,26 @@ def subset_indices(n: int, size: int | None, seed: int) -> torch.Tensor:
     return order if size is None else order[:size]
 
 
+def train_val_indices(val_fraction: float, train_subset: int | None, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The lessons' (train, validation) indices into the 60,000 training images; `train_subset` keeps that many."""
+    train_idx, val_idx = split_indices(60_000, val_fraction, seed)
+    if train_subset is not None:
+        train_idx = train_idx[subset_indices(len(train_idx), train_subset, seed)]
+    return train_idx, val_idx
+
+
+def tensor_datasets(name: str, *, val_fraction: float = 0.1, train_subset: int | None = None,
+                    seed: int = 0) -> dict[str, TensorDataset]:
+    """The same train / validation / test splits as make_loaders, as CPU TensorDatasets (for samplers)."""
+    _check_name(name)
+    train_idx, val_idx = train_val_indices(val_fraction, train_subset, seed)
+    images, labels = load_tensors(name, train=True)
+    test_images, test_labels = load_tensors(name, train=False)
+    return {"train": TensorDataset(images[train_idx], labels[train_idx]),
+            "val": TensorDataset(images[val_idx], labels[val_idx]),
+            "test": TensorDataset(test_images, test_labels)}
+
+
 class TensorBatches:
     """Mini-batches from tensors already in memory, by shuffled index: a fast stand-in for DataLoader.
 
@@ -132,8 +103,7 @@ class TensorBatches:
                  shuffle: bool = False, seed: int = 0):
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
+        check_count("batch_size", batch_size)
         self.images, self.labels = images, labels
         self.dataset = TensorDataset(images, labels)  # the same tensors, not a copy
         self.batch_size, self.shuffle = batch_size, shuffle
@@ -166,9 +136,7 @@ def make_loaders(name: str, batch_size: int, device: torch.device | str = "cpu",
     `fast=False` gives the classic DataLoader over PIL images and transforms (batches on the CPU).
     """
     _check_name(name)
-    train_idx, val_idx = split_indices(60_000, val_fraction, seed)
-    if train_subset is not None:
-        train_idx = train_idx[subset_indices(len(train_idx), train_subset, seed)]
+    train_idx, val_idx = train_val_indices(val_fraction, train_subset, seed)
     if fast:
         images, labels = load_tensors(name, train=True, device=device)
         test_images, test_labels = load_tensors(name, train=False, device=device)

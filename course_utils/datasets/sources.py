@@ -1,4 +1,4 @@
-"""Where datasets come from: the local cache, an offline mirror, system packages, or a download."""
+"""Where datasets come from: the local cache, an offline mirror, system packages, or a download. Stdlib only."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
+
+from course_utils.datasets import catalog
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MIRROR_ENV = "COURSE_DATA_MIRROR"
@@ -100,15 +102,43 @@ def copy_from(source: Path, gunzip: bool = False) -> Callable[[Path], None]:
     return fetch
 
 
-def download(url: str, timeout: float = 60) -> Callable[[Path], None]:
-    """A fetch function that downloads `url` to the given path (the caller checks its checksum)."""
+def download(url: str, timeout: float = 60, gunzip: bool = False) -> Callable[[Path], None]:
+    """A fetch function that downloads `url` to the given path (a .gz unpacked when `gunzip`); the caller checks it."""
 
     def fetch(dest: Path) -> None:
+        raw = dest.with_name(dest.name + ".gz") if gunzip else dest
         request = urllib.request.Request(url, headers={"User-Agent": "course-utils"})
-        with urllib.request.urlopen(request, timeout=timeout) as response, open(dest, "wb") as out:
+        with urllib.request.urlopen(request, timeout=timeout) as response, open(raw, "wb") as out:
             shutil.copyfileobj(response, out)
+        if gunzip:
+            try:
+                copy_from(raw, gunzip=True)(dest)
+            finally:
+                raw.unlink(missing_ok=True)
 
     return fetch
+
+
+def candidates(name: str, cache: str | None = None) -> list[Candidate]:
+    """Every source of one file of dataset `name` (see the catalog), in the order tried after the local cache."""
+    entry = catalog.file_entry(name, cache)
+    index = catalog.dataset(name).files.index(entry)
+    found = []
+    for place in catalog.file_locations(name, data_dir(), mirror_dir()):
+        for path in place.items[index] if place.kind != "local cache" else ():
+            if place.kind == "download":
+                found.append(Candidate(f"download {path}", download(path, gunzip=entry.gunzip)))
+            else:
+                label = "mirror" if place.kind == "mirror" else f"Debian package {catalog.dataset(name).debian_package}"
+                found.append(Candidate(f"{label} {path}", copy_from(Path(path), gunzip=entry.gunzip)))
+    return found
+
+
+def fetch(name: str, cache: str | None = None) -> Path:
+    """The verified file `cache` of dataset `name` in the local cache, taken from its first source that works."""
+    entry = catalog.file_entry(name, cache)
+    return materialise(data_dir() / entry.cache, candidates(name, cache),
+                       lambda path: verify(path, entry.digests, entry.algorithm))
 
 
 def materialise(target: Path, candidates: list[Candidate], check: Callable[[Path], None]) -> Path:

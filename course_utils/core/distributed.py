@@ -1,0 +1,150 @@
+"""Distributed data parallel: the backend for the device, the process group's life, all-reduced sums, launching."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+import socket
+import subprocess
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import torch
+import torch.distributed as dist
+
+from course_utils.core.devices import check_device_name
+
+LAUNCH_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+class DistributedLaunchError(RuntimeError):
+    """torchrun could not start, or one of its workers failed."""
+
+
+@dataclass(frozen=True)
+class Context:
+    """Who this process is in the group, and where it computes."""
+
+    rank: int
+    local_rank: int
+    world_size: int
+    device: torch.device
+    backend: str
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 logs, evaluates and writes the checkpoint; the others only train."""
+        return self.rank == 0
+
+
+def backend_for(device: torch.device) -> str:
+    """nccl between CUDA GPUs, gloo between CPU processes."""
+    return "nccl" if device.type == "cuda" else "gloo"
+
+
+def worker_device(device: str, local_rank: int) -> torch.device:
+    """The device of one worker: its own GPU (cuda:LOCAL_RANK) on a CUDA machine, else the CPU."""
+    kind = check_device_name(device)
+    if kind == "mps":
+        raise ValueError("DDP has no backend for Apple's MPS; use device 'cpu' (gloo) or 'cuda' (nccl)")
+    use_cuda = kind == "cuda" or (kind == "auto" and torch.cuda.is_available())
+    if not use_cuda:
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' was asked for, but PyTorch sees no CUDA GPU; use 'auto' or 'cpu'")
+    if local_rank >= torch.cuda.device_count():
+        raise RuntimeError(f"worker {local_rank} has no GPU: this machine has {torch.cuda.device_count()}; "
+                           f"start at most that many processes per node (--nproc_per_node)")
+    return torch.device("cuda", local_rank)
+
+
+def launch_env() -> dict[str, str]:
+    """The variables torchrun gives each worker; a plain-words error when the process was not started by it."""
+    missing = [name for name in LAUNCH_ENV if name not in os.environ]
+    if missing:
+        raise DistributedLaunchError(
+            f"{', '.join(missing)} not set: start this script with torchrun, e.g. "
+            f"`torchrun --nproc_per_node=2 -m course_utils.tools.ddp_train`")
+    return {name: os.environ[name] for name in LAUNCH_ENV}
+
+
+@contextmanager
+def process_group(device: str = "auto", timeout_s: float = 120.0) -> Iterator[Context]:
+    """Join the group torchrun set up; destroy it on the way out, also after an error."""
+    env = launch_env()
+    ctx_device = worker_device(device, int(env["LOCAL_RANK"]))
+    backend = backend_for(ctx_device)
+    if ctx_device.type == "cuda":
+        torch.cuda.set_device(ctx_device)
+    # a finite timeout: a worker whose peer died fails after timeout_s instead of waiting 30 minutes
+    dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s),
+                            device_id=ctx_device if ctx_device.type == "cuda" else None)
+    try:
+        yield Context(dist.get_rank(), int(env["LOCAL_RANK"]), dist.get_world_size(), ctx_device, backend)
+    finally:
+        dist.destroy_process_group()
+
+
+def all_reduce_sums(values: Sequence[float], device: torch.device) -> list[float]:
+    """Add `values` over every process (float64, so counts and sums stay exact); every rank gets the totals."""
+    totals = torch.tensor(list(values), dtype=torch.float64, device=device)
+    dist.all_reduce(totals, op=dist.ReduceOp.SUM)
+    return totals.tolist()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def check_port_free(port: int, host: str = "127.0.0.1") -> int:
+    """`port` if it can be bound on `host`; a plain-words error when another program holds it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as err:
+            raise DistributedLaunchError(
+                f"port {port} on {host} is busy ({err.strerror}): another torchrun (or another program) "
+                f"listens there. Wait for it to finish, or pass another --master_port "
+                f"(free_port() picks one)") from err
+    return port
+
+
+def torchrun_command(module: str, args: Sequence[str], nproc_per_node: int, port: int,
+                     host: str = "127.0.0.1") -> list[str]:
+    """`python -m torch.distributed.run ...` (what `torchrun` runs) for one node of `nproc_per_node` workers."""
+    return [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc_per_node}",
+            "--nnodes=1", f"--master_addr={host}", f"--master_port={port}", "-m", module, *map(str, args)]
+
+
+def run_torchrun(module: str, args: Sequence[str], nproc_per_node: int = 2, *, port: int | None = None,
+                 threads: int = 1, cwd: str | Path | None = None, timeout_s: float = 600.0) -> str:
+    """Run `module` under torchrun on this machine and return its output; a clear error if it fails."""
+    port = check_port_free(port) if port is not None else free_port()
+    # set explicitly: torchrun otherwise sets 1 itself and prints a warning about it
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    result = subprocess.run(torchrun_command(module, args, nproc_per_node, port), env=env, cwd=cwd, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout_s)
+    if result.returncode != 0:
+        raise DistributedLaunchError(describe_failure(result.stdout, result.returncode))
+    return result.stdout
+
+
+def describe_failure(output: str, returncode: int) -> str:
+    """A few lines saying which worker failed first and why, from torchrun's output."""
+    if "EADDRINUSE" in output or "address already in use" in output.lower():
+        return "torchrun could not listen on its port: the port is busy; pass another --master_port"
+    _, marker, root = output.partition("Root Cause (first observed failure)")
+    rank = re.search(r"rank\s*:\s*(\d+)", root)
+    lines = [line.strip() for line in root.split("=" * 20)[0].splitlines() if line.strip()]
+    if marker and rank:
+        return (f"worker rank {rank.group(1)} failed first ({lines[-1] if lines else 'no message'}); "
+                f"torchrun then stopped the other workers")
+    tail = "\n  ".join(output.strip().splitlines()[-5:])
+    return f"torchrun exited with code {returncode}; its last lines:\n  {tail}"

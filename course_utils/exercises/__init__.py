@@ -1,0 +1,61 @@
+"""Exercises at the end of every lesson: check(id, answer) gives specific feedback, solution(id) the reference answer.
+
+Each lesson_<stem>.py module defines EXERCISES = [Exercise(...), ...]; the notebook cells are generated
+from them (`python -m course_utils.exercises inject`), so statement, template and checker never drift.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import Any
+
+from course_utils.exercises.framework import PRELUDE, STRICT_ENV, Exercise, Mistake, Result, run_check, strict
+
+
+def _collect() -> dict[str, Exercise]:
+    """Every lesson module's exercises by id, in lesson order; ids must be unique and match their lesson."""
+    found: dict[str, Exercise] = {}
+    names = sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name.startswith("lesson_"))
+    for module_name in names:
+        module = importlib.import_module(f"{__name__}.{module_name}")
+        for exercise in module.EXERCISES:
+            if exercise.id in found:
+                raise ValueError(f"exercise id {exercise.id} is used twice ({module_name})")
+            prefix, _, number = exercise.id.partition(".")
+            if exercise.lesson.split("_")[0] != prefix or not number.isdigit():
+                raise ValueError(f"exercise id {exercise.id!r} does not match its lesson {exercise.lesson!r}: "
+                                 "ids are <lesson prefix>.<n>, e.g. 04.2")
+            found[exercise.id] = exercise
+    return found
+
+
+EXERCISES: dict[str, Exercise] = _collect()
+
+
+def get(exercise_id: str) -> Exercise:
+    """The exercise with this id; a plain error naming the known ids otherwise."""
+    try:
+        return EXERCISES[exercise_id]
+    except KeyError:
+        raise ValueError(f"no exercise {exercise_id!r}; known: {', '.join(EXERCISES)}") from None
+
+
+def check(exercise_id: str, answer: Any) -> None:
+    """Check the learner's answer on fresh inputs and print one verdict (in strict mode, raise unless correct)."""
+    result = run_check(get(exercise_id), answer)
+    text = result.text(exercise_id)
+    if strict() and result.status != "correct":
+        raise AssertionError(f"{STRICT_ENV}=1 and the answer is not correct:\n{text}")
+    print(text)
+
+
+def solution(exercise_id: str) -> None:
+    """Print the reference solution of one exercise."""
+    exercise = get(exercise_id)
+    print(f"# {exercise_id} {exercise.title}: a reference solution (other correct answers exist)\n")
+    print(exercise.solution.strip())
+
+
+from course_utils.exercises.notebooks import fill_solutions  # noqa: E402 - needs EXERCISES
+
+__all__ = ["EXERCISES", "PRELUDE", "Exercise", "Mistake", "Result", "check", "fill_solutions", "get", "solution"]

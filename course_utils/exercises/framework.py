@@ -1,0 +1,247 @@
+"""The exercise machinery: the Exercise record, the Mistake a checker raises, the check runner, comparison helpers."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import linecache
+import os
+import traceback
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+PRELUDE = "import math\nimport torch\nfrom torch import nn\nimport torch.nn.functional as F\n"
+STRICT_ENV = "COURSE_EXERCISES_STRICT"  # "1": check() raises AssertionError unless the answer is correct
+SEED_ENV = "COURSE_EXERCISES_SEED"  # changes every checker's random inputs (default 0)
+
+
+class Mistake(Exception):
+    """A wrong answer: `message` says what is wrong in plain words, `hint` where the lesson explains it."""
+
+    def __init__(self, message: str, hint: str = ""):
+        super().__init__(message)
+        self.message, self.hint = message, hint
+
+
+@dataclass
+class Exercise:
+    """One exercise: its statement, the answer cell's template, the reference solution and its checker."""
+
+    id: str                                  # "<lesson>.<n>", e.g. "04.2"
+    lesson: str                              # the notebook's stem, e.g. "04_fashion_mnist"
+    title: str
+    statement: str                           # markdown: the contract (signature, shapes, what is forbidden, tolerance)
+    name: str                                # what the answer cell defines
+    template: str                            # the answer cell as the learner first sees it
+    solution: str                            # reference answer: code that defines `name`
+    checker: Callable[[Any], str]            # answer -> what was tested; raises Mistake
+    wrong_answers: list[tuple[str, str]] = field(default_factory=list)  # (code, fragment of the message it gets)
+    alternatives: list[str] = field(default_factory=list)               # other correct answers
+    hint: str = ""                           # the lesson section to reread, used when a Mistake names none
+
+
+@dataclass
+class Result:
+    """What one check found: status is correct, not attempted, mistake, error (the learner's code raised) or crash."""
+
+    status: str
+    message: str
+    hint: str = ""
+
+    def text(self, exercise_id: str) -> str:
+        """The lines check() prints."""
+        if self.status == "correct":
+            return f"{exercise_id} correct: {self.message}"
+        if self.status == "not attempted":
+            return f"{exercise_id} not attempted yet"
+        return f"{exercise_id} not yet: {self.message}" + (f"\nhint: {self.hint}" if self.hint else "")
+
+
+# ---------------------------------------------------------------- running a check
+
+def _learner_files(answer: Any) -> set[str]:
+    """The file names (notebook cells, exec'd strings) that the answer's own code lives in."""
+    functions = [answer]
+    if isinstance(answer, type):
+        functions = [v for klass in answer.__mro__ if klass.__module__ not in ("builtins",)
+                     and not klass.__module__.startswith("torch") for v in vars(klass).values()]
+    files = set()
+    for function in functions:
+        function = getattr(function, "__func__", function)  # staticmethod / classmethod
+        code = getattr(function, "__code__", None)
+        if code is not None:
+            files.add(code.co_filename)
+    return files
+
+
+def _learner_line(err: BaseException, files: set[str]) -> str:
+    """'line N: <code>' of the innermost traceback frame in the learner's code, or ''."""
+    found = ""
+    for frame in traceback.extract_tb(err.__traceback__):
+        if frame.filename in files:
+            code = (frame.line or linecache.getline(frame.filename, frame.lineno)).strip()
+            found = f"line {frame.lineno}: {code}" if code else f"line {frame.lineno}"
+    return found
+
+
+def run_check(exercise: Exercise, answer: Any) -> Result:
+    """Run the exercise's checker on the answer and classify the outcome; never raises for the learner's errors."""
+    files = _learner_files(answer)
+    seed = int(os.environ.get(SEED_ENV, "0"))
+    with torch.random.fork_rng(devices=[]):  # the learner's notebook keeps its own random state
+        torch.manual_seed(seed)
+        try:
+            tested = exercise.checker(answer)
+        except NotImplementedError:
+            return Result("not attempted", "")
+        except Mistake as mistake:
+            return Result("mistake", mistake.message, mistake.hint or exercise.hint)
+        except Exception as err:  # noqa: BLE001 - the learner's own exception, reported in plain words
+            line = _learner_line(err, files)
+            if not line:
+                return Result("crash", f"the checker itself failed ({type(err).__name__}: {err}); "
+                                       "please report this", exercise.hint)
+            message = f"your code raised {type(err).__name__}: {str(err).strip() or '(no message)'}  ({line})"
+            return Result("error", message, exercise.hint)
+    return Result("correct", tested)
+
+
+def strict() -> bool:
+    """Whether check() must raise unless the answer is correct (the runner's --solutions run)."""
+    return os.environ.get(STRICT_ENV, "") == "1"
+
+
+def generator(exercise_id: str, offset: int = 0) -> torch.Generator:
+    """A CPU generator seeded from the exercise id and $COURSE_EXERCISES_SEED: fresh inputs, but repeatable."""
+    seed = int(os.environ.get(SEED_ENV, "0"))
+    return torch.Generator().manual_seed(zlib.crc32(exercise_id.encode()) + 1000 * seed + offset)
+
+
+def randint(gen: torch.Generator, low: int, high: int) -> int:
+    """A random whole number in [low, high], both included."""
+    return int(torch.randint(low, high + 1, (1,), generator=gen))
+
+
+def distinct_sizes(gen: torch.Generator, count: int, low: int, high: int) -> list[int]:
+    """`count` different whole numbers in [low, high] in random order (a mixed-up dimension then shows in the shape)."""
+    return (low + torch.randperm(high - low + 1, generator=gen)[:count]).tolist()
+
+
+def exec_answer(code: str, name: str, label: str = "answer") -> Any:
+    """Run answer code in a fresh namespace that has PRELUDE's imports; return what it defines as `name`."""
+    filename = f"<{label}>"
+    # registered so that tracebacks (and the error line check() reports) can show the learner's source
+    linecache.cache[filename] = (len(code), None, code.splitlines(keepends=True), filename)
+    namespace: dict = {"__name__": "__exercise__"}
+    exec(PRELUDE, namespace)  # noqa: S102 - separately, so that line numbers are those of the answer cell
+    exec(compile(code, filename, "exec"), namespace)  # noqa: S102 - running the learner's own cell is the point
+    if name not in namespace:
+        raise NameError(f"the code does not define {name!r}")
+    return namespace[name]
+
+
+# ---------------------------------------------------------------- helpers for checkers
+
+def describe(value: Any) -> str:
+    """A few words for what a value is: 'a float32 tensor of shape (2, 3)', 'None', 'a list'."""
+    if isinstance(value, torch.Tensor):
+        return f"a {str(value.dtype).removeprefix('torch.')} tensor of shape {tuple(value.shape)}"
+    if value is None:
+        return "None"
+    return f"a {type(value).__name__}"
+
+
+def expect_tensor(got: Any, expected: torch.Tensor, what: str = "the result", *, atol: float = 1e-5,
+                  rtol: float = 1e-4, hint: str = "", check_dtype: bool = True, equal_nan: bool = False) -> None:
+    """Raise Mistake unless `got` is a tensor of the expected shape, dtype and values (atol + rtol * |expected|)."""
+    if not isinstance(got, torch.Tensor):
+        raise Mistake(f"{what} should be a tensor of shape {tuple(expected.shape)}, but your code returned "
+                      f"{describe(got)}" + (" (did you forget `return`?)" if got is None else ""), hint)
+    if got.shape != expected.shape:
+        raise Mistake(f"{what} has shape {tuple(got.shape)}, expected {tuple(expected.shape)}", hint)
+    if check_dtype and got.dtype != expected.dtype:
+        raise Mistake(f"{what} has dtype {got.dtype}, expected {expected.dtype}", hint)
+    if got.device != expected.device:
+        raise Mistake(f"{what} is on device {got.device}, expected {expected.device}", hint)
+    got64, expected64 = got.detach().to(torch.float64), expected.detach().to(torch.float64)
+    if expected.is_floating_point() or got.is_floating_point():
+        close = torch.isclose(got64, expected64, rtol=rtol, atol=atol, equal_nan=equal_nan)
+    else:
+        close = got64 == expected64
+    if not bool(torch.isfinite(got64[torch.isfinite(expected64)]).all()):
+        index = (~torch.isfinite(got64) & torch.isfinite(expected64)).nonzero()[0].tolist()
+        where = f" at index {tuple(index) if len(index) != 1 else index[0]}" if expected.ndim else ""
+        raise Mistake(f"{what} contains {got64[tuple(index)].item()}{where} where "
+                      f"{expected64[tuple(index)].item():.6g} was expected (an overflow, a log of 0 or a division "
+                      "by 0?)", hint)
+    if not bool(close.all()):
+        wrong = (~close).nonzero()[0].tolist()
+        index = tuple(wrong) if len(wrong) != 1 else wrong[0]
+        where = f" at index {index}" if expected.ndim else ""
+        count = int((~close).sum())
+        share = f" ({count} of {expected.numel()} values differ)" if expected.numel() > 1 else ""
+        raise Mistake(f"{what} is wrong{where}: you returned {got64[tuple(wrong)].item():.6g}, expected "
+                      f"{expected64[tuple(wrong)].item():.6g}{share}", hint)
+
+
+def expect_unchanged(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor], hint: str = "") -> None:
+    """Raise Mistake if any input tensor (name -> copy made before the call) was changed in place."""
+    for name, copy in before.items():
+        if not torch.equal(copy, after[name]):
+            raise Mistake(f"your code changed its input `{name}` in place; work on a new tensor (no `_` methods "
+                          "such as `sub_`, no `x[...] = ...` on the input)", hint)
+
+
+def _argument_names(function: Callable, args: tuple) -> list[str]:
+    """The parameter names the positional arguments bind to ('argument 2' where that is unknown)."""
+    try:
+        names = list(inspect.signature(function).parameters)
+    except (TypeError, ValueError):
+        names = []
+    return [names[i] if i < len(names) else f"argument {i + 1}" for i in range(len(args))]
+
+
+def call(function: Callable, *args: Any, hint: str = "", **kwargs: Any) -> Any:
+    """Call the learner's function; raise Mistake if it changed a tensor argument in place."""
+    tensors = {name: a for name, a in zip(_argument_names(function, args), args) if isinstance(a, torch.Tensor)}
+    tensors |= {k: v for k, v in kwargs.items() if isinstance(v, torch.Tensor)}
+    before = {name: t.detach().clone() for name, t in tensors.items()}
+    result = function(*args, **kwargs)
+    expect_unchanged(before, tensors, hint)
+    return result
+
+
+@contextlib.contextmanager
+def forbid(*targets: tuple[Any, str], what: str, hint: str = ""):
+    """While active, calling any (owner, attribute) in targets raises Mistake: 'your code called <what>'."""
+    saved = [(owner, attr, getattr(owner, attr)) for owner, attr in targets]
+
+    def refuse(*args, **kwargs):
+        raise Mistake(f"your code called {what}, which this exercise asks you to write yourself", hint)
+
+    try:
+        for owner, attr, _ in saved:
+            setattr(owner, attr, refuse)
+        yield
+    finally:
+        for owner, attr, original in saved:
+            setattr(owner, attr, original)
+
+
+@contextlib.contextmanager
+def spy(owner: Any, attr: str):
+    """While active, record every call of owner.attr as (args, kwargs) in the yielded list, and still make it."""
+    original, calls = getattr(owner, attr), []
+
+    def recorded(*args, **kwargs):
+        calls.append((args, kwargs))
+        return original(*args, **kwargs)
+
+    setattr(owner, attr, recorded)
+    try:
+        yield calls
+    finally:
+        setattr(owner, attr, original)

@@ -1,0 +1,357 @@
+"""Exercises for lesson 03 (training): cross-entropy by hand, an SGD step by hand, one training epoch."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from course_utils.exercises.framework import (Exercise, Mistake, call, describe, distinct_sizes, expect_tensor, forbid,
+                                              generator, randint)
+
+LESSON = "03_training"
+
+
+# ---------------------------------------------------------------- 03.1 cross-entropy
+
+HINT_1 = ("section 3 (Which loss?): the cross-entropy is minus the log-probability of the correct class, "
+          "averaged over the batch; log-softmax is z - logsumexp(z), which stays finite where log(softmax) gives -inf")
+LOSSES = ((F, "cross_entropy"), (F, "nll_loss"), (F, "log_softmax"), (torch, "log_softmax"),
+          (torch.Tensor, "log_softmax"), (nn.CrossEntropyLoss, "forward"), (nn.NLLLoss, "forward"),
+          (nn.LogSoftmax, "forward"))
+
+
+def check_cross_entropy(cross_entropy) -> str:
+    gen = generator("03.1")
+    batch, classes = distinct_sizes(gen, 2, 2, 12)
+    targets = torch.randint(0, classes, (batch,), generator=gen)
+    confident = torch.randn(batch, classes, generator=gen)
+    confident[torch.arange(batch), targets] = -200.0  # the correct class is very unlikely: its softmax rounds to 0
+    cases = {"ordinary logits": (torch.randn(batch, classes, generator=gen) * 2, targets),
+             "logits where the correct class scores -200": (confident, targets),
+             "a batch of one": (torch.randn(1, classes, generator=gen), targets[:1])}
+    for name, (logits, labels) in cases.items():
+        expected = F.cross_entropy(logits.double(), labels).float()  # 0-d
+        with forbid(*LOSSES, what="PyTorch's cross-entropy, NLL loss or log-softmax", hint=HINT_1):
+            loss = call(cross_entropy, logits, labels, hint=HINT_1)
+        expect_tensor(loss, expected, f"the loss on {name}", atol=1e-5, hint=HINT_1)
+    return f"matches F.cross_entropy on ({batch}, {classes}) logits, very unlikely correct classes and a batch of one"
+
+
+EX_1 = Exercise(
+    id="03.1", lesson=LESSON, title="Cross-entropy by hand", name="cross_entropy",
+    statement="""
+Write `cross_entropy(logits, targets)` for logits of shape `(batch, classes)` (float32) and class indices
+`targets` of shape `(batch,)` (int64) that returns the mean cross-entropy as a 0-d tensor: minus the
+log-probability of each sample's correct class, averaged over the batch. It must stay finite when the
+correct class is very unlikely (a logit of -200 below the others), and must not change its inputs.
+Do not use `F.cross_entropy`, `F.nll_loss`, log-softmax (`F.log_softmax`, `.log_softmax`, `nn.LogSoftmax`)
+or the loss classes; `torch.logsumexp` is allowed.
+
+Correct means: within 1e-5 (plus 1e-4 relative) of `F.cross_entropy(logits, targets)`. See section 3,
+*Which loss?*
+""",
+    template='''
+def cross_entropy(logits, targets):
+    """logits: (batch, classes), targets: (batch,) class indices -> mean cross-entropy, a 0-d tensor."""
+    raise NotImplementedError  # your code here
+''',
+    solution='''
+def cross_entropy(logits, targets):
+    """logits: (batch, classes), targets: (batch,) class indices -> mean cross-entropy, a 0-d tensor."""
+    log_probs = logits - torch.logsumexp(logits, dim=1, keepdim=True)  # (batch, classes), stable log-softmax
+    correct = log_probs[torch.arange(len(targets)), targets]           # (batch,): each row's correct class
+    return -correct.mean()
+''',
+    alternatives=['''
+def cross_entropy(logits, targets):
+    shifted = logits - logits.max(dim=1, keepdim=True).values
+    log_probs = shifted - shifted.exp().sum(dim=1, keepdim=True).log()
+    return -log_probs.gather(1, targets.unsqueeze(1)).squeeze(1).mean()
+''', '''
+def cross_entropy(logits, targets):
+    # per sample: logsumexp(z) - z[target]
+    picked = logits[torch.arange(logits.shape[0]), targets]
+    return (torch.logsumexp(logits, 1) - picked).sum() / logits.shape[0]
+'''],
+    wrong_answers=[
+        ("def cross_entropy(logits, targets):\n    probs = torch.exp(logits) / torch.exp(logits).sum(1, keepdim=True)\n"
+         "    return -torch.log(probs[torch.arange(len(targets)), targets]).mean()\n", "contains inf"),
+        ("def cross_entropy(logits, targets):\n    return F.cross_entropy(logits, targets)\n",
+         "your code called PyTorch's cross-entropy"),
+        ("def cross_entropy(logits, targets):\n    log_probs = logits - torch.logsumexp(logits, 1, keepdim=True)\n"
+         "    return -log_probs[torch.arange(len(targets)), targets].sum()\n", "is wrong: you returned"),
+        ("def cross_entropy(logits, targets):\n    log_probs = logits - torch.logsumexp(logits, 1, keepdim=True)\n"
+         "    return -log_probs[:, targets].mean(0)\n", "has shape"),
+    ],
+    checker=check_cross_entropy, hint=HINT_1,
+)
+
+
+# ---------------------------------------------------------------- 03.2 an SGD step
+
+HINT_2 = ("section 4 (The network and the optimiser): SGD does w <- w - lr * grad, in place, inside "
+          "torch.no_grad() (lesson 02 section 4); parameters without a gradient are left alone")
+
+
+def check_sgd_step(sgd_step) -> str:
+    gen = generator("03.2")
+    n_in, n_hidden, n_out = distinct_sizes(gen, 3, 2, 8)
+    lr = float(torch.empty(()).uniform_(0.01, 0.5, generator=gen))
+    model = nn.Sequential(nn.Linear(n_in, n_hidden), nn.ReLU(), nn.Linear(n_hidden, n_out))
+    unused = nn.Parameter(torch.randn(3, generator=gen))  # takes no part in the loss: its grad stays None
+    x, y = torch.randn(5, n_in, generator=gen), torch.randn(5, n_out, generator=gen)
+    F.mse_loss(model(x), y).backward()
+    parameters = [*model.parameters(), unused]
+    expected = [(p - lr * p.grad if p.grad is not None else p).detach().clone() for p in parameters]
+    originals = [p.detach().clone() for p in parameters]
+    with forbid((torch.optim.SGD, "step"), (torch.optim.SGD, "__init__"), what="torch.optim.SGD", hint=HINT_2):
+        call(sgd_step, (p for p in parameters), lr, hint=HINT_2)  # a generator, like model.parameters()
+    for i, (p, before, wanted) in enumerate(zip(parameters, originals, expected)):
+        if not p.requires_grad or p.grad_fn is not None:
+            raise Mistake(f"parameter {i} is no longer a trainable leaf tensor: update it inside torch.no_grad()",
+                          HINT_2)
+        if p.grad is not None and torch.equal(p.detach(), before):
+            raise Mistake(f"parameter {i} did not change: `p = p - lr * p.grad` only makes a new tensor named p; "
+                          "change the parameter itself in place (p -= ..., p.sub_(...))", HINT_2)
+        expect_tensor(p.detach(), wanted, f"parameter {i} after the step", atol=1e-6, hint=HINT_2)
+    return f"all {len(parameters)} parameters match w - lr * grad (lr {lr:.3f}), one without a gradient untouched"
+
+
+EX_2 = Exercise(
+    id="03.2", lesson=LESSON, title="One SGD step by hand", name="sgd_step",
+    statement="""
+Write `sgd_step(parameters, lr)` that does what `torch.optim.SGD(parameters, lr).step()` does: for every
+tensor `p` in `parameters` (an iterable like `model.parameters()`, which can be walked through only once)
+whose `p.grad` is not `None`, replace `p` **in place** by `p - lr * p.grad`. Tensors whose gradient is
+`None` stay as they are. The parameters must stay trainable leaf tensors (`requires_grad=True`). Return
+nothing; do not use `torch.optim`.
+
+Correct means: every parameter within 1e-6 of `w - lr * grad` after the call, for a small network after one
+`backward()`. See section 4, *The network and the optimiser*.
+""",
+    template='''
+def sgd_step(parameters, lr):
+    """Update every parameter with a gradient in place: p <- p - lr * p.grad."""
+    raise NotImplementedError  # your code here
+''',
+    solution='''
+def sgd_step(parameters, lr):
+    """Update every parameter with a gradient in place: p <- p - lr * p.grad."""
+    with torch.no_grad():  # the update itself is not part of the model's computation
+        for p in parameters:
+            if p.grad is not None:
+                p -= lr * p.grad
+''',
+    alternatives=['''
+@torch.no_grad()
+def sgd_step(parameters, lr):
+    for p in parameters:
+        if p.grad is None:
+            continue
+        p.add_(p.grad, alpha=-lr)
+'''],
+    wrong_answers=[
+        ("def sgd_step(parameters, lr):\n    with torch.no_grad():\n        for p in parameters:\n"
+         "            if p.grad is not None:\n                p = p - lr * p.grad\n", "did not change"),
+        ("def sgd_step(parameters, lr):\n    for p in parameters:\n        if p.grad is not None:\n"
+         "            p -= lr * p.grad\n", "a leaf Variable that requires grad"),
+        ("def sgd_step(parameters, lr):\n    with torch.no_grad():\n        for p in parameters:\n"
+         "            p -= lr * p.grad\n", "your code raised TypeError"),
+        ("def sgd_step(parameters, lr):\n    with torch.no_grad():\n        for p in parameters:\n"
+         "            if p.grad is not None:\n                p += lr * p.grad\n", "is wrong at index"),
+    ],
+    checker=check_sgd_step, hint=HINT_2,
+)
+
+
+# ---------------------------------------------------------------- 03.3 one training epoch
+
+HINT_3 = ("section 5 (The training loop, written out): model.train(), then per batch: logits, loss, "
+          "optimizer.zero_grad(), loss.backward(), optimizer.step(); add loss.item() * batch size and divide "
+          "by the number of samples")
+
+
+class MomentumSGD:
+    """SGD with momentum, as torch.optim.SGD(params, lr, momentum) computes it; the check's optimizer.
+
+    torch.optim's first step() imports torch._dynamo (seconds); this keeps the check well under a second.
+    """
+
+    def __init__(self, params, lr: float, momentum: float):
+        self.params, self.lr, self.momentum = list(params), lr, momentum
+        self.velocities = [None] * len(self.params)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.params:
+            if set_to_none:
+                p.grad = None
+            elif p.grad is not None:
+                p.grad.zero_()
+
+    @torch.no_grad()
+    def step(self) -> None:
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            v = self.velocities[i]
+            v = p.grad.clone() if v is None else v.mul_(self.momentum).add_(p.grad)
+            self.velocities[i] = v
+            p.sub_(self.lr * v)
+
+
+def reference_epoch(model, loader, loss_fn, optimizer) -> float:
+    model.train()
+    total, seen = 0.0, 0
+    for inputs, targets in loader:
+        loss = loss_fn(model(inputs), targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(targets)
+        seen += len(targets)
+    return total / seen
+
+
+def check_train_epoch(train_epoch) -> str:
+    gen = generator("03.3")
+    n_in, n_classes = distinct_sizes(gen, 2, 3, 8)
+    sizes = [randint(gen, 6, 9), randint(gen, 6, 9), randint(gen, 1, 3)]  # a small last batch, as in real loaders
+    loader = [(torch.randn(n, n_in, generator=gen), torch.randint(0, n_classes, (n,), generator=gen)) for n in sizes]
+    model = nn.Sequential(nn.Linear(n_in, 16), nn.ReLU(), nn.Dropout(0.25), nn.Linear(16, n_classes))
+    reference = copy.deepcopy(model)
+    model.eval()  # the learner's function must switch it to training mode itself
+    seed = int(torch.randint(0, 2 ** 31, (1,), generator=gen))
+
+    modes = []
+    model.register_forward_pre_hook(lambda module, args: modes.append(module.training))
+    torch.manual_seed(seed)  # the same dropout masks for both runs
+    expected_loss = reference_epoch(reference, loader, nn.CrossEntropyLoss(),
+                                    MomentumSGD(reference.parameters(), lr=0.5, momentum=0.9))
+    torch.manual_seed(seed)
+    loss = call(train_epoch, model, loader, nn.CrossEntropyLoss(), MomentumSGD(model.parameters(), lr=0.5,
+                                                                               momentum=0.9), hint=HINT_3)
+    if len(modes) != len(loader):
+        raise Mistake(f"the model was called {len(modes)} times for {len(loader)} batches", HINT_3)
+    if not all(modes):
+        raise Mistake("the model was in evaluation mode while training (dropout off): call model.train() first", HINT_3)
+    for (name, got), wanted in zip(model.state_dict().items(), reference.state_dict().values()):
+        if not torch.allclose(got, wanted, atol=1e-5):
+            raise Mistake(f"after the epoch, {name} differs from a correct loop's (by up to "
+                          f"{(got - wanted).abs().max().item():.3g}): clear the gradients with optimizer.zero_grad() "
+                          "before every backward, and step once per batch", HINT_3)
+    if isinstance(loss, torch.Tensor):
+        raise Mistake(f"train_epoch returned {describe(loss)}: return a Python float (loss.item())", HINT_3)
+    if not isinstance(loss, float):
+        raise Mistake(f"train_epoch returned {describe(loss)}, expected a float (the mean loss per sample)", HINT_3)
+    if abs(loss - expected_loss) > 1e-5:
+        raise Mistake(f"train_epoch returned the loss {loss:.6f}, expected {expected_loss:.6f} (the mean per sample): "
+                      "a mean of batch means counts the samples of the small last batch more", HINT_3)
+    return (f"weights after one epoch (batches of {sizes}) match a correct loop, training mode, and the loss per "
+            f"sample {expected_loss:.4f}")
+
+
+EX_3 = Exercise(
+    id="03.3", lesson=LESSON, title="One epoch of training", name="train_epoch",
+    statement="""
+Write `train_epoch(model, loader, loss_fn, optimizer)` that trains `model` for one pass over `loader`
+(an iterable of `(inputs, targets)` batches, already on the right device; the last batch may be smaller)
+and returns the epoch's mean loss **per sample** as a Python `float`. `loss_fn(logits, targets)` returns the
+mean over a batch, like `nn.CrossEntropyLoss()`. The model may arrive in evaluation mode; it has dropout, so
+put it in training mode. Per batch: compute the loss, clear old gradients, backpropagate, step.
+
+Correct means: after your epoch the weights equal those of a correct loop run with the same dropout masks
+(within 1e-5), and the returned loss is within 1e-5 of the per-sample mean. See section 5, *The training
+loop, written out*.
+""",
+    template='''
+def train_epoch(model, loader, loss_fn, optimizer):
+    """Train for one pass over loader; return the mean loss per sample (a float)."""
+    raise NotImplementedError  # your code here
+''',
+    solution='''
+def train_epoch(model, loader, loss_fn, optimizer):
+    """Train for one pass over loader; return the mean loss per sample (a float)."""
+    model.train()                              # dropout on
+    total, seen = 0.0, 0
+    for inputs, targets in loader:
+        loss = loss_fn(model(inputs), targets) # mean over the batch
+        optimizer.zero_grad()                  # gradients accumulate unless cleared
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(targets)    # back to a sum, so every sample counts the same
+        seen += len(targets)
+    return total / seen
+''',
+    alternatives=['''
+def train_epoch(model, loader, loss_fn, optimizer):
+    model.train(True)
+    losses, counts = [], []
+    for batch in loader:
+        inputs, targets = batch
+        optimizer.zero_grad(set_to_none=True)
+        logits = model(inputs)
+        loss = loss_fn(logits, targets)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.detach() * targets.shape[0])
+        counts.append(targets.shape[0])
+    return float(torch.stack(losses).sum() / sum(counts))
+'''],
+    wrong_answers=[
+        ('''
+def train_epoch(model, loader, loss_fn, optimizer):
+    model.train()
+    means = []
+    for inputs, targets in loader:
+        loss = loss_fn(model(inputs), targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        means.append(loss.item())
+    return sum(means) / len(means)
+''', "a mean of batch means"),
+        ('''
+def train_epoch(model, loader, loss_fn, optimizer):
+    model.train()
+    total, seen = 0.0, 0
+    for inputs, targets in loader:
+        loss = loss_fn(model(inputs), targets)
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(targets)
+        seen += len(targets)
+    return total / seen
+''', "optimizer.zero_grad()"),
+        ('''
+def train_epoch(model, loader, loss_fn, optimizer):
+    total, seen = 0.0, 0
+    for inputs, targets in loader:
+        loss = loss_fn(model(inputs), targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(targets)
+        seen += len(targets)
+    return total / seen
+''', "call model.train() first"),
+        ('''
+def train_epoch(model, loader, loss_fn, optimizer):
+    model.train()
+    total, seen = 0.0, 0
+    for inputs, targets in loader:
+        loss = loss_fn(model(inputs), targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        total += loss * len(targets)
+        seen += len(targets)
+    return total / seen
+''', "return a Python float"),
+    ],
+    checker=check_train_epoch, hint=HINT_3,
+)
+
+EXERCISES = [EX_1, EX_2, EX_3]

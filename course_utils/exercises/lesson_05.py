@@ -1,0 +1,462 @@
+"""Exercises for lesson 05 (inference and validation): dropout by hand, a validation pass, early stopping."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from course_utils.exercises.framework import (Exercise, Mistake, call, describe, distinct_sizes, expect_tensor, forbid,
+                                              generator, randint)
+
+LESSON = "05_inference_validation"
+
+
+# ---------------------------------------------------------------- 05.1 dropout
+
+HINT_1 = ("section 2 (Dropout): in training each value is zeroed with probability p and the survivors are "
+          "multiplied by 1 / (1 - p); in evaluation dropout is the identity")
+DROPOUTS = ((F, "dropout"), (torch, "dropout"), (torch, "dropout_"), (torch, "native_dropout"),
+            (nn.Dropout, "forward"))
+
+
+def check_dropout(dropout) -> str:
+    gen = generator("05.1")
+    p = round(float(torch.empty(()).uniform_(0.2, 0.7, generator=gen)), 2)
+    seed = int(torch.randint(0, 2 ** 31, (1,), generator=gen))
+    x = torch.randn(3, 4, 5, generator=gen)
+
+    def run(values, training, seed=seed):
+        with forbid(*DROPOUTS, what="PyTorch's dropout", hint=HINT_1):
+            return call(dropout, values, p, training, torch.Generator().manual_seed(seed), hint=HINT_1)
+
+    expect_tensor(run(x, False), x, "dropout(x, p, training=False), which must equal x,", hint=HINT_1)
+    out = run(x, True)
+    if not isinstance(out, torch.Tensor):
+        raise Mistake(f"dropout(x, p, training=True) returned {describe(out)}, expected a tensor", HINT_1)
+    if out.shape != x.shape:
+        raise Mistake(f"dropout(x, p, training=True) has shape {tuple(out.shape)}, expected {tuple(x.shape)}", HINT_1)
+    zeroed, kept = out == 0, torch.isclose(out, x / (1 - p), atol=1e-6)
+    if bool((zeroed | kept).all()) is False:
+        if bool((zeroed | torch.isclose(out, x, atol=1e-6)).all()):
+            raise Mistake("the values that survive are unchanged; in training mode multiply them by 1 / (1 - p) "
+                          "so that the layer's average output stays the same", HINT_1)
+        index = tuple((~(zeroed | kept)).nonzero()[0].tolist())
+        raise Mistake(f"in training mode every output must be 0 or x / (1 - p); at index {index} you returned "
+                      f"{out[index].item():.6g} for x = {x[index].item():.6g} and p = {p}", HINT_1)
+    many = run(torch.ones(200, 500), True)                                   # 100,000 values
+    share = (many == 0).float().mean().item()
+    if abs(share - p) > 0.01:  # the share of 100,000 coin flips lies within 0.01 of p with near certainty
+        raise Mistake(f"you zeroed {share:.3f} of the values for p = {p}: each value must be zeroed with "
+                      "probability p (and kept with probability 1 - p)", HINT_1)
+    if not torch.equal(run(x, True), out):
+        raise Mistake("two calls with generators seeded the same gave different masks: draw the random numbers "
+                      "from the given `generator` (torch.rand(..., generator=generator))", HINT_1)
+    if torch.equal(run(x, True, seed + 1), out):
+        raise Mistake("generators with different seeds gave the same mask: the mask must be random", HINT_1)
+    return f"identity in evaluation, zeros or x / (1 - p) in training, a share {share:.3f} zeroed for p = {p}, " \
+           "and the mask drawn from the given generator"
+
+
+EX_1 = Exercise(
+    id="05.1", lesson=LESSON, title="Dropout by hand", name="dropout",
+    statement="""
+Write `dropout(x, p, training, generator)` for a float tensor `x` of any shape, a probability `0 < p < 1`,
+a flag `training` and a `torch.Generator`. In training (`training=True`) each value is set to 0 with
+probability `p`, independently, and each surviving value is divided by `1 - p`; draw the random numbers
+from `generator` (e.g. `torch.rand(x.shape, generator=generator)`). In evaluation (`training=False`) the
+result equals `x`. The result has `x`'s shape; `x` must not change. Do not use `F.dropout` or `nn.Dropout`.
+
+Correct means: evaluation returns `x`; in training every value is 0 or `x / (1 - p)` (within 1e-6), the share
+of zeros over 100,000 values is within 0.01 of `p`, and the mask depends only on the generator. See
+section 2, *Dropout*.
+""",
+    template='''
+def dropout(x, p, training, generator):
+    """Inverted dropout: in training zero each value with probability p and scale the rest by 1 / (1 - p)."""
+    raise NotImplementedError  # your code here
+''',
+    solution='''
+def dropout(x, p, training, generator):
+    """Inverted dropout: in training zero each value with probability p and scale the rest by 1 / (1 - p)."""
+    if not training:
+        return x
+    keep = torch.rand(x.shape, generator=generator) >= p   # True with probability 1 - p
+    return x * keep / (1 - p)
+''',
+    alternatives=['''
+def dropout(x, p, training, generator):
+    if training:
+        mask = torch.bernoulli(torch.full_like(x, 1 - p), generator=generator)
+        return x * mask / (1 - p)
+    return x.clone()
+'''],
+    wrong_answers=[
+        ("def dropout(x, p, training, generator):\n    if not training:\n        return x\n"
+         "    return x * (torch.rand(x.shape, generator=generator) >= p)\n", "multiply them by 1 / (1 - p)"),
+        ("def dropout(x, p, training, generator):\n    if not training:\n        return x\n"
+         "    return x * (torch.rand(x.shape, generator=generator) < p) / (1 - p)\n", "you zeroed"),
+        ("def dropout(x, p, training, generator):\n    keep = torch.rand(x.shape, generator=generator) >= p\n"
+         "    return x * keep / (1 - p)\n", "which must equal x, is wrong"),
+        ("def dropout(x, p, training, generator):\n    if not training:\n        return x\n"
+         "    return x * (torch.rand(x.shape) >= p) / (1 - p)\n", "from the given `generator`"),
+        ("def dropout(x, p, training, generator):\n    return F.dropout(x, p, training)\n",
+         "your code called PyTorch's dropout"),
+    ],
+    checker=check_dropout, hint=HINT_1,
+)
+
+
+# ---------------------------------------------------------------- 05.2 a validation pass
+
+HINT_2 = ("section 3 (Two switches) and section 5: model.eval() for dropout, torch.no_grad() for gradients, "
+          "the loss summed per sample and divided by the number of samples, and model.train() again if it "
+          "was training before")
+
+
+def reference_evaluate(model, loader, loss_fn) -> dict:
+    was_training = model.training
+    model.eval()
+    total, correct, seen = 0.0, 0, 0
+    with torch.no_grad():
+        for inputs, targets in loader:
+            logits = model(inputs)
+            total += loss_fn(logits, targets).item() * len(targets)
+            correct += (logits.argmax(dim=1) == targets).sum().item()
+            seen += len(targets)
+    model.train(was_training)
+    return {"loss": total / seen, "accuracy": correct / seen}
+
+
+def check_evaluate(evaluate) -> str:
+    gen = generator("05.2")
+    n_in, n_classes = distinct_sizes(gen, 2, 3, 8)
+    sizes = [randint(gen, 6, 9), randint(gen, 6, 9), randint(gen, 1, 3)]
+    loader = [(torch.randn(n, n_in, generator=gen), torch.randint(0, n_classes, (n,), generator=gen)) for n in sizes]
+    model = nn.Sequential(nn.Linear(n_in, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, n_classes))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    expected = reference_evaluate(model, loader, nn.CrossEntropyLoss())
+    calls = []
+    model.register_forward_pre_hook(lambda module, args: calls.append((module.training, torch.is_grad_enabled())))
+    for start_in_training in (True, False):
+        model.train(start_in_training)
+        calls.clear()
+        result = call(evaluate, model, loader, nn.CrossEntropyLoss(), hint=HINT_2)
+        if any(training for training, _ in calls):
+            raise Mistake("the model was in training mode during evaluation (dropout on, random results): "
+                          "call model.eval() first", HINT_2)
+        if any(grad for _, grad in calls):
+            raise Mistake("gradients were being recorded during evaluation: run the batches inside "
+                          "torch.no_grad() (or torch.inference_mode())", HINT_2)
+        if model.training != start_in_training:
+            raise Mistake(f"the model was in {'training' if start_in_training else 'evaluation'} mode before your "
+                          f"evaluate and is left in {'training' if model.training else 'evaluation'} mode: put it "
+                          "back the way it was (model.train(was_training))", HINT_2)
+        if any(not torch.equal(before[k], v) for k, v in model.state_dict().items()):
+            raise Mistake("evaluate changed the model's weights: evaluation must not train", HINT_2)
+        if not isinstance(result, dict) or set(result) < {"loss", "accuracy"}:
+            raise Mistake(f"evaluate returned {describe(result)}"
+                          + (f" with keys {sorted(result)}" if isinstance(result, dict) else "")
+                          + ", expected a dict with 'loss' and 'accuracy'", HINT_2)
+        for key in ("loss", "accuracy"):
+            value = result[key]
+            if isinstance(value, torch.Tensor) or not isinstance(value, (int, float)):
+                raise Mistake(f"result[{key!r}] is {describe(value)}: make it a Python float (.item())", HINT_2)
+            if abs(value - expected[key]) > 1e-5:
+                extra = " (a mean of batch means counts the small last batch's samples more)" if key == "loss" else ""
+                raise Mistake(f"result[{key!r}] is {value:.6f}, expected {expected[key]:.6f}, per sample{extra}",
+                              HINT_2)
+    return (f"loss {expected['loss']:.4f} and accuracy {expected['accuracy']:.4f} per sample over batches of {sizes}, "
+            "in eval mode without gradients, the mode restored from training and from eval")
+
+
+EX_2 = Exercise(
+    id="05.2", lesson=LESSON, title="A validation pass that leaves the model as it found it", name="evaluate",
+    statement="""
+Write `evaluate(model, loader, loss_fn)` that measures `model` on `loader` (an iterable of `(inputs,
+targets)` batches; the last may be smaller) and returns `{"loss": ..., "accuracy": ...}`, both Python
+`float`s **per sample**: `loss_fn(logits, targets)` returns a batch's mean (like `nn.CrossEntropyLoss()`),
+and the accuracy is the share of samples whose highest logit is their target. The model has dropout:
+evaluate in evaluation mode, without recording gradients, without changing the weights, and leave the
+model in the mode it was in when `evaluate` was called.
+
+Correct means: loss and accuracy within 1e-5 of the per-sample values, every forward pass in eval mode with
+gradients off, and the mode restored, for a model arriving in training mode and one arriving in eval mode.
+See sections 3 and 5, *Two switches* and *Validation after every epoch*.
+""",
+    template='''
+def evaluate(model, loader, loss_fn):
+    """{"loss": mean loss per sample, "accuracy": share correct} in eval mode without gradients; mode restored."""
+    raise NotImplementedError  # your code here
+''',
+    solution='''
+def evaluate(model, loader, loss_fn):
+    """{"loss": mean loss per sample, "accuracy": share correct} in eval mode without gradients; mode restored."""
+    was_training = model.training
+    model.eval()                                   # dropout off
+    total, correct, seen = 0.0, 0, 0
+    with torch.no_grad():                          # nothing to backpropagate
+        for inputs, targets in loader:
+            logits = model(inputs)                 # (batch, classes)
+            total += loss_fn(logits, targets).item() * len(targets)
+            correct += (logits.argmax(dim=1) == targets).sum().item()
+            seen += len(targets)
+    model.train(was_training)                      # back to the mode we found
+    return {"loss": total / seen, "accuracy": correct / seen}
+''',
+    alternatives=['''
+def evaluate(model, loader, loss_fn):
+    mode = model.training
+    model.eval()
+    losses, hits, count = [], 0, 0
+    try:
+        with torch.inference_mode():
+            for x, y in loader:
+                out = model(x)
+                losses.append(loss_fn(out, y) * y.numel())
+                hits += int((out.argmax(1) == y).sum())
+                count += y.numel()
+    finally:
+        if mode:
+            model.train()
+    return {"loss": float(sum(losses)) / count, "accuracy": hits / count}
+'''],
+    wrong_answers=[
+        ('''
+def evaluate(model, loader, loss_fn):
+    total, correct, seen = 0.0, 0, 0
+    with torch.no_grad():
+        for inputs, targets in loader:
+            logits = model(inputs)
+            total += loss_fn(logits, targets).item() * len(targets)
+            correct += (logits.argmax(dim=1) == targets).sum().item()
+            seen += len(targets)
+    return {"loss": total / seen, "accuracy": correct / seen}
+''', "call model.eval() first"),
+        ('''
+def evaluate(model, loader, loss_fn):
+    model.eval()
+    total, correct, seen = 0.0, 0, 0
+    with torch.no_grad():
+        for inputs, targets in loader:
+            logits = model(inputs)
+            total += loss_fn(logits, targets).item() * len(targets)
+            correct += (logits.argmax(dim=1) == targets).sum().item()
+            seen += len(targets)
+    return {"loss": total / seen, "accuracy": correct / seen}
+''', "put it back the way it was"),
+        ('''
+def evaluate(model, loader, loss_fn):
+    was_training = model.training
+    model.eval()
+    total, correct, seen = 0.0, 0, 0
+    for inputs, targets in loader:
+        logits = model(inputs)
+        total += loss_fn(logits, targets).item() * len(targets)
+        correct += (logits.argmax(dim=1) == targets).sum().item()
+        seen += len(targets)
+    model.train(was_training)
+    return {"loss": total / seen, "accuracy": correct / seen}
+''', "torch.no_grad()"),
+        ('''
+def evaluate(model, loader, loss_fn):
+    was_training = model.training
+    model.eval()
+    losses, correct, seen = [], 0, 0
+    with torch.no_grad():
+        for inputs, targets in loader:
+            logits = model(inputs)
+            losses.append(loss_fn(logits, targets).item())
+            correct += (logits.argmax(dim=1) == targets).sum().item()
+            seen += len(targets)
+    model.train(was_training)
+    return {"loss": sum(losses) / len(losses), "accuracy": correct / seen}
+''', "a mean of batch means"),
+    ],
+    checker=check_evaluate, hint=HINT_2,
+)
+
+
+# ---------------------------------------------------------------- 05.3 early stopping
+
+HINT_3 = ("section 4 (Overfitting, on a plot) and section 5: keep the lowest validation loss so far; count the "
+          "epochs since it last improved by more than min_delta, reset the count on an improvement, stop when the "
+          "count reaches patience")
+
+
+class ReferenceEarlyStopping:
+    def __init__(self, patience, min_delta=0.0):
+        self.patience, self.min_delta = patience, min_delta
+        self.best_loss, self.best_epoch, self.epoch, self.waited = math.inf, 0, 0, 0
+
+    def step(self, val_loss):
+        self.epoch += 1
+        if val_loss < self.best_loss - self.min_delta:
+            self.best_loss, self.best_epoch, self.waited = val_loss, self.epoch, 0
+        else:
+            self.waited += 1
+        return self.waited >= self.patience
+
+
+def loss_curves(gen: torch.Generator) -> list[tuple[int, float, list[float]]]:
+    """(patience, min_delta, losses): noisy falling-then-rising curves, plus one where small gains must not count."""
+    curves = []
+    for patience, min_delta in ((2, 0.0), (3, 0.05), (1, 0.0), (4, 0.0)):
+        epochs = 25
+        t = torch.arange(epochs, dtype=torch.float64)
+        turn = randint(gen, 4, 12)
+        losses = 1.0 + 0.02 * (t - turn) ** 2 / turn + 0.08 * torch.randn(epochs, generator=gen, dtype=torch.float64)
+        curves.append((patience, min_delta, [round(v, 4) for v in losses.tolist()]))
+    curves.append((2, 0.1, [1.0, 0.95, 0.92, 0.91, 0.7, 0.65, 0.64, 0.5]))  # gains of at most 0.1 do not count
+    return curves
+
+
+def check_early_stopping(EarlyStopping) -> str:
+    gen = generator("05.3")
+    if not isinstance(EarlyStopping, type):
+        raise Mistake(f"EarlyStopping should be a class, but it is {describe(EarlyStopping)}", HINT_3)
+    stops = []
+    for patience, min_delta, losses in loss_curves(gen):
+        mine, reference = EarlyStopping(patience, min_delta=min_delta), ReferenceEarlyStopping(patience, min_delta)
+        seen = []
+        for loss in losses:
+            seen.append(loss)
+            got, wanted = mine.step(loss), reference.step(loss)
+            setting = f"patience={patience}, min_delta={min_delta}"
+            if not isinstance(got, bool):
+                raise Mistake(f"step returned {describe(got)}, expected True or False", HINT_3)
+            if got != wanted:
+                raise Mistake(f"with {setting}, after the losses {seen} step returned {got}, expected {wanted} "
+                              f"({reference.waited} epoch(s) without an improvement of more than {min_delta})", HINT_3)
+            if (mine.best_loss, mine.best_epoch) != (reference.best_loss, reference.best_epoch):
+                raise Mistake(f"with {setting}, after the losses {seen} best_loss, best_epoch are "
+                              f"{mine.best_loss}, {mine.best_epoch}; expected {reference.best_loss}, "
+                              f"{reference.best_epoch} (epochs count from 1)", HINT_3)
+            if wanted:
+                stops.append(len(seen))
+                break
+    return f"stopping epochs {stops} and best epochs on {len(stops)} loss curves with patience 1 to 4 and a min_delta"
+
+
+EX_3 = Exercise(
+    id="05.3", lesson=LESSON, title="Early stopping", name="EarlyStopping",
+    statement="""
+Lesson 05's curves show the validation loss reaching a minimum and then rising. Write a class
+`EarlyStopping` with `__init__(self, patience, min_delta=0.0)` and `step(self, val_loss) -> bool`, called
+once per epoch with that epoch's validation loss (a float). An epoch **improves** when its loss is lower
+than the best so far by more than `min_delta` (the first epoch always improves). `step` returns `True`
+(stop training) once `patience` epochs in a row have not improved, else `False`. Keep two attributes up to
+date: `best_loss` (the loss of the last improving epoch) and `best_epoch` (its number, counting from 1).
+
+Correct means: the same answers and the same `best_loss`, `best_epoch` after every call as a correct
+implementation, on noisy loss curves with several `patience` and `min_delta` values. See sections 4 and 5,
+*Overfitting* and *Validation after every epoch*.
+""",
+    template='''
+class EarlyStopping:
+    """step(val_loss) -> True once `patience` epochs in a row have not improved the best loss by more than min_delta."""
+
+    def __init__(self, patience, min_delta=0.0):
+        raise NotImplementedError  # your code here
+
+    def step(self, val_loss):
+        raise NotImplementedError  # your code here
+''',
+    solution='''
+class EarlyStopping:
+    """step(val_loss) -> True once `patience` epochs in a row have not improved the best loss by more than min_delta."""
+
+    def __init__(self, patience, min_delta=0.0):
+        self.patience = patience
+        self.min_delta = min_delta
+        self.best_loss = math.inf   # so that the first epoch improves
+        self.best_epoch = 0
+        self.epoch = 0
+        self.epochs_without_improvement = 0
+
+    def step(self, val_loss):
+        self.epoch += 1
+        if val_loss < self.best_loss - self.min_delta:
+            self.best_loss, self.best_epoch = val_loss, self.epoch
+            self.epochs_without_improvement = 0
+        else:
+            self.epochs_without_improvement += 1
+        return self.epochs_without_improvement >= self.patience
+''',
+    alternatives=['''
+class EarlyStopping:
+    def __init__(self, patience, min_delta=0.0):
+        self.patience, self.min_delta = patience, min_delta
+        self.history = []
+        self.best_loss, self.best_epoch = None, None
+
+    def step(self, val_loss):
+        self.history.append(val_loss)
+        if self.best_loss is None or self.best_loss - val_loss > self.min_delta:
+            self.best_loss, self.best_epoch = val_loss, len(self.history)
+        return len(self.history) - self.best_epoch >= self.patience
+'''],
+    wrong_answers=[
+        ('''
+class EarlyStopping:
+    def __init__(self, patience, min_delta=0.0):
+        self.patience, self.min_delta = patience, min_delta
+        self.best_loss, self.best_epoch, self.epoch, self.bad = math.inf, 0, 0, 0
+
+    def step(self, val_loss):
+        self.epoch += 1
+        if val_loss < self.best_loss - self.min_delta:
+            self.best_loss, self.best_epoch = val_loss, self.epoch
+        else:
+            self.bad += 1
+        return self.bad >= self.patience
+''', "step returned True, expected False"),
+        ('''
+class EarlyStopping:
+    def __init__(self, patience, min_delta=0.0):
+        self.patience, self.min_delta = patience, min_delta
+        self.best_loss, self.best_epoch, self.epoch, self.bad = math.inf, 0, 0, 0
+
+    def step(self, val_loss):
+        self.epoch += 1
+        if val_loss < self.best_loss:
+            self.best_loss, self.best_epoch, self.bad = val_loss, self.epoch, 0
+        else:
+            self.bad += 1
+        return self.bad >= self.patience
+''', "min_delta=0.05"),
+        ('''
+class EarlyStopping:
+    def __init__(self, patience, min_delta=0.0):
+        self.patience, self.min_delta = patience, min_delta
+        self.best_loss, self.best_epoch, self.epoch, self.bad = math.inf, 0, 0, 0
+
+    def step(self, val_loss):
+        if val_loss < self.best_loss - self.min_delta:
+            self.best_loss, self.best_epoch, self.bad = val_loss, self.epoch, 0
+        else:
+            self.bad += 1
+        self.epoch += 1
+        return self.bad >= self.patience
+''', "epochs count from 1"),
+        ('''
+class EarlyStopping:
+    def __init__(self, patience, min_delta=0.0):
+        self.patience, self.min_delta = patience, min_delta
+        self.best_loss, self.best_epoch, self.epoch, self.bad = math.inf, 0, 0, 0
+
+    def step(self, val_loss):
+        self.epoch += 1
+        if val_loss < self.best_loss - self.min_delta:
+            self.best_loss, self.best_epoch, self.bad = val_loss, self.epoch, 0
+        else:
+            self.bad += 1
+        return self.bad > self.patience
+''', "step returned False, expected True"),
+    ],
+    checker=check_early_stopping, hint=HINT_3,
+)
+
+EXERCISES = [EX_1, EX_2, EX_3]

@@ -1,0 +1,105 @@
+"""A lesson notebook's Exercises section, generated from the lesson modules: inject, compare, fill in solutions."""
+
+from __future__ import annotations
+
+import copy
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell
+
+SECTION_TAG = "exercises"   # every cell of the generated section; inject removes and rewrites them
+ANSWER_TAG = "exercise"     # the answer cells (metadata exercise_id says which)
+COMPARED_METADATA = ("tags", "exercise_id")
+
+INTRO = """## Exercises
+
+Each exercise below asks you to write one function (or class) in its answer cell: replace
+`raise NotImplementedError` with your code, run the cell, then run the check cell under it. The check
+calls your code on fresh random inputs, compares it with PyTorch's own result and prints one of:
+
+- `not attempted yet`: the answer cell still raises `NotImplementedError`;
+- `correct: ...`: what was tested;
+- `not yet: ...`: what is wrong (a shape, a value and where, an input changed in place, a forbidden
+  call, ...) and a `hint:` with the section of this lesson to reread.
+
+The answer cells need only `math`, `torch`, `nn` and `F` (`torch.nn.functional`), imported here. Stuck?
+`exercises.solution("{first}")` prints a reference solution; try the check first, the message usually says
+enough. Work in your own copy of the notebooks (`make lab`), so your answers survive course updates."""
+
+IMPORTS = """# the checks, and what every answer cell may use
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from course_utils import exercises"""
+
+
+def _cell_id(exercise_id: str, part: str) -> str:
+    return f"exercise-{exercise_id.replace('.', '-')}-{part}"
+
+
+def _tags(*tags: str) -> dict:
+    return {"tags": list(tags)}
+
+
+def section_cells(exercises: list) -> list:
+    """The generated cells for one lesson's exercises: intro, imports, then statement, answer and check per exercise."""
+    if not exercises:
+        return []
+    cells = [new_markdown_cell(INTRO.replace("{first}", exercises[0].id), metadata=_tags(SECTION_TAG)),
+             new_code_cell(IMPORTS, metadata=_tags(SECTION_TAG))]
+    cells[0].id, cells[1].id = "exercises-intro", "exercises-imports"
+    for exercise in exercises:
+        statement = new_markdown_cell(f"### {exercise.id} {exercise.title}\n\n{exercise.statement.strip()}",
+                                      metadata=_tags(SECTION_TAG))
+        answer = new_code_cell(exercise.template.strip(),
+                               metadata=_tags(SECTION_TAG, ANSWER_TAG) | {"exercise_id": exercise.id})
+        check = new_code_cell(f'exercises.check("{exercise.id}", {exercise.name})', metadata=_tags(SECTION_TAG))
+        for cell, part in ((statement, "statement"), (answer, "answer"), (check, "check")):
+            cell.id = _cell_id(exercise.id, part)
+        cells += [statement, answer, check]
+    return cells
+
+
+def lesson_exercises(stem: str) -> list:
+    """The exercises of one lesson notebook, in id order."""
+    from course_utils.exercises import EXERCISES
+    return [e for e in EXERCISES.values() if e.lesson == stem]
+
+
+def inject(notebook: nbformat.NotebookNode, stem: str) -> nbformat.NotebookNode:
+    """A copy of the notebook whose Exercises section (cells tagged `exercises`) is freshly generated at its end."""
+    notebook = copy.deepcopy(notebook)
+    kept = [c for c in notebook.cells if SECTION_TAG not in c.metadata.get("tags", [])]
+    notebook.cells = kept + section_cells(lesson_exercises(stem))
+    if (notebook.nbformat, notebook.nbformat_minor) < (4, 5):  # cell ids need nbformat 4.5
+        notebook.nbformat_minor = 5
+    return notebook
+
+
+def _signature(cell) -> tuple:
+    """What inject decides about a cell (outputs and run metadata are the runner's)."""
+    metadata = {k: cell.metadata[k] for k in COMPARED_METADATA if k in cell.metadata}
+    return cell.cell_type, cell.get("id"), cell.source, metadata
+
+
+def up_to_date(notebook: nbformat.NotebookNode, stem: str) -> bool:
+    """Whether the notebook's Exercises section is what inject would write."""
+    return [_signature(c) for c in notebook.cells] == [_signature(c) for c in inject(notebook, stem).cells]
+
+
+def answer_cells(notebook: nbformat.NotebookNode) -> dict[str, str]:
+    """exercise_id -> source of each answer cell."""
+    return {c.metadata["exercise_id"]: c.source for c in notebook.cells
+            if c.cell_type == "code" and "exercise_id" in c.metadata}
+
+
+def fill_solutions(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Replace every answer cell's source by its exercise's reference solution (in place; returns the notebook)."""
+    from course_utils.exercises import get
+    for cell in notebook.cells:
+        if cell.cell_type == "code" and "exercise_id" in cell.metadata:
+            cell.source = get(cell.metadata["exercise_id"]).solution.strip()
+    return notebook

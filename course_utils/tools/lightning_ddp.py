@@ -1,0 +1,72 @@
+"""The Lightning version of the course's MLP with strategy="ddp"; start it with torchrun.
+
+    torchrun --nproc_per_node=2 -m course_utils.tools.lightning_ddp --num-epochs 1 --out runs/ddp/lightning
+
+Lightning reads torchrun's variables, wraps the model in DistributedDataParallel and gives each
+worker a DistributedSampler itself; rank 0 evaluates on the test set and writes metrics.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import lightning as L
+from torch import nn
+from torch.utils.data import DataLoader
+
+from course_utils.core import distributed, training
+from course_utils.core.checkpoints import atomic_write
+from course_utils.models.lightning import FashionMNISTDataModule, LitClassifier, quiet_lightning
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="auto", help="auto: one CUDA GPU per worker if there are GPUs, else CPU")
+    parser.add_argument("--num-epochs", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=64, help="per worker")
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--train-subset", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    training.check_epochs(args.num_epochs)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        env = distributed.launch_env()
+    except distributed.DistributedLaunchError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    quiet_lightning()
+    device = distributed.worker_device(args.device, int(env["LOCAL_RANK"]))
+    L.seed_everything(args.seed, verbose=False)  # the same initial weights on every worker
+    model = LitClassifier({"input_size": 784, "output_size": 10, "hidden_layers": [256, 128, 64], "drop_p": 0.2},
+                          lr=args.lr, sync_dist=True)  # sync_dist: logged metrics are all-reduced means
+    data = FashionMNISTDataModule(args.batch_size, args.train_subset, seed=args.seed)
+    trainer = L.Trainer(accelerator="gpu" if device.type == "cuda" else "cpu",
+                        devices=int(os.environ.get("LOCAL_WORLD_SIZE", "1")),
+                        num_nodes=int(env["WORLD_SIZE"]) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")),
+                        strategy="ddp", max_epochs=args.num_epochs, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(model, datamodule=data)
+    if trainer.is_global_zero:  # rank 0 alone sees the whole test set, each sample exactly once
+        test_loader = DataLoader(data.datasets["test"], batch_size=512)
+        metrics = {f"test_{k}": v for k, v in training.evaluate(model.model, test_loader, nn.NLLLoss(), device).items()}
+        result = {"world_size": trainer.world_size, "strategy": type(trainer.strategy).__name__,
+                  "backend": trainer.strategy._process_group_backend, "global_step": trainer.global_step,
+                  "train_samples": len(data.datasets["train"]), **{k: float(v) for k, v in metrics.items()}}
+        atomic_write(args.out / "metrics.json", lambda f: f.write(json.dumps(result, indent=1).encode()))
+        print(f"lightning ddp on {result['world_size']} workers: {result['global_step']} steps, "
+              f"test accuracy {result['test_accuracy']:.4f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

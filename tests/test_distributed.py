@@ -1,0 +1,127 @@
+"""DDP helpers and the torchrun script: 2 gloo workers with batch B each equal 1 process with batch 2B."""
+
+import json
+import socket
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
+
+from course_utils.core import distributed
+from course_utils.core.checkpoints import load_checkpoint
+from course_utils.datasets import mnist
+from course_utils.tools import ddp_train
+
+MODULE = "course_utils.tools.ddp_train"
+
+
+def test_backend_follows_the_device():
+    assert distributed.backend_for(torch.device("cpu")) == "gloo"
+    assert distributed.backend_for(torch.device("cuda", 1)) == "nccl"
+
+
+def test_worker_device_on_a_cpu_machine():
+    assert distributed.worker_device("cpu", local_rank=3) == torch.device("cpu")
+    with pytest.raises(ValueError, match="no backend for Apple's MPS"):
+        distributed.worker_device("mps", 0)
+    if not torch.cuda.is_available():
+        assert distributed.worker_device("auto", 0) == torch.device("cpu")
+        with pytest.raises(RuntimeError, match="sees no CUDA GPU"):
+            distributed.worker_device("cuda", 0)
+
+
+def test_script_started_without_torchrun_says_how_to_start_it(monkeypatch, tmp_path, capsys):
+    for name in distributed.LAUNCH_ENV:
+        monkeypatch.delenv(name, raising=False)
+    assert ddp_train.main(["--out", str(tmp_path)]) == 2
+    assert "start this script with torchrun" in capsys.readouterr().err
+
+
+def test_process_group_is_destroyed_also_after_an_error(monkeypatch):
+    env = {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
+           "MASTER_PORT": str(distributed.free_port())}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ZeroDivisionError):
+        with distributed.process_group("cpu") as ctx:
+            assert (ctx.rank, ctx.world_size, ctx.backend, ctx.is_main) == (0, 1, "gloo", True)
+            assert torch.distributed.is_initialized()
+            # float64: a count beyond float32's 2**24 stays exact
+            assert distributed.all_reduce_sums([2**24 + 1, 0.5], ctx.device) == [2**24 + 1, 0.5]
+            1 / 0
+    assert not torch.distributed.is_initialized()
+
+
+def test_busy_port_is_refused_before_launching():
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(distributed.DistributedLaunchError, match=f"port {port} on 127.0.0.1 is busy"):
+            distributed.run_torchrun(MODULE, ["--out", "unused"], port=port)
+    assert distributed.check_port_free(port) == port  # free again once the socket closed
+
+
+def test_describe_failure_names_the_first_failing_rank():
+    output = ("[rank0]: RuntimeError: Connection closed by peer\n"
+              "Root Cause (first observed failure):\n[0]:\n  rank      : 1 (local_rank: 1)\n"
+              "  traceback : Traceback (most recent call last):\n  RuntimeError: boom\n  \n" + "=" * 60)
+    assert distributed.describe_failure(output, 1) == (
+        "worker rank 1 failed first (RuntimeError: boom); torchrun then stopped the other workers")
+    assert "port is busy" in distributed.describe_failure("... EADDRINUSE ...", 1)
+
+
+def reference_run(args, world_batch: int) -> tuple[nn.Module, list[float]]:
+    """One process, batch 2B, the same permutation DistributedSampler draws: weights and epoch losses."""
+    train_set = mnist.tensor_datasets("fashion_mnist", train_subset=args.train_subset, seed=args.seed)["train"]
+    config = {"input_size": 784, "output_size": 10, "hidden_layers": args.hidden_sizes, "drop_p": args.drop_p}
+    model = ddp_train.build_model(config, args.seed)
+    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr)
+    sampler = DistributedSampler(train_set, num_replicas=1, rank=0, shuffle=True, seed=args.seed)
+    loader = DataLoader(train_set, batch_size=world_batch, sampler=sampler)
+    losses = []
+    for epoch in range(1, args.num_epochs + 1):
+        sampler.set_epoch(epoch)
+        total = 0.0
+        for images, labels in loader:
+            loss = nn.functional.nll_loss(model(images), labels)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(labels)
+        losses.append(total / len(train_set))
+    return model, losses
+
+
+def test_two_workers_with_batch_b_equal_one_process_with_batch_2b(mirror, tmp_path):
+    argv = ["--device", "cpu", "--num-epochs", "2", "--batch-size", "16", "--lr", "0.1", "--optimizer", "sgd",
+            "--hidden-sizes", "32", "--drop-p", "0", "--train-subset", "256", "--seed", "3", "--out", str(tmp_path)]
+    output = distributed.run_torchrun(MODULE, argv, nproc_per_node=2)
+    assert output.count("train loss") == 2  # only rank 0 logs
+
+    args = ddp_train.parse_args(argv)
+    reference, reference_losses = reference_run(args, world_batch=2 * args.batch_size)
+    state = load_checkpoint(tmp_path / "checkpoint.pt")["model_state"]
+    diff = max((state[name] - value).abs().max().item() for name, value in reference.state_dict().items())
+    assert diff <= 1e-5
+    # and the update really moved the weights, so equality is not two untouched copies
+    untouched = ddp_train.build_model({"input_size": 784, "output_size": 10, "hidden_layers": [32], "drop_p": 0.0}, 3)
+    assert (untouched.output.weight - state["output.weight"]).abs().max() > 1e-3
+
+    log = json.loads((tmp_path / "metrics.json").read_text())
+    assert (log["world_size"], log["backend"], log["global_batch_size"]) == (2, "gloo", 32)
+    assert [entry["samples"] for entry in log["epochs"]] == [256, 256]
+    assert [entry["steps"] for entry in log["epochs"]] == [8, 8]  # 128 samples per worker / 16
+    # the all-reduced loss is the per-sample mean over both workers' shards
+    assert [entry["train_loss"] for entry in log["epochs"]] == pytest.approx(reference_losses, abs=1e-5)
+    assert 0.0 <= log["test"]["accuracy"] <= 1.0
+
+
+def test_a_dying_worker_is_named(mirror, tmp_path):
+    argv = ["--device", "cpu", "--num-epochs", "1", "--train-subset", "128", "--hidden-sizes", "16",
+            "--out", str(tmp_path), "--crash-rank", "1"]
+    with pytest.raises(distributed.DistributedLaunchError,
+                       match=r"worker rank 1 failed first \(RuntimeError: rank 1 was told to crash"):
+        distributed.run_torchrun(MODULE, argv, nproc_per_node=2)
+    assert not (tmp_path / "checkpoint.pt").exists()

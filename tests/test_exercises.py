@@ -1,0 +1,371 @@
+import copy
+import io
+import contextlib
+import linecache
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from course_utils import exercises
+from course_utils.exercises import EXERCISES, __main__ as cli, framework, notebooks
+from course_utils.exercises.framework import STRICT_ENV, exec_answer, run_check
+from course_utils.tools import runner
+
+NOTEBOOKS = sorted(p for p in runner.NOTEBOOKS_DIR.glob("*.ipynb") if p.stem[0].isalnum())
+ALL = list(EXERCISES.values())
+
+
+@pytest.fixture(autouse=True)
+def not_strict(monkeypatch):
+    """make test sets $COURSE_EXERCISES_STRICT=1 for the notebooks; these tests choose it themselves."""
+    monkeypatch.delenv(STRICT_ENV, raising=False)
+    monkeypatch.delenv(framework.SEED_ENV, raising=False)
+
+
+def result_of(exercise, code, label="test"):
+    return run_check(exercise, exec_answer(code, exercise.name, label))
+
+
+def printed(exercise_id, answer) -> str:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exercises.check(exercise_id, answer)
+    return out.getvalue()
+
+
+# ---------------------------------------------------------------- every exercise
+
+@pytest.mark.parametrize("exercise", ALL, ids=lambda e: e.id)
+def test_reference_solution_is_correct(exercise):
+    result = result_of(exercise, exercise.solution)
+    assert result.status == "correct", result.message
+    assert result.message  # says what was tested
+
+
+@pytest.mark.parametrize("exercise", ALL, ids=lambda e: e.id)
+def test_alternatives_are_correct(exercise):
+    assert exercise.alternatives, "every exercise registers a correct answer written differently"
+    for code in exercise.alternatives:
+        assert code.strip() != exercise.solution.strip()
+        result = result_of(exercise, code)
+        assert result.status == "correct", f"{code}\n-> {result.message}"
+
+
+@pytest.mark.parametrize("exercise", ALL, ids=lambda e: e.id)
+def test_wrong_answers_get_their_message(exercise):
+    assert len(exercise.wrong_answers) >= 2
+    for code, fragment in exercise.wrong_answers:
+        result = result_of(exercise, code)
+        assert result.status in ("mistake", "error"), f"{code}\n-> {result.status}: {result.message}"
+        assert fragment in result.message, f"{code}\n-> {result.message}"
+        assert result.hint  # every wrong answer points back to the lesson
+
+
+@pytest.mark.parametrize("exercise", ALL, ids=lambda e: e.id)
+def test_template_is_not_attempted(exercise):
+    answer = exec_answer(exercise.template, exercise.name)
+    assert printed(exercise.id, answer) == f"{exercise.id} not attempted yet\n"
+    assert "NotImplementedError" in exercise.template and exercise.name in exercise.template
+
+
+@pytest.mark.parametrize("exercise", ALL, ids=lambda e: e.id)
+def test_statement_is_a_contract(exercise):
+    assert exercise.lesson in {p.stem for p in NOTEBOOKS}
+    last_paragraph = exercise.statement.strip().split("\n\n")[-1]
+    assert "Correct means" in exercise.statement and "section" in last_paragraph  # the contract, then where to look
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_lesson_has_at_least_three_exercises(notebook):
+    prefix = notebook.stem.split("_")[0]
+    module = Path(framework.__file__).with_name(f"lesson_{prefix}.py")
+    if not module.exists():
+        pytest.skip(f"{module.name} is not written yet")
+    assert len(notebooks.lesson_exercises(notebook.stem)) >= 3
+
+
+def test_ids_are_lesson_dot_number_and_unique():
+    assert len(EXERCISES) == len(ALL)
+    for exercise_id, exercise in EXERCISES.items():
+        assert exercise_id == exercise.id and exercise.lesson.startswith(exercise_id.split(".")[0] + "_")
+
+
+# ---------------------------------------------------------------- what check() prints
+
+def test_check_prints_correct_and_mistakes_with_a_hint():
+    ex = EXERCISES["01.1"]
+    assert printed("01.1", exec_answer(ex.solution, ex.name)).startswith("01.1 correct: ")
+    wrong = printed("01.1", exec_answer("def normalize_rows(x):\n    return x / x.sum()\n", ex.name))
+    first, second = wrong.splitlines()
+    assert first.startswith("01.1 not yet: ") and "is wrong at index" in first and "expected" in first
+    assert second.startswith("hint: section 5")
+
+
+def test_a_learners_exception_is_reported_with_its_line_not_raised():
+    code = "def normalize_rows(x):\n    total = x.sum(dim=1, keepdim=True)\n    return x / (total - total) / 0\n"
+    answer = exec_answer(code.replace("/ 0", "/ int('oops')"), "normalize_rows")
+    text = printed("01.1", answer)
+    assert "not yet: your code raised ValueError: invalid literal for int()" in text
+    assert "(line 3: return x / (total - total) / int('oops'))" in text
+    assert "Traceback" not in text
+
+
+def test_a_notebook_cell_answer_is_reported_with_its_line():
+    # IPython compiles each cell under its own file name and puts its source in linecache
+    source, namespace = "import torch\n\ndef normalize_rows(x):\n    return x.nope()\n", {}
+    linecache.cache["cell-7"] = (len(source), None, source.splitlines(keepends=True), "cell-7")
+    exec(compile(source, "cell-7", "exec"), namespace)
+    assert "AttributeError" in printed("01.1", namespace["normalize_rows"])
+    assert "(line 4: return x.nope())" in printed("01.1", namespace["normalize_rows"])
+
+
+def test_an_exception_in_a_learners_class_is_reported_with_its_line():
+    code = EXERCISES["04.2"].solution.replace("return self.net(x)", "return self.net(x.view(7, -1))")
+    text = printed("04.2", exec_answer(code, "MLP"))
+    assert "your code raised RuntimeError" in text and "return self.net(x.view(7, -1)))" in text
+
+
+def test_a_failing_checker_is_a_crash_not_the_learners_fault(monkeypatch):
+    broken = copy.copy(EXERCISES["01.1"])
+    broken.checker = lambda answer: {}["missing"]
+    result = run_check(broken, exec_answer(broken.solution, broken.name))
+    assert result.status == "crash" and "the checker itself failed (KeyError" in result.message
+    monkeypatch.setattr(cli, "EXERCISES", {"01.1": broken})
+    assert cli.main(["verify"]) == 1
+
+
+def test_an_answer_that_is_not_callable_or_returns_nothing_gets_plain_words():
+    assert "returned None (did you forget `return`?)" in printed("01.1", lambda x: None)
+    assert "your code raised TypeError" not in printed("01.1", lambda x: x.tolist())
+    assert "should be a tensor" in printed("01.1", lambda x: x.tolist())
+
+
+def test_strict_mode_raises_unless_correct(monkeypatch):
+    monkeypatch.setenv(STRICT_ENV, "1")
+    ex = EXERCISES["01.1"]
+    with pytest.raises(AssertionError, match="01.1 not attempted yet"):
+        exercises.check("01.1", exec_answer(ex.template, ex.name))
+    with pytest.raises(AssertionError, match="not yet: .*divided column j"):
+        exercises.check("01.1", exec_answer(ex.wrong_answers[0][0], ex.name))
+    assert printed("01.1", exec_answer(ex.solution, ex.name)).startswith("01.1 correct")
+
+
+def test_unknown_id_is_a_plain_error():
+    with pytest.raises(ValueError, match="no exercise '99.1'; known: 01.1"):
+        exercises.check("99.1", print)
+
+
+def test_solution_prints_the_reference(capsys):
+    exercises.solution("01.2")
+    out = capsys.readouterr().out
+    assert EXERCISES["01.2"].solution.strip() in out
+
+
+def test_checks_leave_the_global_rng_and_forbidden_functions_alone():
+    ex, original = EXERCISES["01.2"], torch.cdist
+    torch.manual_seed(3)
+    expected = torch.rand(3)
+    torch.manual_seed(3)
+    assert "called torch.cdist" in printed("01.2", exec_answer(ex.wrong_answers[1][0], ex.name))
+    assert torch.equal(torch.rand(3), expected)
+    assert torch.cdist is original
+
+
+def test_inputs_are_fresh_per_seed_and_repeatable(monkeypatch):
+    ex = EXERCISES["01.2"]
+    answer = exec_answer(ex.solution, ex.name)
+    first, again = run_check(ex, answer).message, run_check(ex, answer).message
+    monkeypatch.setenv(framework.SEED_ENV, "1")
+    other = run_check(ex, answer).message
+    assert first == again and other != first
+
+
+# ---------------------------------------------------------------- notebooks: inject, fill, run the cells
+
+def lesson_notebook(stem: str) -> nbformat.NotebookNode:
+    return nbformat.read(runner.NOTEBOOKS_DIR / f"{stem}.ipynb", as_version=4)
+
+
+def run_section(notebook) -> list[str]:
+    """Execute the generated cells in one namespace, as a kernel would; return each check cell's output."""
+    namespace, outputs = {}, []
+    for cell in notebook.cells:
+        if cell.cell_type != "code" or notebooks.SECTION_TAG not in cell.metadata.get("tags", []):
+            continue
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            exec(compile(cell.source, f"<{cell.id}>", "exec"), namespace)
+        if cell.source.startswith("exercises.check("):
+            outputs.append(out.getvalue())
+    return outputs
+
+
+@pytest.mark.parametrize("stem", sorted({e.lesson for e in ALL}))
+def test_generated_section_runs_unattempted_and_correct_with_solutions(stem):
+    injected = notebooks.inject(lesson_notebook(stem), stem)
+    ids = [e.id for e in notebooks.lesson_exercises(stem)]
+    assert run_section(injected) == [f"{i} not attempted yet\n" for i in ids]
+    filled = exercises.fill_solutions(copy.deepcopy(injected))
+    outputs = run_section(filled)
+    assert [o.split(" ")[:2] for o in outputs] == [[i, "correct:"] for i in ids]
+
+
+def test_inject_writes_the_section_once_at_the_end_with_stable_ids():
+    stem = "01_tensors"
+    original = lesson_notebook(stem)
+    kept = [c for c in original.cells if notebooks.SECTION_TAG not in c.metadata.get("tags", [])]
+    once = notebooks.inject(original, stem)
+    twice = notebooks.inject(once, stem)
+    assert [c.id for c in once.cells] == [c.id for c in twice.cells]
+    assert [c.source for c in once.cells[:len(kept)]] == [c.source for c in kept]
+    section = once.cells[len(kept):]
+    assert section[0].source.startswith("## Exercises") and "exercises.solution(" in section[0].source
+    assert "from course_utils import exercises" in section[1].source
+    answer = next(c for c in section if c.id == "exercise-01-2-answer")
+    assert answer.metadata == {"tags": ["exercises", "exercise"], "exercise_id": "01.2"}
+    assert answer.source == EXERCISES["01.2"].template.strip()
+    assert next(c for c in section if c.id == "exercise-01-2-check").source == \
+        'exercises.check("01.2", pairwise_distances)'
+    assert next(c for c in section if c.id == "exercise-01-2-statement").source.startswith(
+        "### 01.2 Pairwise distances")
+    nbformat.validate(once)
+    assert notebooks.up_to_date(once, stem)
+
+
+def test_fill_solutions_fills_every_answer_cell_and_nothing_else():
+    stem = "01_tensors"
+    injected = notebooks.inject(lesson_notebook(stem), stem)
+    filled = exercises.fill_solutions(copy.deepcopy(injected))
+    changed = [(a.metadata.get("exercise_id"), b.source) for a, b in zip(injected.cells, filled.cells)
+               if a.source != b.source]
+    assert changed == [(e.id, e.solution.strip()) for e in notebooks.lesson_exercises(stem)]
+
+
+def test_inject_check_on_a_copy(tmp_path, monkeypatch, capsys):
+    for path in NOTEBOOKS[:2]:
+        (tmp_path / path.name).write_bytes(path.read_bytes())
+    monkeypatch.setattr(cli, "NOTEBOOKS_DIR", tmp_path)
+    monkeypatch.setattr(cli, "EXERCISES", {k: v for k, v in EXERCISES.items() if k.startswith("01.")})
+    assert cli.main(["inject"]) == 0
+    assert cli.main(["inject", "--check"]) == 0
+    notebook = nbformat.read(tmp_path / "01_tensors.ipynb", as_version=4)
+    notebook.cells[-1].source = "exercises.check('01.3', something_else)"
+    nbformat.write(notebook, tmp_path / "01_tensors.ipynb")
+    assert cli.main(["inject", "--check"]) == 1
+    assert "out of date in 01_tensors.ipynb" in capsys.readouterr().err
+
+
+def test_the_lesson_notebooks_are_up_to_date():
+    # fails after a lesson module changes until `python -m course_utils.exercises inject` is run
+    assert cli.main(["inject", "--check"]) == 0
+
+
+# ---------------------------------------------------------------- list, verify, progress
+
+def test_list_prints_one_line_per_exercise(capsys):
+    assert cli.main(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(EXERCISES)
+    assert lines[0].split()[:2] == ["01.1", "01_tensors"] and lines[0].endswith(EXERCISES["01.1"].title)
+
+
+def test_verify_fails_on_a_broken_exercise(monkeypatch, capsys):
+    ex = EXERCISES["01.1"]
+    broken = copy.copy(ex)
+    broken.solution = ex.wrong_answers[0][0]
+    broken.wrong_answers = [(ex.solution, "is wrong")]
+    monkeypatch.setattr(cli, "EXERCISES", {"01.1": broken})
+    assert cli.main(["verify"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL 01.1 solution: mistake" in out and "fewer than 2 wrong answers" in out
+    assert "FAIL 01.1 wrong answer 1: expected a message with 'is wrong', got correct" in out
+    monkeypatch.setattr(cli, "EXERCISES", {"01.1": ex})
+    assert cli.main(["verify"]) == 0
+    passed = 2 + len(ex.alternatives) + len(ex.wrong_answers)  # solution, alternatives, wrong answers, template
+    assert capsys.readouterr().out.strip().endswith(f"{passed} passed, 0 failed")
+
+
+def test_progress_counts_solved_answers_per_lesson(tmp_path, monkeypatch, capsys):
+    stem = "01_tensors"
+    notebook = notebooks.inject(lesson_notebook(stem), stem)
+    answers = {c.metadata["exercise_id"]: c for c in notebook.cells if "exercise_id" in c.metadata}
+    answers["01.1"].source = EXERCISES["01.1"].solution
+    answers["01.2"].source = "def pairwise_distances(a, b):\n    while True:\n        pass\n"  # never returns
+    answers["01.3"].source = "import sys\n\ndef batched_matmul(a, b):\n    sys.exit(3)\n"  # must not end progress
+    monkeypatch.setattr(cli, "CHECK_SECONDS", 1)
+    (tmp_path / "lessons").mkdir()
+    nbformat.write(notebook, tmp_path / "lessons" / f"{stem}.ipynb")
+    nbformat.write(new_notebook(cells=[new_markdown_cell("# notes")]), tmp_path / "notes.ipynb")
+    monkeypatch.setenv(STRICT_ENV, "1")  # progress never raises, even in strict mode
+    assert cli.main(["progress", "--workspace", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split() for line in lines] == [[stem, "1/3", "solved"], ["total", "1/3", "solved"]]
+
+
+def test_progress_without_a_workspace_says_how_to_make_one(tmp_path, capsys):
+    assert cli.main(["progress", "--workspace", str(tmp_path / "none")]) == 0
+    assert "make lab" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- the runner's --solutions run
+
+@pytest.fixture
+def course(tmp_path, monkeypatch):
+    notebooks_dir, profiles = tmp_path / "notebooks", tmp_path / "profiles"
+    notebooks_dir.mkdir()
+    profiles.mkdir()
+    template = EXERCISES["01.1"].template
+    cells = [new_code_cell("seed = 0\n", metadata={"tags": ["parameters"]}),
+             new_code_cell("from course_utils import exercises"),
+             new_code_cell(template, metadata={"tags": ["exercises", "exercise"], "exercise_id": "01.1"}),
+             new_code_cell('exercises.check("01.1", normalize_rows)')]
+    kernel = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+    nbformat.write(new_notebook(cells=cells, metadata=kernel), notebooks_dir / "01_tensors.ipynb")
+    (profiles / "ci.yaml").write_text("parameters: {}\n")
+    monkeypatch.setattr(runner, "NOTEBOOKS_DIR", notebooks_dir)
+    monkeypatch.setattr(runner, "PROFILES_DIR", profiles)
+    return tmp_path
+
+
+def test_runner_prepares_solution_filled_copies(course):
+    assert runner.main(["--profile", "ci", "--prepare-only", "--solutions", "--out", str(course / "out")]) == 0
+    prepared = nbformat.read(course / "out" / "01_tensors.ipynb", as_version=4)
+    answer = next(c for c in prepared.cells if c.metadata.get("exercise_id") == "01.1")
+    assert answer.source == EXERCISES["01.1"].solution.strip()
+    assert [p.name for p in (course / "out").iterdir()] == ["01_tensors.ipynb"]  # nothing else for nbval to collect
+    assert runner.main(["--profile", "ci", "--prepare-only", "--out", str(course / "plain")]) == 0
+    plain = nbformat.read(course / "plain" / "01_tensors.ipynb", as_version=4)
+    assert plain.cells[2].source == EXERCISES["01.1"].template
+
+
+def test_runner_solutions_run_sets_strict_and_is_never_committed(course, monkeypatch):
+    with pytest.raises(runner.RunnerError, match="never committed"):
+        runner.run(runner.parse_args(["--profile", "ci", "--solutions", "--commit"]))
+    seen = []
+    monkeypatch.setattr(runner, "execute_all", lambda jobs, workers, display: [seen.append(job) or {
+        "notebook": job.notebook.stem, "status": "pass", "seconds": 0.0, "parameters": {}, "metrics": {},
+        "error": None} for job in jobs])
+    assert runner.main(["--profile", "ci", "--solutions", "--out", str(course / "run")]) == 0
+    assert seen[0].solutions and seen[0].env[STRICT_ENV] == "1"
+    source = runner.source_of(seen[0])
+    assert source != seen[0].notebook
+    filled = nbformat.read(source, as_version=4)
+    assert filled.cells[2].source == EXERCISES["01.1"].solution.strip()
+
+
+def test_the_checks_own_sgd_matches_torch_optim():
+    from course_utils.exercises.lesson_03 import MomentumSGD
+    ours, theirs = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    theirs.load_state_dict(ours.state_dict())
+    optimizers = {ours: MomentumSGD(ours.parameters(), lr=0.5, momentum=0.9),
+                  theirs: torch.optim.SGD(theirs.parameters(), lr=0.5, momentum=0.9)}
+    for step in range(3):
+        for model, optimizer in optimizers.items():
+            optimizer.zero_grad()
+            model(torch.full((4, 3), step + 1.0)).pow(2).sum().backward()
+            optimizer.step()
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(ours.parameters(), theirs.parameters()))
+    assert not torch.allclose(ours.weight, torch.nn.Linear(3, 2).weight)  # it moved

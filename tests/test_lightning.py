@@ -1,0 +1,89 @@
+"""The Lightning module computes what the course loop computes; its checkpoints reload safely."""
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+L = pytest.importorskip("lightning")
+
+from course_utils.core import training  # noqa: E402
+from course_utils.datasets import mnist  # noqa: E402
+from course_utils.fc_model import Network  # noqa: E402
+from course_utils.models.lightning import FashionMNISTDataModule, LitClassifier, quiet_lightning  # noqa: E402
+
+CONFIG = {"input_size": 12, "output_size": 3, "hidden_layers": [8], "drop_p": 0.0}
+
+
+def tiny_loaders(n: int = 10, batch_size: int = 4):
+    generator = torch.Generator().manual_seed(1)
+    data = TensorDataset(torch.randn(n, 12, generator=generator), torch.randint(0, 3, (n,), generator=generator))
+    train = DataLoader(data, batch_size, shuffle=True, generator=torch.Generator().manual_seed(2))
+    return train, DataLoader(data, batch_size)  # n=10, batch 4: the last batch holds 2
+
+
+def make_trainer(tmp_path, max_epochs: int, **kwargs):
+    quiet_lightning()
+    return L.Trainer(accelerator="cpu", devices=1, max_epochs=max_epochs, logger=False, enable_checkpointing=False,
+                     enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                     default_root_dir=tmp_path, **kwargs)
+
+
+def test_lightning_and_the_course_loop_reach_the_same_weights(tmp_path):
+    torch.manual_seed(0)
+    lit = LitClassifier(CONFIG, lr=0.01, lr_gamma=0.5)
+    torch.manual_seed(0)
+    plain = Network(**CONFIG)
+    assert all(torch.equal(a, b) for a, b in zip(lit.model.parameters(), plain.parameters()))
+
+    train, val = tiny_loaders()
+    make_trainer(tmp_path, max_epochs=2).fit(lit, train, val)
+    optimizer = torch.optim.Adam(plain.parameters(), lr=0.01)
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.5)
+    train, val = tiny_loaders()
+    training.fit(plain, train, val, nn.NLLLoss(), optimizer, torch.device("cpu"), 2, scheduler=scheduler, verbose=False)
+    diff = max((a - b).abs().max().item() for a, b in zip(lit.model.parameters(), plain.parameters()))
+    assert diff <= 1e-6
+    untouched = Network(**CONFIG)  # the updates were real: far from a fresh network
+    assert max((a - b).abs().max().item() for a, b in zip(untouched.parameters(), plain.parameters())) > 1e-3
+
+
+def test_logged_epoch_loss_is_the_per_sample_mean(tmp_path):
+    torch.manual_seed(0)
+    lit = LitClassifier(CONFIG)
+    _, val = tiny_loaders()
+    logged = make_trainer(tmp_path, max_epochs=1).validate(lit, val, verbose=False)[0]
+    expected = training.evaluate(lit.model, val, nn.NLLLoss(), torch.device("cpu"))
+    assert logged["val_loss"] == pytest.approx(expected["loss"], abs=1e-6)
+    assert logged["val_accuracy"] == pytest.approx(expected["accuracy"], abs=1e-6)
+
+
+def test_checkpoint_reloads_with_weights_only(tmp_path):
+    torch.manual_seed(0)
+    lit = LitClassifier(CONFIG, lr=0.01)
+    train, val = tiny_loaders()
+    trainer = make_trainer(tmp_path, max_epochs=1)
+    trainer.fit(lit, train, val)
+    path = tmp_path / "model.ckpt"
+    trainer.save_checkpoint(path)
+    contents = torch.load(path, weights_only=True)  # raises if anything but tensors and plain containers
+    assert contents["hyper_parameters"]["model_config"] == CONFIG
+    reloaded = LitClassifier.load_from_checkpoint(path, weights_only=True)
+    inputs = torch.randn(5, 12)
+    lit.eval()
+    assert torch.equal(reloaded(inputs), lit(inputs))
+
+
+def test_data_module_needs_setup_first():
+    with pytest.raises(RuntimeError, match="call setup"):
+        FashionMNISTDataModule().train_dataloader()
+
+
+def test_data_module_has_the_lessons_split(mirror):
+    module = FashionMNISTDataModule(batch_size=100, train_subset=500, seed=4)
+    module.prepare_data()
+    module.setup("fit")
+    loaders = mnist.make_loaders("fashion_mnist", 100, train_subset=500, seed=4)
+    assert torch.equal(module.datasets["val"].tensors[1], loaders["val_loader"].labels)
+    assert torch.equal(module.datasets["train"].tensors[0], loaders["train_loader"].images)
+    assert len(module.datasets["test"]) == 10_000
