@@ -174,6 +174,22 @@ def test_a_plain_function_returning_per_sample_losses_is_refused():
         training.evaluate(nn.Linear(4, 3), _toy_loader(), per_sample, torch.device("cpu"))
 
 
+@pytest.mark.parametrize("progress", [False, True])
+def test_an_epoch_draws_the_loaders_shuffle_once(progress):
+    dataset = torch.utils.data.TensorDataset(torch.arange(12.0).reshape(12, 1), torch.zeros(12, dtype=torch.long))
+
+    def loader():
+        return torch.utils.data.DataLoader(dataset, batch_size=4, shuffle=True, generator=torch.Generator().manual_seed(2))
+
+    expected = [x.flatten().tolist() for x, _ in loader()]
+    seen = []
+    model = nn.Linear(1, 3)
+    model.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].flatten().tolist()))
+    training.train_one_epoch(model, loader(), nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=0.1),
+                             torch.device("cpu"), progress=progress)
+    assert seen == expected  # the batches a plain `for` loop over the same loader gets
+
+
 def test_the_loop_reads_the_device_once_per_epoch_not_per_batch(monkeypatch):
     reads = []
     item = torch.Tensor.item

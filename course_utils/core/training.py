@@ -56,8 +56,11 @@ def _run_epoch(model: nn.Module, loader: Iterable[Batch], loss_fn: Callable, dev
     loss_sum = torch.zeros((), dtype=accumulate, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
     total = 0
-    for inputs, targets in tqdm(loader, desc=description, leave=False, disable=not progress,
-                                mininterval=PROGRESS_INTERVAL_S):
+    # The bar is told the length, not handed the loader: tqdm.auto's asyncio base calls iter() on an
+    # iterable as soon as it is built, which would start a DataLoader twice and draw its shuffle twice.
+    bar = tqdm(total=len(loader) if hasattr(loader, "__len__") else None, desc=description, leave=False,
+               disable=not progress, mininterval=PROGRESS_INTERVAL_S)
+    for inputs, targets in loader:
         inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
         outputs = model(inputs)  # logits or log-probabilities: argmax is the same
         loss = loss_fn(outputs, targets)
@@ -72,6 +75,8 @@ def _run_epoch(model: nn.Module, loader: Iterable[Batch], loss_fn: Callable, dev
         loss_sum.add_(loss.detach(), alpha=n if per_batch_mean else 1)  # a sum over the samples either way
         correct += (outputs.argmax(dim=1) == targets).sum()
         total += n
+        bar.update()
+    bar.close()
     if total == 0:
         raise ValueError(f"the {'training' if optimizer is not None else 'evaluation'} loader yielded no batches")
     return {"loss": loss_sum.item() / total, "accuracy": correct.item() / total}
