@@ -150,7 +150,7 @@ def sgd_step(parameters, lr):
         p.add_(p.grad, alpha=-lr)
 '''],
     wrong_answers=[
-        (variant(SOLUTION_03_2, ('-=', '= p -')), "did not change"),
+        (variant(SOLUTION_03_2, ('p -= lr * p.grad', 'p = p - lr * p.grad')), "did not change"),
         ("def sgd_step(parameters, lr):\n    for p in parameters:\n        if p.grad is not None:\n"
          "            p -= lr * p.grad\n", "a leaf Variable that requires grad"),
         (variant(SOLUTION_03_2,

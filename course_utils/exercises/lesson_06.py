@@ -193,10 +193,8 @@ def load_model(path, model_class, map_location):
         (variant(SOLUTION_06_2, ('model.eval()', 'model')), "left the model in training mode"),
         (variant(SOLUTION_06_2, ('map_location, weights_only=True', 'map_location')), "weights_only=True"),
         (variant(SOLUTION_06_2,
-            ('"model_config"])\n'
-             '    model.load_state_dict(checkpoint["model_state"',
-             "'model_config'"),
-        ), "predicts differently"),
+                 ('    model.load_state_dict(checkpoint["model_state"])\n', '')),
+         "predicts differently"),
         (variant(SOLUTION_06_2, ('**checkpoint["model_config"]', '')),
          "your code raised TypeError"),
     ],

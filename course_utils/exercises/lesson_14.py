@@ -393,14 +393,8 @@ def calls_per_step(step, num_steps):
             step()
     return {e.key: e.count / num_steps for e in prof.key_averages() if e.key.startswith("aten::")}
 ''', "warm up with one step() before the profiler starts"),
-        (variant(SOLUTION_14_3,
-            ('event.key: event.count / num_steps for event in prof.key_averages() if event.key.startswith',
-             'e.key: e.count for e in prof.key_averages() if e.key.startswith'),
-        ), "divide by num_steps"),
-        (variant(SOLUTION_14_3,
-            ('event.key: event.count / num_steps for event in prof.key_averages() if event.key.startswith("aten::"',
-             'e.key: e.count / num_steps for e in prof.key_averages('),
-        ), "not operators"),
+        (variant(SOLUTION_14_3, ('event.count / num_steps', 'event.count')), "divide by num_steps"),
+        (variant(SOLUTION_14_3, (' if event.key.startswith("aten::")', '')), "not operators"),
         (variant(SOLUTION_14_3, ('range(num_steps)', 'range(num_steps - 1)')), "called step()"),
     ],
     checker=check_calls_per_step, hint=HINT_3,

@@ -601,22 +601,16 @@ class TensorDataModule(L.LightningDataModule):
 '''],
     wrong_answers=[
         (variant(SOLUTION_15_3,
-            ('generator = torch.Generator().manual_seed(self.seed)   # the same split on every call\n'
-             '        self.train_set, self.val_set = random_split(self.dataset, [len(self.dataset) - n_val, n_val],\n'
-             '                                                    generator=generator',
-             'self.train_set, self.val_set = random_split(self.dataset, [len(self.dataset) - n_val, n_val]'),
-        ), "calling setup() again changed the split"),
+                 ('generator = torch.Generator().manual_seed(self.seed)   # the same split on every call',
+                  'generator = None   # the global random state')),
+         "calling setup() again changed the split"),
         (variant(SOLUTION_15_3,
             ('batch_size=self.batch_size)', 'batch_size=self.batch_size, shuffle=True)'),
         ), "val_dataloader() shuffles"),
         (variant(SOLUTION_15_3, ('self.batch_size, shuffle=True', 'self.batch_size')), "shuffle the training data"),
         (variant(SOLUTION_15_3,
-            ('generator = torch.Generator().manual_seed(self.seed)   # the same split on every call\n'
-             '        self.train_set, self.val_set = random_split(self.dataset, [len(self.dataset) - n_val, n_val],\n'
-             '                                                    generator=generator',
-             'self.val_set, self.train_set = random_split(self.dataset, [len(self.dataset) - n_val, n_val],\n'
-             '                                                    generator=torch.Generator().manual_seed(self.seed)'),
-        ), "validation samples, expected"),
+                 ('self.train_set, self.val_set = random_split', 'self.val_set, self.train_set = random_split')),
+         "validation samples, expected"),
     ],
     checker=check_data_module, hint=HINT_3,
 )
