@@ -219,10 +219,8 @@ class LitLinear(L.LightningModule):
             ('self.save_hyperparameters()', 'self.lr = lr'),
         ), "call self.save_hyperparameters()"),
         (variant(SOLUTION_15_1,
-            ('labels)\n',
-             'labels)\n'
-             '        loss.backward()\n'),
-        ), "do not call backward()"),
+                 ('        self.log("train_loss"', '        loss.backward()\n        self.log("train_loss"')),
+         "do not call backward()"),
         (variant(SOLUTION_15_1, ('loss, batch_size=len(labels)', 'loss')), "pass batch_size=len(labels)"),
         (variant(SOLUTION_15_1, ('self.hparams.lr', '0.01')), "expected the module's lr="),
         (variant(SOLUTION_15_1,
