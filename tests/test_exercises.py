@@ -185,7 +185,8 @@ def test_template_of_keeps_signatures_and_docstrings_and_empties_every_body():
     assert framework.template_of(solution) == (
         '\nimport math\n\n\nclass Scaler:\n    """Multiplies by a factor."""\n\n'
         '    def __init__(self, factor):\n        raise NotImplementedError  # your code here\n\n'
-        '    def __call__(self, x):\n        """x -> factor * x."""\n        raise NotImplementedError  # your code here\n')
+        '    def __call__(self, x):\n        """x -> factor * x."""\n'
+        '        raise NotImplementedError  # your code here\n')
 
 
 def test_checks_leave_the_global_rng_and_forbidden_functions_alone():
