@@ -178,3 +178,8 @@ def test_a_server_that_dies_at_start_is_named_in_the_error() -> None:
     dead.wait()
     with pytest.raises(lab.LabError, match="JupyterLab exited with status 3 before the lab answered"):
         lab.wait_ready(dead, 1, "tok", timeout=5)
+
+
+def test_lesson_titles_are_plain_text_so_the_rendered_start_page_shows_them(tmp_path: Path) -> None:
+    lesson = write_lesson(tmp_path, "16_d.ipynb", "16 · Distributed training with `torchrun`")
+    assert lab.lesson_title(lesson) == "16 · Distributed training with torchrun"

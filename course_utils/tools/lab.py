@@ -180,11 +180,11 @@ def lessons(folder: Path = NOTEBOOKS) -> list[Path]:
 
 
 def lesson_title(notebook: Path) -> str:
-    """The first heading of a notebook's first markdown cell."""
+    """The first heading of a notebook's first markdown cell, as plain text (no code marks)."""
     for cell in json.loads(notebook.read_text(encoding="utf-8"))["cells"]:
         if cell["cell_type"] == "markdown":
             text = "".join(cell["source"]).strip()
-            return text.splitlines()[0].lstrip("#").strip() if text else notebook.stem
+            return text.splitlines()[0].lstrip("#").strip().replace("`", "") if text else notebook.stem
     return notebook.stem
 
 
