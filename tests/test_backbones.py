@@ -1,3 +1,5 @@
+from urllib.error import URLError
+
 import pytest
 import torch
 from torch import nn
@@ -40,3 +42,29 @@ def test_recognises_real_photos(imagenet_model, mirror):
         with torch.inference_mode():
             top3 = imagenet_model(image[None]).softmax(1).topk(3).indices[0].tolist()
         assert plausible & {names[i] for i in top3}, f"{filename}: top-3 {[names[i] for i in top3]}"
+
+
+def test_torchvision_backbone_names_a_damaged_cached_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(torch.hub, "_hub_dir", None)  # a set_dir() elsewhere would win over TORCH_HOME
+    cached = backbones.torchvision_weights_file("resnet18")
+    assert cached.is_relative_to(tmp_path)
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"PK\x03\x04 cut short")  # what an interrupted copy leaves
+    monkeypatch.setattr(torch.hub, "download_url_to_file", lambda *a, **k: pytest.fail("downloads a cached file"))
+    with pytest.raises(RuntimeError, match="damaged") as caught:
+        backbones.torchvision_backbone("resnet18")
+    assert str(cached) in str(caught.value) and "download" not in str(caught.value).split(";")[0]
+
+
+def test_torchvision_backbone_reports_a_failed_download(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(torch.hub, "_hub_dir", None)
+
+    def offline(url, dst, hash_prefix=None, progress=True):
+        raise URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    with pytest.raises(RuntimeError, match="could not download resnet18's weights .*URLError"):
+        backbones.torchvision_backbone("resnet18")
+    assert not backbones.torchvision_weights_file("resnet18").exists()

@@ -2,7 +2,6 @@
 
 import dataclasses
 import hashlib
-import inspect
 import io
 import os
 import urllib.error
@@ -15,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from course_utils import images, pipeline
+from course_utils import images
 from course_utils.datasets import catalog
 from course_utils.datasets.sources import ChecksumError, DataNotFoundError
 
@@ -151,8 +150,12 @@ def test_eval_transform_resizes_then_crops_the_centre():
     assert tuple(resized.shape[-2:]) == (256, 512)  # the shorter side to 224 / 0.875
 
 
-def test_eval_transform_crops_like_the_inference_pipeline():
-    assert inspect.signature(images.eval_transform).parameters["crop_fraction"].default == pipeline.CROP_FRACTION
+@pytest.mark.parametrize("crop_fraction, shorter_side", [(1.0, 224), (0.5, 448)])
+def test_eval_transform_crop_fraction_sets_the_resize(crop_fraction, shorter_side):
+    photo = Image.open(io.BytesIO(jpeg_bytes(3, size=(512, 256))))
+    transform = images.eval_transform(224, (0, 0, 0), (1, 1, 1), crop_fraction=crop_fraction)
+    assert tuple(transform.transforms[1](transform.transforms[0](photo)).shape[-2:]) == (shorter_side, 2 * shorter_side)
+    assert tuple(transform(photo).shape) == (3, 224, 224)
 
 
 @pytest.mark.parametrize("size", [0, -3, 2.5, True])

@@ -1,16 +1,11 @@
 """Convolution arithmetic checked against real PyTorch layers; the residual block's shapes and gradients."""
 
-import itertools
-
 import pytest
 import torch
 from torch import nn
 
 from course_utils.models.layers import (ResidualBlock, conv_num_parameters, conv_output_size, conv_transpose_output_size,
                                  count_parameters, pool_output_size, same_padding)
-
-SIZES = (7, 28)
-
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
@@ -38,8 +33,19 @@ def _assert_same_size(layer: nn.Module, channels: int, size, formula) -> None:
     assert formula() == (expected[0] if isinstance(size, int) else expected)
 
 
-@pytest.mark.parametrize("size, kernel, stride, padding, dilation",
-                         list(itertools.product(SIZES, (1, 3, 4), (1, 2, 3), (0, 1), (1, 2))))
+@pytest.mark.parametrize("size, kernel, stride, padding, dilation", [
+    pytest.param(28, 3, 1, 1, 1, id="padding-1-keeps-the-size"),
+    pytest.param(28, 5, 1, 0, 1, id="no-padding-shrinks"),
+    pytest.param(7, 1, 1, 0, 1, id="1x1-kernel"),
+    pytest.param(28, 3, 2, 1, 1, id="stride-2-halves"),
+    pytest.param(7, 3, 2, 0, 1, id="odd-size-stride-2-rounds-down"),
+    pytest.param(28, 4, 3, 1, 1, id="even-kernel-stride-3"),
+    pytest.param(7, 3, 1, 0, 2, id="dilation"),
+    pytest.param(28, 4, 2, 1, 2, id="dilation-stride-padding"),
+    pytest.param(3, 4, 1, 1, 1, id="padding-makes-room"),
+    pytest.param(3, 4, 1, 0, 1, id="kernel-larger-than-input-refused"),
+    pytest.param(3, 3, 1, 0, 2, id="dilated-kernel-larger-than-input-refused"),
+])
 def test_conv_output_size_matches_conv2d(size, kernel, stride, padding, dilation):
     layer = nn.Conv2d(2, 3, kernel, stride=stride, padding=padding, dilation=dilation)
     _assert_same_size(layer, 2, size, lambda: conv_output_size(size, kernel, stride, padding, dilation))
@@ -56,7 +62,13 @@ def test_conv_output_size_tuples(size, kernel, stride, padding, dilation):
 
 
 @pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths")
-@pytest.mark.parametrize("size, kernel, dilation", list(itertools.product(SIZES, (1, 2, 3, 4, 5), (1, 2))))
+@pytest.mark.parametrize("size, kernel, dilation", [
+    pytest.param(28, 3, 1, id="odd-kernel"),
+    pytest.param(28, 4, 1, id="even-kernel"),
+    pytest.param(7, 1, 1, id="1x1-kernel"),
+    pytest.param(7, 2, 2, id="even-kernel-dilated"),
+    pytest.param(7, 5, 2, id="dilated-larger-than-input-valid-refused"),
+])
 def test_same_and_valid_padding(size, kernel, dilation):
     same = nn.Conv2d(1, 1, kernel, padding="same", dilation=dilation)
     valid = nn.Conv2d(1, 1, kernel, padding="valid", dilation=dilation)
@@ -83,17 +95,30 @@ def test_same_padding_refuses_stride_like_pytorch():
         nn.Conv2d(1, 1, 3, stride=2, padding="same")
 
 
-@pytest.mark.parametrize("size, kernel, stride, padding, dilation, ceil_mode",
-                         [c for c in itertools.product(SIZES, (2, 3), (None, 1, 2), (0, 1), (1, 2), (False, True))
-                          if c[3] <= c[1] // 2])
+@pytest.mark.parametrize("size, kernel, stride, padding, dilation, ceil_mode", [
+    pytest.param(28, 2, None, 0, 1, False, id="stride-defaults-to-kernel"),
+    pytest.param(7, 2, None, 0, 1, False, id="odd-size-rounds-down"),
+    pytest.param(7, 2, None, 0, 1, True, id="odd-size-ceil-mode-rounds-up"),
+    pytest.param(28, 3, 1, 1, 1, False, id="stride-1-padding-keeps-the-size"),
+    pytest.param(7, 3, 2, 1, 1, True, id="padding-and-ceil-mode"),
+    pytest.param(5, 2, 3, 1, 1, True, id="ceil-mode-window-starting-in-padding-dropped"),
+    pytest.param(7, 2, 1, 0, 2, False, id="dilation"),
+    pytest.param(1, 2, None, 0, 1, False, id="input-smaller-than-kernel-refused"),
+])
 def test_pool_output_size_matches_maxpool2d(size, kernel, stride, padding, dilation, ceil_mode):
     layer = nn.MaxPool2d(kernel, stride=stride, padding=padding, dilation=dilation, ceil_mode=ceil_mode)
     _assert_same_size(layer, 1, size, lambda: pool_output_size(size, kernel, stride, padding, dilation, ceil_mode))
 
 
-@pytest.mark.parametrize("size, kernel, stride, padding, output_padding, dilation",
-                         [c for c in itertools.product((1, 7), (1, 2, 3, 4), (1, 2, 3), (0, 1), (0, 1, 2), (1, 2))
-                          if c[4] < max(c[2], c[5])])
+@pytest.mark.parametrize("size, kernel, stride, padding, output_padding, dilation", [
+    pytest.param(7, 3, 1, 0, 0, 1, id="stride-1-grows-by-kernel-minus-1"),
+    pytest.param(7, 4, 2, 1, 0, 1, id="kernel-4-stride-2-doubles"),
+    pytest.param(4, 3, 2, 1, 1, 1, id="output-padding-picks-the-even-size"),
+    pytest.param(1, 1, 3, 0, 2, 1, id="output-padding-up-to-stride-minus-1"),
+    pytest.param(7, 3, 2, 1, 0, 2, id="dilation"),
+    pytest.param(1, 2, 1, 0, 1, 2, id="output-padding-below-dilation-at-stride-1"),
+    pytest.param(1, 3, 1, 2, 0, 1, id="padding-leaves-nothing-refused"),
+])
 def test_conv_transpose_output_size_matches_layer(size, kernel, stride, padding, output_padding, dilation):
     layer = nn.ConvTranspose2d(2, 3, kernel, stride=stride, padding=padding, output_padding=output_padding,
                                dilation=dilation)
@@ -111,8 +136,14 @@ def test_conv_transpose_undoes_a_strided_conv():
     assert conv_transpose_output_size(4, 3, 2, 1, output_padding=1) == 8
 
 
-@pytest.mark.parametrize("in_channels, out_channels, kernel, groups, bias",
-                         list(itertools.product((1, 4, 6), (4, 6), (1, 3, (3, 1)), (1, 2, 4), (True, False))))
+@pytest.mark.parametrize("in_channels, out_channels, kernel, groups, bias", [
+    pytest.param(1, 4, 3, 1, True, id="one-input-channel"),
+    pytest.param(6, 4, 1, 1, False, id="1x1-no-bias"),
+    pytest.param(6, 4, (3, 1), 2, False, id="groups-and-a-non-square-kernel"),
+    pytest.param(4, 4, 3, 4, True, id="depthwise"),
+    pytest.param(6, 4, 3, 4, True, id="in-channels-not-divisible-refused"),
+    pytest.param(4, 6, 3, 4, True, id="out-channels-not-divisible-refused"),
+])
 def test_conv_num_parameters_matches_conv2d(in_channels, out_channels, kernel, groups, bias):
     if in_channels % groups or out_channels % groups:
         with pytest.raises(ValueError, match="groups"):

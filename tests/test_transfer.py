@@ -125,20 +125,55 @@ def test_unfreeze_last_blocks_needs_efficientnet():
         transfer.unfreeze_last_blocks(tiny_backbone(), 1)
 
 
+def randomise_batchnorms(model: nn.Module) -> None:
+    """Running statistics and affine values away from 0 and 1, so that using the wrong ones shows."""
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.running_mean.uniform_(-1, 1)
+                module.running_var.uniform_(0.5, 2)
+                module.weight.uniform_(0.5, 1.5)
+
+
 def test_freeze_batchnorm_keeps_eval_behaviour_in_train_mode():
     model = tiny_backbone()
-    batchnorm = model[1]
-    with torch.no_grad():
-        batchnorm.running_mean.uniform_(-1, 1)
-        batchnorm.running_var.uniform_(0.5, 2)
-        batchnorm.weight.uniform_(0.5, 1.5)
+    randomise_batchnorms(model)
     inputs = torch.randn(4, 3, 6, 6)
     expected = model.eval()(inputs)
-    transfer.freeze_batchnorm(model)
-    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    transfer.freeze_batchnorm(transfer.freeze(model))
     model.train()
     assert torch.allclose(model(inputs), expected, atol=1e-5)
     assert torch.allclose(model(inputs), expected, atol=1e-5)  # running statistics did not move
+    assert model.training and model[1].training  # the mode the learner set is kept
+
+
+def test_freeze_batchnorm_leaves_trainable_batchnorm_training():
+    model = tiny_backbone()
+    randomise_batchnorms(model)
+    transfer.freeze_batchnorm(model)  # nothing frozen: batch norm behaves as usual
+    before = model[1].running_mean.clone()
+    outputs = model.train()(torch.randn(4, 3, 6, 6))
+    assert not torch.equal(model[1].running_mean, before)
+    outputs.sum().backward()
+    assert model[1].weight.grad.abs().amax() > 0
+
+
+def test_freeze_batchnorm_follows_requires_grad_set_later():
+    model = transfer.freeze_batchnorm(tiny_backbone())
+    randomise_batchnorms(model)
+    transfer.freeze(model)  # frozen after the call: its statistics must stay
+    before = model[1].running_mean.clone()
+    model.train()(torch.randn(4, 3, 6, 6))
+    assert torch.equal(model[1].running_mean, before)
+    model.requires_grad_(True)  # unfrozen again: batch statistics again
+    model(torch.randn(4, 3, 6, 6))
+    assert not torch.equal(model[1].running_mean, before)
+
+
+def test_freeze_batchnorm_rejects_batchnorm_without_statistics():
+    with pytest.raises(ValueError, match="no running statistics"):
+        transfer.freeze_batchnorm(nn.Sequential(nn.BatchNorm2d(3, track_running_stats=False)))
 
 
 def test_freeze_batchnorm_on_lite0(lite0):
@@ -146,10 +181,47 @@ def test_freeze_batchnorm_on_lite0(lite0):
     inputs = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         expected = model(inputs)
-        transfer.freeze_batchnorm(model)
-        assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+        transfer.freeze_batchnorm(transfer.freeze(model))
         assert torch.allclose(model(inputs), expected, atol=1e-4)
         before = {name: b.clone() for name, b in model.named_buffers()}
         model.train()(inputs)  # train mode (drop-connect, dropout on) leaves the statistics alone
         assert all(torch.equal(before[name], b) for name, b in model.named_buffers())
         assert torch.allclose(model.eval()(inputs), expected, atol=1e-4)
+
+
+def fine_tune_setup(lite0, batchnorm_first: bool):
+    """freeze -> freeze_batchnorm -> unfreeze_last_blocks(2), or with the last two swapped."""
+    model = transfer.freeze(copy.deepcopy(lite0))
+    if batchnorm_first:
+        transfer.freeze_batchnorm(model)
+        parameters = transfer.unfreeze_last_blocks(model, 2)
+    else:
+        parameters = transfer.unfreeze_last_blocks(model, 2)
+        transfer.freeze_batchnorm(model)
+    return model, parameters
+
+
+@pytest.mark.parametrize("batchnorm_first", [True, False])
+def test_fine_tuning_setup_is_order_independent(lite0, batchnorm_first):
+    model, parameters = fine_tune_setup(lite0, batchnorm_first)
+    other, _ = fine_tune_setup(lite0, not batchnorm_first)
+    # the returned parameters are exactly the model's trainable ones, and the same in both orders
+    trainable = [name for name, p in model.named_parameters() if p.requires_grad]
+    assert {id(p) for p in parameters} == {id(p) for p in model.parameters() if p.requires_grad}
+    assert trainable == [name for name, p in other.named_parameters() if p.requires_grad]
+    assert "_blocks.15._bn2.weight" in trainable and "_bn1.weight" in trainable  # unfrozen blocks' batch norms train
+    assert not any(name.startswith("_blocks.0.") for name in trainable)
+    before = {name: b.clone() for name, b in model.named_buffers()}
+    inputs = torch.randn(2, 3, 64, 64)
+    outputs = []
+    for net in (model, other):
+        torch.manual_seed(0)  # the same drop-connect masks
+        outputs.append(net.train()(inputs))
+    assert torch.equal(outputs[0], outputs[1])
+    for (name, buffer), (_, other_buffer) in zip(model.named_buffers(), other.named_buffers()):
+        assert torch.equal(buffer, other_buffer), name
+    moved = {name for name, b in model.named_buffers() if not torch.equal(before[name], b)}
+    assert "_blocks.15._bn2.running_mean" in moved and "_bn1.running_mean" in moved
+    assert not any(name.startswith("_blocks.0.") for name in moved)  # frozen blocks keep ImageNet's statistics
+    outputs[0].sum().backward()
+    assert model._blocks[15]._bn2.weight.grad.abs().amax() > 0

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from urllib.parse import urlparse
+
 import torch
 from torch import nn
 
@@ -37,16 +40,35 @@ def efficientnet_lite0(num_classes: int = 1000) -> nn.Module:
     return model
 
 
-def torchvision_backbone(name: str = "resnet18") -> nn.Module:
-    """A torchvision model with its default ImageNet weights (`weights=` enum); needs a download once.
+def torchvision_weights_file(name: str) -> Path:
+    """Where torch.hub keeps the default ImageNet weights of torchvision model `name` once downloaded."""
+    from torchvision import models
 
-    Raises RuntimeError with a plain explanation when the weights cannot be fetched (offline).
+    url = models.get_model_weights(name).DEFAULT.url
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(url).path).name
+
+
+def torchvision_backbone(name: str = "resnet18", progress: bool = False) -> nn.Module:
+    """A torchvision model with its default ImageNet weights (`weights=` enum), downloaded once into torch.hub's cache.
+
+    Raises RuntimeError saying what failed: the download (offline, or a bad hash), or reading a cached
+    file that is damaged.
     """
     from torchvision import models
 
     weights = models.get_model_weights(name).DEFAULT
+    cached = torchvision_weights_file(name)
+    if not cached.exists():
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        expected = torch.hub.HASH_REGEX.search(cached.name)  # torch.hub names files <model>-<sha256 prefix>.pth
+        try:  # writes a .partial file and renames it when complete and its hash is right
+            torch.hub.download_url_to_file(weights.url, str(cached), expected and expected.group(1), progress=progress)
+        except (OSError, RuntimeError) as err:  # URLError and socket errors are OSErrors; a bad hash a RuntimeError
+            raise RuntimeError(f"could not download {name}'s weights {weights} from {weights.url} "
+                               f"({type(err).__name__}: {err}); offline? backbones.efficientnet_lite0() "
+                               "needs no download") from err
     try:
         return models.get_model(name, weights=weights)
-    except Exception as err:  # URLError, socket errors, hub errors: all mean "could not fetch"
-        raise RuntimeError(f"could not load {name} weights {weights} (no internet, or the download "
-                           f"failed: {type(err).__name__}); use backbones.efficientnet_lite0() offline") from err
+    except Exception as err:  # unpickling errors, truncated zip archives, wrong tensors: all mean a bad file
+        raise RuntimeError(f"the cached weights file of {name} is damaged ({type(err).__name__}: {err}); "
+                           f"delete {cached} and they are downloaded again") from err

@@ -6,7 +6,6 @@ from typing import Iterable
 
 import torch
 from torch import nn
-from torchvision.ops import FrozenBatchNorm2d
 from tqdm import tqdm
 
 from course_utils.models.layers import count_parameters  # noqa: F401  (re-exported for the lessons)
@@ -63,22 +62,35 @@ def unfreeze_last_blocks(model: nn.Module, num_blocks: int) -> list[nn.Parameter
     return parameters
 
 
+def _is_frozen(batchnorm: nn.Module) -> bool:
+    """True when no parameter of this batch norm trains (affine=False has none: it counts as frozen)."""
+    return not any(p.requires_grad for p in batchnorm.parameters())
+
+
+def _stored_statistics_when_frozen(batchnorm: nn.Module, args: tuple) -> None:
+    # Decided at every forward from requires_grad, so freeze / unfreeze / freeze_batchnorm may come in any order.
+    batchnorm._course_mode = batchnorm.training
+    if batchnorm.training and _is_frozen(batchnorm):
+        batchnorm.training = False  # normalise with the stored statistics and leave them unchanged
+
+
+def _restore_mode(batchnorm: nn.Module, args: tuple, output: torch.Tensor) -> None:
+    batchnorm.training = batchnorm._course_mode
+
+
 def freeze_batchnorm(module: nn.Module) -> nn.Module:
-    """Replace every BatchNorm2d by a FrozenBatchNorm2d with the same statistics and affine values; return `module`.
+    """Make every batch norm of a frozen block keep its stored statistics, in train mode too; return `module`.
 
     `model.train()` would otherwise let small fine-tuning batches overwrite the running statistics
-    learnt on ImageNet. Frozen batch norm always normalises with the stored statistics.
+    learnt on ImageNet in blocks whose weights stay fixed. A batch norm whose parameters train (an
+    unfrozen block) normalises with batch statistics as usual, so its weights and statistics adapt.
     """
-    for name, child in module.named_children():
-        if isinstance(child, nn.BatchNorm2d):
-            if child.running_mean is None:
-                raise ValueError(f"batch norm {name} keeps no running statistics, so there is nothing to freeze")
-            frozen = FrozenBatchNorm2d(child.num_features, eps=child.eps).to(child.running_mean.device)
-            with torch.no_grad():
-                for key in ("weight", "bias", "running_mean", "running_var"):
-                    if getattr(child, key) is not None:  # affine=False keeps FrozenBatchNorm2d's 1 and 0
-                        getattr(frozen, key).copy_(getattr(child, key))
-            setattr(module, name, frozen)
-        else:
-            freeze_batchnorm(child)
+    for name, batchnorm in module.named_modules():
+        if isinstance(batchnorm, nn.modules.batchnorm._BatchNorm) and not hasattr(batchnorm, "_course_mode"):
+            if batchnorm.running_mean is None:
+                raise ValueError(f"batch norm {name or type(module).__name__} keeps no running statistics, "
+                                 "so there is nothing to freeze")
+            batchnorm._course_mode = batchnorm.training  # also marks it as hooked, so a second call adds nothing
+            batchnorm.register_forward_pre_hook(_stored_statistics_when_frozen)
+            batchnorm.register_forward_hook(_restore_mode, always_call=True)
     return module

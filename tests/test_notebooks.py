@@ -1,0 +1,74 @@
+"""Committed notebooks: their outputs and metadata name no file on the machine that executed them."""
+
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+
+# An absolute path begins where a word does: "/tmp/..." after a space, quote, "=" or "(", but not the
+# "/home/" inside "https://host/home/", which follows a letter. Windows: a drive letter, ":\" and a name.
+MACHINE_PATH = re.compile(r"(?<![\w.:/~$-])/(?:tmp|work|root|home|Users|usr|var|opt|mnt|private|srv)/"
+                          r"|file:///"
+                          r"|(?<![\w\\])[A-Za-z]:\\(?=[\w$.~])")
+TEXT_PREFIXES = ("text/", "application/json")  # images are base64, whose "/" and letters can look like a path
+
+
+def machine_paths(text: str) -> list[str]:
+    """Each absolute machine path in `text`, with a little context."""
+    return [text[max(0, m.start() - 20):m.end() + 30].replace("\n", " ") for m in MACHINE_PATH.finditer(text)]
+
+
+def output_texts(cell) -> list[str]:
+    """What a code cell's outputs show as text: streams, text representations, error messages."""
+    texts = []
+    for output in cell.get("outputs", []):
+        if output.output_type == "stream":
+            texts.append(output.text)
+        elif output.output_type in ("execute_result", "display_data"):
+            texts += [value if isinstance(value, str) else json.dumps(value)
+                      for kind, value in output.data.items() if kind.startswith(TEXT_PREFIXES)]
+        elif output.output_type == "error":
+            texts += [output.evalue, *output.traceback]
+    return texts
+
+
+@pytest.mark.parametrize("text", [
+    "photos from: /work/shared/datasets/cat_dog",
+    "UnidentifiedImageError: cannot identify image file <_io.BufferedReader name='/tmp/tmp4_yttwbx/dog.jpg'>",
+    "/tmp/ipykernel_22941/2530890102.py:3: UserWarning: skipping 3 files",
+    'Downloading: "https://x.org/m.pth" to /root/.cache/torch/hub/checkpoints/m.pth',
+    "File (/home/ann/course/x.py:3)",
+    "PosixPath('/usr/lib/python3/x')",
+    "saved to C:\\Users\\ann\\data",
+    "see file:///srv/x.html",
+])
+def test_machine_paths_are_found(text):
+    assert machine_paths(text)
+
+
+@pytest.mark.parametrize("text", [
+    "https://download.pytorch.org/models/densenet121-a639ec97.pth",
+    "https://example.com/home/index.html and http://host/tmp/x",
+    "photos from: $COURSE_DATA_MIRROR/cat_dog, data/cat_dog/train, <scratch>/dog/dog.404.jpg",
+    "~/.cache/torch/hub, ../data/tmp/x, ratio 3/4, 1/tmp",
+    "a: \\alpha, a ratio 3:4, 12:30",
+])
+def test_ordinary_text_is_not_a_machine_path(text):
+    assert not machine_paths(text)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
+def test_committed_notebook_shows_no_machine_path(path):
+    notebook = nbformat.read(path, as_version=4)
+    found = [f"notebook metadata: {hit}" for hit in machine_paths(json.dumps(notebook.metadata))]
+    for index, cell in enumerate(notebook.cells):
+        found += [f"cell {index}: {hit}" for text in output_texts(cell) for hit in machine_paths(text)]
+    assert not found, "absolute paths of the executing machine in committed outputs:\n" + "\n".join(found)
+
+
+def test_every_notebook_is_checked():
+    assert len(NOTEBOOKS) >= 16  # a moved folder must not turn this test into one that checks nothing
