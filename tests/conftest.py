@@ -29,3 +29,57 @@ def empty_cache(tmp_path, monkeypatch) -> Path:
     cache = tmp_path / "cache"
     monkeypatch.setenv(DATA_DIR_ENV, str(cache))
     return cache
+
+
+# --- exported artifacts, built once per session (an export takes seconds; Lite0's about ten) ---
+
+TINY_CLASS_NAMES = ["cat", "dog", "fox", "owl", "yak"]
+
+
+def tiny_pipeline():
+    """A small conv net in an InferencePipeline (input 32, resize 36): the artifact most tests use."""
+    import torch
+    from torch import nn
+
+    from course_utils.deploy import pipeline
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, len(TINY_CLASS_NAMES)))
+    with torch.no_grad():  # BatchNorm with non-trivial statistics, so eval mode matters
+        model[1].running_mean.uniform_(-0.5, 0.5)
+        model[1].running_var.uniform_(0.5, 2.0)
+    return pipeline.InferencePipeline(model, TINY_CLASS_NAMES, 32, (0.5, 0.4, 0.3), (0.2, 0.25, 0.3), 36).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_artifacts(tmp_path_factory):
+    """{"pipe", "program", "pt2", "onnx"}: the tiny pipeline, its ExportedProgram and both artifact files."""
+    from course_utils.deploy import pipeline
+
+    pipe = tiny_pipeline()
+    folder = tmp_path_factory.mktemp("tiny_artifacts")
+    program = pipeline.export_pipeline(pipe)
+    metadata = pipe.metadata(validated_accuracy=0.5)
+    return {"pipe": pipe, "program": program, "metadata": metadata,
+            "pt2": pipeline.save_artifact(program, metadata, folder / "tiny.pt2"),
+            "onnx": pipeline.export_onnx(pipe, metadata, folder / "tiny.onnx")}
+
+
+@pytest.fixture(scope="session")
+def lite0_artifacts(tmp_path_factory):
+    """The real architecture: EfficientNet-Lite0 with a seeded 2-class head, exported once as .pt2 and .onnx."""
+    import torch
+
+    from course_utils.deploy import pipeline
+    from course_utils.models import backbones
+
+    torch.manual_seed(0)
+    model = backbones.efficientnet_lite0(2).eval()
+    pipe = pipeline.InferencePipeline(model, ["cat", "dog"], backbones.LITE0_INPUT_SIZE, backbones.LITE0_MEAN,
+                                      backbones.LITE0_STD).eval()
+    folder = tmp_path_factory.mktemp("lite0_artifacts")
+    metadata = pipe.metadata()
+    return {"pipe": pipe,
+            "pt2": pipeline.save_artifact(pipeline.export_pipeline(pipe), metadata, folder / "lite0.pt2"),
+            "onnx": pipeline.export_onnx(pipe, metadata, folder / "lite0.onnx")}

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torchvision.transforms import v2
 
 from course_utils import images
 from course_utils.datasets import catalog
@@ -145,17 +146,20 @@ def test_eval_transform_is_deterministic_and_train_is_not():
 
 def test_eval_transform_resizes_then_crops_the_centre():
     photo = Image.open(io.BytesIO(jpeg_bytes(3, size=(512, 256))))
-    steps = images.eval_transform(224, (0, 0, 0), (1, 1, 1)).transforms
-    resized = steps[1](steps[0](photo))
-    assert tuple(resized.shape[-2:]) == (256, 512)  # the shorter side to 224 / 0.875
+    out = images.eval_transform(224, (0, 0, 0), (1, 1, 1))(photo)
+    pixels = v2.functional.to_dtype(v2.functional.to_image(photo), torch.float32, scale=True)
+    resized = v2.functional.resize(pixels, [256], antialias=True)  # the shorter side to 224 / 0.875
+    assert tuple(resized.shape[-2:]) == (256, 512)
+    torch.testing.assert_close(out, v2.functional.center_crop(resized, [224]), atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("crop_fraction, shorter_side", [(1.0, 224), (0.5, 448)])
 def test_eval_transform_crop_fraction_sets_the_resize(crop_fraction, shorter_side):
     photo = Image.open(io.BytesIO(jpeg_bytes(3, size=(512, 256))))
     transform = images.eval_transform(224, (0, 0, 0), (1, 1, 1), crop_fraction=crop_fraction)
-    assert tuple(transform.transforms[1](transform.transforms[0](photo)).shape[-2:]) == (shorter_side, 2 * shorter_side)
-    assert tuple(transform(photo).shape) == (3, 224, 224)
+    pixels = v2.functional.to_dtype(v2.functional.to_image(photo), torch.float32, scale=True)
+    resized = v2.functional.resize(pixels, [shorter_side], antialias=True)  # (shorter_side, 2 * shorter_side)
+    torch.testing.assert_close(transform(photo), v2.functional.center_crop(resized, [224]), atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("size", [0, -3, 2.5, True])

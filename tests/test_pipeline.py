@@ -1,3 +1,5 @@
+"""Tests for course_utils.deploy.pipeline: the module, its .pt2 and ONNX exports, parity in fresh processes."""
+
 import json
 import os
 import subprocess
@@ -5,35 +7,24 @@ import sys
 import zipfile
 from pathlib import Path
 
+import onnx
 import pytest
 import torch
+from conftest import TINY_CLASS_NAMES
+from PIL import Image
 from torch import nn
-from torchvision.transforms import v2
 
-from course_utils import checkpoints, pipeline
+from course_utils import checkpoints, pipeline, predict
 from course_utils.datasets.sources import PROJECT_ROOT
 
-CLASS_NAMES = ["cat", "dog", "fox", "owl", "yak"]
+CLASS_NAMES = TINY_CLASS_NAMES
 INPUT_SIZE, RESIZE_SIZE = 32, 36
 MEAN, STD = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
 
 
-def tiny_pipeline() -> pipeline.InferencePipeline:
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, len(CLASS_NAMES)))
-    return pipeline.InferencePipeline(model, CLASS_NAMES, INPUT_SIZE, MEAN, STD, RESIZE_SIZE).eval()
-
-
 @pytest.fixture(scope="module")
-def pipe():
-    return tiny_pipeline()
-
-
-@pytest.fixture(scope="module")
-def artifact(pipe, tmp_path_factory):
-    path = tmp_path_factory.mktemp("artifact") / "tiny.pt2"
-    return pipeline.save_artifact(pipeline.export_pipeline(pipe), pipe.metadata(), path)
+def pipe(tiny_artifacts):
+    return tiny_artifacts["pipe"]
 
 
 def random_images(shape, dtype=torch.uint8, seed=0):
@@ -43,7 +34,7 @@ def random_images(shape, dtype=torch.uint8, seed=0):
 
 
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.float32, torch.float64])
-@pytest.mark.parametrize("shape", [(3, 40, 50), (2, 3, 40, 50), (1, 3, 17, 90), (4, 3, 300, 31), (1, 3, 1, 1)])
+@pytest.mark.parametrize("shape", [(3, 40, 50), (2, 3, 40, 50), (4, 3, 300, 31), (1, 3, 1, 1)])
 def test_any_dtype_rank_and_size_gives_probabilities(pipe, shape, dtype):
     with torch.no_grad():
         probs = pipe(random_images(shape, dtype))
@@ -60,70 +51,69 @@ def test_uint8_and_float_inputs_agree(pipe):
         torch.testing.assert_close(pipe(images[0]), pipe(images[:1])[0], atol=0, rtol=0)
 
 
-@pytest.mark.parametrize("shape", [(2, 3, 50, 70), (1, 3, 80, 40), (1, 3, 36, 36), (1, 3, 20, 26)])
-def test_preprocess_matches_torchvision_resize_crop_normalize(pipe, shape):
-    # Sizes chosen so the crop margin is even: torchvision rounds half a pixel to even, we floor.
-    images = random_images(shape, torch.float32)
-    reference = v2.Compose([v2.Resize(RESIZE_SIZE, antialias=True), v2.CenterCrop(INPUT_SIZE),
-                            v2.Normalize(MEAN, STD)])
-    torch.testing.assert_close(pipe.preprocess(images), reference(images), atol=1e-5, rtol=0)
+def test_bad_inputs_are_explained(pipe):
+    with pytest.raises(ValueError, match="expected an RGB image"):
+        pipe(torch.zeros(2, 1, 40, 40, dtype=torch.uint8))  # one channel: convert to RGB first
 
 
-@pytest.mark.parametrize("images, error", [
-    (torch.zeros(2, 1, 40, 40, dtype=torch.uint8), ValueError),  # one channel: convert to RGB first
-    (torch.zeros(40, 40, dtype=torch.uint8), ValueError),
-    (torch.zeros(1, 3, 40, 40, dtype=torch.int64), TypeError),
-])
-def test_bad_inputs_are_explained(pipe, images, error):
-    with pytest.raises(error, match="expected an RGB image|uint8"):
-        pipe(images)
+def test_class_names_are_required():
+    with pytest.raises(ValueError, match="class_names"):
+        pipeline.InferencePipeline(nn.Identity(), [], INPUT_SIZE, MEAN, STD)
 
 
-@pytest.mark.parametrize("kwargs", [dict(input_size=40, resize_size=36), dict(mean=(0.5,)), dict(std=(0.5, 0.0, 0.5)),
-                                    dict(class_names=[])])
-def test_constructor_rejects_inconsistent_settings(kwargs):
-    settings = dict(class_names=CLASS_NAMES, input_size=INPUT_SIZE, mean=MEAN, std=STD, resize_size=RESIZE_SIZE)
-    with pytest.raises(ValueError):
-        pipeline.InferencePipeline(nn.Identity(), **(settings | kwargs))
+def test_metadata_holds_the_preprocessing_and_the_given_facts(tiny_artifacts):
+    metadata = tiny_artifacts["metadata"]
+    assert metadata["format"] == predict.ARTIFACT_FORMAT and metadata["class_names"] == CLASS_NAMES
+    assert metadata["input_size"] == INPUT_SIZE and metadata["resize_size"] == RESIZE_SIZE
+    assert metadata["preprocessing"]["mean"] == list(MEAN) and metadata["preprocessing"]["std"] == list(STD)
+    assert metadata["validated_accuracy"] == 0.5
 
 
-def test_default_resize_follows_the_imagenet_crop_fraction():
-    assert pipeline.InferencePipeline(nn.Identity(), CLASS_NAMES, 224, MEAN, STD).resize_size == 256
+def test_accuracy_on_files_reads_each_photo_like_predict(pipe, tmp_path):
+    generator = torch.Generator().manual_seed(3)
+    samples = []
+    for index in range(6):
+        pixels = torch.randint(0, 256, (40 + 7 * index, 50, 3), dtype=torch.uint8, generator=generator)
+        path = tmp_path / f"{index}.png"
+        Image.fromarray(pixels.numpy()).save(path)
+        samples.append((str(path), index % len(CLASS_NAMES)))
+    with torch.no_grad():
+        right = sum(pipe(predict.load_image(path)).argmax().item() == label for path, label in samples)
+    assert pipeline.accuracy_on_files(pipe, samples) == right / len(samples)
+    with pytest.raises(ValueError, match="no samples"):
+        pipeline.accuracy_on_files(pipe, [])
 
 
-def test_artifact_is_one_file_with_its_metadata(artifact, pipe):
-    assert [p.name for p in artifact.parent.iterdir()] == ["tiny.pt2"]  # no temporary file left behind
+# --- .pt2 -------------------------------------------------------------------------------------------------
+
+def test_artifact_is_one_file_with_its_metadata(tiny_artifacts):
+    artifact = tiny_artifacts["pt2"]
+    assert sorted(p.name for p in artifact.parent.iterdir()) == ["tiny.onnx", "tiny.pt2"]  # no temporary files
     with zipfile.ZipFile(artifact) as archive:
         stored = [name for name in archive.namelist() if name.endswith("/" + pipeline.METADATA_FILE)]
         metadata = json.loads(archive.read(stored[0]))
-    assert metadata == json.loads(json.dumps(pipe.metadata()))
-    assert metadata["class_names"] == CLASS_NAMES and metadata["input_size"] == INPUT_SIZE
-    assert metadata["mean"] == list(MEAN) and metadata["std"] == list(STD)
+    assert metadata == json.loads(json.dumps(tiny_artifacts["metadata"]))
 
 
-def test_artifact_has_the_ordinary_permissions_of_a_checkpoint(pipe, tmp_path):
+def test_artifacts_have_the_ordinary_permissions_of_a_checkpoint(tiny_artifacts, tmp_path):
     umask = os.umask(0o022)
     try:
-        path = pipeline.save_artifact(pipeline.export_pipeline(pipe), pipe.metadata(), tmp_path / "tiny.pt2")
+        pt2 = pipeline.save_artifact(tiny_artifacts["program"], {}, tmp_path / "tiny.pt2")
         checkpoint = checkpoints.atomic_save({"a": 1}, tmp_path / "ckpt.pt")
     finally:
         os.umask(umask)
-    assert path.stat().st_mode & 0o777 == checkpoint.stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
+    assert pt2.stat().st_mode & 0o777 == checkpoint.stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
 
 
-def test_metadata_file_name_is_the_one_predict_reads():
-    from course_utils import predict
-    assert pipeline.METADATA_FILE == predict.METADATA_FILE
-    assert f"METADATA_FILE = {predict.METADATA_FILE!r}" in pipeline.FRESH_PROCESS_SCRIPT
-
-
-def test_save_artifact_wants_a_pt2_name(tmp_path):
+def test_artifacts_want_their_suffix(pipe, tmp_path):
     with pytest.raises(ValueError, match=".pt2"):
         pipeline.save_artifact(None, {}, tmp_path / "model.pt")
+    with pytest.raises(ValueError, match=".onnx"):
+        pipeline.export_onnx(pipe, {}, tmp_path / "model.pt2")
 
 
-def test_exported_program_is_dynamic_in_batch_height_and_width(artifact, pipe):
-    program = torch.export.load(artifact).module()
+def test_exported_program_is_dynamic_in_batch_height_and_width(tiny_artifacts, pipe):
+    program = torch.export.load(tiny_artifacts["pt2"]).module()
     for shape in [(1, 3, 45, 61), (5, 3, 128, 96), (2, 3, 7, 300)]:
         images = random_images(shape)
         with torch.no_grad():
@@ -132,27 +122,91 @@ def test_exported_program_is_dynamic_in_batch_height_and_width(artifact, pipe):
         program(random_images((1, 3, 40, 40), torch.float32))
 
 
-def test_fresh_process_round_trip_matches_eager(artifact, pipe, tmp_path):
-    inputs = [random_images((1, 3, 45, 61), seed=1), random_images((3, 3, 128, 96), seed=2)]
-    result = pipeline.run_in_fresh_process(artifact, inputs, tmp_path)
-    assert result["class_names"] == CLASS_NAMES
-    assert not any(Path(p).resolve() in (PROJECT_ROOT, tmp_path.resolve()) for p in result["sys_path"] if p)
-    for images, fresh in zip(inputs, result["probs"]):
-        with torch.no_grad():
-            eager = pipe(images)
-        assert fresh.shape == eager.shape
-        assert (fresh - eager).abs().max().item() <= 1e-5
-
-
-def test_fresh_process_cannot_import_course_utils(tmp_path):
-    torch_site = str(Path(torch.__file__).resolve().parent.parent)
-    done = subprocess.run([sys.executable, "-I", "-S", "-c", f"import sys; sys.path.append({torch_site!r}); "
-                           "import course_utils"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
-    assert done.returncode != 0 and "No module named 'course_utils'" in done.stderr
-
-
 @pytest.mark.parametrize("example", [torch.zeros(1, 3, 40, 40, dtype=torch.uint8), torch.zeros(2, 3, 40, 40),
                                      torch.zeros(3, 40, 40, dtype=torch.uint8)])
 def test_export_explains_an_unusable_example(pipe, example):
     with pytest.raises(ValueError, match="uint8 batch"):
         pipeline.export_pipeline(pipe, example)
+
+
+# --- ONNX -------------------------------------------------------------------------------------------------
+
+def test_onnx_model_is_dynamic_in_batch_height_and_width(tiny_artifacts):
+    model = onnx.load(tiny_artifacts["onnx"])
+    onnx.checker.check_model(model)
+    (images_input,) = model.graph.input
+    dims = images_input.type.tensor_type.shape.dim
+    assert [d.dim_param or d.dim_value for d in dims] == ["batch", 3, "height", "width"]
+    assert images_input.type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    stored = {entry.key: entry.value for entry in model.metadata_props}
+    assert json.loads(stored[predict.ONNX_METADATA_KEY]) == json.loads(json.dumps(tiny_artifacts["metadata"]))
+
+
+def test_onnx_runtime_matches_eager_at_any_size(tiny_artifacts, pipe):
+    artifact = predict.load_artifact(tiny_artifacts["onnx"])
+    for shape in [(1, 3, 45, 61), (5, 3, 128, 96), (2, 3, 7, 300), (1, 3, 500, 333)]:
+        images = random_images(shape, seed=sum(shape))
+        with torch.no_grad():
+            assert (artifact.run(images) - pipe(images)).abs().max().item() <= 1e-5, shape
+
+
+# --- fresh processes --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind, tolerance", [("pt2", 1e-5), ("onnx", 1e-4)])
+def test_fresh_process_round_trip_matches_eager(tiny_artifacts, pipe, tmp_path, kind, tolerance):
+    inputs = [random_images((1, 3, 45, 61), seed=1), random_images((3, 3, 128, 96), seed=2)]
+    result = pipeline.run_in_fresh_process(tiny_artifacts[kind], inputs, tmp_path)
+    assert result["metadata"]["class_names"] == CLASS_NAMES
+    assert not any(Path(p).resolve() in (PROJECT_ROOT, tmp_path.resolve()) for p in result["sys_path"] if p)
+    roots = {name.partition(".")[0] for name in result["modules"]}
+    assert not roots & {"course_utils", "torchvision", "efficientnet_lite_pytorch"}
+    assert ("torch" in roots) == (kind == "pt2")  # the ONNX process never loads torch
+    for images, fresh in zip(inputs, result["probs"], strict=True):
+        with torch.no_grad():
+            eager = pipe(images)
+        assert fresh.shape == eager.shape
+        assert (fresh - eager).abs().max().item() <= tolerance
+
+
+@pytest.mark.parametrize("blocked", ["course_utils", "course_utils.deploy.predict", "torchvision",
+                                     "efficientnet_lite_pytorch"])
+def test_parity_process_refuses_to_import_what_an_artifact_must_not_need(blocked, tmp_path):
+    # The project root and the venv are on sys.path here, so without the blocker each import would work.
+    site = Path(torch.__file__).resolve().parent.parent
+    script = pipeline.PT2_SCRIPT.split("import torch\n")[0] + f"sys.path += [{str(PROJECT_ROOT)!r}]\nimport {blocked}\n"
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", script, str(site), "a", "b", "c"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "may not be imported in this process" in done.stderr
+
+
+def test_onnx_parity_process_refuses_torch(tmp_path):
+    site = Path(torch.__file__).resolve().parent.parent
+    script = pipeline.ONNX_SCRIPT.split("import numpy")[0] + "import torch\n"
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", script, str(site), "a", "b", "c"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "torch may not be imported" in done.stderr
+
+
+def test_fresh_process_failure_is_reported(tiny_artifacts, tmp_path):
+    with pytest.raises(RuntimeError, match="fresh process failed"):  # float input: the model wants uint8
+        pipeline.run_in_fresh_process(tiny_artifacts["onnx"], [torch.zeros(1, 3, 40, 40)], tmp_path)
+    with pytest.raises(ValueError, match=".pt2 or .onnx"):
+        pipeline.run_in_fresh_process(tmp_path / "model.pt", [], tmp_path)
+
+
+def real_photos(mirror) -> list[torch.Tensor]:
+    """The mirror's sample photos and a few cat_dog test photos: many sizes, as uint8 batches of one."""
+    paths = sorted((mirror / "images").glob("*.jpg")) + sorted((mirror / "cat_dog" / "test" / "dog").glob("*.jpg"))[:4]
+    return [predict.load_image(path).unsqueeze(0) for path in paths]
+
+
+@pytest.mark.parametrize("kind, tolerance", [("pt2", 1e-5), ("onnx", 1e-4)])
+def test_lite0_artifacts_match_eager_on_real_photos_in_a_fresh_process(lite0_artifacts, mirror, tmp_path,
+                                                                       kind, tolerance):
+    inputs = real_photos(mirror)
+    inputs.append(torch.cat([inputs[-1], inputs[-1].flip(-1)]))  # and one batch of two
+    result = pipeline.run_in_fresh_process(lite0_artifacts[kind], inputs, tmp_path)
+    with torch.no_grad():
+        diffs = [(fresh - lite0_artifacts["pipe"](images)).abs().max().item()
+                 for images, fresh in zip(inputs, result["probs"], strict=True)]
+    assert max(diffs) <= tolerance, diffs

@@ -1,43 +1,24 @@
+"""Tests for course_utils.deploy.predict: image loading, artifact checks and the command line, .pt2 and .onnx."""
+
 import io
 import json
 import os
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import torch
+from conftest import TINY_CLASS_NAMES
 from PIL import Image
-from torch import nn
 
-from course_utils import pipeline, predict
+from course_utils import predict
 from course_utils.datasets.sources import PROJECT_ROOT
 
-CLASS_NAMES = ["cat", "dog", "fox", "owl", "yak"]
-
-
-def tiny_pipeline() -> pipeline.InferencePipeline:
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                          nn.Linear(8, len(CLASS_NAMES)))
-    return pipeline.InferencePipeline(model, CLASS_NAMES, 32, (0.5,) * 3, (0.5,) * 3).eval()
-
-
-@pytest.fixture(scope="module")
-def pipe():
-    return tiny_pipeline()
-
-
-@pytest.fixture(scope="module")
-def exported(pipe):
-    return pipeline.export_pipeline(pipe)
-
-
-@pytest.fixture(scope="module")
-def artifact(pipe, exported, tmp_path_factory):
-    return pipeline.save_artifact(exported, pipe.metadata(), tmp_path_factory.mktemp("artifact") / "tiny.pt2")
+CLASS_NAMES = TINY_CLASS_NAMES
+KINDS = ["pt2", "onnx"]
 
 
 def pixels(height=30, width=40, channels=3, seed=0) -> np.ndarray:
@@ -54,6 +35,13 @@ def run_cli(capsys, *args):
     code = predict.main([str(a) for a in args])
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def truncated_jpeg(path: Path) -> Path:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels(200, 200)).save(buffer, format="JPEG")
+    path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    return path
 
 
 # ---------------------------------------------------------------- image loading
@@ -117,72 +105,65 @@ def test_not_an_image_truncated_and_missing(tmp_path):
     text.write_text("not a picture")
     with pytest.raises(predict.PredictError, match="not an image"):
         predict.load_image(text)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels(200, 200)).save(buffer, format="JPEG")
-    truncated = tmp_path / "cut.jpg"
-    truncated.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
     with pytest.raises(predict.PredictError, match="truncated or corrupt"):
-        predict.load_image(truncated)
+        predict.load_image(truncated_jpeg(tmp_path / "cut.jpg"))
     with pytest.raises(predict.PredictError, match="no image"):
         predict.load_image(tmp_path / "missing.png")
 
 
-# ---------------------------------------------------------------- the command line
+# ---------------------------------------------------------------- artifacts
 
-def test_cli_prints_the_eager_top_k(capsys, artifact, pipe, tmp_path):
-    path = save(Image.fromarray(pixels(37, 53)), tmp_path / "photo.png")
-    code, out, err = run_cli(capsys, artifact, path, "--top-k", 3)
-    assert code == 0 and err == ""
-    lines = out.strip().splitlines()
-    assert lines[0] == "photo.png (53x37): top 3 of 5 classes"
-    printed = [(line.split()[1], float(line.split()[0])) for line in lines[1:]]
+@pytest.mark.parametrize("kind", KINDS)
+def test_artifact_loads_and_matches_eager(tiny_artifacts, kind):
+    artifact = predict.load_artifact(tiny_artifacts[kind])
+    assert artifact.class_names == CLASS_NAMES and artifact.metadata["format"] == predict.ARTIFACT_FORMAT
+    image = torch.from_numpy(pixels(61, 45)).permute(2, 0, 1)
     with torch.no_grad():
-        eager = pipe(predict.load_image(path))
-    values, indices = eager.topk(3)
-    assert [name for name, _ in printed] == [CLASS_NAMES[i] for i in indices]
-    assert [p for _, p in printed] == pytest.approx(values.tolist(), abs=1e-4)
+        assert (predict.predict(artifact, image) - tiny_artifacts["pipe"](image)).abs().max().item() <= 1e-5
 
 
-@pytest.mark.parametrize("mode", ["L", "RGBA", "P"])
-def test_cli_accepts_converted_formats(capsys, artifact, tmp_path, mode):
-    image = Image.fromarray(pixels()).convert(mode)
-    code, out, _ = run_cli(capsys, artifact, save(image, tmp_path / f"{mode}.png"), "--top-k", 5)
-    assert code == 0 and len(out.strip().splitlines()) == 6
-
-
-def test_cli_on_a_real_photo(capsys, artifact, pipe, mirror):
-    photo = mirror / "images" / "samoyed.jpg"
-    code, out, _ = run_cli(capsys, artifact, photo, "--top-k", 1)
-    with torch.no_grad():
-        expected = CLASS_NAMES[pipe(predict.load_image(photo)).argmax()]
-    assert code == 0 and out.splitlines()[0] == "samoyed.jpg (1546x1213): top 1 of 5 classes"
-    assert out.splitlines()[1].split()[1] == expected
-
-
-def write_pt2(exported, path, extra_files=None):
-    torch.export.save(exported, path, extra_files=extra_files)
+def onnx_with_metadata(source: Path, path: Path, value: str | None) -> Path:
+    model = onnx.load(source)
+    del model.metadata_props[:]
+    if value is not None:
+        entry = model.metadata_props.add()
+        entry.key, entry.value = predict.ONNX_METADATA_KEY, value
+    onnx.save(model, path)
     return path
 
 
 @pytest.fixture(scope="module")
-def broken_artifacts(artifact, exported, tmp_path_factory):
+def broken_artifacts(tiny_artifacts, tmp_path_factory):
     """Each kind of bad artifact, with the words its error message must contain."""
     folder = tmp_path_factory.mktemp("broken")
-    text = folder / "readme.pt2"
-    text.write_text("hello")
-    cut = folder / "cut.pt2"
-    cut.write_bytes(artifact.read_bytes()[: artifact.stat().st_size // 2])
-    checkpoint = folder / "checkpoint.pt2"
-    torch.save({"model_state": {}}, checkpoint)  # a zip archive, but not an exported program
-    bad_meta = {"class_names": "cat"}
+    pt2, onnx_file, program = tiny_artifacts["pt2"], tiny_artifacts["onnx"], tiny_artifacts["program"]
+
+    def write_pt2(name, extra_files=None):
+        torch.export.save(program, folder / name, extra_files=extra_files)
+        return folder / name
+
+    (folder / "readme.pt2").write_text("hello")
+    (folder / "cut.pt2").write_bytes(pt2.read_bytes()[: pt2.stat().st_size // 2])
+    torch.save({"model_state": {}}, folder / "checkpoint.pt2")  # a zip archive, but not an exported program
+    (folder / "readme.onnx").write_text("hello")
+    (folder / "cut.onnx").write_bytes(onnx_file.read_bytes()[: onnx_file.stat().st_size // 2])
+    torch.save({"model_state": {}}, folder / "model.pt")
+    foreign = json.dumps({"format": "someone-else/1", "class_names": CLASS_NAMES})
     return [
         (folder / "missing.pt2", "no artifact"),
-        (text, "not a .pt2 artifact"),
-        (cut, "not a .pt2 artifact"),
-        (checkpoint, "not a loadable exported program"),
-        (write_pt2(exported, folder / "bare.pt2"), "has no metadata.json"),
-        (write_pt2(exported, folder / "garbled.pt2", {"metadata.json": "{class_names"}), "not valid JSON"),
-        (write_pt2(exported, folder / "partial.pt2", {"metadata.json": json.dumps(bad_meta)}), "lacks class_names"),
+        (folder / "model.pt", "expected a .pt2 or .onnx file"),
+        (folder / "readme.pt2", "not a .pt2 artifact"),
+        (folder / "cut.pt2", "not a .pt2 artifact"),
+        (folder / "checkpoint.pt2", "not a loadable exported program"),
+        (write_pt2("bare.pt2"), "carries no metadata"),
+        (write_pt2("garbled.pt2", {"metadata.json": "{class_names"}), "not valid JSON"),
+        (write_pt2("foreign.pt2", {"metadata.json": foreign}), "not an artifact of this course"),
+        (write_pt2("partial.pt2", {"metadata.json": json.dumps({"format": predict.ARTIFACT_FORMAT})}),
+         "lacks class_names"),
+        (folder / "readme.onnx", "not a loadable ONNX model"),
+        (folder / "cut.onnx", "not a loadable ONNX model"),
+        (onnx_with_metadata(onnx_file, folder / "bare.onnx", None), "carries no metadata"),
+        (onnx_with_metadata(onnx_file, folder / "foreign.onnx", foreign), "not an artifact of this course"),
     ]
 
 
@@ -190,41 +171,108 @@ def test_cli_explains_each_bad_artifact_in_one_line(capsys, broken_artifacts, tm
     image = save(Image.fromarray(pixels()), tmp_path / "ok.png")
     for path, words in broken_artifacts:
         code, out, err = run_cli(capsys, path, image)
-        assert code == 1 and out == "", path.name
+        assert code == predict.EXIT_UNUSABLE and out == "", path.name
         assert err.count("\n") == 1 and err.startswith("predict: error: ") and words in err, (path.name, err)
 
 
-def test_cli_explains_bad_images_and_top_k(capsys, artifact, tmp_path):
+# ---------------------------------------------------------------- the command line
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_cli_prints_the_eager_top_k(capsys, tiny_artifacts, tmp_path, kind):
+    path = save(Image.fromarray(pixels(37, 53)), tmp_path / "photo.png")
+    code, out, err = run_cli(capsys, tiny_artifacts[kind], path, "--top-k", 3)
+    assert code == 0 and err == ""
+    lines = out.strip().splitlines()
+    assert lines[0] == "photo.png (53x37): top 3 of 5 classes"
+    printed = [(line.split()[1], float(line.split()[0])) for line in lines[1:]]
+    with torch.no_grad():
+        eager = tiny_artifacts["pipe"](predict.load_image(path))
+    values, indices = eager.topk(3)
+    assert [name for name, _ in printed] == [CLASS_NAMES[i] for i in indices]
+    assert [p for _, p in printed] == pytest.approx(values.tolist(), abs=1e-4)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_cli_json_answers_the_good_images_and_reports_the_bad_one(capsys, tiny_artifacts, tmp_path, kind):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    good = [save(Image.fromarray(pixels(30 + i, 40, seed=i)).convert(mode), folder / f"{i}_{mode}.png")
+            for i, mode in enumerate(["RGB", "L", "RGBA", "P"])]
+    bad = truncated_jpeg(folder / "9_cut.jpg")
+    extra = save(Image.fromarray(pixels(50, 20, seed=7)), tmp_path / "extra.png")
+    code, out, err = run_cli(capsys, tiny_artifacts[kind], folder, extra, "--json", "--top-k", 2)
+    assert code == predict.EXIT_SOME_FAILED and err == ""
+    results = [json.loads(line) for line in out.splitlines()]
+    assert [Path(r["file"]).name for r in results] == [p.name for p in good + [bad, extra]]
+    assert "truncated or corrupt" in results[4]["error"] and "top_k" not in results[4]
+    for result, path in zip(results[:4] + results[5:], good + [extra]):
+        with torch.no_grad():
+            eager = tiny_artifacts["pipe"](predict.load_image(path))
+        assert [entry["class"] for entry in result["top_k"]] == [CLASS_NAMES[i] for i in eager.topk(2).indices]
+        assert [entry["probability"] for entry in result["top_k"]] == pytest.approx(eager.topk(2).values.tolist(),
+                                                                                     abs=1e-5)
+
+
+def test_cli_reports_each_bad_image_and_answers_the_rest(capsys, tiny_artifacts, tmp_path):
     image = save(Image.fromarray(pixels()), tmp_path / "ok.png")
     text = tmp_path / "notes.txt"
     text.write_text("not a picture")
-    buffer = io.BytesIO()
-    Image.fromarray(pixels(200, 200)).save(buffer, format="PNG")
-    cut = tmp_path / "cut.png"
-    cut.write_bytes(buffer.getvalue()[:-300])
-    cases = [
-        ((artifact, text), "not an image"),
-        ((artifact, cut), "truncated or corrupt"),
-        ((artifact, tmp_path / "none.jpg"), "no image"),
-        ((artifact, image, "--top-k", 0), "at least 1"),
-        ((artifact, image, "--top-k", 6), "between 1 and 5"),
-    ]
-    for args, words in cases:
-        code, out, err = run_cli(capsys, *args)
-        assert code == 1 and out == "" and err.count("\n") == 1 and words in err, (args, err)
+    cut = truncated_jpeg(tmp_path / "cut.jpg")
+    code, out, err = run_cli(capsys, tiny_artifacts["pt2"], text, image, cut, tmp_path / "none.jpg")
+    assert code == predict.EXIT_SOME_FAILED
+    assert out.splitlines()[0] == "ok.png (40x30): top 5 of 5 classes" and len(out.splitlines()) == 6
+    errors = err.splitlines()
+    assert len(errors) == 3 and all(line.startswith("predict: error: ") for line in errors)
+    for line, words in zip(errors, ["not an image", "truncated or corrupt", "no image"]):
+        assert words in line
 
 
-def test_cli_as_a_module_has_no_traceback(artifact, tmp_path):
-    """The real entry point, in a new process (torch's own logging included): one success, one failure."""
+@pytest.mark.parametrize("args, words", [
+    (("--top-k", 0), "at least 1"),
+    (("--top-k", 6), "between 1 and 5"),
+    (("--device", "toaster"), "unknown device"),
+    (("--device", "mps"), "not supported"),
+])
+def test_cli_explains_bad_arguments(capsys, tiny_artifacts, tmp_path, args, words):
+    image = save(Image.fromarray(pixels()), tmp_path / "ok.png")
+    code, out, err = run_cli(capsys, tiny_artifacts["pt2"], image, *args)
+    assert code == predict.EXIT_UNUSABLE and out == "" and err.count("\n") == 1 and words in err, err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_cli_explains_a_missing_gpu(capsys, tiny_artifacts, tmp_path):
+    image = save(Image.fromarray(pixels()), tmp_path / "ok.png")
+    for kind in KINDS:
+        code, _, err = run_cli(capsys, tiny_artifacts[kind], image, "--device", "cuda")
+        assert code == predict.EXIT_UNUSABLE and "no CUDA GPU" in err
+
+
+def test_cli_explains_an_empty_folder(capsys, tiny_artifacts, tmp_path):
+    (tmp_path / "empty").mkdir()
+    code, out, err = run_cli(capsys, tiny_artifacts["onnx"], tmp_path / "empty")
+    assert code == predict.EXIT_UNUSABLE and out == "" and "holds no files" in err
+
+
+def test_cli_on_a_real_photo(capsys, tiny_artifacts, mirror):
+    photo = mirror / "images" / "samoyed.jpg"
+    code, out, _ = run_cli(capsys, tiny_artifacts["onnx"], photo, "--top-k", 1)
+    with torch.no_grad():
+        expected = CLASS_NAMES[tiny_artifacts["pipe"](predict.load_image(photo)).argmax()]
+    assert code == 0 and out.splitlines()[0] == "samoyed.jpg (1546x1213): top 1 of 5 classes"
+    assert out.splitlines()[1].split()[1] == expected
+
+
+def test_cli_as_a_module_has_no_traceback(tiny_artifacts, tmp_path):
+    """The real entry point under its old name, in a new process (torch's logging included)."""
     image = save(Image.fromarray(pixels()).convert("P"), tmp_path / "palette.png")
     checkpoint = tmp_path / "checkpoint.pt2"
     torch.save({"model_state": {}}, checkpoint)  # makes torch.export.load log a traceback, unless silenced
     env = os.environ | {"PYTHONWARNINGS": "default"}
-    runs = [subprocess.run([sys.executable, "-m", "course_utils.deploy.predict", str(model), str(image), "--top-k", "2"],
+    runs = [subprocess.run([sys.executable, "-m", "course_utils.predict", str(model), str(image), "--top-k", "2"],
                            cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
-            for model in (artifact, checkpoint)]
+            for model in (tiny_artifacts["onnx"], checkpoint)]
     assert runs[0].returncode == 0 and runs[0].stderr == "" and len(runs[0].stdout.splitlines()) == 3
-    assert runs[1].returncode == 1 and runs[1].stdout == ""
+    assert runs[1].returncode == predict.EXIT_UNUSABLE and runs[1].stdout == ""
     assert len(runs[1].stderr.splitlines()) == 1 and "not a loadable exported program" in runs[1].stderr
 
 
@@ -233,13 +281,3 @@ def test_top_k_checks_its_inputs():
     assert predict.top_k(probs, ["a", "b", "c"], 2) == [("b", pytest.approx(0.6)), ("c", pytest.approx(0.3))]
     with pytest.raises(predict.PredictError, match="class names"):
         predict.top_k(probs, ["a", "b"], 1)
-
-
-def test_artifact_loads_in_process(artifact, pipe):
-    program, metadata = predict.load_artifact(artifact)
-    assert metadata["class_names"] == CLASS_NAMES and metadata["format"] == pipeline.ARTIFACT_FORMAT
-    image = torch.from_numpy(pixels(61, 45)).permute(2, 0, 1)
-    with torch.no_grad():
-        assert (predict.predict(program, image) - pipe(image)).abs().max().item() <= 1e-5
-    with zipfile.ZipFile(artifact) as archive:  # the artifact is a plain zip: inspectable anywhere
-        assert any(name.endswith("metadata.json") for name in archive.namelist())

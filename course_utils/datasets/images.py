@@ -21,11 +21,11 @@ from torch.utils.data import WeightedRandomSampler
 from torchvision import datasets
 from torchvision.transforms import v2
 
-from course_utils.deploy.pipeline import CROP_FRACTION
 from course_utils.core.checks import check_count
 from course_utils.datasets import catalog
 from course_utils.datasets.sources import (HOW_TO_FIX, MIRROR_ENV, ChecksumError, DataNotFoundError, data_dir, fetch,
                                            file_digest, mirror_dir, set_aside)
+from course_utils.datasets.transforms import CROP_FRACTION, ResizeCropNormalize, open_rgb
 
 CAT_DOG = "cat_dog"
 _FOLDER = catalog.dataset(CAT_DOG).folder  # the layout's facts live in the catalog; these names are for lessons
@@ -268,7 +268,7 @@ def image_folder(root: str | Path, transform=None, class_names: Sequence[str] | 
     if report.rejected:
         warnings.warn(f"skipping {len(report.rejected)} files that are not readable images:\n{report}", stacklevel=2)
     accepted = {path for files in report.images.values() for path in files}
-    return datasets.ImageFolder(str(report.root), transform=transform,
+    return datasets.ImageFolder(str(report.root), transform=transform, loader=open_rgb,  # as predict reads photos
                                 is_valid_file=lambda path: Path(path) in accepted)
 
 
@@ -316,11 +316,10 @@ def eval_transform(size: int, mean: Sequence[float], std: Sequence[float], *,
     if not 0 < crop_fraction <= 1:
         raise ValueError(f"crop_fraction must be in (0, 1], got {crop_fraction}")
     return v2.Compose([
-        v2.ToImage(),
-        v2.Resize(round(size / crop_fraction), antialias=True),
-        v2.CenterCrop(size),
-        v2.ToDtype(torch.float32, scale=True),
-        v2.Normalize(mean, std),
+        v2.ToImage(),  # PIL image -> uint8 tensor (3, H, W)
+        v2.ToPureTensor(),
+        # The same module the exported pipeline runs: served photos are preprocessed as validated ones.
+        ResizeCropNormalize(size, mean, std, resize_size=round(size / crop_fraction)),
     ])
 
 

@@ -1,4 +1,4 @@
-"""An inference pipeline: raw image tensors in, class probabilities out, exported as one .pt2 artifact."""
+"""An inference pipeline: raw image tensors in, class probabilities out, exported as .pt2 and as ONNX."""
 
 from __future__ import annotations
 
@@ -7,17 +7,16 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from course_utils.core.checkpoints import atomic_write
-from course_utils.deploy.predict import METADATA_FILE  # stored inside the .pt2 archive, next to the program
+from course_utils.datasets.transforms import CROP_FRACTION, ResizeCropNormalize, open_rgb, pil_to_tensor  # noqa: F401
+from course_utils.deploy.predict import ARTIFACT_FORMAT, METADATA_FILE, ONNX_METADATA_KEY  # what predict checks
 
-ARTIFACT_FORMAT = "course_utils.deploy.pipeline/1"
-CROP_FRACTION = 0.875  # ImageNet convention: resize the shorter side to 256, centre-crop 224
+BLOCKED_IMPORTS = ("course_utils", "torchvision", "efficientnet_lite_pytorch")  # never in a parity process
 
 
 class InferencePipeline(nn.Module):
@@ -30,40 +29,19 @@ class InferencePipeline(nn.Module):
     def __init__(self, model: nn.Module, class_names: Sequence[str], input_size: int,
                  mean: Sequence[float], std: Sequence[float], resize_size: int | None = None):
         super().__init__()
-        if resize_size is None:
-            resize_size = round(input_size / CROP_FRACTION)
         if not class_names or not all(isinstance(name, str) for name in class_names):
             raise ValueError("class_names must be a non-empty list of strings")
-        if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
-            raise ValueError(f"mean and std need three values (RGB), std > 0; got mean={mean}, std={std}")
-        if not 0 < input_size <= resize_size:
-            raise ValueError(f"need 0 < input_size <= resize_size, got {input_size} and {resize_size}")
+        self.preprocess = ResizeCropNormalize(input_size, mean, std, resize_size)  # the lessons' eval transform
         self.model = model
         self.class_names = list(class_names)
-        self.input_size = int(input_size)
-        self.resize_size = int(resize_size)
-        self.mean_values, self.std_values = [float(m) for m in mean], [float(s) for s in std]
-        self.register_buffer("mean", torch.tensor(self.mean_values).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(self.std_values).view(1, 3, 1, 1))
 
-    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) uint8 or float -> (N, 3, input_size, input_size) normalised float32."""
-        if images.dtype == torch.uint8:
-            images = images.to(self.mean.dtype) / 255
-        elif images.is_floating_point():
-            images = images.to(self.mean.dtype)  # expected in [0, 1], like ToTensor's output
-        else:
-            raise TypeError(f"images must be uint8 (0-255) or float (0-1), got {images.dtype}")
-        # Shorter side -> resize_size, aspect ratio kept. sym_min keeps H and W symbolic under
-        # torch.export, where an `if h < w:` would be decided once, for the example image.
-        h, w = images.shape[-2:]
-        short = torch.sym_min(h, w)
-        new_h, new_w = self.resize_size * h // short, self.resize_size * w // short
-        images = F.interpolate(images, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)
-        # Centre crop: narrow() has a fixed length, so the shape after it is a constant for export.
-        images = images.narrow(2, (new_h - self.input_size) // 2, self.input_size)
-        images = images.narrow(3, (new_w - self.input_size) // 2, self.input_size)
-        return (images - self.mean) / self.std
+    @property
+    def input_size(self) -> int:
+        return self.preprocess.input_size
+
+    @property
+    def resize_size(self) -> int:
+        return self.preprocess.resize_size
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         single = images.dim() == 3
@@ -75,8 +53,8 @@ class InferencePipeline(nn.Module):
         probs = logits.softmax(dim=1)
         return probs[0] if single else probs
 
-    def metadata(self) -> dict:
-        """What a user of the artifact must know: classes, expected input, preprocessing."""
+    def metadata(self, **facts) -> dict:
+        """What a user of the artifact must know: classes, expected input, preprocessing; plus `facts`."""
         return {
             "format": ARTIFACT_FORMAT,
             "class_names": self.class_names,
@@ -84,14 +62,30 @@ class InferencePipeline(nn.Module):
             "output": "probabilities (N, num_classes), softmax over class_names",
             "input_size": self.input_size,
             "resize_size": self.resize_size,
-            "mean": self.mean_values,
-            "std": self.std_values,
+            "mean": self.preprocess.mean_values,
+            "std": self.preprocess.std_values,
+            "preprocessing": self.preprocess.settings(),
             "torch_version": torch.__version__,
+            **facts,
         }
 
 
-def export_pipeline(pipeline: InferencePipeline, example: torch.Tensor | None = None) -> torch.export.ExportedProgram:
-    """torch.export the pipeline (in eval mode) for uint8 batches (N, 3, H, W), with N, H and W dynamic."""
+def accuracy_on_files(classify: Callable[[torch.Tensor], torch.Tensor], samples: Sequence[tuple[str, int]]) -> float:
+    """Share of `samples` (path, label) that `classify` (uint8 (1, 3, H, W) -> probs (1, C)) gets right.
+
+    Each photo is read as the predict command line reads it, one at a time (photos differ in size).
+    """
+    if not samples:
+        raise ValueError("no samples to measure the accuracy on")
+    correct = 0
+    with torch.no_grad():
+        for path, label in samples:
+            image = pil_to_tensor(open_rgb(path)).unsqueeze(0)  # (1, 3, H, W) uint8
+            correct += int(classify(image).argmax(dim=1).item() == label)
+    return correct / len(samples)
+
+
+def _example_and_dims(pipeline: InferencePipeline, example: torch.Tensor | None):
     if example is None:  # only its dtype and shape matter
         example = torch.randint(0, 256, (2, 3, pipeline.resize_size + 17, pipeline.resize_size + 45),
                                 dtype=torch.uint8)
@@ -100,7 +94,13 @@ def export_pipeline(pipeline: InferencePipeline, example: torch.Tensor | None = 
         raise ValueError(f"the example must be a uint8 batch (N, 3, H, W) with N, H, W >= 2, "
                          f"got {example.dtype} {tuple(example.shape)}")
     batch, height, width = (torch.export.Dim(name, min=1) for name in ("batch", "height", "width"))
-    return torch.export.export(pipeline.eval(), (example,), dynamic_shapes={"images": {0: batch, 2: height, 3: width}})
+    return example, {"images": {0: batch, 2: height, 3: width}}
+
+
+def export_pipeline(pipeline: InferencePipeline, example: torch.Tensor | None = None) -> torch.export.ExportedProgram:
+    """torch.export the pipeline (in eval mode) for uint8 batches (N, 3, H, W), with N, H and W dynamic."""
+    example, dynamic_shapes = _example_and_dims(pipeline, example)
+    return torch.export.export(pipeline.eval(), (example,), dynamic_shapes=dynamic_shapes)
 
 
 def save_artifact(program: torch.export.ExportedProgram, metadata: dict, path: str | Path) -> Path:
@@ -112,42 +112,106 @@ def save_artifact(program: torch.export.ExportedProgram, metadata: dict, path: s
     return atomic_write(path, lambda f: torch.export.save(program, f, extra_files=extra_files))
 
 
-# What a server with PyTorch but without this course needs: torch.export.load and the metadata.
-# `python -I -S` plus torch's own folder on sys.path: no PYTHONPATH, no current folder, no
-# site-packages hooks (this course is installed in editable mode, through such a hook).
-FRESH_PROCESS_SCRIPT = f"METADATA_FILE = {METADATA_FILE!r}\n" + """\
-import importlib.util, json, sys
-sys.path.append(sys.argv[1])  # the folder torch is installed in, nothing else
-import torch
-if importlib.util.find_spec("course_utils") is not None:
-    sys.exit("course_utils is importable here: this would not prove the artifact stands alone")
+def export_onnx(pipeline: InferencePipeline, metadata: dict, path: str | Path,
+                example: torch.Tensor | None = None) -> Path:
+    """Export the pipeline to one .onnx file (dynamic batch, height, width) with `metadata` inside, atomically."""
+    import onnx  # noqa: F401  (torch.onnx needs onnx and onnxscript; fail here with their names)
+    import onnxscript  # noqa: F401
+
+    path = Path(path)
+    if path.suffix != ".onnx":
+        raise ValueError(f"an ONNX model is saved as a .onnx file, got {path.name}")
+    example, dynamic_shapes = _example_and_dims(pipeline, example)
+    # dynamo=True goes through torch.export, like the .pt2; the resize's symbolic sizes become ONNX shape ops
+    program = torch.onnx.export(pipeline.eval(), (example,), dynamo=True, dynamic_shapes=dynamic_shapes,
+                                verbose=False, optimize=True)
+    model = program.model_proto
+    entry = model.metadata_props.add()
+    entry.key, entry.value = ONNX_METADATA_KEY, json.dumps(metadata, indent=1)
+    return atomic_write(path, lambda f: f.write(model.SerializeToString()))
+
+
+# --- parity in a fresh process ------------------------------------------------------------------------------
+
+# First lines of every parity process: importing the course, torchvision or the EfficientNet package
+# raises, so a pass proves the artifact needs none of them (not just that they were not imported).
+_BLOCKER = """\
+import importlib.abc, json, sys
+BLOCKED = {blocked!r}
+class Blocked(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in BLOCKED:
+            raise ImportError(f"{{name}} may not be imported in this process")
+        return None
+sys.meta_path.insert(0, Blocked())
+sys.path.append(sys.argv[1])  # the folder torch (or onnxruntime) is installed in, nothing else
 artifact, inputs_file, output_file = sys.argv[2:5]
+"""
+
+# What a server with PyTorch but without this course does: torch.export.load, the metadata, run.
+PT2_SCRIPT = _BLOCKER.format(blocked=BLOCKED_IMPORTS) + f"METADATA_FILE = {METADATA_FILE!r}\n" + """\
+import torch
 extra_files = {METADATA_FILE: ""}
 program = torch.export.load(artifact, extra_files=extra_files)
-metadata = json.loads(extra_files[METADATA_FILE])
 inputs = torch.load(inputs_file, weights_only=True)
 with torch.no_grad():
     probs = [program.module()(images) for images in inputs]
-torch.save({"probs": probs, "class_names": metadata["class_names"], "sys_path": sys.path}, output_file)
+torch.save({"probs": probs, "metadata": json.loads(extra_files[METADATA_FILE]), "sys_path": sys.path,
+            "modules": sorted(sys.modules)}, output_file)
+"""
+
+# The same with ONNX Runtime, NumPy and nothing else: torch is blocked too.
+ONNX_SCRIPT = _BLOCKER.format(blocked=BLOCKED_IMPORTS + ("torch",)) + f"METADATA_KEY = {ONNX_METADATA_KEY!r}\n" + """\
+import numpy as np
+import onnxruntime as ort
+options = ort.SessionOptions()
+options.intra_op_num_threads = int(sys.argv[5])
+session = ort.InferenceSession(artifact, options, providers=["CPUExecutionProvider"])
+metadata = json.loads(session.get_modelmeta().custom_metadata_map[METADATA_KEY])
+name = session.get_inputs()[0].name
+with np.load(inputs_file) as stored:
+    probs = {key: session.run(None, {name: stored[key]})[0] for key in stored.files}
+np.savez(output_file, **probs)
+with open(output_file + ".json", "w") as f:
+    json.dump({"metadata": metadata, "sys_path": sys.path, "modules": sorted(sys.modules)}, f)
 """
 
 
 def run_in_fresh_process(artifact: str | Path, inputs: list[torch.Tensor], workdir: str | Path,
                          timeout: float = 600) -> dict:
-    """Load `artifact` in a new Python that cannot import course_utils; run each batch of `inputs`.
+    """Run each uint8 batch of `inputs` through `artifact` (.pt2 or .onnx) in a new, isolated Python.
 
-    Returns {"probs": [tensor per batch], "class_names": [...], "sys_path": [...]} from that process.
+    That process cannot import course_utils, torchvision or efficientnet_lite_pytorch (nor torch,
+    for ONNX). Returns {"probs": [float32 tensor per batch], "metadata", "sys_path", "modules"}.
     """
-    workdir = Path(workdir)
+    import numpy as np
+
+    artifact, workdir = Path(artifact).resolve(), Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    inputs_file, output_file = workdir / "inputs.pt", workdir / "outputs.pt"
-    torch.save(list(inputs), inputs_file)
-    torch_site = str(Path(torch.__file__).resolve().parent.parent)
-    command = [sys.executable, "-I", "-S", "-c", FRESH_PROCESS_SCRIPT,
-               torch_site, str(Path(artifact).resolve()), str(inputs_file), str(output_file)]
-    env = os.environ | {"OMP_NUM_THREADS": str(torch.get_num_threads())}  # -I ignores PYTHON* variables only
+    threads = str(torch.get_num_threads())
+    if artifact.suffix == ".pt2":
+        script, inputs_file, output_file = PT2_SCRIPT, workdir / "inputs.pt", workdir / "outputs.pt"
+        torch.save(list(inputs), inputs_file)
+        site = Path(torch.__file__).resolve().parent.parent
+    elif artifact.suffix == ".onnx":
+        import onnxruntime
+
+        script, inputs_file, output_file = ONNX_SCRIPT, workdir / "inputs.npz", workdir / "outputs.npz"
+        np.savez(inputs_file, **{f"batch{i:03d}": images.numpy() for i, images in enumerate(inputs)})
+        site = Path(onnxruntime.__file__).resolve().parent.parent
+    else:
+        raise ValueError(f"expected a .pt2 or .onnx artifact, got {artifact.name}")
+    # -I -S: no PYTHONPATH, no current folder, no site-packages hooks (this course is installed
+    # through such a hook); the blocker in the script makes sure nothing finds the course anyway.
+    command = [sys.executable, "-I", "-S", "-c", script, str(site), str(artifact), str(inputs_file),
+               str(output_file), threads]
+    env = os.environ | {"OMP_NUM_THREADS": threads}  # -I ignores PYTHON* variables only
     done = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
         tail = "\n".join(done.stderr.strip().splitlines()[-5:])
         raise RuntimeError(f"the fresh process failed (exit {done.returncode}):\n{tail}")
-    return torch.load(output_file, weights_only=True)
+    if artifact.suffix == ".pt2":
+        return torch.load(output_file, weights_only=True)
+    with np.load(output_file) as stored:
+        probs = [torch.from_numpy(stored[key]) for key in sorted(stored.files)]
+    return {"probs": probs, **json.loads(Path(str(output_file) + ".json").read_text())}
