@@ -49,7 +49,10 @@ def validation(model: nn.Module, testloader, criterion) -> tuple[float, float]:
 
 
 def train(model: nn.Module, trainloader, testloader, criterion, optimizer, epochs: int = 5, print_every: int = 40) -> None:
-    """The syllabus's loop: train on the model's device, validate on the whole test set every `print_every` steps."""
+    """The syllabus's loop: train on the model's device, validate on `testloader` every `print_every` steps.
+
+    The syllabus calls the argument `testloader`; give it validation data (the test set is for the end).
+    """
     check_count("epochs", epochs)
     check_count("print_every", print_every)
     device = _model_device(model)
@@ -66,11 +69,11 @@ def train(model: nn.Module, trainloader, testloader, criterion, optimizer, epoch
             running_loss += loss.item()
             if steps % print_every == 0:
                 model.eval()
-                test_loss, accuracy = validation(model, testloader, criterion)
+                val_loss, accuracy = validation(model, testloader, criterion)
                 print(f"Epoch: {e + 1}/{epochs}.. "
                       f"Training Loss: {running_loss / print_every:.3f}.. "
-                      f"Test Loss: {test_loss / len(testloader):.3f}.. "
-                      f"Test Accuracy: {accuracy / len(testloader):.3f}")
+                      f"Validation Loss: {val_loss / len(testloader):.3f}.. "
+                      f"Validation Accuracy: {accuracy / len(testloader):.3f}")
                 running_loss = 0.0
                 model.train()
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from course_utils import checkpoints
+from course_utils import checkpoints, data, training
 from course_utils.core.checkpoints import CheckpointError
 
 
@@ -60,10 +60,12 @@ def test_mapping_to_a_missing_gpu_is_a_clear_error(saved, monkeypatch):
         checkpoints.load_checkpoint(path, map_location="cuda")
 
 
-def test_truncated_file_says_so(saved, tmp_path):
+@pytest.mark.parametrize("keep", ["half", 100, 0])
+def test_truncated_file_says_so(saved, tmp_path, keep):
     path, _ = saved
     truncated = tmp_path / "truncated.pt"
-    truncated.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    content = path.read_bytes()
+    truncated.write_bytes(content[: len(content) // 2 if keep == "half" else keep])
     with pytest.raises(CheckpointError, match="truncated or corrupt"):
         checkpoints.load_checkpoint(truncated)
 
@@ -159,3 +161,90 @@ def test_malformed_checkpoint_fields_are_explained(tmp_path, fields, match):
         checkpoints.load_checkpoint(path)
     with pytest.raises(CheckpointError, match="is damaged"):
         checkpoints.restore(path, make_model)
+
+
+@pytest.mark.parametrize("map_location", ["cpu", torch.device("cpu"), {"cuda:0": "cpu"}, {"cpu": "meta"}])
+def test_restore_accepts_every_form_of_map_location(saved, map_location):
+    path, _ = saved
+    model, checkpoint = checkpoints.restore(path, make_model, map_location=map_location)
+    expected = "meta" if map_location == {"cpu": "meta"} else "cpu"
+    assert {p.device.type for p in model.parameters()} == {expected}
+    assert checkpoint["model_state"]["0.weight"].device.type == expected
+
+
+def _resumable_run(seed=0):
+    """A model with dropout, Adam, a step scheduler and a shuffling loader: every RNG a resume must put back."""
+    data_rng = torch.Generator().manual_seed(0)  # the same data whatever the seed
+    images, labels = torch.randn(48, 6, generator=data_rng), torch.randint(0, 3, (48,), generator=data_rng)
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 3))
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    loader = data.TensorBatches(images, labels, batch_size=8, shuffle=True, seed=seed)
+    return model, optimizer, scheduler, loader
+
+
+def _fit(model, optimizer, scheduler, loader, num_epochs, **kwargs):
+    return training.fit(model, loader, loader, nn.CrossEntropyLoss(), optimizer, torch.device("cpu"), num_epochs,
+                        scheduler=scheduler, verbose=False, **kwargs)
+
+
+def test_resume_continues_exactly_where_training_stopped(tmp_path):
+    model, optimizer, scheduler, loader = _resumable_run()
+    _fit(model, optimizer, scheduler, loader, 2)
+    uninterrupted = model.state_dict()
+
+    model, optimizer, scheduler, loader = _resumable_run()
+    history = _fit(model, optimizer, scheduler, loader, 1)
+    path = checkpoints.save_checkpoint(tmp_path / "epoch1.pt", model, {}, optimizer=optimizer, epoch=1,
+                                       scheduler=scheduler, generators=[loader.generator], history=history)
+    torch.manual_seed(123)  # whatever runs between saving and resuming draws random numbers
+    torch.randn(100)
+    model, checkpoint = checkpoints.restore(path, lambda: _resumable_run(seed=7)[0])
+    _, _, _, loader = _resumable_run(seed=7)  # fresh objects, deliberately built with another seed
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    assert checkpoints.resume(checkpoint, optimizer, scheduler, generators=[loader.generator]) == 2
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.005)  # the scheduler's step came back
+    resumed_history = _fit(model, optimizer, scheduler, loader, 1, history=checkpoint["history"])
+    assert len(resumed_history["train_loss"]) == 2
+    for name, tensor in model.state_dict().items():
+        torch.testing.assert_close(tensor, uninterrupted[name], rtol=0, atol=1e-6)
+
+
+def test_fit_checkpoints_can_resume(tmp_path):
+    model, optimizer, scheduler, loader = _resumable_run()
+    _fit(model, optimizer, scheduler, loader, 1, checkpoint_path=tmp_path / "best.pt", model_config={})
+    checkpoint = checkpoints.load_checkpoint(tmp_path / "best.pt")
+    assert checkpoint["scheduler_state"]["last_epoch"] == 1
+    assert len(checkpoint["rng_state"]["generators"]) == 1  # the loader's shuffling
+    assert len(checkpoint["history"]["val_loss"]) == 1
+
+
+def test_resume_says_what_the_checkpoint_lacks(saved):
+    path, model = saved
+    checkpoint = checkpoints.load_checkpoint(path)
+    scheduler = torch.optim.lr_scheduler.StepLR(torch.optim.SGD(model.parameters(), lr=1), step_size=1)
+    with pytest.raises(CheckpointError, match="no scheduler state"):
+        checkpoints.resume(checkpoint, scheduler=scheduler)
+    with pytest.raises(CheckpointError, match="saved 0 generator state.*but 1 generator"):
+        checkpoints.resume(checkpoint, generators=[torch.Generator()])
+
+
+def test_resume_explains_a_checkpoint_without_rng_state(tmp_path):
+    model = make_model([4, 8, 3])
+    path = tmp_path / "older.pt"
+    torch.save({"model_config": {"sizes": [4, 8, 3]}, "model_state": model.state_dict(), "epoch": 2}, path)
+    _, checkpoint = checkpoints.restore(path, make_model)
+    with pytest.raises(CheckpointError, match="no RNG state"):
+        checkpoints.resume(checkpoint)
+
+
+def test_fit_checkpoints_with_a_data_loader(tmp_path):
+    dataset = torch.utils.data.TensorDataset(torch.randn(16, 4), torch.randint(0, 3, (16,)))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=4, shuffle=True)  # no generator: the global RNG shuffles
+    model = nn.Linear(4, 3)
+    training.fit(model, loader, loader, nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=0.1),
+                 torch.device("cpu"), 1, checkpoint_path=tmp_path / "best.pt", model_config={}, verbose=False)
+    checkpoint = checkpoints.load_checkpoint(tmp_path / "best.pt")
+    assert checkpoint["rng_state"]["generators"] == [] and checkpoints.resume(checkpoint) == 2

@@ -135,3 +135,19 @@ def test_tensor_batches_cover_every_sample_and_reshuffle():
 def test_tensor_batches_reject_mismatched_lengths():
     with pytest.raises(ValueError):
         data.TensorBatches(torch.zeros(3, 1), torch.zeros(4), batch_size=2)
+
+
+def test_tensor_batches_answer_like_a_data_loader():
+    images, labels = torch.randn(10, 1, 2, 2), torch.arange(10)
+    fast = data.TensorBatches(images, labels, batch_size=4)
+    classic = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, labels), batch_size=4)
+    for loader in (fast, classic):  # what tutorials read from a loader
+        assert len(loader.dataset) == 10 and loader.batch_size == 4 and len(loader) == 3
+    x, y = fast.dataset[3]
+    assert torch.equal(x, images[3]) and y == 3
+
+
+@pytest.mark.parametrize("batch_size", [0, 2.5, True])
+def test_tensor_batches_reject_bad_batch_sizes(batch_size):
+    with pytest.raises(ValueError, match="batch_size must be a whole number >= 1"):
+        data.TensorBatches(torch.zeros(3, 1), torch.zeros(3), batch_size=batch_size)

@@ -11,6 +11,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from course_utils import data, helper  # noqa: E402
+from course_utils.datasets.sources import DATA_DIR_ENV  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -20,9 +21,11 @@ def close_figures():
 
 
 @pytest.fixture(scope="module")
-def fashion_test():
+def fashion_test(tmp_path_factory):
     """The first 64 real Fashion-MNIST test images, normalised to [-1, 1], and their labels."""
-    images, labels = data.load_tensors("fashion_mnist", train=False)
+    with pytest.MonkeyPatch.context() as mp:  # a private cache: tests never write into the project's data/
+        mp.setenv(DATA_DIR_ENV, str(tmp_path_factory.mktemp("cache")))
+        images, labels = data.load_tensors("fashion_mnist", train=False)
     return images[:64], labels[:64]
 
 
@@ -89,12 +92,60 @@ def test_view_recon_returns_two_axes(fashion_test):
     assert all(ax.images[0].get_array().shape == (28, 28) for ax in axes)
 
 
+def test_imshow_normalize_uses_one_channel_stats_for_one_channel_images(fashion_test):
+    image = fashion_test[0][0]  # (1, 28, 28), normalised with mean 0.5, std 0.5
+    ax = helper.imshow(image)
+    np.testing.assert_allclose(ax.images[0].get_array(), (image[0] * 0.5 + 0.5).numpy(), atol=1e-6)
+
+
+def test_imshow_normalize_with_given_stats():
+    picture = torch.rand(1, 5, 5)
+    ax = helper.imshow((picture - 0.1307) / 0.3081, mean=(0.1307,), std=(0.3081,))  # MNIST's usual stats
+    np.testing.assert_allclose(ax.images[0].get_array(), picture[0].numpy(), atol=1e-5)
+
+
+def test_imshow_asks_for_stats_it_cannot_guess():
+    with pytest.raises(ValueError, match="2-channel image: pass mean and std"):
+        helper.imshow(torch.zeros(2, 4, 4))
+
+
+def _autoencoder():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 32), nn.ReLU(), nn.Linear(32, 784))
+
+
 def test_test_network_takes_one_step_and_returns_true(fashion_test):
     images, labels = fashion_test
     loader = data.TensorBatches(images, labels, batch_size=16)
-    torch.manual_seed(0)
-    autoencoder = nn.Sequential(nn.Flatten(), nn.Linear(784, 32), nn.ReLU(), nn.Linear(32, 784))
+    autoencoder = _autoencoder()
     before = [p.detach().clone() for p in autoencoder.parameters()]
     assert helper.test_network(autoencoder, loader) is True
     after = list(autoencoder.parameters())
     assert all(not torch.equal(b, a) for b, a in zip(before, after))
+
+
+class _WithUnusedLayer(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net, self.unused = _autoencoder(), nn.Linear(3, 3)
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def test_test_network_reports_parameters_without_gradient(fashion_test):
+    loader = data.TensorBatches(*fashion_test, batch_size=16)
+    with pytest.raises(RuntimeError, match="no usable gradient reached unused.weight, unused.bias"):
+        helper.test_network(_WithUnusedLayer(), loader)
+
+
+def test_test_network_reports_a_step_that_does_not_lower_the_loss(fashion_test):
+    loader = data.TensorBatches(*fashion_test, batch_size=16)
+    autoencoder = _autoencoder()
+    autoencoder[1].weight.requires_grad_(False)  # nothing before the ReLU learns ...
+    autoencoder[1].bias.requires_grad_(False)
+    autoencoder[3].weight.register_hook(lambda grad: -grad)  # ... and the output layer climbs the loss
+    autoencoder[3].bias.register_hook(lambda grad: -grad)
+    with pytest.raises(RuntimeError, match="did not lower the loss"):
+        helper.test_network(autoencoder, loader)
+    assert autoencoder.training  # the mode it had is back

@@ -37,6 +37,14 @@ def test_checks_pass_on_the_right_side(capsys):
     assert capsys.readouterr().out.count("check passed") == 2
 
 
+def test_small_numbers_stay_readable(capsys):
+    report.record(row_sum_error=1.8e-07, accuracy=0.8921)
+    report.check_at_most("softmax error", 4.5e-08, 1e-5)
+    out = capsys.readouterr().out
+    assert "row_sum_error: 1.80e-07" in out and "accuracy: 0.8921" in out  # not 0.0000
+    assert "softmax error = 4.50e-08 <= 1e-05" in out
+
+
 def test_metrics_file_is_written_atomically_with_ordinary_permissions(tmp_path, monkeypatch):
     target = tmp_path / "m.json"
     monkeypatch.setenv(report.METRICS_ENV, str(target))

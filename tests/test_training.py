@@ -123,3 +123,116 @@ def test_predict_probs_same_for_logits_and_log_softmax():
     p2 = training.predict_probs(log_probs_model, x, torch.device("cpu"))
     assert torch.allclose(p1, p2, atol=1e-6)
     assert torch.allclose(p1.sum(dim=1), torch.ones(5))
+
+
+def _toy_loader(n=10, batch_size=4, seed=0):
+    torch.manual_seed(seed)
+    return data.TensorBatches(torch.randn(n, 4), torch.randint(0, 3, (n,)), batch_size=batch_size)
+
+
+@pytest.mark.parametrize("start_in_training", [True, False])
+def test_evaluate_and_predict_probs_restore_the_mode(start_in_training):
+    model = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5), nn.Linear(4, 3))
+    model.train(start_in_training)
+    model[1].eval()  # a submodule with its own mode (as a frozen part would be) keeps it
+    modes = [m.training for m in model.modules()]
+    training.evaluate(model, _toy_loader(), nn.CrossEntropyLoss(), torch.device("cpu"))
+    assert [m.training for m in model.modules()] == modes
+    training.predict_probs(model, torch.randn(2, 4), torch.device("cpu"))
+    assert [m.training for m in model.modules()] == modes
+
+
+def test_reported_loss_is_per_sample_whatever_the_reduction():
+    # 10 samples in batches of 4, 4, 2: a sum loss must not be multiplied by the batch size again
+    results = {}
+    for reduction in ("mean", "sum"):
+        torch.manual_seed(0)
+        model = nn.Linear(4, 3)
+        loss_fn = nn.CrossEntropyLoss(reduction=reduction)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # lr 0: both runs see the same weights
+        train = training.train_one_epoch(model, _toy_loader(), loss_fn, optimizer, torch.device("cpu"))
+        val = training.evaluate(model, _toy_loader(), loss_fn, torch.device("cpu"))
+        results[reduction] = (train["loss"], val["loss"])
+    x, y = _toy_loader().images, _toy_loader().labels
+    expected = nn.functional.cross_entropy(model(x), y).item()
+    for train_loss, val_loss in results.values():
+        assert train_loss == pytest.approx(expected, rel=1e-6)
+        assert val_loss == pytest.approx(expected, rel=1e-6)
+
+
+def test_a_loss_without_batch_reduction_is_refused():
+    model = nn.Linear(4, 3)
+    with pytest.raises(ValueError, match="reduction='none'.*use reduction='mean'"):
+        training.evaluate(model, _toy_loader(), nn.CrossEntropyLoss(reduction="none"), torch.device("cpu"))
+
+
+def test_a_plain_function_returning_per_sample_losses_is_refused():
+    def per_sample(outputs, targets):
+        return nn.functional.cross_entropy(outputs, targets, reduction="none")
+
+    with pytest.raises(ValueError, match=r"shape \(4,\); training needs one number per batch"):
+        training.evaluate(nn.Linear(4, 3), _toy_loader(), per_sample, torch.device("cpu"))
+
+
+@pytest.mark.parametrize("progress", [False, True])
+def test_an_epoch_draws_the_loaders_shuffle_once(progress):
+    dataset = torch.utils.data.TensorDataset(torch.arange(12.0).reshape(12, 1), torch.zeros(12, dtype=torch.long))
+
+    def loader():
+        return torch.utils.data.DataLoader(dataset, batch_size=4, shuffle=True, generator=torch.Generator().manual_seed(2))
+
+    expected = [x.flatten().tolist() for x, _ in loader()]
+    seen = []
+    model = nn.Linear(1, 3)
+    model.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].flatten().tolist()))
+    training.train_one_epoch(model, loader(), nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=0.1),
+                             torch.device("cpu"), progress=progress)
+    assert seen == expected  # the batches a plain `for` loop over the same loader gets
+
+
+def test_the_loop_reads_the_device_once_per_epoch_not_per_batch(monkeypatch):
+    reads = []
+    item = torch.Tensor.item
+    monkeypatch.setattr(torch.Tensor, "item", lambda self: reads.append(1) or item(self))
+    model = nn.Linear(4, 3)
+    loader = _toy_loader(n=40, batch_size=4)  # 10 batches
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    training.train_one_epoch(model, loader, nn.CrossEntropyLoss(), optimizer, torch.device("cpu"))
+    training.evaluate(model, loader, nn.CrossEntropyLoss(), torch.device("cpu"))
+    assert len(reads) == 4  # loss and accuracy, once per pass (the old loop read 20 times per pass)
+
+
+def test_fit_continues_a_history_and_numbers_epochs_after_it(capsys):
+    torch.manual_seed(0)
+    model = nn.Linear(4, 3)
+    loader = _toy_loader()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    loss_fn = nn.CrossEntropyLoss()
+    history = training.new_history()
+    # one epoch written by hand, as lesson 03 does, then fit continues it
+    train = training.train_one_epoch(model, loader, loss_fn, optimizer, torch.device("cpu"))
+    val = training.evaluate(model, loader, loss_fn, torch.device("cpu"))
+    for split, metrics in (("train", train), ("val", val)):
+        for key, value in metrics.items():
+            history[f"{split}_{key}"].append(value)
+    returned = training.fit(model, loader, loader, loss_fn, optimizer, torch.device("cpu"), 2, history=history)
+    assert returned is history and all(len(values) == 3 for values in history.values())
+    assert history["train_loss"][0] == train["loss"]
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[1] for line in lines] == ["2/3", "3/3"]
+
+
+def test_fit_marks_only_improvements_on_the_history_it_continues(capsys):
+    model = nn.Linear(4, 3)
+    history = {"train_loss": [1.0], "train_accuracy": [0.5], "val_loss": [0.0], "val_accuracy": [1.0]}
+    training.fit(model, _toy_loader(), _toy_loader(), nn.CrossEntropyLoss(),
+                 torch.optim.SGD(model.parameters(), lr=0.1), torch.device("cpu"), 1, history=history)
+    assert not capsys.readouterr().out.rstrip().endswith("*")  # a loss of 0.0 cannot be beaten
+
+
+def test_fit_rejects_a_malformed_history():
+    model = nn.Linear(4, 3)
+    with pytest.raises(ValueError, match="history must have the keys"):
+        training.fit(model, _toy_loader(), _toy_loader(), nn.CrossEntropyLoss(),
+                     torch.optim.SGD(model.parameters(), lr=0.1), torch.device("cpu"), 1,
+                     history={"train_loss": [1.0]})

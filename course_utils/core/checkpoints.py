@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pickle
+import random
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -23,21 +25,78 @@ def atomic_save(obj: Any, path: str | Path) -> Path:
     return atomic_write(path, lambda f: torch.save(obj, f))
 
 
+def rng_state(generators: Iterable[torch.Generator] = ()) -> dict:
+    """Every random number generator a training run draws from, as plain types and tensors."""
+    kind, keys, position, has_gauss, cached_gauss = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),  # dropout and initialisation on the CPU
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],  # dropout on GPUs
+        "python": random.getstate(),
+        "numpy": (kind, torch.from_numpy(keys.copy()), position, has_gauss, cached_gauss),
+        "generators": [generator.get_state() for generator in generators],  # e.g. a loader's shuffling
+    }
+
+
+def set_rng_state(state: dict, generators: Iterable[torch.Generator] = ()) -> None:
+    """Put back what `rng_state` saved; `generators` in the same order as when it was saved."""
+    generators = list(generators)
+    if len(generators) != len(state["generators"]):
+        raise CheckpointError(f"the checkpoint saved {len(state['generators'])} generator state(s), "
+                              f"but {len(generators)} generator(s) were given to put them back into: pass the "
+                              "same ones as when saving, e.g. generators=[train_loader.generator]")
+    torch.set_rng_state(state["torch"].cpu())  # map_location may have moved it; the CPU RNG needs it on the CPU
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, position, has_gauss, cached_gauss = state["numpy"]
+    np.random.set_state((kind, keys.cpu().numpy(), position, has_gauss, cached_gauss))
+    for generator, saved in zip(generators, state["generators"]):
+        generator.set_state(saved.cpu())
+
+
 def save_checkpoint(path: str | Path, model: nn.Module, model_config: dict, *,
                     optimizer: torch.optim.Optimizer | None = None, epoch: int | None = None,
+                    scheduler: Any = None, generators: Iterable[torch.Generator] = (),
                     **extra: Any) -> Path:
-    """Save what rebuilds and resumes `model`: its config, weights, optimizer state and epoch."""
+    """Save what rebuilds and resumes `model`: config, weights, optimizer and scheduler state, epoch, RNG state.
+
+    `generators` are extra torch.Generators the run draws from (a loader's `.generator`), so a
+    resumed run shuffles the same batches as an uninterrupted one.
+    """
     checkpoint = {
         "model_config": dict(model_config),
         "model_state": model.state_dict(),
         "optimizer_state": optimizer.state_dict() if optimizer is not None else None,
+        "scheduler_state": scheduler.state_dict() if scheduler is not None else None,
+        "rng_state": rng_state(generators),
         "epoch": epoch,
         **extra,
     }
     return atomic_save(checkpoint, path)
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+def resume(checkpoint: dict, optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None,
+           generators: Iterable[torch.Generator] = ()) -> int:
+    """Load the optimizer, scheduler and RNG states of `checkpoint` into fresh objects; return the next epoch."""
+    for name, target in (("optimizer", optimizer), ("scheduler", scheduler)):
+        if target is None:
+            continue
+        if checkpoint.get(f"{name}_state") is None:
+            raise CheckpointError(f"the checkpoint has no {name} state to resume from: it was saved without "
+                                  f"save_checkpoint(..., {name}=...)")
+        target.load_state_dict(checkpoint[f"{name}_state"])
+    if "rng_state" not in checkpoint:
+        raise CheckpointError("the checkpoint has no RNG state: it was saved before checkpoints kept one, "
+                              "so the resumed run cannot draw the same dropout masks and batches")
+    set_rng_state(checkpoint["rng_state"], generators)
+    return (checkpoint.get("epoch") or 0) + 1
+
+
+MapLocation = str | torch.device | dict[str, str] | Callable
+
+
+def load_checkpoint(path: str | Path, map_location: MapLocation = "cpu") -> dict:
     """Load a checkpoint dict safely (weights_only) onto `map_location`; plain-words errors."""
     path = Path(path)
     if not path.is_file():
@@ -100,12 +159,20 @@ def load_state_checked(model: nn.Module, state: dict[str, torch.Tensor], source:
     return model
 
 
+def _target_device(map_location: MapLocation, state: dict[str, torch.Tensor]) -> torch.device:
+    """The device the rebuilt model belongs on: `map_location` itself, or where a dict/function mapped the weights."""
+    if isinstance(map_location, (str, torch.device)):
+        return torch.device(map_location)
+    return next(iter(state.values())).device if state else torch.device("cpu")
+
+
 def restore(path: str | Path, build_model: Callable[..., nn.Module],
-            map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+            map_location: MapLocation = "cpu") -> tuple[nn.Module, dict]:
     """Rebuild a model with `build_model(**model_config)` on `map_location` and load its weights.
 
-    To resume training, build the optimizer on the returned model's parameters, then
-    `optimizer.load_state_dict(checkpoint["optimizer_state"])`.
+    `map_location` is a device, a device string, or torch.load's dict form ({"cuda:0": "cpu"}).
+    To resume training, build the optimizer (and scheduler) on the returned model, then
+    `resume(checkpoint, optimizer, scheduler)`.
     """
     checkpoint = load_checkpoint(path, map_location)
     config = checkpoint["model_config"]
@@ -117,6 +184,6 @@ def restore(path: str | Path, build_model: Callable[..., nn.Module],
             f"{path} was saved for a different model: {name} does not accept its model_config "
             f"(keys {', '.join(sorted(config)) or 'none'}): {err}"
         ) from err
-    model = model.to(map_location)
+    model = model.to(_target_device(map_location, checkpoint["model_state"]))
     load_state_checked(model, checkpoint["model_state"], source=str(path))
     return model, checkpoint

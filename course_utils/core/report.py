@@ -11,10 +11,15 @@ from course_utils.core.files import atomic_write
 METRICS_ENV = "COURSE_METRICS_FILE"
 
 
+def readable(value: float) -> str:
+    """Four decimals, or two significant digits in e-notation for a number .4f would show as 0.0000."""
+    return f"{value:.2e}" if value != 0 and abs(value) < 5e-4 else f"{value:.4f}"
+
+
 def record(**metrics: float | int | str) -> dict:
     """Print the metrics and merge them into $COURSE_METRICS_FILE when the runner set it."""
     for name, value in metrics.items():
-        print(f"{name}: {value:.4f}" if isinstance(value, float) else f"{name}: {value}")
+        print(f"{name}: {readable(value)}" if isinstance(value, float) else f"{name}: {value}")
     target = os.environ.get(METRICS_ENV)
     if target:
         path = Path(target)
@@ -27,12 +32,12 @@ def record(**metrics: float | int | str) -> dict:
 def check_at_least(name: str, value: float, floor: float) -> None:
     """Fail loudly when `value` is below `floor`."""
     if not value >= floor:  # also catches NaN
-        raise AssertionError(f"{name} = {value:.4f} is below the floor of {floor}: this lesson did not work")
-    print(f"check passed: {name} = {value:.4f} >= {floor}")
+        raise AssertionError(f"{name} = {readable(value)} is below the floor of {floor}: this lesson did not work")
+    print(f"check passed: {name} = {readable(value)} >= {floor}")
 
 
 def check_at_most(name: str, value: float, ceiling: float) -> None:
     """Fail loudly when `value` is above `ceiling`."""
     if not value <= ceiling:
-        raise AssertionError(f"{name} = {value:.4f} is above the ceiling of {ceiling}: this lesson did not work")
-    print(f"check passed: {name} = {value:.4f} <= {ceiling}")
+        raise AssertionError(f"{name} = {readable(value)} is above the ceiling of {ceiling}: this lesson did not work")
+    print(f"check passed: {name} = {readable(value)} <= {ceiling}")

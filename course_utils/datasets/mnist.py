@@ -93,7 +93,11 @@ def tensor_datasets(name: str, *, val_fraction: float = 0.1, train_subset: int |
 
 
 class TensorBatches:
-    """Mini-batches from tensors already in memory, by shuffled index: a fast stand-in for DataLoader."""
+    """Mini-batches from tensors already in memory, by shuffled index: a fast stand-in for DataLoader.
+
+    Like a DataLoader it has `.dataset` (a TensorDataset, so `len(loader.dataset)` counts samples),
+    `.batch_size`, `.generator` (the shuffling) and `len(loader)` (the number of batches).
+    """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int,
                  shuffle: bool = False, seed: int = 0):
@@ -101,6 +105,7 @@ class TensorBatches:
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
         check_count("batch_size", batch_size)
         self.images, self.labels = images, labels
+        self.dataset = TensorDataset(images, labels)  # the same tensors, not a copy
         self.batch_size, self.shuffle = batch_size, shuffle
         self.generator = torch.Generator().manual_seed(seed)
 
@@ -113,7 +118,8 @@ class TensorBatches:
         order = order.to(self.labels.device)
         for start in range(0, n, self.batch_size):
             index = order[start:start + self.batch_size]
-            yield self.images[index], self.labels[index]
+            # index_select, not images[index]: the same gather, ~5x faster on a CPU for a batch of rows
+            yield self.images.index_select(0, index), self.labels.index_select(0, index)
 
     def num_samples(self) -> int:
         """How many samples one pass yields."""
