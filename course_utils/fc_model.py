@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_utils.core.checkpoints import restore, save_checkpoint
+from course_utils.core.checks import check_count
 
 
 class Network(nn.Module):
@@ -52,8 +53,8 @@ def train(model: nn.Module, trainloader, testloader, criterion, optimizer, epoch
 
     The syllabus calls the argument `testloader`; give it validation data (the test set is for the end).
     """
-    if epochs < 1 or print_every < 1:
-        raise ValueError(f"epochs and print_every must be >= 1, got {epochs} and {print_every}")
+    check_count("epochs", epochs)
+    check_count("print_every", print_every)
     device = _model_device(model)
     steps, running_loss = 0, 0.0
     for e in range(epochs):

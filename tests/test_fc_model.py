@@ -100,7 +100,7 @@ def test_validation_sums_batch_means(fashion_loaders):
 def test_train_rejects_bad_counts(fashion_loaders, epochs, print_every):
     train_loader, val_loader = fashion_loaders
     model = fc_model.Network(784, 10, [16])
-    with pytest.raises(ValueError, match="must be >= 1"):
+    with pytest.raises(ValueError, match="must be a whole number >= 1"):
         fc_model.train(model, train_loader, val_loader, nn.NLLLoss(), optim.Adam(model.parameters()),
                        epochs=epochs, print_every=print_every)
 

@@ -71,9 +71,9 @@ _KAGGLE_ZIP = ("https://download.microsoft.com/download/3/E/1/3E1C3F21-ECDB-4869
                "kagglecatsanddogs_5340.zip")
 _PHOTOS = {  # sha256 from the mirror's README
     "samoyed.jpg": "f3f87bb8ab3c26c7ecfd3ac60421d7f32b0503d1d6c5baf8bac42ed93d86351a",
+    "puppy.jpg": "29a54a909a48a08539b133c7f89f7696632afefd4c3e0fd16498c419003f921c",
     "cat.70.jpg": "687ff99b35390ac24dd4f1f12f38abcf30d8a598f4b364c993a72a996c792cce",
     "dog.128.jpg": "216bea803b0263c2ee5896e679e7bf18c21f02a1836206f70d7b4bc91741baf7",
-    "puppy.jpg": "29a54a909a48a08539b133c7f89f7696632afefd4c3e0fd16498c419003f921c",
 }
 _PHOTO_URLS = {"samoyed.jpg": ("https://github.com/pytorch/hub/raw/master/images/dog.jpg",)}
 

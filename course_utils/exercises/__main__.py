@@ -13,6 +13,7 @@ from pathlib import Path
 
 import nbformat
 
+from course_utils.core.files import atomic_write
 from course_utils.datasets.sources import PROJECT_ROOT
 from course_utils.exercises import EXERCISES
 from course_utils.exercises.framework import STRICT_ENV, exec_answer, run_check
@@ -141,9 +142,7 @@ def cmd_inject(args) -> int:
             continue
         stale.append(path.name)
         if not args.check:
-            tmp = path.with_suffix(".ipynb.tmp")
-            nbformat.write(inject(notebook, path.stem), tmp)
-            os.replace(tmp, path)  # atomic: a crash never leaves half a notebook
+            atomic_write(path, nbformat.writes(inject(notebook, path.stem)) + "\n")  # never half a notebook
     if args.check:
         if stale:
             print(f"Exercises section out of date in {', '.join(stale)}: run "
