@@ -148,15 +148,17 @@ def test_the_real_profiles_load_and_gpu_extends_full():
 def test_the_kernel_gets_the_threads_and_this_process_keeps_its_environment(course, monkeypatch):
     _notebook(course / "notebooks" / "03_env.ipynb", "seed = 0\n",
               "import os\nfrom course_utils.core.report import record\n"
-              "record(threads=os.environ['COURSE_THREADS'])")
+              "record(threads=os.environ['COURSE_THREADS'], backend=os.environ.get('MPLBACKEND', 'inline'))")
     monkeypatch.setenv("COURSE_THREADS", "7")  # this process's value must not reach the kernel, nor change
+    monkeypatch.setenv("MPLBACKEND", "Agg")  # CI's own setting: the kernels must still draw their figures inline
     monkeypatch.delenv(runner.METRICS_ENV, raising=False)
     before = dict(os.environ)
     [job] = runner.plan(runner.load_profile("ci"), runner.discover(["03"]), course / "out", {})
     (course / "out").mkdir()
     row = runner.execute(job)  # in this process: the old runner updated os.environ here
     assert row["status"] == "pass", row["error"]
-    assert row["metrics"] == {"threads": "1"}  # the profile's thread count, passed to the kernel
+    # the profile's thread count; the kernel's own inline backend, not the Agg of this process
+    assert row["metrics"] == {"threads": "1", "backend": "module://matplotlib_inline.backend_inline"}
     assert dict(os.environ) == before
 
 

@@ -259,6 +259,13 @@ class ReferenceEarlyStopping:
         return self.waited >= self.patience
 
 
+def replay(patience: int, min_delta: float, losses: list[float]) -> tuple[bool, float, int]:
+    """What a correct EarlyStopping(patience, min_delta) holds after these losses: (stop, best_loss, best_epoch)."""
+    reference = ReferenceEarlyStopping(patience, min_delta)
+    stop = [reference.step(loss) for loss in losses][-1]
+    return stop, reference.best_loss, reference.best_epoch
+
+
 def loss_curves(gen: torch.Generator) -> list[tuple[int, float, list[float]]]:
     """(patience, min_delta, losses): noisy falling-then-rising curves, plus one where small gains must not count."""
     curves = []
@@ -286,6 +293,12 @@ def check_early_stopping(EarlyStopping) -> str:
             setting = f"patience={patience}, min_delta={min_delta}"
             if not isinstance(got, bool):
                 raise Mistake(f"step returned {describe(got)}, expected True or False", HINT_3)
+            answer = (got, mine.best_loss, mine.best_epoch)
+            if min_delta and answer != (wanted, reference.best_loss, reference.best_epoch) \
+                    and answer == replay(patience, 0.0, seen):
+                raise Mistake(f"with {setting}, after the losses {seen} step returned {got}, expected {wanted}: "
+                              f"min_delta is ignored (an epoch improves only when the loss falls by more than "
+                              f"min_delta below the best)", HINT_3)
             if got != wanted:
                 raise Mistake(f"with {setting}, after the losses {seen} step returned {got}, expected {wanted} "
                               f"({reference.waited} epoch(s) without an improvement of more than {min_delta})", HINT_3)
@@ -355,7 +368,7 @@ class EarlyStopping:
         (variant(SOLUTION_05_3, ('            self.epochs_without_improvement = 0\n', '')),
          "step returned True, expected False"),
         (variant(SOLUTION_05_3, ('val_loss < self.best_loss - self.min_delta', 'val_loss < self.best_loss')),
-         "min_delta=0.05"),
+         "min_delta is ignored"),
         # counts the epoch after comparing: best_epoch from 0
         (variant(SOLUTION_05_3, ('        self.epoch += 1\n        if', '        if'),
                  ('        return', '        self.epoch += 1\n        return')), "epochs count from 1"),

@@ -131,6 +131,10 @@ def plan(profile: dict, notebooks: list[Path], out_dir: Path, overrides: dict) -
     return jobs
 
 
+# MPLBACKEND=Agg (set for CI's own processes) would make the lessons' figures vanish from their outputs
+KERNEL_UNSET = {"MPLBACKEND"}
+
+
 def kernel_manager(env: dict) -> type:
     """A Jupyter kernel manager class whose kernels get this process's environment plus `env`."""
     from jupyter_client.manager import AsyncKernelManager
@@ -153,7 +157,8 @@ def kernel_manager(env: dict) -> type:
             return os.path.join(runtime, f"kernel-{uuid.uuid4().hex[:12]}-ipc")
 
         async def start_kernel(self, **kw):
-            kw["env"] = {**kw.get("env", os.environ), **env}  # os.environ is read, never changed
+            inherited = {k: v for k, v in kw.get("env", os.environ).items() if k not in KERNEL_UNSET}
+            kw["env"] = {**inherited, **env}  # os.environ is read, never changed
             return await super().start_kernel(**kw)
 
     return KernelManager
