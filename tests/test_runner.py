@@ -377,3 +377,10 @@ def test_a_cells_warning_still_shows(course, capfd):
     assert "without encryption" not in capfd.readouterr().err
     cell = nbformat.read(course / "out" / "03_warn.ipynb", as_version=4).cells[-1]
     assert [o.name for o in cell.outputs] == ["stderr"] and "UserWarning: a deliberate warning" in cell.outputs[0].text
+
+
+def test_summary_metrics_print_small_numbers_readably():
+    from course_utils.tools.report_html import format_metrics
+
+    assert format_metrics({"max_abs_error": 1.8e-07, "accuracy": 0.8712, "steps": 3}) == \
+        "max_abs_error 1.80e-07, accuracy 0.8712, steps 3"

@@ -9,6 +9,7 @@ from urllib.parse import quote
 import nbformat
 
 from course_utils.core.files import atomic_write
+from course_utils.core.report import readable
 
 INDEX = "index.html"
 # nbconvert's lab template fetches require.js, MathJax, mermaid and the widget manager from CDNs when the page is
@@ -26,8 +27,8 @@ td.minutes { text-align: right; } .pass { color: #1a7f37; } .fail { color: #cf22
 
 
 def format_metrics(metrics: dict) -> str:
-    """A row's metrics as `name value` pairs, floats to 4 places."""
-    return ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
+    """A row's metrics as `name value` pairs, floats as the check cells print them (small ones in e-notation)."""
+    return ", ".join(f"{k} {readable(v)}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
 
 
 def exporter():
