@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import lightning as L
+import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -55,6 +56,19 @@ def main(argv: list[str] | None = None) -> int:
                         num_nodes=int(env["WORLD_SIZE"]) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")),
                         strategy="ddp", max_epochs=args.num_epochs, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False)
+    try:
+        run(trainer, model, data, device, args.out)
+        trainer.strategy.barrier()  # every worker waits for rank 0's test pass, then the group goes together
+    finally:
+        # Lightning leaves the process group alive; a worker exiting with it alive can abort in gloo's threads
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+    return 0
+
+
+def run(trainer: L.Trainer, model: LitClassifier, data: FashionMNISTDataModule, device: torch.device,
+        out: Path) -> None:
+    """Fit on every worker; rank 0 alone then tests and writes metrics.json."""
     trainer.fit(model, datamodule=data)
     if trainer.is_global_zero:  # rank 0 alone sees the whole test set, each sample exactly once
         test_loader = DataLoader(data.datasets["test"], batch_size=512)
@@ -62,10 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         result = {"world_size": trainer.world_size, "strategy": type(trainer.strategy).__name__,
                   "backend": trainer.strategy._process_group_backend, "global_step": trainer.global_step,
                   "train_samples": len(data.datasets["train"]), **{k: float(v) for k, v in metrics.items()}}
-        atomic_write(args.out / "metrics.json", lambda f: f.write(json.dumps(result, indent=1).encode()))
+        atomic_write(out / "metrics.json", lambda f: f.write(json.dumps(result, indent=1).encode()))
         print(f"lightning ddp on {result['world_size']} workers: {result['global_step']} steps, "
               f"test accuracy {result['test_accuracy']:.4f}", flush=True)
-    return 0
 
 
 if __name__ == "__main__":
