@@ -260,13 +260,25 @@ def test_inject_writes_the_section_once_at_the_end_with_stable_ids():
     assert notebooks.up_to_date(once, stem)
 
 
-def test_fill_solutions_fills_every_answer_cell_and_nothing_else():
+def test_fill_solutions_fills_every_answer_cell_makes_every_check_strict_and_nothing_else():
     stem = "01_tensors"
     injected = notebooks.inject(lesson_notebook(stem), stem)
     filled = exercises.fill_solutions(copy.deepcopy(injected))
-    changed = [(a.metadata.get("exercise_id"), b.source) for a, b in zip(injected.cells, filled.cells)
-               if a.source != b.source]
-    assert changed == [(e.id, e.solution.strip()) for e in notebooks.lesson_exercises(stem)]
+    changed = [b.source for a, b in zip(injected.cells, filled.cells) if a.source != b.source]
+    expected = []
+    for e in notebooks.lesson_exercises(stem):
+        expected += [e.solution.strip(), f'exercises.check("{e.id}", {e.name}, strict=True)']
+    assert changed == expected
+
+
+def test_strict_argument_overrides_the_environment(monkeypatch, capsys):
+    monkeypatch.delenv(STRICT_ENV, raising=False)
+    template = exec_answer(EXERCISES["01.1"].template, EXERCISES["01.1"].name)
+    with pytest.raises(AssertionError, match="not attempted"):
+        exercises.check("01.1", template, strict=True)
+    monkeypatch.setenv(STRICT_ENV, "1")
+    exercises.check("01.1", template, strict=False)
+    assert "01.1 not attempted yet" in capsys.readouterr().out
 
 
 def test_inject_check_on_a_copy(tmp_path, monkeypatch, capsys):

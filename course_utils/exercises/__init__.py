@@ -9,7 +9,8 @@ import importlib
 import pkgutil
 from typing import Any
 
-from course_utils.exercises.framework import PRELUDE, STRICT_ENV, Exercise, Mistake, Result, run_check, strict
+from course_utils.exercises.framework import PRELUDE, STRICT_ENV, Exercise, Mistake, Result, run_check
+from course_utils.exercises.framework import strict as strict_from_env
 
 
 def _collect() -> dict[str, Exercise]:
@@ -40,12 +41,15 @@ def get(exercise_id: str) -> Exercise:
         raise ValueError(f"no exercise {exercise_id!r}; known: {', '.join(EXERCISES)}") from None
 
 
-def check(exercise_id: str, answer: Any) -> None:
-    """Check the learner's answer on fresh inputs and print one verdict (in strict mode, raise unless correct)."""
+def check(exercise_id: str, answer: Any, strict: bool | None = None) -> None:
+    """Check the learner's answer on fresh inputs and print one verdict (strict: raise unless correct).
+
+    strict=None follows $COURSE_EXERCISES_STRICT (the runner's --solutions run sets it).
+    """
     result = run_check(get(exercise_id), answer)
     text = result.text(exercise_id)
-    if strict() and result.status != "correct":
-        raise AssertionError(f"{STRICT_ENV}=1 and the answer is not correct:\n{text}")
+    if (strict_from_env() if strict is None else strict) and result.status != "correct":
+        raise AssertionError(f"a strict check (the solutions run) and the answer is not correct:\n{text}")
     print(text)
 
 

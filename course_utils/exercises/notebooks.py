@@ -56,7 +56,7 @@ def section_cells(exercises: list) -> list:
                                       metadata=_tags(SECTION_TAG))
         answer = new_code_cell(exercise.template.strip(),
                                metadata=_tags(SECTION_TAG, ANSWER_TAG) | {"exercise_id": exercise.id})
-        check = new_code_cell(f'exercises.check("{exercise.id}", {exercise.name})', metadata=_tags(SECTION_TAG))
+        check = new_code_cell(check_source(exercise), metadata=_tags(SECTION_TAG))
         for cell, part in ((statement, "statement"), (answer, "answer"), (check, "check")):
             cell.id = _cell_id(exercise.id, part)
         cells += [statement, answer, check]
@@ -96,10 +96,22 @@ def answer_cells(notebook: nbformat.NotebookNode) -> dict[str, str]:
             if c.cell_type == "code" and "exercise_id" in c.metadata}
 
 
+def check_source(exercise, strict: bool = False) -> str:
+    """The check cell's code: `exercises.check("04.2", softmax)`, strict where it must raise unless correct."""
+    return f'exercises.check("{exercise.id}", {exercise.name}{", strict=True" if strict else ""})'
+
+
 def fill_solutions(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Replace every answer cell's source by its exercise's reference solution (in place; returns the notebook)."""
+    """Each answer cell gets its reference solution and each check cell turns strict (in place; returns the notebook).
+
+    Strict in the cell itself, not through the environment: the copies nbval runs need no setting, and
+    nothing else the tests start (the runner, JupyterLab) inherits one.
+    """
     from course_utils.exercises import get
     for cell in notebook.cells:
         if cell.cell_type == "code" and "exercise_id" in cell.metadata:
             cell.source = get(cell.metadata["exercise_id"]).solution.strip()
+        elif cell.cell_type == "code" and cell.get("id", "").startswith("exercise-") and cell.id.endswith("-check"):
+            exercise_id = cell.id.removeprefix("exercise-").removesuffix("-check").replace("-", ".", 1)
+            cell.source = check_source(get(exercise_id), strict=True)
     return notebook
