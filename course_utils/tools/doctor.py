@@ -1,8 +1,7 @@
 """The environment doctor: can this machine run the course? Versions, devices, threads, datasets, the kernel.
 
 Run `python -m course_utils.tools.doctor`; it exits 1 when something would stop the lessons, 0 otherwise.
-Below the course's own checks it prints PyTorch's environment report (`torch.utils.collect_env`): OS,
-compilers, CUDA runtime, GPU models, driver, cuDNN and packages are PyTorch's to report, not re-checked here.
+Below these checks it prints PyTorch's `torch.utils.collect_env` report (CUDA runtime, GPUs, driver, cuDNN, ...).
 """
 
 from __future__ import annotations
