@@ -186,8 +186,8 @@ def check_dataset(name: str, online: bool | None = None) -> Result:
             if place.local:
                 present = [any(_exists(Path(path)) for path in item) for item in place.items]
                 local = [a or b for a, b in zip(local, present)]
-                state = f"{sum(present)}/{len(present)} present" if len(present) > 1 else \
-                    "found" if present[0] else "missing"
+                state = (f"{sum(present)}/{len(present)} present" if len(present) > 1
+                         else "found" if present[0] else "missing")
                 lines.append(f"{place.kind:<12} {place.where}: {state}")
             else:
                 offered = [a or bool(item) for a, item in zip(offered, place.items)]
