@@ -229,7 +229,7 @@ def test_run_args_use_template(monkeypatch: pytest.MonkeyPatch) -> None:
     argv = rl.run_ssh_args(opts(), "~/pytorch-course", "smoke", "r1")
     assert argv[-1] == ('cd "$HOME"/pytorch-course && '
                         "make course PROFILE=smoke ARGS='--out runs/'r1")
-    with pytest.raises(rl.RemoteLabError):
+    with pytest.raises(rl.LabError):
         rl.run_ssh_args(opts(), "/x", "smoke", "a b; rm -rf ~")
     monkeypatch.setattr(rl, "REMOTE_RUN_TEMPLATE", "echo {profile} {name}")
     assert rl.run_ssh_args(opts(), "/x", "full run", "r2")[-1] == "echo 'full run' r2"
@@ -249,7 +249,7 @@ def test_remote_env_needs_key_value(capsys: pytest.CaptureFixture) -> None:
 
 
 def test_bad_host_rejected() -> None:
-    with pytest.raises(rl.RemoteLabError):
+    with pytest.raises(rl.LabError):
         rl.lab_ssh_args(opts(host="-oProxyCommand=x"), rl.LabOptions())
 
 
@@ -259,7 +259,7 @@ def test_busy_port_detected() -> None:
         sock.listen()
         port = sock.getsockname()[1]
         assert rl.port_in_use(port)
-        with pytest.raises(rl.RemoteLabError, match=f"local port {port} is already in use; "
+        with pytest.raises(rl.LabError, match=f"local port {port} is already in use; "
                                                     "pass --local-port N"):
             rl.check_local_port(port)
     assert not rl.port_in_use(port)
@@ -491,4 +491,17 @@ def test_push_pull_and_run_through_real_ssh(sshd: SimpleNamespace, tmp_path: Pat
     assert rl.main(["run", *base, "--profile", "smoke", "--name", "r1",
                     "--dest", str(dest)]) == 0
     assert (dest / "r1" / "p.txt").read_text() == "smoke\n"
+    assert wait_until(lambda: not descendants(sshd.proc.pid), 10)
+
+
+@E2E_LIMIT
+def test_missing_remote_venv_is_named(sshd: SimpleNamespace, tmp_path: Path) -> None:
+    """No python in the remote venv: exit 2, the shell's "No such file" and ssh's status 127 (docs/remote.md)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "course_utils.tools.remote_lab", "lab", sshd.host, *sshd.ssh_args,
+         "--remote-dir", str(REPO), "--venv", str(tmp_path / "no-venv"), "--local-port", str(free_port()),
+         "--timeout", "20"],
+        capture_output=True, text=True, env=cli_env(), timeout=60, stdin=subprocess.DEVNULL)
+    assert out.returncode == 2, out.stderr
+    assert "No such file" in out.stderr and "ssh exited with status 127" in out.stderr
     assert wait_until(lambda: not descendants(sshd.proc.pid), 10)

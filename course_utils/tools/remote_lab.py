@@ -1,23 +1,18 @@
 """Remote lab: JupyterLab on a remote GPU box through an SSH tunnel, plus scp helpers.
 
-Usage (see docs/remote.md)::
-
-    python -m course_utils.tools.remote_lab lab  user@gpu-box [-p 22] [-i KEY] [-o Opt=val]
-    python -m course_utils.tools.remote_lab run  user@gpu-box --profile gpu
-    python -m course_utils.tools.remote_lab push user@gpu-box data/ [data/]
-    python -m course_utils.tools.remote_lab pull user@gpu-box runs/x [runs/]
+Subcommands (docs/remote.md): ``lab HOST``, ``run HOST --profile gpu``, ``push HOST LOCAL [REMOTE]`` and
+``pull HOST REMOTE [LOCAL]``, each with ssh's own options (-p, -i, -o, -F) filled in.
 
 The remote runs the course's own launcher, ``python -m course_utils.tools.lab serve``: it binds
 127.0.0.1, takes the token made here from ssh's stdin (never a command line) and stops Jupyter
 when that stdin closes, so Ctrl-C here, a killed ssh or a dropped session all stop the server.
 """
 
-from __future__ import annotations
-
 import argparse
 import contextlib
 import os
 import posixpath
+import re
 import shlex
 import signal
 import subprocess
@@ -26,21 +21,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from course_utils.tools.lab import (DEFAULT_PORT, READY_TIMEOUT_S, LabError, interrupted_by_signals, key_value,
-                                    lab_url, new_token, port_in_use, wait_ready)
+from course_utils.tools.lab import (DEFAULT_PORT, READY_TIMEOUT_S, STOP_TIMEOUT_S, LabError, interrupted_by_signals,
+                                    key_value, lab_url, new_token, port_in_use, wait_ready)
 
 DEFAULT_REMOTE_DIR = "~/pytorch-course"
-SHUTDOWN_TIMEOUT_S = 20.0
-# Headless course run on the remote; formatted with shell-quoted values ({name} is checked to be
-# [A-Za-z0-9._-]+). Without make: cd {dir} && .venv/bin/python -m course_utils.tools.runner ...
+# Headless course run on the remote; formatted with shell-quoted values ({name} is checked by
+# run_ssh_args). Without make: cd {dir} && .venv/bin/python -m course_utils.tools.runner ...
 REMOTE_RUN_TEMPLATE = "cd {dir} && make course PROFILE={profile} ARGS='--out runs/'{name}"
-RemoteLabError = LabError  # one error type for the learner's messages, here and in lab
 
 
 @dataclass
 class SSHOptions:
     """How to reach the remote host with ssh/scp."""
-
     host: str
     port: int | None = None
     identity: str | None = None
@@ -52,29 +44,21 @@ class SSHOptions:
 @dataclass
 class LabOptions:
     """Where the remote project lives and which ports the tunnel uses."""
-
     remote_dir: str = DEFAULT_REMOTE_DIR
-    venv: str | None = None
+    venv: str | None = None  # the remote venv (default <remote_dir>/.venv)
     local_port: int = DEFAULT_PORT
     remote_port: int = DEFAULT_PORT
     remote_env: list[str] = field(default_factory=list)
     workspace: str | None = None  # the remote working copy (default <remote_dir>/workspace)
     timeout: float = READY_TIMEOUT_S
 
-    def venv_path(self) -> str:
-        """Return the remote venv folder (``<remote_dir>/.venv`` unless set)."""
-        return self.venv or posixpath.join(self.remote_dir, ".venv")
-
 
 def ssh_base_args(opts: SSHOptions, program: str = "ssh") -> list[str]:
     """Return the argv prefix for ``ssh`` or ``scp`` with config, port, identity and -o options."""
     args = [program] + (["-F", opts.config] if opts.config else [])
-    if opts.port is not None:
-        args += ["-p" if program == "ssh" else "-P", str(opts.port)]
+    args += [] if opts.port is None else ["-p" if program == "ssh" else "-P", str(opts.port)]  # scp: -P
     args += ["-i", opts.identity] if opts.identity else []
-    for option in opts.options + (["BatchMode=yes"] if opts.batch else []):
-        args += ["-o", option]
-    return args
+    return args + [arg for option in opts.options + ["BatchMode=yes"] * opts.batch for arg in ("-o", option)]
 
 
 def check_host(host: str) -> str:
@@ -94,8 +78,7 @@ def shell_path(path: str) -> str:
 def scp_target(host: str, path: str, remote_dir: str = "") -> str:
     """Return ``host:path`` for scp, path in remote_dir unless absolute or ``~``-based (IPv6 bracketed)."""
     user, at, name = host.rpartition("@")
-    if ":" in name and not name.startswith("["):
-        name = f"[{name}]"
+    name = f"[{name}]" if ":" in name and not name.startswith("[") else name
     path = path if path.startswith(("/", "~")) else posixpath.join(remote_dir, path)
     path = "." if path == "~" else path[2:] if path.startswith("~/") else path  # scp starts in $HOME
     return f"{user}{at}{name}:{path}"
@@ -103,12 +86,12 @@ def scp_target(host: str, path: str, remote_dir: str = "") -> str:
 
 def remote_lab_command(lab: LabOptions) -> str:
     """Return the remote shell command: the project's own launcher in serve mode (no secrets in it)."""
-    python = shell_path(posixpath.join(lab.venv_path(), "bin", "python"))
+    python = shell_path(posixpath.join(lab.venv or posixpath.join(lab.remote_dir, ".venv"), "bin", "python"))
     # From the project folder, `-m` imports its course_utils first, whatever the venv points at.
-    args = ["-m", "course_utils.tools.lab"]
-    args += ["--workspace", shell_path(lab.workspace)] if lab.workspace else []
-    args += ["serve"] + [a for kv in lab.remote_env for a in ("--env", shlex.quote(kv))]
-    return f"cd {shell_path(lab.remote_dir)} && exec {python} {' '.join(args)} --port {lab.remote_port}"
+    workspace = f"--workspace {shell_path(lab.workspace)} " if lab.workspace else ""
+    env = "".join(f" --env {shlex.quote(kv)}" for kv in lab.remote_env)
+    return (f"cd {shell_path(lab.remote_dir)} && exec {python} -m course_utils.tools.lab {workspace}serve{env}"
+            f" --port {lab.remote_port}")
 
 
 def lab_ssh_args(opts: SSHOptions, lab: LabOptions) -> list[str]:
@@ -120,7 +103,7 @@ def lab_ssh_args(opts: SSHOptions, lab: LabOptions) -> list[str]:
 
 def run_ssh_args(opts: SSHOptions, remote_dir: str, profile: str, name: str, tty: bool = False) -> list[str]:
     """Return the ssh argv that runs the course headless at a profile on the remote."""
-    if not name or name.startswith((".", "-")) or not all(c.isalnum() or c in "._-" for c in name):
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9._-]*", name):
         raise LabError(f"invalid run name {name!r}; use letters, digits, '.', '_', '-'")
     command = REMOTE_RUN_TEMPLATE.format(dir=shell_path(remote_dir), profile=shlex.quote(profile),
                                          name=shlex.quote(name))
@@ -156,31 +139,23 @@ def _close_tunnel(proc: subprocess.Popen, grace: float) -> None:
 
 def cmd_lab(opts: SSHOptions, lab: LabOptions) -> int:
     """Start the remote lab behind an SSH tunnel and keep it up until Ctrl-C, SIGTERM or SIGHUP."""
-    check_host(opts.host)
+    argv = lab_ssh_args(opts, lab)  # checks the host first
     check_local_port(lab.local_port)
     token = new_token()
     print(f"remote-lab: starting JupyterLab on {opts.host} "
           f"(remote 127.0.0.1:{lab.remote_port} -> local 127.0.0.1:{lab.local_port})", flush=True)
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # ssh keeps it: Ctrl-C reaches only us,
-    try:                                                     # and we stop both ends in order
-        proc = subprocess.Popen(lab_ssh_args(opts, lab), stdin=subprocess.PIPE)
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    # ssh keeps an ignored SIGINT: Ctrl-C reaches only us, and we stop both ends in order.
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    ready = False
     with interrupted_by_signals():
-        ready = False
         try:
             proc.stdin.write(token.encode() + b"\n")
             proc.stdin.flush()
-            try:
-                wait_ready(proc, lab.local_port, token, lab.timeout, what="ssh")
-            except LabError as exc:
-                if proc.returncode != 127:
-                    raise
-                raise LabError(f"no {lab.venv_path()}/bin/python on the remote; run `make setup` there "
-                               "or pass --venv") from exc
+            wait_ready(proc, lab.local_port, token, lab.timeout, what="ssh")  # 127: no venv there (docs)
             ready = True
-            print(f"remote-lab: ready: {lab_url(lab.local_port, token)}", flush=True)
-            print("remote-lab: press Ctrl-C to stop the lab and the tunnel", flush=True)
+            print(f"remote-lab: ready: {lab_url(lab.local_port, token)}\n"
+                  "remote-lab: press Ctrl-C to stop the lab and the tunnel", flush=True)
             status = proc.wait()
             print(f"remote-lab: ssh exited with status {status}", file=sys.stderr)
             return status or 1
@@ -190,7 +165,7 @@ def cmd_lab(opts: SSHOptions, lab: LabOptions) -> int:
             raise LabError("ssh exited before it could read the token") from None
         finally:
             print("remote-lab: stopping the lab and the tunnel...", flush=True)
-            _close_tunnel(proc, SHUTDOWN_TIMEOUT_S if ready else 3.0)
+            _close_tunnel(proc, STOP_TIMEOUT_S + 5 if ready else 3.0)  # the remote's own stop, then some
             print("remote-lab: stopped", flush=True)
 
 
@@ -202,7 +177,7 @@ def _run(argv: Sequence[str]) -> int:
 
 def cmd_run(opts: SSHOptions, remote_dir: str, profile: str, name: str, dest: str) -> int:
     """Run the course headless on the remote at PROFILE, then copy the run folder to DEST."""
-    tty = sys.stdin.isatty() and sys.stdout.isatty()
+    tty = sys.stdin.isatty() and sys.stdout.isatty()  # ssh -t: Ctrl-C then stops the remote run
     status = _run(run_ssh_args(opts, remote_dir, profile, name, tty=tty))
     if status != 0:
         print(f"remote-lab: remote run failed with status {status}", file=sys.stderr)
@@ -216,7 +191,7 @@ def cmd_run(opts: SSHOptions, remote_dir: str, profile: str, name: str, dest: st
 def build_parser() -> argparse.ArgumentParser:
     """Return the CLI parser."""
     parser = argparse.ArgumentParser(prog="python -m course_utils.tools.remote_lab",
-                                     description="JupyterLab and course runs on a remote GPU box over SSH.")
+                                     description=__doc__.splitlines()[0])
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("host", help="user@host or an alias from ~/.ssh/config")
     common.add_argument("-p", "--ssh-port", type=int, help="ssh port on the remote")
@@ -225,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="extra ssh -o option (repeatable)")
     common.add_argument("-F", "--ssh-config", help="ssh config file to use instead of ~/.ssh/config")
     common.add_argument("--remote-dir", default=DEFAULT_REMOTE_DIR,
-                        help=f"project folder on the remote (default {DEFAULT_REMOTE_DIR})")
+                        help="project folder on the remote (default %(default)s)")
     sub = parser.add_subparsers(dest="command", required=True)
     lab = sub.add_parser("lab", parents=[common], help="JupyterLab through an SSH tunnel")
     lab.add_argument("--venv", help="remote venv folder (default <remote-dir>/.venv)")
@@ -237,7 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("--timeout", type=float, default=READY_TIMEOUT_S, help="seconds to wait for the lab")
     run = sub.add_parser("run", parents=[common], help="run the course headless, fetch the run")
     run.add_argument("--profile", required=True)
-    run.add_argument("--name", default=None, help="run name (default remote-DATE-TIME)")
+    run.add_argument("--name", default=time.strftime("remote-%Y%m%d-%H%M%S"),
+                     help="run name (default remote-DATE-TIME)")
     run.add_argument("--dest", default="runs", help="local folder for the run (default runs)")
     for name, src, dest, default in (("push", "local", "remote", "."), ("pull", "remote", "local", ".")):
         copy = sub.add_parser(name, parents=[common], help=f"copy {src.upper()} to the {dest} side (scp -r)")
@@ -256,8 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_lab(opts, LabOptions(ns.remote_dir, ns.venv, ns.local_port, ns.remote_port,
                                             list(ns.remote_env), ns.remote_workspace, ns.timeout))
         if ns.command == "run":
-            return cmd_run(opts, ns.remote_dir, ns.profile, ns.name or time.strftime("remote-%Y%m%d-%H%M%S"),
-                           ns.dest)
+            return cmd_run(opts, ns.remote_dir, ns.profile, ns.name, ns.dest)
         if ns.command == "push":
             return _run(push_args(opts, ns.remote_dir, ns.local, ns.remote))
         return _run(pull_args(opts, ns.remote_dir, ns.remote, ns.local))
