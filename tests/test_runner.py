@@ -38,7 +38,7 @@ def test_plan_injects_only_declared_parameters_and_the_cli_wins(course):
     profile = runner.load_profile("ci")
     jobs = runner.plan(profile, runner.discover(), course / "out", {"num_epochs": 7})
     assert [j.parameters for j in jobs] == [{"device": "cpu", "num_epochs": 7}, {"device": "cpu"}]
-    assert jobs[0].env == {"COURSE_THREADS": "1"}
+    assert jobs[0].env == {"COURSE_THREADS": "1", "COURSE_PROGRESS": "0"}
 
 
 def test_profile_typos_fail_before_running(course):
@@ -148,7 +148,8 @@ def test_the_real_profiles_load_and_gpu_extends_full():
 def test_the_kernel_gets_the_threads_and_this_process_keeps_its_environment(course, monkeypatch):
     _notebook(course / "notebooks" / "03_env.ipynb", "seed = 0\n",
               "import os\nfrom course_utils.core.report import record\n"
-              "record(threads=os.environ['COURSE_THREADS'], backend=os.environ.get('MPLBACKEND', 'inline'))")
+              "record(threads=os.environ['COURSE_THREADS'], backend=os.environ.get('MPLBACKEND', 'inline'),\n"
+              "       progress=os.environ.get('COURSE_PROGRESS', 'bars'))")
     monkeypatch.setenv("COURSE_THREADS", "7")  # this process's value must not reach the kernel, nor change
     monkeypatch.setenv("MPLBACKEND", "Agg")  # CI's own setting: the kernels must still draw their figures inline
     monkeypatch.delenv(runner.METRICS_ENV, raising=False)
@@ -158,7 +159,8 @@ def test_the_kernel_gets_the_threads_and_this_process_keeps_its_environment(cour
     row = runner.execute(job)  # in this process: the old runner updated os.environ here
     assert row["status"] == "pass", row["error"]
     # the profile's thread count; the kernel's own inline backend, not the Agg of this process
-    assert row["metrics"] == {"threads": "1", "backend": "module://matplotlib_inline.backend_inline"}
+    # and no progress bars: executed notebooks are committed
+    assert row["metrics"] == {"threads": "1", "backend": "module://matplotlib_inline.backend_inline", "progress": "0"}
     assert dict(os.environ) == before
 
 

@@ -236,3 +236,16 @@ def test_fit_rejects_a_malformed_history():
         training.fit(model, _toy_loader(), _toy_loader(), nn.CrossEntropyLoss(),
                      torch.optim.SGD(model.parameters(), lr=0.1), torch.device("cpu"), 1,
                      history={"train_loss": [1.0]})
+
+
+def test_progress_bars_by_default_in_a_jupyter_kernel_unless_the_runner_turns_them_off(monkeypatch):
+    import sys
+
+    monkeypatch.delenv(training.PROGRESS_ENV, raising=False)
+    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
+    assert training.show_progress(None) is False  # a script or a terminal: no bar unless asked
+    monkeypatch.setitem(sys.modules, "ipykernel", object())
+    assert training.show_progress(None) is True  # a notebook: a bar (a widget in JupyterLab)
+    monkeypatch.setenv(training.PROGRESS_ENV, "0")
+    assert training.show_progress(None) is False  # the runner's kernels: committed outputs stay clean
+    assert training.show_progress(True) is True and training.show_progress(False) is False  # asked for

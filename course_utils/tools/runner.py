@@ -22,6 +22,7 @@ from course_utils.core.checks import check_count
 from course_utils.core.devices import THREADS_ENV
 from course_utils.core.files import atomic_write
 from course_utils.core.report import METRICS_ENV
+from course_utils.core.training import PROGRESS_ENV
 from course_utils.datasets.sources import PROJECT_ROOT
 from course_utils.exercises import STRICT_ENV, fill_solutions
 from course_utils.tools import progress
@@ -112,6 +113,7 @@ def plan(profile: dict, notebooks: list[Path], out_dir: Path, overrides: dict) -
     if threads is None:
         threads = profile.get("threads")
     env = {THREADS_ENV: str(threads)} if threads is not None else {}  # for the kernels, not this process
+    env[PROGRESS_ENV] = "0"  # no progress bars in executed notebooks: their outputs are committed
     declared_here = set().union(*(declared_parameters(p) for p in notebooks))
     unused = set(overrides) - declared_here
     if unused:
