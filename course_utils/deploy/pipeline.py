@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from course_utils.core.checkpoints import atomic_write
+from course_utils.core.files import atomic_write
 from course_utils.datasets.transforms import CROP_FRACTION, ResizeCropNormalize, open_rgb, pil_to_tensor  # noqa: F401
 from course_utils.deploy.predict import ARTIFACT_FORMAT, METADATA_FILE, ONNX_METADATA_KEY  # what predict checks
 

@@ -20,7 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from course_utils.core import distributed, training
-from course_utils.core.checkpoints import atomic_write
+from course_utils.core.files import atomic_write
 from course_utils.models.lightning import FashionMNISTDataModule, LitClassifier, quiet_lightning
 
 
