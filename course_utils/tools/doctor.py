@@ -1,4 +1,4 @@
-"""The environment doctor: can this machine run the course? Versions, devices, threads, datasets, the kernel.
+"""The environment doctor: can this machine run the course? Packages, the device, threads, datasets, the kernel.
 
 Run `python -m course_utils.tools.doctor`; it exits 1 when something would stop the lessons, 0 otherwise.
 Below these checks it prints PyTorch's `torch.utils.collect_env` report (CUDA runtime, GPUs, driver, cuDNN, ...).
