@@ -157,7 +157,8 @@ def test_fresh_process_round_trip_matches_eager(tiny_artifacts, pipe, tmp_path, 
     inputs = [random_images((1, 3, 45, 61), seed=1), random_images((3, 3, 128, 96), seed=2)]
     result = pipeline.run_in_fresh_process(tiny_artifacts[kind], inputs, tmp_path)
     assert result["metadata"]["class_names"] == CLASS_NAMES
-    assert not any(Path(p).resolve() in (PROJECT_ROOT, tmp_path.resolve()) for p in result["sys_path"] if p)
+    unsafe = (PROJECT_ROOT, tmp_path.resolve(), pipeline.FRESH_PROCESS.parent)  # not even the script's own folder
+    assert not any(Path(p).resolve() in unsafe for p in result["sys_path"] if p)
     roots = {name.partition(".")[0] for name in result["modules"]}
     assert not roots & {"course_utils", "torchvision", "efficientnet_lite_pytorch"}
     assert ("torch" in roots) == (kind == "pt2")  # the ONNX process never loads torch
@@ -168,22 +169,27 @@ def test_fresh_process_round_trip_matches_eager(tiny_artifacts, pipe, tmp_path, 
         assert (fresh - eager).abs().max().item() <= tolerance
 
 
+def _import_in_a_blocked_process(blocked: tuple[str, ...], module: str, tmp_path) -> subprocess.CompletedProcess:
+    """`import module` in an isolated Python after the parity process's own blocker (from its file) is installed."""
+    # The project root is put on sys.path here, so without the blocker each import would work.
+    script = (f"import runpy, sys\nrunpy.run_path({str(pipeline.FRESH_PROCESS)!r})['block']({list(blocked)!r})\n"
+              f"sys.path += [{str(PROJECT_ROOT)!r}, {str(Path(torch.__file__).resolve().parent.parent)!r}]\n"
+              f"import {module}\n")
+    return subprocess.run([sys.executable, "-I", "-S", "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60)
+
+
 @pytest.mark.parametrize("blocked", ["course_utils", "course_utils.deploy.predict", "torchvision",
                                      "efficientnet_lite_pytorch"])
 def test_parity_process_refuses_to_import_what_an_artifact_must_not_need(blocked, tmp_path):
-    # The project root and the venv are on sys.path here, so without the blocker each import would work.
-    site = Path(torch.__file__).resolve().parent.parent
-    script = pipeline.PT2_SCRIPT.split("import torch\n")[0] + f"sys.path += [{str(PROJECT_ROOT)!r}]\nimport {blocked}\n"
-    done = subprocess.run([sys.executable, "-I", "-S", "-c", script, str(site), "a", "b", "c"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    done = _import_in_a_blocked_process(pipeline.BLOCKED_IMPORTS, blocked, tmp_path)
     assert done.returncode != 0 and "may not be imported in this process" in done.stderr
+    allowed = _import_in_a_blocked_process(("something_else",), blocked.partition(".")[0], tmp_path)
+    assert allowed.returncode == 0, allowed.stderr  # the same import works when it is not blocked
 
 
 def test_onnx_parity_process_refuses_torch(tmp_path):
-    site = Path(torch.__file__).resolve().parent.parent
-    script = pipeline.ONNX_SCRIPT.split("import numpy")[0] + "import torch\n"
-    done = subprocess.run([sys.executable, "-I", "-S", "-c", script, str(site), "a", "b", "c"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    done = _import_in_a_blocked_process((*pipeline.BLOCKED_IMPORTS, "torch"), "torch", tmp_path)
     assert done.returncode != 0 and "torch may not be imported" in done.stderr
 
 

@@ -133,48 +133,8 @@ def export_onnx(pipeline: InferencePipeline, metadata: dict, path: str | Path,
 
 # --- parity in a fresh process ------------------------------------------------------------------------------
 
-# First lines of every parity process: importing the course, torchvision or the EfficientNet package
-# raises, so a pass proves the artifact needs none of them (not just that they were not imported).
-_BLOCKER = """\
-import importlib.abc, json, sys
-BLOCKED = {blocked!r}
-class Blocked(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in BLOCKED:
-            raise ImportError(f"{{name}} may not be imported in this process")
-        return None
-sys.meta_path.insert(0, Blocked())
-sys.path.append(sys.argv[1])  # the folder torch (or onnxruntime) is installed in, nothing else
-artifact, inputs_file, output_file = sys.argv[2:5]
-"""
-
-# What a server with PyTorch but without this course does: torch.export.load, the metadata, run.
-PT2_SCRIPT = _BLOCKER.format(blocked=BLOCKED_IMPORTS) + f"METADATA_FILE = {METADATA_FILE!r}\n" + """\
-import torch
-extra_files = {METADATA_FILE: ""}
-program = torch.export.load(artifact, extra_files=extra_files)
-inputs = torch.load(inputs_file, weights_only=True)
-with torch.no_grad():
-    probs = [program.module()(images) for images in inputs]
-torch.save({"probs": probs, "metadata": json.loads(extra_files[METADATA_FILE]), "sys_path": sys.path,
-            "modules": sorted(sys.modules)}, output_file)
-"""
-
-# The same with ONNX Runtime, NumPy and nothing else: torch is blocked too.
-ONNX_SCRIPT = _BLOCKER.format(blocked=BLOCKED_IMPORTS + ("torch",)) + f"METADATA_KEY = {ONNX_METADATA_KEY!r}\n" + """\
-import numpy as np
-import onnxruntime as ort
-options = ort.SessionOptions()
-options.intra_op_num_threads = int(sys.argv[5])
-session = ort.InferenceSession(artifact, options, providers=["CPUExecutionProvider"])
-metadata = json.loads(session.get_modelmeta().custom_metadata_map[METADATA_KEY])
-name = session.get_inputs()[0].name
-with np.load(inputs_file) as stored:
-    probs = {key: session.run(None, {name: stored[key]})[0] for key in stored.files}
-np.savez(output_file, **probs)
-with open(output_file + ".json", "w") as f:
-    json.dump({"metadata": metadata, "sys_path": sys.path, "modules": sorted(sys.modules)}, f)
-"""
+# The program a parity process runs: a real file, importing nothing of the course (it could not: it blocks it).
+FRESH_PROCESS = Path(__file__).with_name("fresh_process.py")
 
 
 def run_in_fresh_process(artifact: str | Path, inputs: list[torch.Tensor], workdir: str | Path,
@@ -190,21 +150,23 @@ def run_in_fresh_process(artifact: str | Path, inputs: list[torch.Tensor], workd
     workdir.mkdir(parents=True, exist_ok=True)
     threads = str(torch.get_num_threads())
     if artifact.suffix == ".pt2":
-        script, inputs_file, output_file = PT2_SCRIPT, workdir / "inputs.pt", workdir / "outputs.pt"
+        blocked, metadata = BLOCKED_IMPORTS, METADATA_FILE
+        inputs_file, output_file = workdir / "inputs.pt", workdir / "outputs.pt"
         torch.save(list(inputs), inputs_file)
         site = Path(torch.__file__).resolve().parent.parent
     elif artifact.suffix == ".onnx":
         import onnxruntime
 
-        script, inputs_file, output_file = ONNX_SCRIPT, workdir / "inputs.npz", workdir / "outputs.npz"
+        blocked, metadata = (*BLOCKED_IMPORTS, "torch"), ONNX_METADATA_KEY
+        inputs_file, output_file = workdir / "inputs.npz", workdir / "outputs.npz"
         np.savez(inputs_file, **{f"batch{i:03d}": images.numpy() for i, images in enumerate(inputs)})
         site = Path(onnxruntime.__file__).resolve().parent.parent
     else:
         raise ValueError(f"expected a .pt2 or .onnx artifact, got {artifact.name}")
-    # -I -S: no PYTHONPATH, no current folder, no site-packages hooks (this course is installed
-    # through such a hook); the blocker in the script makes sure nothing finds the course anyway.
-    command = [sys.executable, "-I", "-S", "-c", script, str(site), str(artifact), str(inputs_file),
-               str(output_file), threads]
+    # -I -S: no PYTHONPATH, no script or current folder, no site-packages hooks (this course is installed
+    # through such a hook); the process's import blocker makes sure nothing finds the course anyway.
+    command = [sys.executable, "-I", "-S", str(FRESH_PROCESS), artifact.suffix[1:], str(site), str(artifact),
+               str(inputs_file), str(output_file), threads, ",".join(blocked), metadata]
     env = os.environ | {"OMP_NUM_THREADS": threads}  # -I ignores PYTHON* variables only
     done = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
