@@ -185,8 +185,7 @@ def check_dataset(name: str, online: bool | None = None) -> Result:
     return Result(label, WARN, f"not on this machine: downloads on first use ({state})", lines)
 
 
-KERNEL_PROBE = ("import importlib.util as u, json, sys; s = u.find_spec('course_utils'); print(json.dumps({"
-                "'prefix': sys.prefix, 'course_utils': s.origin if s else None, 'torch': bool(u.find_spec('torch'))}))")
+KERNEL_PROBE = Path(__file__).with_name("kernel_probe.py")  # what a kernel's Python is asked; stdlib only
 
 
 def check_kernel(name: str = "python3") -> Result:
@@ -208,7 +207,7 @@ def check_kernel(name: str = "python3") -> Result:
                       f"PATH is another environment's ({jupyter})", lines, FIX_KERNEL)
     seen, notebooks = None, PROJECT_ROOT / "notebooks"  # asked from notebooks/, where a kernel starts
     with contextlib.suppress(OSError, subprocess.TimeoutExpired, json.JSONDecodeError):
-        done = subprocess.run([python, "-c", KERNEL_PROBE], capture_output=True, text=True, timeout=20,
+        done = subprocess.run([python, "-c", KERNEL_PROBE.read_text()], capture_output=True, text=True, timeout=20,
                               cwd=notebooks if notebooks.is_dir() else None)
         seen = json.loads(done.stdout) if done.returncode == 0 else None
     if seen is None:
