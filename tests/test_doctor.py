@@ -222,6 +222,14 @@ def test_device_is_the_gpu_when_one_works_and_the_cpu_is_only_information(monkey
     assert gpu.status == doctor.OK and gpu.detail == "cuda: NVIDIA H200 (2 GPU(s))"
 
 
+def test_doctor_runs_where_torch_does_not_import(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` raises ImportError
+    assert doctor.check_device().status == doctor.INFO  # said once, under Packages, not counted twice
+    assert "torch.get_num_threads() = None" in doctor.check_threads().detail
+    torch_row = next(r for r in doctor.check_packages() if r.name == "torch")
+    assert torch_row.status == doctor.FAIL and "does not import" in torch_row.detail
+
+
 @pytest.mark.parametrize("value, status", [(None, doctor.INFO), ("1", doctor.INFO), ("abc", doctor.FAIL),
                                            ("0", doctor.FAIL), ("4096", doctor.WARN)])
 def test_threads(monkeypatch, value, status):

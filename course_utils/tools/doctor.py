@@ -59,7 +59,7 @@ def check_packages(requirements: Path = REQUIREMENTS) -> list[Result]:
     python, venv = platform.python_version(), sys.prefix != sys.base_prefix
     old = Version(python) < Version(MIN_PYTHON)
     detail = f"{python}, {'in a' if venv else 'no'} virtual environment" + f"; the course needs {MIN_PYTHON}+" * old
-    results = [Result("Python", FAIL if old else OK, detail, (f"executable {sys.executable}",), f"use {MIN_PYTHON}+")]
+    results = [Result("Python", FAIL if old else OK, detail, (f"executable {sys.executable}",), f"use Python {MIN_PYTHON}+")]
     for name, minimum in MIN_VERSIONS.items():  # a torchvision built for another torch installs, then fails to import
         try:
             version = __import__(name).__version__
@@ -91,12 +91,19 @@ def _installed(distribution: str) -> str:
         return ""
 
 
+def _torch():
+    """The torch module, or None when it does not import (check_packages says why): the doctor still runs."""
+    try:
+        import torch
+    except Exception:  # ImportError, or an OSError from a broken CUDA library
+        return None
+    return torch
+
+
 def check_device() -> Result:
     """The device the lessons pick (see course_utils.devices); the CUDA build and driver are in PyTorch's report."""
-    if find_spec("torch") is None:
-        return Result("device", FAIL, "torch is not installed", fix=FIX_INSTALL)
-    import torch
-
+    if (torch := _torch()) is None:
+        return Result("device", INFO, "unknown: torch does not import (see Packages)")
     if torch.cuda.is_available():
         return Result("device", OK, f"cuda: {torch.cuda.get_device_name()} ({torch.cuda.device_count()} GPU(s))")
     if torch.backends.mps.is_available():
@@ -112,7 +119,7 @@ def check_threads() -> Result:
     shown = f"${THREADS_ENV}={value}" if value else f"${THREADS_ENV} unset"
     if value and not (value.isdigit() and int(value) >= 1):
         return Result("threads", FAIL, f"{shown} is not a whole number >= 1", fix=f"unset {THREADS_ENV} or set it to 1")
-    threads = __import__("torch").get_num_threads() if find_spec("torch") else None
+    threads = torch.get_num_threads() if (torch := _torch()) else None
     detail = f"torch.get_num_threads() = {threads}, {shown}, {cores} of os.cpu_count() = {os.cpu_count()} usable"
     if value and int(value) > cores:
         return Result("threads", WARN, detail, fix="more threads than usable cores slows every lesson")
@@ -262,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sections = run_checks(online=False if args.offline else None)
     env_report = ""
-    if not args.brief and find_spec("torch"):  # versions, CUDA build and runtime, GPUs, driver, cuDNN, CPU, packages
+    if not args.brief and _torch():  # versions, CUDA build and runtime, GPUs, driver, cuDNN, CPU, packages
         from torch.utils.collect_env import get_pretty_env_info
 
         env_report = get_pretty_env_info()
