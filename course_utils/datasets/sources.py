@@ -19,9 +19,10 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MIRROR_ENV = "COURSE_DATA_MIRROR"
 DATA_DIR_ENV = "COURSE_DATA_DIR"
 
+MIRROR_FIX = f"point ${MIRROR_ENV} at an offline mirror folder (see data/README.md)"  # also the doctor's advice
 HOW_TO_FIX = (
     "How to fix: connect to the internet and run again (the file is downloaded and verified), or\n"
-    f"  point ${MIRROR_ENV} at an offline mirror folder (see data/README.md), e.g.\n"
+    f"  {MIRROR_FIX}, e.g.\n"
     f"  export {MIRROR_ENV}=/path/to/datasets"
 )
 

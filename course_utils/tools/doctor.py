@@ -28,7 +28,7 @@ from packaging.version import Version
 
 from course_utils.datasets import catalog  # stdlib only, like sources: the doctor runs without torch
 from course_utils.datasets.catalog import Location
-from course_utils.datasets.sources import MIRROR_ENV, PROJECT_ROOT, data_dir, mirror_dir
+from course_utils.datasets.sources import MIRROR_ENV, MIRROR_FIX, PROJECT_ROOT, data_dir, mirror_dir
 
 THREADS_ENV = "COURSE_THREADS"  # devices.THREADS_ENV; not imported, since devices needs torch
 OK, INFO, WARN, FAIL = "OK", "INFO", "WARN", "FAIL"
@@ -36,7 +36,6 @@ MIN_PYTHON = "3.11"  # numpy 2.4, pinned in requirements.txt, needs 3.11
 MIN_VERSIONS = {"torch": "2.4", "torchvision": "0.19"}  # older ones lack APIs the lessons call
 REQUIREMENTS = PROJECT_ROOT / "requirements.txt"
 FIX_INSTALL = "install the pinned packages: python -m pip install -r requirements.txt && python -m pip install -e ."
-FIX_MIRROR = f"point ${MIRROR_ENV} at an offline mirror folder (see data/README.md)"
 FIX_KERNEL = "start Jupyter from this environment (`make lab`), or register it: python -m ipykernel install --user"
 
 
@@ -183,11 +182,11 @@ def check_dataset(name: str, online: bool | None = None) -> Result:
     if ready:
         return Result(label, OK, lines=lines)
     if not downloadable:
-        return Result(label, FAIL, "no source has all of it", lines, FIX_MIRROR)
+        return Result(label, FAIL, "no source has all of it", lines, MIRROR_FIX)
     reachable = online if online is not None else probe(urls[0])
     if reachable is False:
         why = "offline (--offline)" if online is False else f"{urlparse(urls[0]).hostname} is unreachable"
-        return Result(label, FAIL, f"not on this machine and {why}", lines, f"{FIX_MIRROR}, or connect to the internet")
+        return Result(label, FAIL, f"not on this machine and {why}", lines, f"{MIRROR_FIX}, or connect to the internet")
     state = "reachable" if reachable else "not probed (a proxy is set)"
     return Result(label, WARN, f"not on this machine: downloads on first use ({state})", lines)
 
