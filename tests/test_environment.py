@@ -4,17 +4,17 @@ import re
 
 import yaml
 
+from course_utils import doctor
 from course_utils.datasets.sources import PROJECT_ROOT
 
 
 def _requirements() -> dict[str, str]:
     pins = {}
-    for line in (PROJECT_ROOT / "requirements.txt").read_text().splitlines():
-        line = line.split("#")[0].strip()
-        if line:
-            name, sep, version = line.partition("==")
-            assert sep, f"requirements.txt pins exact versions; {line!r} does not"
-            pins[name.lower()] = version
+    for pin in doctor.pins(doctor.REQUIREMENTS):  # the parser the doctor compares the installed packages with
+        [spec] = pin.specifier
+        assert spec.operator == "==", f"requirements.txt pins exact versions; {pin} does not"
+        pins[pin.name.lower()] = spec.version
+    assert pins, "requirements.txt is missing or empty"
     return pins
 
 

@@ -1,7 +1,7 @@
-"""The environment doctor: can this machine run the course? Packages, the device, threads, datasets, the kernel.
+"""The environment doctor: can this machine run the course? Packages, threads, datasets, the notebook kernel.
 
-Run `python -m course_utils.tools.doctor`; it exits 1 when something would stop the lessons, 0 otherwise.
-Below these checks it prints PyTorch's `torch.utils.collect_env` report (CUDA runtime, GPUs, driver, cuDNN, ...).
+`python -m course_utils.tools.doctor` exits 1 when something would stop the lessons. It checks what is the course's
+own; the device (CUDA build and runtime, GPUs, driver), versions and CPU are in PyTorch's `collect_env` report.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from packaging.requirements import Requirement
-from packaging.version import Version
 
 from course_utils.datasets import catalog  # stdlib only, like sources: the doctor runs without torch
 from course_utils.datasets.catalog import Location
@@ -32,8 +31,7 @@ from course_utils.datasets.sources import MIRROR_ENV, MIRROR_FIX, PROJECT_ROOT, 
 
 THREADS_ENV = "COURSE_THREADS"  # devices.THREADS_ENV; not imported, since devices needs torch
 OK, INFO, WARN, FAIL = "OK", "INFO", "WARN", "FAIL"
-MIN_PYTHON = "3.11"  # numpy 2.4, pinned in requirements.txt, needs 3.11
-MIN_VERSIONS = {"torch": "2.4", "torchvision": "0.19"}  # older ones lack APIs the lessons call
+IMPORTS = ("torch", "torchvision")  # a torchvision built for another torch installs, then fails to import
 REQUIREMENTS = PROJECT_ROOT / "requirements.txt"
 FIX_INSTALL = "install the pinned packages: python -m pip install -r requirements.txt && python -m pip install -e ."
 FIX_KERNEL = "start Jupyter from this environment (`make lab`), or register it: python -m ipykernel install --user"
@@ -51,32 +49,29 @@ class Result:
 
 
 def check_packages(requirements: Path = REQUIREMENTS) -> list[Result]:
-    """Which Python runs; whether torch and torchvision import and are new enough; the packages requirements.txt pins.
+    """Which Python runs; whether torch and torchvision import; the packages requirements.txt pins.
 
-    A missing pinned package (the EfficientNet weights are one) stops a lesson: FAIL. Another version: WARN.
+    A missing pin (the EfficientNet weights are one) stops a lesson: FAIL. Another version (a Jetson's torch build,
+    say) is a WARN: the course is tested with the pins. On too old a Python, pip installs none of them: FAIL.
     """
-    python, venv = platform.python_version(), sys.prefix != sys.base_prefix
-    old = Version(python) < Version(MIN_PYTHON)
-    detail = f"{python}, {'in a' if venv else 'no'} virtual environment" + f"; the course needs {MIN_PYTHON}+" * old
-    results = [Result("Python", FAIL if old else OK, detail, (f"executable {sys.executable}",), f"use Python {MIN_PYTHON}+")]
-    for name, minimum in MIN_VERSIONS.items():  # a torchvision built for another torch installs, then fails to import
+    venv = "in a" if sys.prefix != sys.base_prefix else "no"
+    results = [Result("Python", INFO, f"{platform.python_version()}, {venv} virtual environment",
+                      (f"executable {sys.executable}",))]
+    for name in IMPORTS:
         try:
-            version = __import__(name).__version__
-        except Exception as err:
+            results.append(Result(name, OK, __import__(name).__version__))
+        except Exception as err:  # ImportError, or an OSError from a broken CUDA library
             results.append(Result(name, FAIL, f"does not import: {type(err).__name__}: {err}", fix=FIX_INSTALL))
-            continue
-        old = Version(version) < Version(minimum)
-        results.append(Result(name, FAIL if old else OK, version + f" is older than {minimum}" * old, fix=FIX_INSTALL))
-    pins = {pin: _installed(pin.name) for pin in _pins(requirements)}
-    missing = [f"{pin.name}: not installed" for pin, version in pins.items() if not version]
-    differ = [f"{pin.name} {version}; the course is tested with {pin.specifier}" for pin, version in pins.items()
+    installed = {pin: _installed(pin.name) for pin in pins(requirements)}
+    missing = [f"{pin.name}: not installed" for pin, version in installed.items() if not version]
+    differ = [f"{pin.name} {version}; the course is tested with {pin.specifier}" for pin, version in installed.items()
               if version and not pin.specifier.contains(version, prereleases=True)]  # a local label (+cu130) is ignored
-    detail = f"{len(pins) - len(missing) - len(differ)} of {len(pins)} as pinned" if pins else "not found"
-    status = FAIL if missing else WARN if differ or not pins else OK
+    detail = f"{len(installed) - len(missing) - len(differ)} of {len(installed)} as pinned" if installed else "no file"
+    status = FAIL if missing else WARN if differ or not installed else OK
     return results + [Result("requirements.txt", status, detail, tuple(missing + differ), FIX_INSTALL)]
 
 
-def _pins(requirements: Path) -> list[Requirement]:
+def pins(requirements: Path) -> list[Requirement]:
     """What a requirements.txt pins (comments and blank lines left out); nothing when there is no such file."""
     lines = requirements.read_text().splitlines() if requirements.is_file() else []
     return [Requirement(line) for line in (raw.split("#")[0].strip() for raw in lines) if line]
@@ -84,31 +79,27 @@ def _pins(requirements: Path) -> list[Requirement]:
 
 def _installed(distribution: str) -> str:
     """The installed version of a pip package, "" when it is not installed."""
-    try:
+    with contextlib.suppress(metadata.PackageNotFoundError):
         return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return ""
+    return ""
 
 
 def _torch():
     """The torch module, or None when it does not import (check_packages says why): the doctor still runs."""
-    try:
+    with contextlib.suppress(Exception):  # ImportError, or an OSError from a broken CUDA library
         import torch
-    except Exception:  # ImportError, or an OSError from a broken CUDA library
-        return None
-    return torch
+
+        return torch
+    return None
 
 
 def check_device() -> Result:
-    """The device the lessons pick (see course_utils.devices); the CUDA build and driver are in PyTorch's report."""
-    if (torch := _torch()) is None:
+    """What the lessons' device="auto" picks. PyTorch's report has CUDA's details, but says nothing of Apple's MPS."""
+    if _torch() is None:
         return Result("device", INFO, "unknown: torch does not import (see Packages)")
-    if torch.cuda.is_available():
-        return Result("device", OK, f"cuda: {torch.cuda.get_device_name()} ({torch.cuda.device_count()} GPU(s))")
-    if torch.backends.mps.is_available():
-        return Result("device", OK, "mps: an Apple-silicon GPU")
-    build = f"built for CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
-    return Result("device", INFO, f"cpu: no GPU this torch ({build}) can use; the default profile is sized for it")
+    from course_utils.core import devices  # imports torch
+
+    return Result("device", INFO, f'device="auto" picks {devices.describe(devices.get_device("auto"))}')
 
 
 def check_threads() -> Result:
@@ -120,16 +111,12 @@ def check_threads() -> Result:
         return Result("threads", FAIL, f"{shown} is not a whole number >= 1", fix=f"unset {THREADS_ENV} or set it to 1")
     threads = torch.get_num_threads() if (torch := _torch()) else None
     detail = f"torch.get_num_threads() = {threads}, {shown}, {cores} of os.cpu_count() = {os.cpu_count()} usable"
-    if value and int(value) > cores:
-        return Result("threads", WARN, detail, fix="more threads than usable cores slows every lesson")
-    return Result("threads", INFO, detail)
+    status = WARN if value and int(value) > cores else INFO  # the fix is printed for a WARN only
+    return Result("threads", status, detail, fix="more threads than usable cores slows every lesson")
 
 
 def dataset_sources(name: str) -> tuple[str, list[list[Location]]]:
-    """The dataset's label and, per way of providing it, every place the course would try (nothing is read).
-
-    A folder dataset (cats vs dogs) is provided by a complete folder or by its archive: two groups.
-    """
+    """The dataset's label and, per way of providing it (cats vs dogs: its folder, or its zip), the places tried."""
     groups = [catalog.folder_locations(name, data_dir(), mirror_dir()),  # raises ValueError for an unknown name
               catalog.file_locations(name, data_dir(), mirror_dir())]
     return catalog.dataset(name).label, [group for group in groups if group]
@@ -156,7 +143,7 @@ def probe(url: str, timeout: float = 2.0) -> bool | None:
 
 
 def check_dataset(name: str, online: bool | None = None) -> Result:
-    """OK when local places cover every part; else whether downloads could; FAIL when nothing can.
+    """OK when local places cover every part, WARN when downloads could, else FAIL.
 
     `online`: True assumes downloads work, False that they don't, None probes the host (only if needed).
     """
@@ -221,12 +208,9 @@ def check_kernel(name: str = "python3") -> Result:
     if os.path.realpath(seen["prefix"]) == os.path.realpath(sys.prefix):
         return Result(name, OK, "runs this Python", lines)
     missing = " and ".join(module for module in ("course_utils", "torch") if not seen[module])
-    ours = not missing and Path(seen["course_utils"]).resolve().is_relative_to(Path(__file__).resolve().parents[1])
-    whose = (f"which cannot import {missing}" if missing
-             else f"whose course_utils is {'ours' if ours else seen['course_utils']}")
-    detail = f"runs another Python (prefix {seen['prefix']}), {whose}"
-    return Result(name, FAIL if missing else WARN, detail, lines,
-                  "its package versions may differ from this environment's" if ours else FIX_KERNEL)
+    whose = f"which cannot import {missing}" if missing else f"whose course_utils is {seen['course_utils']}"
+    return Result(name, FAIL if missing else WARN, f"runs another Python (prefix {seen['prefix']}), {whose}", lines,
+                  FIX_KERNEL)  # even with our course_utils, its packages may not be the pinned ones
 
 
 def run_checks(online: bool | None = None) -> dict[str, list[Result]]:
