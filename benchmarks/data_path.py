@@ -10,7 +10,9 @@ the same, is trained for one epoch three ways:
   (b) the syllabus's loop: DataLoader over the torchvision dataset with PIL ToTensor + Normalize,
       fc_model.train validating on the whole test set every 40 steps;
   (c) a breakdown of the difference: the same DataLoader and transforms as (b), but
-      training.train_one_epoch with no validation inside the epoch.
+      training.train_one_epoch with no validation inside the epoch;
+  (d) the batches of (a) trained by a bare loop, the four lines of a step and nothing else: (a) over
+      (d) is what the library's loop adds (device-side loss and accuracy sums, the checks, the bar).
 
 "setup" is building the loaders (reading and checking the raw files); "epoch" is the pass itself.
 The same run measures the compute bound: the time the epoch's matrix multiplications take at the
@@ -38,6 +40,7 @@ HIDDEN_SIZES = [256, 128, 64]
 LAYER_SIZES = [784, *HIDDEN_SIZES, 10]  # inputs, hidden layers, classes
 DROPOUT = 0.2
 LR = 0.001
+BARE = "(d) the batches of (a), a bare loop: forward, loss, zero_grad, backward, step"
 
 
 def synchronize(device: torch.device) -> None:
@@ -139,6 +142,26 @@ def time_classic_loader(seed: int, batch_size: int, device: torch.device) -> dic
             "validated": 0, "train_loss": metrics["loss"]}
 
 
+def time_bare_loop(seed: int, batch_size: int, device: torch.device) -> dict:
+    """(d) the batches of (a), trained by a bare loop: forward, loss, zero_grad, backward, step."""
+    start = time.perf_counter()
+    loaders = data.make_loaders("fashion_mnist", batch_size, device, seed=seed, fast=True)
+    synchronize(device)
+    setup = time.perf_counter() - start
+    model, optimizer = build(seed, device, fused=True)
+    loss_fn = nn.NLLLoss()
+    model.train()
+    start = time.perf_counter()
+    for images, labels in loaders["train_loader"]:
+        loss = loss_fn(model(images), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    synchronize(device)
+    return {"setup": setup, "epoch": time.perf_counter() - start, "trained": len(loaders["train_loader"].dataset),
+            "validated": 0, "train_loss": loss.item()}
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for PyTorch (default: %(default)s)")
@@ -149,7 +172,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="steps between fc_model.train's test-set validations (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=1,
                         help="run the paths in turn this many times and keep each path's fastest (default: %(default)s)")
-    parser.add_argument("--skip-breakdown", action="store_true", help="skip path (c)")
+    parser.add_argument("--skip-breakdown", action="store_true", help="skip paths (c) and (d)")
     return parser.parse_args(argv)
 
 
@@ -177,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_breakdown:
         paths["(c) DataLoader + PIL transforms + train_one_epoch, no validation"] = \
             lambda: time_classic_loader(args.seed, args.batch_size, device)
+        paths[BARE] = lambda: time_bare_loop(args.seed, args.batch_size, device)
     library_name, syllabus_name = list(paths)[:2]
     rows: dict[str, dict] = {}
     repeats = []
@@ -194,7 +218,9 @@ def main(argv: list[str] | None = None) -> int:
               f"({bound['flops'] / 1e9:.1f} GFLOP of matmuls, {bound['vs_forward']:.2f}x the forward's, "
               f"at {bound['rate'] / 1e9:.1f} GFLOP/s), "
               f"library epoch {times[library_name]:.2f} s = {times[library_name] / bound['seconds']:.2f}x the bound, "
-              f"syllabus epoch {times[syllabus_name]:.2f} s = {times[syllabus_name] / times[library_name]:.1f}x the library's")
+              f"syllabus epoch {times[syllabus_name]:.2f} s = {times[syllabus_name] / times[library_name]:.1f}x the library's"
+              + (f", bare loop {times[BARE]:.2f} s = {times[BARE] / bound['seconds']:.2f}x the bound" if BARE in times
+                 else ""))
 
     print(f"\n{'path' + (f' (fastest of {args.repeats})' if args.repeats > 1 else ''):<92} {'setup s':>8} {'epoch s':>8} {'trained':>8} {'validated':>10}")
     for name, row in rows.items():
@@ -208,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
         classic = rows["(c) DataLoader + PIL transforms + train_one_epoch, no validation"]
         print(f"of which: PIL DataLoader vs in-memory tensors {classic['epoch'] / library['epoch']:.1f}x, "
               f"validating on the test set every {args.print_every} steps {syllabus['epoch'] / classic['epoch']:.1f}x")
+    if BARE in rows:
+        print(f"the library's loop over a bare loop on the same batches: {library['epoch'] / rows[BARE]['epoch']:.2f}x")
     fastest_bound = min(r["bound"] for r in repeats)
     print(f"library epoch: {library['epoch'] / fastest_bound:.2f}x the compute bound")
     within_bound = all(r["library"] <= 2 * r["bound"] for r in repeats)
