@@ -1,4 +1,4 @@
-"""The environment doctor: can this machine run the course? Packages, threads, datasets, the notebook kernel.
+"""The environment doctor: can this machine run the course? Packages, device and threads, datasets, the kernel.
 
 `python -m course_utils.tools.doctor` exits 1 when something would stop the lessons. It checks what is the course's
 own; the device (CUDA build and runtime, GPUs, driver), versions and CPU are in PyTorch's `collect_env` report.
