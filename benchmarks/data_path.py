@@ -92,15 +92,26 @@ def compute_bound(batch_size: int, samples: int, device: torch.device) -> dict:
     return {"flops": flops, "seconds": seconds, "rate": flops / seconds, "vs_forward": step_flops / forward_flops}
 
 
-def time_library(seed: int, batch_size: int, device: torch.device) -> dict:
-    """(a) make_loaders(fast=True) + train_one_epoch."""
+def bare_epoch(model: nn.Module, loader, loss_fn, optimizer: torch.optim.Optimizer, device: torch.device) -> dict:
+    """(d)'s loop: the four lines of a step and nothing else (the batches are already on `device`)."""
+    model.train()
+    for images, labels in loader:
+        loss = loss_fn(model(images), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return {"loss": loss.item()}  # the last batch's: a bare loop keeps no sums
+
+
+def time_in_memory(seed: int, batch_size: int, device: torch.device, train_epoch=training.train_one_epoch) -> dict:
+    """(a) make_loaders(fast=True) + train_one_epoch; (d) the same batches trained by `train_epoch=bare_epoch`."""
     start = time.perf_counter()
     loaders = data.make_loaders("fashion_mnist", batch_size, device, seed=seed, fast=True)
     synchronize(device)
     setup = time.perf_counter() - start
     model, optimizer = build(seed, device, fused=True)
     start = time.perf_counter()
-    metrics = training.train_one_epoch(model, loaders["train_loader"], nn.NLLLoss(), optimizer, device)
+    metrics = train_epoch(model, loaders["train_loader"], nn.NLLLoss(), optimizer, device)
     synchronize(device)
     return {"setup": setup, "epoch": time.perf_counter() - start, "trained": len(loaders["train_loader"].dataset),
             "validated": 0, "train_loss": metrics["loss"]}
@@ -142,26 +153,6 @@ def time_classic_loader(seed: int, batch_size: int, device: torch.device) -> dic
             "validated": 0, "train_loss": metrics["loss"]}
 
 
-def time_bare_loop(seed: int, batch_size: int, device: torch.device) -> dict:
-    """(d) the batches of (a), trained by a bare loop: forward, loss, zero_grad, backward, step."""
-    start = time.perf_counter()
-    loaders = data.make_loaders("fashion_mnist", batch_size, device, seed=seed, fast=True)
-    synchronize(device)
-    setup = time.perf_counter() - start
-    model, optimizer = build(seed, device, fused=True)
-    loss_fn = nn.NLLLoss()
-    model.train()
-    start = time.perf_counter()
-    for images, labels in loaders["train_loader"]:
-        loss = loss_fn(model(images), labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    synchronize(device)
-    return {"setup": setup, "epoch": time.perf_counter() - start, "trained": len(loaders["train_loader"].dataset),
-            "validated": 0, "train_loss": loss.item()}
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for PyTorch (default: %(default)s)")
@@ -193,14 +184,14 @@ def main(argv: list[str] | None = None) -> int:
 
     paths = {
         "(a) library: make_loaders(fast=True) + train_one_epoch":
-            lambda: time_library(args.seed, args.batch_size, device),
+            lambda: time_in_memory(args.seed, args.batch_size, device),
         f"(b) syllabus: DataLoader + PIL transforms, fc_model.train, test set every {args.print_every} steps":
             lambda: time_syllabus(args.seed, args.batch_size, device, args.print_every),
     }
     if not args.skip_breakdown:
         paths["(c) DataLoader + PIL transforms + train_one_epoch, no validation"] = \
             lambda: time_classic_loader(args.seed, args.batch_size, device)
-        paths[BARE] = lambda: time_bare_loop(args.seed, args.batch_size, device)
+        paths[BARE] = lambda: time_in_memory(args.seed, args.batch_size, device, bare_epoch)
     library_name, syllabus_name = list(paths)[:2]
     rows: dict[str, dict] = {}
     repeats = []
