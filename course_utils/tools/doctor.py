@@ -66,7 +66,7 @@ def check_packages(requirements: Path = REQUIREMENTS) -> list[Result]:
     missing = [f"{pin.name}: not installed" for pin, version in installed.items() if not version]
     differ = [f"{pin.name} {version}; the course is tested with {pin.specifier}" for pin, version in installed.items()
               if version and not pin.specifier.contains(version, prereleases=True)]  # a local label (+cu130) is ignored
-    detail = f"{len(installed) - len(missing) - len(differ)} of {len(installed)} as pinned" if installed else "no file"
+    detail = f"{len(installed) - len(missing) - len(differ)} of {len(installed)} as pinned" if installed else "no pins"
     status = FAIL if missing else WARN if differ or not installed else OK
     return results + [Result("requirements.txt", status, detail, tuple(missing + differ), FIX_INSTALL)]
 
