@@ -20,7 +20,7 @@ ALL = list(EXERCISES.values())
 
 @pytest.fixture(autouse=True)
 def not_strict(monkeypatch):
-    """make test sets $COURSE_EXERCISES_STRICT=1 for the notebooks; these tests choose it themselves."""
+    """A $COURSE_EXERCISES_STRICT from the caller must not reach these tests: they choose it themselves."""
     monkeypatch.delenv(STRICT_ENV, raising=False)
     monkeypatch.delenv(framework.SEED_ENV, raising=False)
 

@@ -108,10 +108,12 @@ def fill_solutions(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     nothing else the tests start (the runner, JupyterLab) inherits one.
     """
     from course_utils.exercises import get
+    checks = {}  # the id of each answer's check cell (it follows the answer) -> its exercise
     for cell in notebook.cells:
         if cell.cell_type == "code" and "exercise_id" in cell.metadata:
-            cell.source = get(cell.metadata["exercise_id"]).solution.strip()
-        elif cell.cell_type == "code" and cell.get("id", "").startswith("exercise-") and cell.id.endswith("-check"):
-            exercise_id = cell.id.removeprefix("exercise-").removesuffix("-check").replace("-", ".", 1)
-            cell.source = check_source(get(exercise_id), strict=True)
+            exercise = get(cell.metadata["exercise_id"])
+            cell.source = exercise.solution.strip()
+            checks[_cell_id(exercise.id, "check")] = exercise
+        elif cell.cell_type == "code" and cell.get("id") in checks:
+            cell.source = check_source(checks[cell.id], strict=True)
     return notebook

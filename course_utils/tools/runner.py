@@ -293,7 +293,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "(only those run with no injected parameters)")
     parser.add_argument("--solutions", action="store_true",
                         help="fill every exercise with its reference solution; a check that is not correct fails "
-                             "the notebook (sets $COURSE_EXERCISES_STRICT=1; for nbval, set it yourself)")
+                             "the notebook (each check cell is written with strict=True, also by --prepare-only)")
     return parser.parse_args(argv)
 
 
