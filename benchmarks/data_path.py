@@ -17,8 +17,8 @@ the same, is trained for one epoch three ways:
 "setup" is building the loaders (reading and checking the raw files); "epoch" is the pass itself.
 The same run measures the compute bound: the time the epoch's matrix multiplications take at the
 rate torch.mm reaches on this machine at the model's own shapes. With --repeats N the bound and the
-three paths run in turn N times; the table keeps each path's fastest epoch, and the floors are
-checked in every repeat.
+paths run in turn N times, the bound right after (a); the table keeps each path's fastest epoch, and
+the floors are checked in every repeat.
 """
 
 from __future__ import annotations
@@ -80,8 +80,8 @@ def compute_bound(batch_size: int, samples: int, device: torch.device) -> dict:
         for a, b in operands:
             torch.mm(a, b)
     synchronize(device)
-    # A whole epoch's worth of calls, timed as one stretch like the epoch itself, so that a busy
-    # machine slows the bound and the epoch alike.
+    # A whole epoch's worth of calls, timed as one stretch like the epoch itself (not the best of
+    # short bursts), so that a busy machine slows the bound as it slows the epoch's matmuls.
     start = time.perf_counter()
     for _ in range(steps):
         for a, b in operands:
@@ -115,6 +115,43 @@ def time_in_memory(seed: int, batch_size: int, device: torch.device, train_epoch
     synchronize(device)
     return {"setup": setup, "epoch": time.perf_counter() - start, "trained": len(loaders["train_loader"].dataset),
             "validated": 0, "train_loss": metrics["loss"]}
+
+
+PROFILE_GROUPS = {  # the profiler's operator names, grouped by what a step spends its time on
+    "matmuls (mm, addmm)": ("aten::mm", "aten::addmm"),
+    "Adam (step, fused kernel, step counts)": ("Optimizer.step#Adam.step", "aten::_fused_adam_",
+                                               "aten::_foreach_add_"),
+    "dropout's masks (bernoulli_)": ("aten::bernoulli_",),
+    "batch gathering (index_select)": ("aten::index_select",),
+    "zero_grad": ("Optimizer.zero_grad#Adam.zero_grad",),
+}
+
+
+def profile_library(seed: int, batch_size: int, device: torch.device, epochs: int = 2) -> None:
+    """Print where (a)'s step time goes: the profiler's CPU self time per step, by group, per epoch.
+
+    The first epoch profiled in a process can run its largest matmul several times slower than
+    unprofiled: that is the profiler's own cost, so read the later epochs.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    loaders = data.make_loaders("fashion_mnist", batch_size, device, seed=seed, fast=True)
+    steps = len(loaders["train_loader"])
+    for epoch in range(1, epochs + 1):
+        model, optimizer = build(seed, device, fused=True)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            training.train_one_epoch(model, loaders["train_loader"], nn.NLLLoss(), optimizer, device)
+            synchronize(device)
+        events = prof.key_averages()
+        total = sum(event.self_cpu_time_total for event in events)  # microseconds
+        groups = {group: sum(event.self_cpu_time_total for event in events if event.key in names)
+                  for group, names in PROFILE_GROUPS.items()}
+        groups["everything else (activations, loss, autograd, Python)"] = total - sum(groups.values())
+        bound = compute_bound(batch_size, len(loaders["train_loader"].dataset), device)
+        print(f"profiled epoch {epoch}/{epochs}: {total / steps:.0f} us per step under the profiler; "
+              f"the bound right after it {bound['seconds'] * 1e6 / steps:.0f} us per step")
+        for group, micros in groups.items():
+            print(f"  {group:<56} {micros / steps:>6.0f} us  {micros / total:>4.0%}")
 
 
 def time_syllabus(seed: int, batch_size: int, device: torch.device, print_every: int) -> dict:
@@ -164,6 +201,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=1,
                         help="run the paths in turn this many times and keep each path's fastest (default: %(default)s)")
     parser.add_argument("--skip-breakdown", action="store_true", help="skip paths (c) and (d)")
+    parser.add_argument("--profile", action="store_true",
+                        help="then profile two epochs of (a): where a step's time goes, by group")
     return parser.parse_args(argv)
 
 
@@ -202,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
             times[name] = row["epoch"]
             if name not in rows or row["epoch"] < rows[name]["epoch"]:
                 rows[name] = row
-        bound = compute_bound(args.batch_size, rows[library_name]["trained"], device)  # for what (a) trained on
+            if name == library_name:  # right after (a), on what it trained on: the machine's load drifts
+                bound = compute_bound(args.batch_size, row["trained"], device)
         repeats.append({"bound": bound["seconds"], "library": times[library_name],
                         "syllabus": times[syllabus_name]})
         print(f"repeat {repeat}/{args.repeats}: compute bound {bound['seconds']:.2f} s "
@@ -234,6 +274,9 @@ def main(argv: list[str] | None = None) -> int:
     every = " in every repeat" if args.repeats > 1 else ""
     print(f"requirement (a) <= 2x the compute bound{every}: {'met' if within_bound else 'NOT met'}")
     print(f"requirement (a) >= 10x faster per epoch than (b){every}: {'met' if ten_times else 'NOT met'}")
+    if args.profile:
+        print()
+        profile_library(args.seed, args.batch_size, device)
     return 0
 
 
