@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import random
 
 import numpy as np
 import torch
 
-from course_utils.core.checks import check_count
+from course_utils.core.checks import THREADS_ENV, check_count, env_threads  # noqa: F401 (devices.THREADS_ENV)
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
-THREADS_ENV = "COURSE_THREADS"
 
 
 def check_device_name(name: str) -> str:
@@ -42,8 +40,8 @@ def get_device(name: str = "auto") -> torch.device:
 
 def set_threads(threads: int | None = None) -> int:
     """Set PyTorch's CPU thread count (argument, else $COURSE_THREADS, else unchanged); return it."""
-    if threads is None and os.environ.get(THREADS_ENV):
-        threads = int(os.environ[THREADS_ENV])
+    if threads is None:
+        threads = env_threads()  # a clear ValueError for a value that is not a count
     if threads is not None:
         torch.set_num_threads(check_count("threads", threads))
     return torch.get_num_threads()

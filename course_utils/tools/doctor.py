@@ -25,11 +25,11 @@ from urllib.parse import urlparse
 
 from packaging.requirements import Requirement
 
-from course_utils.datasets import catalog  # stdlib only, like sources: the doctor runs without torch
+from course_utils.core.checks import THREADS_ENV, env_threads  # stdlib only, like catalog and sources: the doctor
+from course_utils.datasets import catalog  # runs without torch
 from course_utils.datasets.catalog import Location
 from course_utils.datasets.sources import MIRROR_ENV, MIRROR_FIX, PROJECT_ROOT, data_dir, mirror_dir
 
-THREADS_ENV = "COURSE_THREADS"  # devices.THREADS_ENV; not imported, since devices needs torch
 OK, INFO, WARN, FAIL = "OK", "INFO", "WARN", "FAIL"
 IMPORTS = ("torch", "torchvision")  # a torchvision built for another torch installs, then fails to import
 REQUIREMENTS = PROJECT_ROOT / "requirements.txt"
@@ -105,13 +105,14 @@ def check_device() -> Result:
 def check_threads() -> Result:
     """The CPU thread setting: torch's count, $COURSE_THREADS and the cores this process may use."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    value = os.environ.get(THREADS_ENV)
-    shown = f"${THREADS_ENV}={value}" if value else f"${THREADS_ENV} unset"
-    if value and not (value.isdigit() and int(value) >= 1):
-        return Result("threads", FAIL, f"{shown} is not a whole number >= 1", fix=f"unset {THREADS_ENV} or set it to 1")
+    try:
+        wanted = env_threads()  # the lessons' own reading of it
+    except ValueError as err:
+        return Result("threads", FAIL, str(err), fix=f"unset {THREADS_ENV} or set it to 1")
+    shown = f"${THREADS_ENV}={wanted}" if wanted else f"${THREADS_ENV} unset"
     threads = torch.get_num_threads() if (torch := _torch()) else None
     detail = f"torch.get_num_threads() = {threads}, {shown}, {cores} of os.cpu_count() = {os.cpu_count()} usable"
-    status = WARN if value and int(value) > cores else INFO  # the fix is printed for a WARN only
+    status = WARN if wanted and wanted > cores else INFO  # the fix is printed for a WARN only
     return Result("threads", status, detail, fix="more threads than usable cores slows every lesson")
 
 

@@ -18,8 +18,7 @@ import nbformat
 import papermill
 import yaml
 
-from course_utils.core.checks import check_count
-from course_utils.core.devices import THREADS_ENV
+from course_utils.core.checks import THREADS_ENV, check_count
 from course_utils.core.files import atomic_write
 from course_utils.core.report import METRICS_ENV
 from course_utils.core.training import PROGRESS_ENV
