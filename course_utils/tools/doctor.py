@@ -25,8 +25,9 @@ from urllib.parse import urlparse
 
 from packaging.requirements import Requirement
 
-from course_utils.core.checks import THREADS_ENV, env_threads  # stdlib only, like catalog and sources: the doctor
-from course_utils.datasets import catalog  # runs without torch
+# checks, catalog and sources are stdlib only: the doctor runs where torch does not import
+from course_utils.core.checks import THREADS_ENV, env_threads
+from course_utils.datasets import catalog
 from course_utils.datasets.catalog import Location
 from course_utils.datasets.sources import MIRROR_ENV, MIRROR_FIX, PROJECT_ROOT, data_dir, mirror_dir
 
