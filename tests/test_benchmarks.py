@@ -4,7 +4,6 @@ Its speed is measured by running it (benchmarks/README.md), never here.
 """
 
 import importlib.util
-import sys
 
 import pytest
 import torch
@@ -15,7 +14,6 @@ from course_utils.datasets.sources import PROJECT_ROOT
 
 SPEC = importlib.util.spec_from_file_location("data_path", PROJECT_ROOT / "benchmarks" / "data_path.py")
 data_path = importlib.util.module_from_spec(SPEC)
-sys.modules["data_path"] = data_path
 SPEC.loader.exec_module(data_path)
 
 
