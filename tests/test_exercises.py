@@ -2,6 +2,7 @@ import copy
 import io
 import contextlib
 import linecache
+import re
 from pathlib import Path
 
 import nbformat
@@ -406,3 +407,50 @@ def test_the_checks_own_sgd_matches_torch_optim():
             optimizer.step()
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(ours.parameters(), theirs.parameters()))
     assert not torch.allclose(ours.weight, torch.nn.Linear(3, 2).weight)  # it moved
+
+
+# ---------------------------------------------------------------- hints point at sections that exist
+
+SECTION_REFERENCE = re.compile(  # "section 5 (Title ...", "section 5, *Title*", "lesson 01 section 9", "sections 1-3"
+    r"(?:lesson (?P<lesson>\w+)\W+)?sections? (?P<numbers>\d+(?:(?:-| and |, )\d+)*)"
+    r"(?:,? \*(?P<italic>[^*]+)\*| \((?P<paren>[^)]+))?")
+TITLES = re.compile(r"^(##+) (?:(\d+)\. )?(.+)$|\*\*([^*]+)\*\*", re.MULTILINE)  # headings, bold lead-ins
+
+
+def _words(text: str) -> set[str]:
+    return {word for word in re.findall(r"[a-z0-9_]+", text.lower().replace("`", "")) if len(word) >= 4}
+
+
+def _headings(stem: str) -> dict[int, str]:
+    """Section number -> its `## N.` title, its `###` titles and its bold lead-ins, joined."""
+    notebook = lesson_notebook(next(p.stem for p in NOTEBOOKS if p.stem.split("_")[0] == stem))
+    titles, current = {}, None
+    for cell in notebook.cells:
+        for level, number, title, bold in TITLES.findall(cell.source) if cell.cell_type == "markdown" else ():
+            if level == "##":
+                current = int(number) if number else None
+                titles[current] = title
+            elif current is not None:
+                titles[current] += " / " + (title or bold)
+    return titles
+
+
+@pytest.mark.parametrize("module", sorted(Path(exercises.__file__).parent.glob("lesson_*.py")), ids=lambda p: p.stem)
+def test_every_section_a_hint_names_exists_under_that_title(module):
+    """'section 5 (Why the write is atomic)' in lesson_06.py: lesson 06 has a `## 5.` heading sharing its words."""
+    own, text = module.stem.removeprefix("lesson_"), " ".join(module.read_text().split())
+    wrong = []
+    for ref in SECTION_REFERENCE.finditer(text):
+        headings = _headings(ref["lesson"] or own)
+        numbers = [int(n) for n in re.findall(r"\d+", ref["numbers"])]
+        if "-" in ref["numbers"]:
+            numbers = list(range(numbers[0], numbers[-1] + 1))
+        cited = ref["italic"] or ref["paren"] or ""
+        missing = [n for n in numbers if n not in headings]
+        # a title is checked when one section is cited and the text in brackets names it (not "step 3")
+        titled = len(numbers) == 1 and not missing and cited[:1].isupper() and _words(cited)
+        shared = titled and _words(cited) & _words(headings[numbers[0]])
+        if missing or (titled and len(shared) * 2 < len(_words(cited))):
+            wrong.append(f"{ref[0]!r}: lesson {ref['lesson'] or own} has "
+                         + (f"no section {missing}" if missing else f"section {numbers[0]}: {headings[numbers[0]]!r}"))
+    assert not wrong, "\n".join(wrong)

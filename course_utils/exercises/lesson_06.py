@@ -102,8 +102,9 @@ def snapshot(model):
 
 # ---------------------------------------------------------------- 06.2 a checkpoint that rebuilds its model
 
-HINT_2 = ("section 3 (A checkpoint that rebuilds its model) and section 5: model_class(**model_config), "
-          "load_state_dict(model_state), torch.load(path, map_location=..., weights_only=True), then eval()")
+HINT_2 = ("sections 3 and 4 (The plain recipe; The course's checkpoints) and section 6 (Loading safely): "
+          "model_class(**model_config), load_state_dict(model_state), "
+          "torch.load(path, map_location=..., weights_only=True), then eval()")
 
 
 class TinyNet(nn.Module):
@@ -175,8 +176,8 @@ writing `weights_only=True` out, rebuilds the model as `model_class(**model_conf
 and returns the model in **evaluation mode**, ready to predict.
 
 Correct means: a new `model_class` instance whose predictions equal the saved model's exactly, in eval mode,
-loaded with `weights_only=True` and the given `map_location`. See section 3, *A checkpoint that rebuilds its
-model*, and section 5, *Loading safely*.
+loaded with `weights_only=True` and the given `map_location`. See sections 3 and 4, *The plain recipe* and
+*The course's checkpoints*, and section 6, *Loading safely*.
 """,
     template=template_of(SOLUTION_06_2),
     solution=SOLUTION_06_2,
@@ -204,7 +205,7 @@ def load_model(path, model_class, map_location):
 
 # ---------------------------------------------------------------- 06.3 an atomic save
 
-HINT_3 = ("section 4 (Why the write is atomic): torch.save to a temporary file in the same folder, then "
+HINT_3 = ("section 5 (Why the write is atomic): torch.save to a temporary file in the same folder, then "
           "os.replace it over the target; if the write fails, delete the temporary file and re-raise")
 
 
@@ -289,7 +290,7 @@ the caller. `import os` / `import tempfile` in your cell as needed.
 
 Correct means: the saved file loads back with `torch.load(path, weights_only=True)`; `torch.save` never
 writes to `path` itself nor outside its folder; after a failing save, the error is raised, the old checkpoint
-still loads and the folder holds nothing else. See section 4, *Why the write is atomic*.
+still loads and the folder holds nothing else. See section 5, *Why the write is atomic*.
 """,
     template='''
 def atomic_save(obj, path):

@@ -8,9 +8,9 @@ from course_utils.exercises.framework import (Exercise, Mistake, call, expect_te
                                               variant)
 
 LESSON = "13_inference_pipeline"
-HINT_TOP_K = "lesson 13, the section on single-image inference: softmax, then the k most probable classes"
-HINT_PREPROCESS = "lesson 13, the section on preprocessing as part of the model (dtype, centre crop, normalise)"
-HINT_EXPORT = "lesson 13, the section on export with a dynamic batch (torch.export.export, dynamic_shapes)"
+HINT_TOP_K = "section 4 (New photos): softmax, then the k most probable classes, as predict.top_k does"
+HINT_PREPROCESS = "section 2 (One preprocessing): the dtype, the centre crop, then normalise"
+HINT_EXPORT = "section 5 (torch.export: one .pt2 file): torch.export.export with dynamic_shapes"
 
 
 # ---------------------------------------------------------------- 13.1 top-k classes
@@ -78,7 +78,7 @@ probable classes with their probabilities, most probable first.
 Correct means: the right names in the right order, and probabilities (the softmax of the logits)
 within 1e-6, for random logits and class orders.
 
-See lesson 13, the section on single-image inference.
+See section 4, *New photos*.
 """,
     template=template_of(SOLUTION_13_1),
     solution=SOLUTION_13_1,
@@ -186,7 +186,7 @@ normalise every channel `c` as `(x - mean[c]) / std[c]`.
 Correct means: within 1e-5 of the reference for random non-square images with odd margins, a
 batch of 1 included.
 
-See lesson 13, the section on preprocessing as part of the model.
+See section 2, *One preprocessing*.
 """,
     template=template_of(SOLUTION_13_2),
     solution=SOLUTION_13_2,
@@ -286,7 +286,7 @@ model's input (its `forward` argument is called `images`) dynamic with `torch.ex
 Correct means: `exported.module()` runs on batches of 1 and of sizes other than the example's and
 gives the eager model's logits within 1e-5.
 
-See lesson 13, the section on export with a dynamic batch.
+See section 5, *`torch.export`: one `.pt2` file*.
 """,
     template=template_of(SOLUTION_13_3),
     solution=SOLUTION_13_3,
