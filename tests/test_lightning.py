@@ -24,9 +24,9 @@ def tiny_loaders(n: int = 10, batch_size: int = 4):
 
 def make_trainer(tmp_path, max_epochs: int, **kwargs):
     quiet_lightning()
+    kwargs = {"num_sanity_val_steps": 0} | kwargs
     return L.Trainer(accelerator="cpu", devices=1, max_epochs=max_epochs, logger=False, enable_checkpointing=False,
-                     enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
-                     default_root_dir=tmp_path, **kwargs)
+                     enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path, **kwargs)
 
 
 def test_lightning_and_the_course_loop_reach_the_same_weights(tmp_path):
@@ -87,3 +87,24 @@ def test_data_module_has_the_lessons_split(mirror):
     assert torch.equal(module.datasets["val"].tensors[1], loaders["val_loader"].labels)
     assert torch.equal(module.datasets["train"].tensors[0], loaders["train_loader"].images)
     assert len(module.datasets["test"]) == 10_000
+
+
+def test_exercise_plateau_stop_stops_a_real_trainer_where_early_stopping_does(tmp_path):
+    """Exercise 15.2's reference, in a real Trainer with its sanity check: the epoch EarlyStopping stops after."""
+    from course_utils.exercises import get
+
+    namespace = {"math": __import__("math")}
+    exec(get("15.2").solution, namespace)
+    # validation labels unrelated to training: the untrained model's loss, which the sanity check sees (all of
+    # the validation set), is the lowest, so a callback that counts the sanity check stops an epoch early
+    generator = torch.Generator().manual_seed(3)
+    val = DataLoader(TensorDataset(torch.randn(12, 12, generator=generator),
+                                   torch.randint(0, 3, (12,), generator=generator)), 4)
+    stopped = {}
+    for name, callback in (("EarlyStopping", L.pytorch.callbacks.EarlyStopping("val_loss", patience=2)),
+                           ("PlateauStop", namespace["PlateauStop"]("val_loss", 2))):
+        torch.manual_seed(0)
+        trainer = make_trainer(tmp_path, max_epochs=30, callbacks=[callback], num_sanity_val_steps=-1)
+        trainer.fit(LitClassifier(CONFIG, lr=0.2), tiny_loaders()[0], val)
+        stopped[name] = trainer.current_epoch
+    assert stopped["PlateauStop"] == stopped["EarlyStopping"] < 30, stopped

@@ -243,6 +243,8 @@ class ReferencePlateauStop:
         self.best, self.wait = math.inf if mode == "min" else -math.inf, 0
 
     def on_validation_end(self, trainer, pl_module):
+        if trainer.sanity_checking:
+            return
         value = float(trainer.callback_metrics[self.monitor])
         if (value < self.best) if self.mode == "min" else (value > self.best):
             self.best, self.wait = value, 0
@@ -266,10 +268,10 @@ def metric_curves(gen: torch.Generator) -> list[tuple[str, str, int, list[float]
     return curves
 
 
-def fake_trainer(metrics: dict[str, float]) -> types.SimpleNamespace:
-    """What a callback's hook uses of the Trainer: the logged metrics (as tensors) and the stop flag."""
+def fake_trainer(metrics: dict[str, float], sanity_checking: bool = False) -> types.SimpleNamespace:
+    """What a callback's hook uses of the Trainer: the logged metrics (as tensors), the stop flag, the sanity check."""
     return types.SimpleNamespace(callback_metrics={k: torch.tensor(v) for k, v in metrics.items()}, should_stop=False,
-                                 current_epoch=0)
+                                 current_epoch=0, sanity_checking=sanity_checking)
 
 
 def check_plateau_stop(PlateauStop) -> str:
@@ -279,7 +281,10 @@ def check_plateau_stop(PlateauStop) -> str:
     for monitor, mode, patience, values in metric_curves(gen):
         mine, reference = PlateauStop(monitor, patience, mode=mode), ReferencePlateauStop(monitor, patience, mode)
         other = "val_accuracy" if monitor == "val_loss" else "val_loss"
-        trainer, reference_trainer = fake_trainer({}), fake_trainer({})
+        # the sanity check's few batches first: its value beats every later one, so counting it stops too early
+        trainer = fake_trainer({monitor: 0.0 if mode == "min" else 1.0, other: 0.5}, sanity_checking=True)
+        mine.on_validation_end(trainer, None)
+        trainer.sanity_checking, reference_trainer = False, fake_trainer({})
         for epoch, value in enumerate(values):
             metrics = {monitor: value, other: 0.5, "train_loss": 0.3}
             trainer.callback_metrics = fake_trainer(metrics).callback_metrics
@@ -291,6 +296,11 @@ def check_plateau_stop(PlateauStop) -> str:
             if returned is True and not trainer.should_stop:
                 raise Mistake("the hook returned True, but the Trainer ignores what hooks return: set "
                               "trainer.should_stop = True", HINT_2)
+            if trainer.should_stop and not reference_trainer.should_stop and mine_counted_sanity_check(
+                    PlateauStop, monitor, patience, mode, values[:epoch + 1]):
+                raise Mistake(f"with {setting}, your callback stopped after the values {values[:epoch + 1]}: it "
+                              "counted the sanity check's validation (before the first epoch) as the best so far. "
+                              "EarlyStopping ignores it: return at once while trainer.sanity_checking is True", HINT_2)
             if bool(trainer.should_stop) != reference_trainer.should_stop:
                 better = "lower" if mode == "min" else "higher"
                 raise Mistake(f"with {setting}, after the values {values[:epoch + 1]} trainer.should_stop is "
@@ -325,6 +335,15 @@ def check_plateau_stop(PlateauStop) -> str:
             "ValueError for a metric that was not logged and for an unknown mode")
 
 
+def mine_counted_sanity_check(PlateauStop, monitor: str, patience: int, mode: str, values: list[float]) -> bool:
+    """Whether the learner's callback, shown `values` without a sanity check first, would not have stopped."""
+    callback, trainer = PlateauStop(monitor, patience, mode=mode), fake_trainer({})
+    for value in values:
+        trainer.callback_metrics = {monitor: torch.tensor(value)}
+        callback.on_validation_end(trainer, None)
+    return not trainer.should_stop
+
+
 SOLUTION_15_2 = '''
 import lightning as L
 
@@ -340,6 +359,8 @@ class PlateauStop(L.Callback):
         self.wait = 0
 
     def on_validation_end(self, trainer, pl_module):
+        if trainer.sanity_checking:   # the few batches before the first epoch: EarlyStopping ignores them too
+            return
         if self.monitor not in trainer.callback_metrics:
             raise ValueError(f"PlateauStop watches {self.monitor!r}, which was not logged; "
                              f"logged: {sorted(trainer.callback_metrics)}")
@@ -360,15 +381,16 @@ Write a callback `PlateauStop`, derived from `L.Callback`, that does what `Early
 - `__init__(self, monitor, patience, mode="min")`: the name of a logged metric, how many validations in
   a row may fail to improve it, and whether lower (`"min"`) or higher (`"max"`) is better; any other mode
   raises a `ValueError`;
-- `on_validation_end(self, trainer, pl_module)`: the Trainer calls it after every validation. Read the
-  metric from `trainer.callback_metrics` (a dict of name → 0-d tensor). A value improves when it is
+- `on_validation_end(self, trainer, pl_module)`: the Trainer calls it after every validation, including
+  the sanity check of a few batches before the first epoch, when `trainer.sanity_checking` is `True`:
+  ignore that one, as `EarlyStopping` does. Read the metric from `trainer.callback_metrics` (a dict of name → 0-d tensor). A value improves when it is
   strictly better than the best so far (the first one always does). Once `patience` validations in a row
   have not improved, set `trainer.should_stop = True`. If the metric is not in `callback_metrics` (a typo
   in `monitor`), raise a `ValueError` whose message names it.
 
 Correct means: `should_stop` becomes `True` after the same validation as in a correct callback, on loss
 curves (`"min"`) and accuracy curves (`"max"`) with several patiences, values equal to the best not
-counting as improvements; and the two `ValueError`s. The check calls the hook with a stand-in for the
+counting as improvements, the sanity check ignored; and the two `ValueError`s. The check calls the hook with a stand-in for the
 Trainer. See section 4, *The `Trainer` and its callbacks*.
 """,
     template=template_of(SOLUTION_15_2),
@@ -386,6 +408,8 @@ class PlateauStop(L.Callback):
         self.history = []
 
     def on_validation_end(self, trainer, pl_module):
+        if trainer.sanity_checking:
+            return
         metrics = trainer.callback_metrics
         if self.monitor not in metrics:
             raise ValueError(f"no metric {self.monitor} among {list(metrics)}")
@@ -400,6 +424,12 @@ class PlateauStop(L.Callback):
              '        if improved',
              'if value < self.best'),
         ), "mode='max'"),
+        (variant(SOLUTION_15_2,
+            ('        if trainer.sanity_checking:   # the few batches before the first epoch: EarlyStopping ignores '
+             'them too\n'
+             '            return\n',
+             ''),
+        ), "counted the sanity check's validation"),
         (variant(SOLUTION_15_2,
             ('\n'
              '        if self.monitor not in trainer.callback_metrics:\n'

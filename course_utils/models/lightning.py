@@ -62,7 +62,7 @@ class FashionMNISTDataModule(L.LightningDataModule):
         self.datasets: dict | None = None
 
     def prepare_data(self):
-        mnist.prepare(self.name)  # Lightning calls this on one process only: it fills the data cache
+        mnist.prepare(self.name)  # once per machine (local rank 0): it fills the data cache
 
     def setup(self, stage: str | None = None):
         if self.datasets is None:
