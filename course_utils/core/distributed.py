@@ -68,7 +68,7 @@ def launch_env() -> dict[str, str]:
     if missing:
         raise DistributedLaunchError(
             f"{', '.join(missing)} not set: start this script with torchrun, e.g. "
-            f"`torchrun --nproc_per_node=2 -m course_utils.tools.ddp_train`")
+            f"`torchrun --nproc_per_node=2 -m course_utils.tools.ddp_train --out runs/ddp/demo`")
     return {name: os.environ[name] for name in LAUNCH_ENV}
 
 
