@@ -339,7 +339,7 @@ def mine_counted_sanity_check(PlateauStop, monitor: str, patience: int, mode: st
     """Whether the learner's callback, shown `values` without a sanity check first, would not have stopped."""
     callback, trainer = PlateauStop(monitor, patience, mode=mode), fake_trainer({})
     for value in values:
-        trainer.callback_metrics = {monitor: torch.tensor(value)}
+        trainer.callback_metrics = fake_trainer({monitor: value}).callback_metrics
         callback.on_validation_end(trainer, None)
     return not trainer.should_stop
 
@@ -383,15 +383,16 @@ Write a callback `PlateauStop`, derived from `L.Callback`, that does what `Early
   raises a `ValueError`;
 - `on_validation_end(self, trainer, pl_module)`: the Trainer calls it after every validation, including
   the sanity check of a few batches before the first epoch, when `trainer.sanity_checking` is `True`:
-  ignore that one, as `EarlyStopping` does. Read the metric from `trainer.callback_metrics` (a dict of name → 0-d tensor). A value improves when it is
-  strictly better than the best so far (the first one always does). Once `patience` validations in a row
-  have not improved, set `trainer.should_stop = True`. If the metric is not in `callback_metrics` (a typo
-  in `monitor`), raise a `ValueError` whose message names it.
+  ignore that one, as `EarlyStopping` does. Read the metric from `trainer.callback_metrics` (a dict of
+  name → 0-d tensor). A value improves when it is strictly better than the best so far (the first one
+  always does). Once `patience` validations in a row have not improved, set `trainer.should_stop = True`.
+  If the metric is not in `callback_metrics` (a typo in `monitor`), raise a `ValueError` whose message
+  names it.
 
 Correct means: `should_stop` becomes `True` after the same validation as in a correct callback, on loss
 curves (`"min"`) and accuracy curves (`"max"`) with several patiences, values equal to the best not
-counting as improvements, the sanity check ignored; and the two `ValueError`s. The check calls the hook with a stand-in for the
-Trainer. See section 4, *The `Trainer` and its callbacks*.
+counting as improvements, the sanity check ignored; and the two `ValueError`s. The check calls the hook
+with a stand-in for the Trainer. See section 4, *The `Trainer` and its callbacks*.
 """,
     template=template_of(SOLUTION_15_2),
     solution=SOLUTION_15_2,
