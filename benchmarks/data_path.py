@@ -41,6 +41,7 @@ HIDDEN_SIZES = [256, 128, 64]
 LAYER_SIZES = [784, *HIDDEN_SIZES, 10]  # inputs, hidden layers, classes
 DROPOUT = 0.2
 LR = 0.001
+CLASSIC = "(c) DataLoader + PIL transforms + train_one_epoch, no validation"
 BARE = "(d) the batches of (a), a bare loop: forward, loss, zero_grad, backward, step"
 
 
@@ -229,8 +230,7 @@ def main(argv: list[str] | None = None) -> int:
             lambda: time_syllabus(args.seed, args.batch_size, device, args.print_every),
     }
     if not args.skip_breakdown:
-        paths["(c) DataLoader + PIL transforms + train_one_epoch, no validation"] = \
-            lambda: time_classic_loader(args.seed, args.batch_size, device)
+        paths[CLASSIC] = lambda: time_classic_loader(args.seed, args.batch_size, device)
         paths[BARE] = lambda: time_in_memory(args.seed, args.batch_size, device, bare_epoch)
     library_name, syllabus_name = list(paths)[:2]
     rows: dict[str, dict] = {}
@@ -262,11 +262,11 @@ def main(argv: list[str] | None = None) -> int:
     total_ratio = (syllabus["setup"] + syllabus["epoch"]) / (library["setup"] + library["epoch"])
     print(f"\nspeed-up of (a) over (b): {epoch_ratio:.1f}x per epoch, {total_ratio:.1f}x including setup "
           f"({threads} thread{'s' if threads != 1 else ''})")
-    if "(c) DataLoader + PIL transforms + train_one_epoch, no validation" in rows:
-        classic = rows["(c) DataLoader + PIL transforms + train_one_epoch, no validation"]
-        print(f"of which: the PIL DataLoader vs in-memory tensors {classic['epoch'] / library['epoch']:.1f}x ((c) over (a)), "
-              f"fc_model.train with its test-set validations and unfused Adam {syllabus['epoch'] / classic['epoch']:.1f}x "
-              "((b) over (c))")
+    if CLASSIC in rows:
+        classic = rows[CLASSIC]
+        print(f"of which: the PIL DataLoader vs in-memory tensors {classic['epoch'] / library['epoch']:.1f}x "
+              f"((c) over (a)), fc_model.train with its test-set validations and unfused Adam "
+              f"{syllabus['epoch'] / classic['epoch']:.1f}x ((b) over (c))")
     if BARE in rows:
         print(f"the library's loop over a bare loop on the same batches: {library['epoch'] / rows[BARE]['epoch']:.2f}x")
     fastest_bound = min(r["bound"] for r in repeats)

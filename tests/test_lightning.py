@@ -92,9 +92,10 @@ def test_data_module_has_the_lessons_split(mirror):
 def test_exercise_plateau_stop_stops_a_real_trainer_where_early_stopping_does(tmp_path):
     """Exercise 15.2's reference, in a real Trainer with its sanity check: the epoch EarlyStopping stops after."""
     from course_utils.exercises import get
+    from course_utils.exercises.framework import exec_answer
 
-    namespace = {"math": __import__("math")}
-    exec(get("15.2").solution, namespace)
+    exercise = get("15.2")
+    PlateauStop = exec_answer(exercise.solution, exercise.name, "15.2 reference")
     # validation labels unrelated to training: the untrained model's loss, which the sanity check sees (all of
     # the validation set), is the lowest, so a callback that counts the sanity check stops an epoch early
     generator = torch.Generator().manual_seed(3)
@@ -102,7 +103,7 @@ def test_exercise_plateau_stop_stops_a_real_trainer_where_early_stopping_does(tm
                                    torch.randint(0, 3, (12,), generator=generator)), 4)
     stopped = {}
     for name, callback in (("EarlyStopping", L.pytorch.callbacks.EarlyStopping("val_loss", patience=2)),
-                           ("PlateauStop", namespace["PlateauStop"]("val_loss", 2))):
+                           ("PlateauStop", PlateauStop("val_loss", 2))):
         torch.manual_seed(0)
         trainer = make_trainer(tmp_path, max_epochs=30, callbacks=[callback], num_sanity_val_steps=-1)
         trainer.fit(LitClassifier(CONFIG, lr=0.2), tiny_loaders()[0], val)
