@@ -64,6 +64,14 @@ def alive(pid: int) -> bool:
         return False
 
 
+def parent(pid: int) -> int:
+    """Return a process's parent pid (0 once it is gone)."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
 def cmdline(pid: int) -> list[str]:
     """Return a process's argv ([] once it is gone)."""
     try:
@@ -167,8 +175,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace
                 pytest.fail(f"the launcher exited with {proc.wait()}:\n{log.read_text()[-3000:]}")
             url = line.split("lab: ready: ", 1)[1].strip() if "lab: ready: " in line else ""
         assert url, f"the launcher never said ready:\n{log.read_text()[-3000:]}"
-        jupyter = [pid for pid in children(proc.pid) if "jupyterlab" in cmdline(pid)]
-        assert len(jupyter) == 1, [cmdline(pid) for pid in children(proc.pid)]
+        # the server is the launcher's child; a process it has just forked carries the same argv for a moment
+        jupyter = [pid for pid in children(proc.pid) if "jupyterlab" in cmdline(pid) and parent(pid) == proc.pid]
+        assert len(jupyter) == 1, [(pid, parent(pid), cmdline(pid)) for pid in children(proc.pid)]
         yield SimpleNamespace(url=url, port=port, token=url.split("token=", 1)[1], pid=jupyter[0],
                               launcher=proc, workspace=workspace, log=log, seen=seen)
     finally:
