@@ -13,7 +13,7 @@ LESSON  ?=
 REMOTE  := $(PYTHON) -m course_utils.tools.remote_lab
 NEED_HOST = @test -n "$(HOST)" || { echo "usage: make $@ HOST=user@gpu-box [SSH_OPTS='-p 2222 -i ~/.ssh/key']  (see docs/remote.md)"; exit 2; }
 
-.PHONY: setup data-packages test-packages course test unit lab refresh tensorboard doctor benchmark gpu-check clean progress remote-lab remote-run remote-push remote-pull
+.PHONY: setup data-packages test-packages course test lint unit lab refresh tensorboard doctor benchmark gpu-check clean progress remote-lab remote-run remote-push remote-pull
 
 setup: $(VENV)/.installed
 
@@ -41,6 +41,10 @@ test: setup test-packages
 	$(PY) -m course_utils.exercises verify
 	$(PY) -m course_utils.tools.runner --profile ci --prepare-only --solutions --out build/nbval
 	$(PY) -m pytest tests build/nbval --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider -n 2 --dist loadfile
+
+## ruff over the package, tests, benchmarks and lessons (rules in pyproject.toml); the exercises' code strings are linted by tests/test_lint.py.
+lint: setup
+	$(PY) -m ruff check .
 
 unit: setup
 	$(PY) -m pytest tests -q

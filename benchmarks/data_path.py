@@ -5,7 +5,7 @@
 The same model (fc_model.Network 784-256-128-64-10, dropout 0.2, Adam, NLLLoss, batch 64), seeded
 the same, is trained for one epoch three ways:
 
-  (a) the library's default: data.make_loaders(fast=True) + training.train_one_epoch, with
+  (a) the library's default: mnist.make_loaders(fast=True) + training.train_one_epoch, with
       Adam(fused=True) (every image already a normalised tensor on the device; batches drawn by index);
   (b) the syllabus's loop: DataLoader over the torchvision dataset with PIL ToTensor + Normalize,
       fc_model.train validating on the whole test set every 40 steps;
@@ -35,7 +35,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from course_utils import data, devices, fc_model, training
+from course_utils import fc_model
+from course_utils.core import devices, training
+from course_utils.datasets import mnist
 
 HIDDEN_SIZES = [256, 128, 64]
 LAYER_SIZES = [784, *HIDDEN_SIZES, 10]  # inputs, hidden layers, classes
@@ -108,7 +110,7 @@ def bare_epoch(model: nn.Module, loader, loss_fn, optimizer: torch.optim.Optimiz
 def time_in_memory(seed: int, batch_size: int, device: torch.device, train_epoch=training.train_one_epoch) -> dict:
     """(a) make_loaders(fast=True) + train_one_epoch; (d) the same batches trained by `train_epoch=bare_epoch`."""
     start = time.perf_counter()
-    loaders = data.make_loaders("fashion_mnist", batch_size, device, seed=seed, fast=True)
+    loaders = mnist.make_loaders("fashion_mnist", batch_size, device, seed=seed, fast=True)
     synchronize(device)
     setup = time.perf_counter() - start
     model, optimizer = build(seed, device, fused=True)
@@ -137,7 +139,7 @@ def profile_library(seed: int, batch_size: int, device: torch.device, epochs: in
     """
     from torch.profiler import ProfilerActivity, profile
 
-    loaders = data.make_loaders("fashion_mnist", batch_size, device, seed=seed, fast=True)
+    loaders = mnist.make_loaders("fashion_mnist", batch_size, device, seed=seed, fast=True)
     steps = len(loaders["train_loader"])
     for epoch in range(1, epochs + 1):
         model, optimizer = build(seed, device, fused=True)
@@ -159,9 +161,9 @@ def profile_library(seed: int, batch_size: int, device: torch.device, epochs: in
 def time_syllabus(seed: int, batch_size: int, device: torch.device, print_every: int) -> dict:
     """(b) DataLoader + PIL transforms, fc_model.train validating on the whole test set every `print_every` steps."""
     start = time.perf_counter()
-    transform = data.classic_transform()  # ToTensor() + Normalize((0.5,), (0.5,))
-    trainset = data.torchvision_dataset("fashion_mnist", train=True, transform=transform)
-    testset = data.torchvision_dataset("fashion_mnist", train=False, transform=transform)
+    transform = mnist.classic_transform()  # ToTensor() + Normalize((0.5,), (0.5,))
+    trainset = mnist.torchvision_dataset("fashion_mnist", train=True, transform=transform)
+    testset = mnist.torchvision_dataset("fashion_mnist", train=False, transform=transform)
     trainloader = DataLoader(trainset, batch_size=batch_size, shuffle=True,
                              generator=torch.Generator().manual_seed(seed))
     testloader = DataLoader(testset, batch_size=batch_size, shuffle=True,
@@ -182,7 +184,7 @@ def time_syllabus(seed: int, batch_size: int, device: torch.device, print_every:
 def time_classic_loader(seed: int, batch_size: int, device: torch.device) -> dict:
     """(c) make_loaders(fast=False): the DataLoader and transforms of (b), the loop and fused Adam of (a)."""
     start = time.perf_counter()
-    loaders = data.make_loaders("fashion_mnist", batch_size, device, seed=seed, fast=False)
+    loaders = mnist.make_loaders("fashion_mnist", batch_size, device, seed=seed, fast=False)
     setup = time.perf_counter() - start
     model, optimizer = build(seed, device, fused=True)  # as in (a): (c) over (a) is the data path alone
     start = time.perf_counter()
@@ -201,7 +203,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--print-every", type=int, default=40,
                         help="steps between fc_model.train's test-set validations (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=1,
-                        help="run the paths in turn this many times and keep each path's fastest (default: %(default)s)")
+                        help="run the paths in turn this many times and keep each path's fastest "
+                             "(default: %(default)s)")
     parser.add_argument("--skip-breakdown", action="store_true", help="skip paths (c) and (d)")
     parser.add_argument("--profile", action="store_true",
                         help="then profile two epochs of (a): where a step's time goes, by group")
@@ -221,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
           f"(dropout {DROPOUT}), Adam lr {LR}")
     print(f"device {devices.describe(device)}; torch {torch.__version__}; Python {platform.python_version()}; "
           f"{platform.machine()} {platform.processor() or ''}".rstrip())
-    data.prepare("fashion_mnist")  # fetch/verify the raw files once, outside every timer
+    mnist.prepare("fashion_mnist")  # fetch/verify the raw files once, outside every timer
 
     paths = {
         "(a) library: make_loaders(fast=True) + train_one_epoch":
@@ -250,11 +253,13 @@ def main(argv: list[str] | None = None) -> int:
               f"({bound['flops'] / 1e9:.1f} GFLOP of matmuls, {bound['vs_forward']:.2f}x the forward's, "
               f"at {bound['rate'] / 1e9:.1f} GFLOP/s), "
               f"library epoch {times[library_name]:.2f} s = {times[library_name] / bound['seconds']:.2f}x the bound, "
-              f"syllabus epoch {times[syllabus_name]:.2f} s = {times[syllabus_name] / times[library_name]:.1f}x the library's"
+              f"syllabus epoch {times[syllabus_name]:.2f} s = "
+              f"{times[syllabus_name] / times[library_name]:.1f}x the library's"
               + (f", bare loop {times[BARE]:.2f} s = {times[BARE] / bound['seconds']:.2f}x the bound" if BARE in times
                  else ""))
 
-    print(f"\n{'path' + (f' (fastest of {args.repeats})' if args.repeats > 1 else ''):<92} {'setup s':>8} {'epoch s':>8} {'trained':>8} {'validated':>10}")
+    heading = "path" + (f" (fastest of {args.repeats})" if args.repeats > 1 else "")
+    print(f"\n{heading:<92} {'setup s':>8} {'epoch s':>8} {'trained':>8} {'validated':>10}")
     for name, row in rows.items():
         print(f"{name:<92} {row['setup']:>8.2f} {row['epoch']:>8.2f} {row['trained']:>8} {row['validated']:>10}")
     library, syllabus = rows[library_name], rows[syllabus_name]

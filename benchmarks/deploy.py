@@ -22,9 +22,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere, as a script
 
-from course_utils.core import devices  # noqa: E402
-from course_utils.deploy import cat_dog, pipeline, predict  # noqa: E402
-from course_utils.models import backbones  # noqa: E402
+from course_utils.core import devices
+from course_utils.deploy import cat_dog, pipeline, predict
+from course_utils.models import backbones
 
 PHOTO_SIZE = (256, 341)  # height, width
 
@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     devices.set_threads(args.threads)
     pipe = lesson_pipeline()
     with tempfile.TemporaryDirectory() as scratch:
-        pt2 = args.pt2 or pipeline.save_artifact(pipeline.export_pipeline(pipe), pipe.metadata(), Path(scratch) / "b.pt2")
+        pt2 = args.pt2 or pipeline.save_artifact(pipeline.export_pipeline(pipe), pipe.metadata(),
+                                                 Path(scratch) / "b.pt2")
         onnx = args.onnx or pipeline.export_onnx(pipe, pipe.metadata(), Path(scratch) / "b.onnx")
         def eager(images: torch.Tensor) -> torch.Tensor:
             with torch.no_grad():

@@ -4,12 +4,14 @@
     models/    layers and formulas, pretrained backbones, transfer learning, sequence models
     datasets/  every dataset's facts (catalog), where data comes from (sources), the loaders built on them
     deploy/    the exported inference pipeline and the predict command line
-    tools/     the course's own programs: runner, doctor, remote lab
-    fc_model, helper   the syllabus's API, kept under its own names
+    tools/     the course's own programs: runner, doctor, lab, remote lab
+    exercises/ the lessons' exercises and their checkers
+    fc_model, helper   the older notes' API, kept under its own names
 
-The modules used to sit flat in this folder; `from course_utils import training` and
-`import course_utils.training` still work (and `python -m course_utils.predict`), so code
-written against the old names keeps running.
+Import modules from their homes: `from course_utils.core import training`,
+`from course_utils.datasets import mnist`. The flat names of release 1.0 (`course_utils.training`,
+`course_utils.data`, `python -m course_utils.doctor`) still work for this release, with a
+DeprecationWarning naming the new import.
 """
 from __future__ import annotations
 
@@ -17,7 +19,9 @@ import importlib
 import importlib.abc
 import importlib.util
 import sys
+import warnings
 
+# Release 1.0's flat names -> their homes. Deprecated; to be removed in the next release.
 MOVED = {
     "devices": "core.devices", "training": "core.training", "checkpoints": "core.checkpoints",
     "plotting": "core.plotting", "report": "core.report",
@@ -30,6 +34,16 @@ MOVED = {
 }
 
 
+def _new_import(old: str) -> str:
+    package, _, module = MOVED[old].rpartition(".")
+    return f"from {__name__}.{package} import {module}"
+
+
+def _warn(old: str, stacklevel: int) -> None:
+    warnings.warn(f"course_utils.{old} is deprecated: use `{_new_import(old)}`",
+                  DeprecationWarning, stacklevel=stacklevel)
+
+
 class _OldName(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Resolves `course_utils.<old>` to the one module at its new home (never a second copy)."""
 
@@ -37,9 +51,12 @@ class _OldName(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         package, _, old = fullname.partition(".")
         if package != __name__ or old not in MOVED:
             return None
-        return importlib.util.spec_from_loader(fullname, self)
+        real = importlib.util.find_spec(self._real_name(fullname))
+        # origin: `python -m course_utils.<old>` runs the real file with its own __file__
+        return importlib.util.spec_from_loader(fullname, self, origin=real.origin if real else None)
 
     def create_module(self, spec):
+        _warn(spec.name.partition(".")[2], stacklevel=2)
         module = importlib.import_module(self._real_name(spec.name))
         spec.loader_state = module.__spec__
         return module
@@ -48,6 +65,7 @@ class _OldName(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         module.__spec__ = module.__spec__.loader_state  # importlib gave the module the alias's spec
 
     def get_code(self, fullname):  # `python -m course_utils.<old>` runs the real module's code
+        _warn(fullname.partition(".")[2], stacklevel=2)
         real = importlib.util.find_spec(self._real_name(fullname))
         return real.loader.get_code(real.name)
 
@@ -62,5 +80,6 @@ if not any(isinstance(finder, _OldName) for finder in sys.meta_path):
 
 def __getattr__(name):  # `course_utils.training` as an attribute, before anything imported it
     if name in MOVED:
-        return importlib.import_module(f"{__name__}.{name}")
+        _warn(name, stacklevel=2)
+        return importlib.import_module(f"{__name__}.{MOVED[name]}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

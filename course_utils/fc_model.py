@@ -48,7 +48,8 @@ def validation(model: nn.Module, testloader, criterion) -> tuple[float, float]:
     return test_loss, accuracy
 
 
-def train(model: nn.Module, trainloader, testloader, criterion, optimizer, epochs: int = 5, print_every: int = 40) -> None:
+def train(model: nn.Module, trainloader, testloader, criterion, optimizer,
+          epochs: int = 5, print_every: int = 40) -> None:
     """The syllabus's loop: train on the model's device, validate on `testloader` every `print_every` steps.
 
     The syllabus calls the argument `testloader`; give it validation data (the test set is for the end).
@@ -78,7 +79,8 @@ def train(model: nn.Module, trainloader, testloader, criterion, optimizer, epoch
                 model.train()
 
 
-def save_model(filepath: str | Path, model: Network, input_size: int, output_size: int, hidden_sizes: list[int]) -> Path:
+def save_model(filepath: str | Path, model: Network, input_size: int, output_size: int,
+               hidden_sizes: list[int]) -> Path:
     """Save the layer sizes and weights, atomically, so load_checkpoint can rebuild the network."""
     config = {"input_size": input_size, "output_size": output_size, "hidden_layers": list(hidden_sizes),
               "drop_p": model.dropout.p}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn, optim
 
-from course_utils import plotting
+from course_utils.core import plotting
 from course_utils.core.training import eval_mode
 from course_utils.datasets.mnist import CLASS_NAMES, MEAN, STD
 

@@ -8,8 +8,8 @@ import pytest
 
 matplotlib.use("Agg")
 
-from course_utils.core.devices import set_threads  # noqa: E402
-from course_utils.datasets.sources import DATA_DIR_ENV, MIRROR_ENV, PROJECT_ROOT  # noqa: E402
+from course_utils.core.devices import set_threads
+from course_utils.datasets.sources import DATA_DIR_ENV, MIRROR_ENV, PROJECT_ROOT
 
 set_threads(int(os.environ.get("COURSE_THREADS", "1")))  # tests use small models: one thread is fastest
 

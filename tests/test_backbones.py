@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from course_utils import backbones
+from course_utils.models import backbones
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,10 @@ import pytest
 import torch
 from torch.utils.data import Subset
 
-from course_utils import images, transfer
 from course_utils.core.checkpoints import CheckpointError, save_checkpoint
+from course_utils.datasets import images
 from course_utils.deploy import cat_dog
-from course_utils.models import backbones
+from course_utils.models import backbones, transfer
 
 
 def photos_of(model, seed=0):
@@ -26,7 +26,8 @@ def test_save_then_load_rebuilds_the_same_model(tmp_path, fine_tuned):
             model._blocks[-1]._bn2.weight.mul_(1.5)  # a fine-tuned weight differs from ImageNet's
     path = cat_dog.save(tmp_path / "m.pt", model, ["cat", "dog"], 0.97, fine_tuned=fine_tuned, test_photos=2000)
     loaded, facts = cat_dog.load(path)
-    assert facts == {"class_names": ["cat", "dog"], "test_accuracy": 0.97, "test_photos": 2000, "fine_tuned": fine_tuned}
+    assert facts == {"class_names": ["cat", "dog"], "test_accuracy": 0.97, "test_photos": 2000,
+                     "fine_tuned": fine_tuned}
     assert not loaded.training
     with torch.no_grad():
         torch.testing.assert_close(loaded(photos_of(model)), model(photos_of(model)), atol=0, rtol=0)

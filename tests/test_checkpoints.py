@@ -2,8 +2,9 @@ import pytest
 import torch
 from torch import nn
 
-from course_utils import checkpoints, data, training
+from course_utils.core import checkpoints, training
 from course_utils.core.checkpoints import CheckpointError
+from course_utils.datasets import mnist
 
 
 def build(sizes=(4, 8, 3)):
@@ -180,7 +181,7 @@ def _resumable_run(seed=0):
     model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 3))
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
-    loader = data.TensorBatches(images, labels, batch_size=8, shuffle=True, seed=seed)
+    loader = mnist.TensorBatches(images, labels, batch_size=8, shuffle=True, seed=seed)
     return model, optimizer, scheduler, loader
 
 

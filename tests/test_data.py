@@ -4,8 +4,7 @@ import shutil
 import pytest
 import torch
 
-from course_utils import data, sources
-from course_utils.datasets import catalog
+from course_utils.datasets import catalog, mnist, sources
 from course_utils.datasets.sources import DataNotFoundError
 
 
@@ -23,7 +22,7 @@ def mnist_cache(tmp_path_factory, mirror):
         mp.setenv(sources.DATA_DIR_ENV, str(cache))
         mp.setenv(sources.MIRROR_ENV, str(mirror))
         mp.setattr(sources, "download", _offline)
-        data.prepare("mnist")
+        mnist.prepare("mnist")
         yield mp, cache
 
 
@@ -36,15 +35,15 @@ def test_prepare_fills_the_cache_with_verified_files(mnist_cache):
 
 
 def test_load_tensors_shapes_range_and_labels(mnist_cache):
-    images, labels = data.load_tensors("mnist", train=False)
+    images, labels = mnist.load_tensors("mnist", train=False)
     assert images.shape == (10_000, 1, 28, 28) and images.dtype == torch.float32
     assert images.min() == -1 and images.max() == 1
     assert labels.dtype == torch.int64 and set(labels.unique().tolist()) == set(range(10))
 
 
 def test_fast_path_gives_the_same_tensors_as_the_classic_path(mnist_cache):
-    fast = data.make_loaders("mnist", 256, val_fraction=0.1, train_subset=1000, seed=3, fast=True)
-    classic = data.make_loaders("mnist", 256, val_fraction=0.1, train_subset=1000, seed=3, fast=False)
+    fast = mnist.make_loaders("mnist", 256, val_fraction=0.1, train_subset=1000, seed=3, fast=True)
+    classic = mnist.make_loaders("mnist", 256, val_fraction=0.1, train_subset=1000, seed=3, fast=False)
     (x_fast, y_fast), (x_classic, y_classic) = next(iter(fast["val_loader"])), next(iter(classic["val_loader"]))
     assert torch.equal(y_fast, y_classic)
     assert torch.allclose(x_fast, x_classic, atol=1e-6)
@@ -64,7 +63,7 @@ def test_corrupt_mirror_file_is_named_and_nothing_is_cached(tmp_path, monkeypatc
     monkeypatch.setenv(sources.DATA_DIR_ENV, str(tmp_path / "cache"))
     monkeypatch.setattr(sources, "download", _offline)
     with pytest.raises(DataNotFoundError) as err:
-        data.prepare("mnist")
+        mnist.prepare("mnist")
     message = str(err.value)
     assert "t10k-labels-idx1-ubyte" in message and "md5 is" in message
     assert "offline (test)" in message and "download https://" in message
@@ -76,7 +75,7 @@ def test_missing_everything_lists_every_source(empty_cache, monkeypatch, tmp_pat
     monkeypatch.setattr(catalog, "DEBIAN_ROOT", tmp_path / "no-debian")
     monkeypatch.setattr(sources, "download", _offline)
     with pytest.raises(DataNotFoundError) as err:
-        data.prepare("fashion_mnist")
+        mnist.prepare("fashion_mnist")
     message = str(err.value)
     for place in ("local cache", "mirror", "Debian package dataset-fashion-mnist", "download"):
         assert place in message
@@ -87,42 +86,42 @@ def test_missing_everything_lists_every_source(empty_cache, monkeypatch, tmp_pat
 def test_fashion_mnist_comes_from_debian_without_a_mirror(empty_cache, monkeypatch):
     monkeypatch.delenv(sources.MIRROR_ENV, raising=False)
     monkeypatch.setattr(sources, "download", _offline)
-    images, labels = data.load_tensors("fashion_mnist", train=False)
+    images, labels = mnist.load_tensors("fashion_mnist", train=False)
     assert images.shape == (10_000, 1, 28, 28)
     assert torch.bincount(labels).tolist() == [1000] * 10  # the test split is balanced
 
 
 def test_unknown_dataset_name():
     with pytest.raises(ValueError, match="unknown dataset"):
-        data.prepare("cifar10")
+        mnist.prepare("cifar10")
 
 
 def test_split_indices_are_disjoint_complete_and_seeded():
-    train, val = data.split_indices(1000, 0.2, seed=1)
+    train, val = mnist.split_indices(1000, 0.2, seed=1)
     assert len(val) == 200 and len(train) == 800
     assert sorted(torch.cat([train, val]).tolist()) == list(range(1000))
-    again, _ = data.split_indices(1000, 0.2, seed=1)
-    other, _ = data.split_indices(1000, 0.2, seed=2)
+    again, _ = mnist.split_indices(1000, 0.2, seed=1)
+    other, _ = mnist.split_indices(1000, 0.2, seed=2)
     assert torch.equal(train, again) and not torch.equal(train, other)
 
 
 @pytest.mark.parametrize("fraction", [0, 1, -0.1, 0.0001])
 def test_split_rejects_fractions_that_empty_a_split(fraction):
     with pytest.raises(ValueError):
-        data.split_indices(100, fraction, seed=0)
+        mnist.split_indices(100, fraction, seed=0)
 
 
 def test_subset_indices_bounds():
-    assert len(data.subset_indices(100, 10, seed=0)) == 10
-    assert len(data.subset_indices(100, None, seed=0)) == 100
+    assert len(mnist.subset_indices(100, 10, seed=0)) == 10
+    assert len(mnist.subset_indices(100, None, seed=0)) == 100
     with pytest.raises(ValueError):
-        data.subset_indices(100, 101, seed=0)
+        mnist.subset_indices(100, 101, seed=0)
 
 
 def test_tensor_batches_cover_every_sample_and_reshuffle():
     images = torch.arange(10).float().reshape(10, 1)
     labels = torch.arange(10)
-    loader = data.TensorBatches(images, labels, batch_size=4, shuffle=True, seed=0)
+    loader = mnist.TensorBatches(images, labels, batch_size=4, shuffle=True, seed=0)
     assert len(loader) == 3
     first = torch.cat([y for _, y in loader])
     second = torch.cat([y for _, y in loader])
@@ -134,12 +133,12 @@ def test_tensor_batches_cover_every_sample_and_reshuffle():
 
 def test_tensor_batches_reject_mismatched_lengths():
     with pytest.raises(ValueError):
-        data.TensorBatches(torch.zeros(3, 1), torch.zeros(4), batch_size=2)
+        mnist.TensorBatches(torch.zeros(3, 1), torch.zeros(4), batch_size=2)
 
 
 def test_tensor_batches_answer_like_a_data_loader():
     images, labels = torch.randn(10, 1, 2, 2), torch.arange(10)
-    fast = data.TensorBatches(images, labels, batch_size=4)
+    fast = mnist.TensorBatches(images, labels, batch_size=4)
     classic = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, labels), batch_size=4)
     for loader in (fast, classic):  # what tutorials read from a loader
         assert len(loader.dataset) == 10 and loader.batch_size == 4 and len(loader) == 3
@@ -150,4 +149,4 @@ def test_tensor_batches_answer_like_a_data_loader():
 @pytest.mark.parametrize("batch_size", [0, 2.5, True])
 def test_tensor_batches_reject_bad_batch_sizes(batch_size):
     with pytest.raises(ValueError, match="batch_size must be a whole number >= 1"):
-        data.TensorBatches(torch.zeros(3, 1), torch.zeros(3), batch_size=batch_size)
+        mnist.TensorBatches(torch.zeros(3, 1), torch.zeros(3), batch_size=batch_size)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from course_utils import devices
+from course_utils.core import devices
 
 
 @pytest.mark.parametrize("name", ["tpu", "gpu", "cuda:x", "", "CPU"])

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from course_utils import doctor
 from course_utils.datasets import catalog, sources
 from course_utils.datasets.sources import DATA_DIR_ENV, MIRROR_ENV
+from course_utils.tools import doctor
 
 IDX_FILES = [entry.cache.rsplit("/", 1)[-1] for entry in catalog.DATASETS["mnist"].files]
 

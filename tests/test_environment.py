@@ -4,8 +4,8 @@ import re
 
 import yaml
 
-from course_utils import doctor
 from course_utils.datasets.sources import PROJECT_ROOT
+from course_utils.tools import doctor
 
 
 def _requirements() -> dict[str, str]:

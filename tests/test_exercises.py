@@ -1,6 +1,6 @@
+import contextlib
 import copy
 import io
-import contextlib
 import linecache
 import re
 from pathlib import Path
@@ -11,7 +11,8 @@ import torch
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from course_utils import exercises
-from course_utils.exercises import EXERCISES, __main__ as cli, framework, notebooks
+from course_utils.exercises import EXERCISES, framework, notebooks
+from course_utils.exercises import __main__ as cli
 from course_utils.exercises.framework import STRICT_ENV, exec_answer, run_check
 from course_utils.tools import runner
 

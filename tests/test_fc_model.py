@@ -4,7 +4,9 @@ import pytest
 import torch
 from torch import nn, optim
 
-from course_utils import data, devices, fc_model
+from course_utils import fc_model
+from course_utils.core import devices
+from course_utils.datasets import mnist
 from course_utils.datasets.sources import DATA_DIR_ENV
 
 
@@ -19,11 +21,11 @@ def fashion_loaders(tmp_path_factory):
     """512 real Fashion-MNIST training images and 256 held-out validation images, as batches of 64."""
     with pytest.MonkeyPatch.context() as mp:  # a private cache: tests never write into the project's data/
         mp.setenv(DATA_DIR_ENV, str(tmp_path_factory.mktemp("cache")))
-        images, labels = data.load_tensors("fashion_mnist", train=True)
-    train_idx, val_idx = data.split_indices(len(labels), val_fraction=0.1, seed=0)
+        images, labels = mnist.load_tensors("fashion_mnist", train=True)
+    train_idx, val_idx = mnist.split_indices(len(labels), val_fraction=0.1, seed=0)
     train_idx, val_idx = train_idx[:512], val_idx[:256]
-    train = data.TensorBatches(images[train_idx], labels[train_idx], batch_size=64, shuffle=True, seed=0)
-    val = data.TensorBatches(images[val_idx], labels[val_idx], batch_size=64)
+    train = mnist.TensorBatches(images[train_idx], labels[train_idx], batch_size=64, shuffle=True, seed=0)
+    val = mnist.TensorBatches(images[val_idx], labels[val_idx], batch_size=64)
     return train, val
 
 

@@ -20,7 +20,7 @@ def test_permissions_follow_the_umask(tmp_path, umask, mode):
 def test_bytes_text_and_writer_functions(tmp_path):
     target = tmp_path / "out"
     assert files.atomic_write(target, b"\x00\x01").read_bytes() == b"\x00\x01"
-    assert files.atomic_write(target, "é").read_bytes() == "é".encode("utf-8")
+    assert files.atomic_write(target, "é").read_bytes() == "é".encode()
     files.atomic_write(target, lambda f: f.write(b"from a function"))
     assert target.read_bytes() == b"from a function"
 

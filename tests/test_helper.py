@@ -4,14 +4,15 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display in tests
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+from torch import nn
 
-from course_utils import data, helper  # noqa: E402
-from course_utils.datasets.sources import DATA_DIR_ENV  # noqa: E402
+from course_utils import helper
+from course_utils.datasets import mnist
+from course_utils.datasets.sources import DATA_DIR_ENV
 
 
 @pytest.fixture(autouse=True)
@@ -25,7 +26,7 @@ def fashion_test(tmp_path_factory):
     """The first 64 real Fashion-MNIST test images, normalised to [-1, 1], and their labels."""
     with pytest.MonkeyPatch.context() as mp:  # a private cache: tests never write into the project's data/
         mp.setenv(DATA_DIR_ENV, str(tmp_path_factory.mktemp("cache")))
-        images, labels = data.load_tensors("fashion_mnist", train=False)
+        images, labels = mnist.load_tensors("fashion_mnist", train=False)
     return images[:64], labels[:64]
 
 
@@ -116,7 +117,7 @@ def _autoencoder():
 
 def test_test_network_takes_one_step_and_returns_true(fashion_test):
     images, labels = fashion_test
-    loader = data.TensorBatches(images, labels, batch_size=16)
+    loader = mnist.TensorBatches(images, labels, batch_size=16)
     autoencoder = _autoencoder()
     before = [p.detach().clone() for p in autoencoder.parameters()]
     assert helper.test_network(autoencoder, loader) is True
@@ -134,13 +135,13 @@ class _WithUnusedLayer(nn.Module):
 
 
 def test_test_network_reports_parameters_without_gradient(fashion_test):
-    loader = data.TensorBatches(*fashion_test, batch_size=16)
+    loader = mnist.TensorBatches(*fashion_test, batch_size=16)
     with pytest.raises(RuntimeError, match="no usable gradient reached unused.weight, unused.bias"):
         helper.test_network(_WithUnusedLayer(), loader)
 
 
 def test_test_network_reports_a_step_that_does_not_lower_the_loss(fashion_test):
-    loader = data.TensorBatches(*fashion_test, batch_size=16)
+    loader = mnist.TensorBatches(*fashion_test, batch_size=16)
     autoencoder = _autoencoder()
     autoencoder[1].weight.requires_grad_(False)  # nothing before the ReLU learns ...
     autoencoder[1].bias.requires_grad_(False)

@@ -15,8 +15,7 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
-from course_utils import images
-from course_utils.datasets import catalog
+from course_utils.datasets import catalog, images
 from course_utils.datasets.sources import ChecksumError, DataNotFoundError
 
 

@@ -4,8 +4,16 @@ import pytest
 import torch
 from torch import nn
 
-from course_utils.models.layers import (ResidualBlock, conv_num_parameters, conv_output_size, conv_transpose_output_size,
-                                 count_parameters, pool_output_size, same_padding)
+from course_utils.models.layers import (
+    ResidualBlock,
+    conv_num_parameters,
+    conv_output_size,
+    conv_transpose_output_size,
+    count_parameters,
+    pool_output_size,
+    same_padding,
+)
+
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():

@@ -1,4 +1,4 @@
-"""The modules moved into subpackages; the names lessons and learners use still work."""
+"""The modules live in subpackages; release 1.0's flat names still work, with a DeprecationWarning."""
 import importlib
 import subprocess
 import sys
@@ -8,21 +8,43 @@ import pytest
 import course_utils
 
 
-def test_every_old_name_is_the_same_module_as_its_new_home():
+def test_every_old_name_is_the_same_module_as_its_new_home_and_warns():
     for old, home in course_utils.MOVED.items():
         new = importlib.import_module(f"course_utils.{home}")
-        assert importlib.import_module(f"course_utils.{old}") is new, old
-        assert getattr(course_utils, old) is new, old
+        sys.modules.pop(f"course_utils.{old}", None)
+        with pytest.warns(DeprecationWarning, match=rf"course_utils\.{old} is deprecated: use `from course_utils\."):
+            assert importlib.import_module(f"course_utils.{old}") is new, old
+        with pytest.warns(DeprecationWarning, match=home.rpartition(".")[2]):
+            assert getattr(course_utils, old) is new, old
         assert new.__spec__.name == new.__name__, old  # the alias left the real module's spec alone
 
 
 def test_unknown_name_is_an_attribute_error():
     with pytest.raises(AttributeError, match="no attribute 'trainin'"):
-        course_utils.trainin
+        _ = course_utils.trainin
 
 
-def test_python_dash_m_runs_a_moved_module_under_its_old_name():
-    result = subprocess.run([sys.executable, "-m", "course_utils.predict", "--help"],
+@pytest.mark.parametrize("old", ["predict", "doctor"])
+def test_python_dash_m_runs_a_moved_module_under_its_old_name(old):
+    """`python -m course_utils.doctor` once crashed: the alias gave the module no __file__."""
+    result = subprocess.run([sys.executable, "-W", "default", "-m", f"course_utils.{old}", "--help"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "usage:" in result.stdout
+    assert f"course_utils.{old} is deprecated" in result.stderr
+
+
+def test_no_course_file_imports_an_old_name():
+    """Notebooks, tests, docs and the package name the real modules, so every name leads to its file."""
+    import re
+    from pathlib import Path
+
+    root = Path(course_utils.__file__).parents[1]
+    old = "|".join(course_utils.MOVED)
+    pattern = re.compile(rf"from course_utils import [\w, ]*\b({old})\b|course_utils\.({old})\b(?!\.py)")
+    folders = ("course_utils", "tests", "notebooks", "docs", "benchmarks")
+    files = [p for folder in folders for p in (root / folder).rglob("*")
+             if p.suffix in {".py", ".ipynb", ".md"} and p.name not in {"__init__.py", "test_layout.py"}]
+    files += [root / "README.md", root / "Makefile"]
+    offenders = [f"{p.relative_to(root)}: {m.group(0)}" for p in files for m in pattern.finditer(p.read_text())]
+    assert not offenders, offenders

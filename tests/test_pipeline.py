@@ -14,8 +14,9 @@ from conftest import TINY_CLASS_NAMES
 from PIL import Image
 from torch import nn
 
-from course_utils import checkpoints, pipeline, predict
+from course_utils.core import checkpoints
 from course_utils.datasets.sources import PROJECT_ROOT
+from course_utils.deploy import pipeline, predict
 
 CLASS_NAMES = TINY_CLASS_NAMES
 INPUT_SIZE, RESIZE_SIZE = 32, 36

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from course_utils import plotting
+from course_utils.core import plotting
 
 
 def test_plot_history_draws_train_and_val():

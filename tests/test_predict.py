@@ -14,8 +14,8 @@ import torch
 from conftest import TINY_CLASS_NAMES
 from PIL import Image
 
-from course_utils import predict
 from course_utils.datasets.sources import PROJECT_ROOT
+from course_utils.deploy import predict
 
 CLASS_NAMES = TINY_CLASS_NAMES
 KINDS = ["pt2", "onnx"]
@@ -268,7 +268,8 @@ def test_cli_as_a_module_has_no_traceback(tiny_artifacts, tmp_path):
     checkpoint = tmp_path / "checkpoint.pt2"
     torch.save({"model_state": {}}, checkpoint)  # makes torch.export.load log a traceback, unless silenced
     env = os.environ | {"PYTHONWARNINGS": "default"}
-    runs = [subprocess.run([sys.executable, "-m", "course_utils.predict", str(model), str(image), "--top-k", "2"],
+    command = [sys.executable, "-m", "course_utils.deploy.predict"]
+    runs = [subprocess.run([*command, str(model), str(image), "--top-k", "2"],
                            cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
             for model in (tiny_artifacts["onnx"], checkpoint)]
     assert runs[0].returncode == 0 and runs[0].stderr == "" and len(runs[0].stdout.splitlines()) == 3

@@ -20,9 +20,9 @@ import sys
 import threading
 import time
 import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Iterator
 
 import pytest
 
@@ -32,7 +32,7 @@ try:  # hard per-test limit when pytest-timeout is installed; the waits below ar
     import pytest_timeout  # noqa: F401
     E2E_LIMIT = pytest.mark.timeout(60)
 except ImportError:  # pragma: no cover
-    def E2E_LIMIT(func):  # noqa: N802
+    def E2E_LIMIT(func):
         """Leave func unchanged (pytest-timeout is not installed)."""
         return func
 

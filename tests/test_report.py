@@ -4,7 +4,7 @@ import stat
 
 import pytest
 
-from course_utils import report
+from course_utils.core import report
 
 
 def test_record_merges_into_the_metrics_file(tmp_path, monkeypatch, capsys):

@@ -3,12 +3,11 @@ import os
 import re
 
 import nbformat
-import yaml
 import pytest
+import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from course_utils import runner
-from course_utils.tools import progress
+from course_utils.tools import progress, runner
 
 
 def _notebook(path, parameters_src, body_src, tags=()):

@@ -3,8 +3,10 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from course_utils import checkpoints, sequence, text
+from course_utils.core import checkpoints
+from course_utils.datasets import text
 from course_utils.datasets.text import CharBatches, CharVocab, WordVocab
+from course_utils.models import sequence
 
 SAMPLE = "the cat sat on the mat. the dog sat on the log.\n" * 20
 
@@ -121,7 +123,8 @@ def test_checkpoint_with_vocabulary_round_trip(tmp_path):
     loaded, loaded_vocab = sequence.load_char_model(path)
     assert loaded_vocab.chars == vocab.chars and loaded.config == model.config
     texts = [sequence.sample(m, v, "the", 60, "cpu", temperature=0.8, top_k=5,
-                             generator=torch.Generator().manual_seed(3)) for m, v in ((model, vocab), (loaded, loaded_vocab))]
+                             generator=torch.Generator().manual_seed(3))
+             for m, v in ((model, vocab), (loaded, loaded_vocab))]
     assert texts[0] == texts[1]
 
 
@@ -193,13 +196,14 @@ def test_unknown_pooling_is_refused():
 
 
 def test_sentiment_learns_a_toy_rule_with_fit():
-    from course_utils import data, training
+    from course_utils.core import training
+    from course_utils.datasets import mnist
     torch.manual_seed(0)
     vocab = WordVocab.build([["good", "bad", "film", "plot"]], min_freq=1)
     texts = ["good film", "bad film", "film good", "plot bad", "good plot good", "bad bad plot"] * 4
     labels = torch.tensor([1, 0, 1, 0, 1, 0] * 4)
     ids = text.encode_texts(texts, vocab, max_length=4)
-    loader = data.TensorBatches(ids, labels, batch_size=12, shuffle=True)
+    loader = mnist.TensorBatches(ids, labels, batch_size=12, shuffle=True)
     model = sequence.SentimentLSTM(len(vocab), embedding_dim=8, hidden_size=8, dropout=0.0)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
     training.fit(model, loader, loader, nn.CrossEntropyLoss(), optimizer, torch.device("cpu"), 12, verbose=False)

@@ -3,7 +3,6 @@ import gzip
 import hashlib
 import io
 import os
-import shutil
 import stat
 import subprocess
 import sys
@@ -11,8 +10,7 @@ import urllib.request
 
 import pytest
 
-from course_utils import sources
-from course_utils.datasets import catalog
+from course_utils.datasets import catalog, sources
 from course_utils.datasets.sources import Candidate, ChecksumError, DataNotFoundError
 
 
@@ -110,7 +108,7 @@ def test_parallel_preparations_do_not_trip_over_each_other(tmp_path):
     def prepare():
         try:
             sources.materialise(target, [Candidate("mirror", slow_writer)], _md5_check(expected))
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 - every thread's error is asserted on below
             errors.append(err)
 
     threads = [threading.Thread(target=prepare) for _ in range(4)]

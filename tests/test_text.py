@@ -6,8 +6,7 @@ import tarfile
 import pytest
 import torch
 
-from course_utils import sources, text
-from course_utils.datasets import catalog
+from course_utils.datasets import catalog, sources, text
 from course_utils.datasets.sources import DataNotFoundError
 from course_utils.datasets.text import PAD, PAD_ID, UNK, UNK_ID, CharBatches, CharVocab, WordVocab
 
@@ -85,7 +84,7 @@ def test_split_tail_keeps_order():
 
 def test_read_text_normalises_line_ends(tmp_path):
     path = tmp_path / "t.txt"
-    path.write_bytes("one\r\ntwo\rthree\nquatre é\n".encode("utf-8"))
+    path.write_bytes("one\r\ntwo\rthree\nquatre é\n".encode())
     assert text.read_text(path) == "one\ntwo\nthree\nquatre é\n"
 
 
@@ -199,7 +198,8 @@ def test_imdb_from_the_mirror_reads_a_few(mirror):
 # ---------------------------------------------------------------- words
 
 @pytest.mark.parametrize("raw,expected", [
-    ("This movie was GREAT!<br /><br />I'd watch it again.", ["this", "movie", "was", "great", "i'd", "watch", "it", "again"]),
+    ("This movie was GREAT!<br /><br />I'd watch it again.",
+     ["this", "movie", "was", "great", "i'd", "watch", "it", "again"]),
     ("Bad.<br/>Really bad... 2/10", ["bad", "really", "bad", "2", "10"]),
     ("Amélie, l'été — don't_miss", ["amélie", "l'été", "don't", "miss"]),
     ("", []),

@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from course_utils import checkpoints, data, training
+from course_utils.core import checkpoints, training
+from course_utils.datasets import mnist
 
 
 @pytest.fixture(scope="module")
@@ -12,7 +13,7 @@ def loaders(tmp_path_factory, mirror):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("COURSE_DATA_DIR", str(tmp_path_factory.mktemp("cache")))
         mp.setenv("COURSE_DATA_MIRROR", str(mirror))
-        yield data.make_loaders("mnist", 64, train_subset=2000, seed=0)
+        yield mnist.make_loaders("mnist", 64, train_subset=2000, seed=0)
 
 
 def make_model():
@@ -42,7 +43,7 @@ def test_evaluate_averages_per_sample_not_per_batch():
         model.weight.copy_(torch.tensor([[1.0], [-1.0]]))
     x = torch.tensor([[1.0], [1.0], [1.0], [-1.0]])
     y = torch.tensor([0, 0, 0, 0])
-    loader = data.TensorBatches(x, y, batch_size=3)
+    loader = mnist.TensorBatches(x, y, batch_size=3)
     loss_fn = nn.CrossEntropyLoss()
     result = training.evaluate(model, loader, loss_fn, torch.device("cpu"))
     expected = loss_fn(model(x), y).item()
@@ -54,7 +55,7 @@ def test_evaluate_uses_eval_mode_and_no_grad():
     model = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.9))
     grad_enabled = []
     model.register_forward_hook(lambda module, inputs, output: grad_enabled.append(torch.is_grad_enabled()))
-    loader = data.TensorBatches(torch.randn(8, 4), torch.zeros(8, dtype=torch.long), batch_size=8)
+    loader = mnist.TensorBatches(torch.randn(8, 4), torch.zeros(8, dtype=torch.long), batch_size=8)
     first = training.evaluate(model, loader, nn.CrossEntropyLoss(), torch.device("cpu"))
     assert grad_enabled == [False]  # no graph is built during evaluation
     second = training.evaluate(model, loader, nn.CrossEntropyLoss(), torch.device("cpu"))
@@ -75,7 +76,7 @@ def test_bad_epoch_counts_fail_before_training(bad):
 def test_plateau_scheduler_gets_the_val_loss_and_lowers_the_rate():
     # zero inputs and no bias: the gradient is zero, so the val loss never improves after epoch 1
     model = nn.Linear(4, 3, bias=False)
-    loader = data.TensorBatches(torch.zeros(8, 4), torch.zeros(8, dtype=torch.long), batch_size=4)
+    loader = mnist.TensorBatches(torch.zeros(8, 4), torch.zeros(8, dtype=torch.long), batch_size=4)
     optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.1, patience=0)
     training.fit(model, loader, loader, nn.CrossEntropyLoss(), optimizer, torch.device("cpu"), 2,
@@ -85,7 +86,7 @@ def test_plateau_scheduler_gets_the_val_loss_and_lowers_the_rate():
 
 def test_epoch_schedulers_step_once_per_epoch():
     model = nn.Linear(4, 3)
-    loader = data.TensorBatches(torch.randn(8, 4), torch.zeros(8, dtype=torch.long), batch_size=4)
+    loader = mnist.TensorBatches(torch.randn(8, 4), torch.zeros(8, dtype=torch.long), batch_size=4)
     optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
     training.fit(model, loader, loader, nn.CrossEntropyLoss(), optimizer, torch.device("cpu"), 3,
@@ -127,7 +128,7 @@ def test_predict_probs_same_for_logits_and_log_softmax():
 
 def _toy_loader(n=10, batch_size=4, seed=0):
     torch.manual_seed(seed)
-    return data.TensorBatches(torch.randn(n, 4), torch.randint(0, 3, (n,)), batch_size=batch_size)
+    return mnist.TensorBatches(torch.randn(n, 4), torch.randint(0, 3, (n,)), batch_size=batch_size)
 
 
 @pytest.mark.parametrize("start_in_training", [True, False])
@@ -179,7 +180,8 @@ def test_an_epoch_draws_the_loaders_shuffle_once(progress):
     dataset = torch.utils.data.TensorDataset(torch.arange(12.0).reshape(12, 1), torch.zeros(12, dtype=torch.long))
 
     def loader():
-        return torch.utils.data.DataLoader(dataset, batch_size=4, shuffle=True, generator=torch.Generator().manual_seed(2))
+        return torch.utils.data.DataLoader(dataset, batch_size=4, shuffle=True,
+                                           generator=torch.Generator().manual_seed(2))
 
     expected = [x.flatten().tolist() for x, _ in loader()]
     seen = []

@@ -9,7 +9,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from course_utils import backbones, data, images, training, transfer
+from course_utils.core import training
+from course_utils.datasets import images, mnist
+from course_utils.models import backbones, transfer
+
 
 def tiny_backbone() -> nn.Sequential:
     """A small conv net ending in pooled features (N, 8): the generic, non-EfficientNet path."""
@@ -60,7 +63,7 @@ def test_head_trains_on_cached_features():
         nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()), DataLoader(TensorDataset(inputs, labels), 16),
         torch.device("cpu"))
     head = nn.Linear(3, 2)
-    loader = data.TensorBatches(features, labels, batch_size=16, shuffle=True)
+    loader = mnist.TensorBatches(features, labels, batch_size=16, shuffle=True)
     history = training.fit(head, loader, loader, nn.CrossEntropyLoss(), torch.optim.Adam(head.parameters(), lr=0.05),
                            torch.device("cpu"), num_epochs=15, verbose=False)
     assert history["train_loss"][-1] < 0.5 * history["train_loss"][0]
@@ -96,7 +99,7 @@ def test_head_on_real_lite0_features_learns(lite0, mirror, tmp_path):
                                                  torch.device("cpu"))
     torch.manual_seed(0)
     head = nn.Linear(backbones.LITE0_FEATURES, 2)
-    loader = data.TensorBatches(features, labels, batch_size=8)
+    loader = mnist.TensorBatches(features, labels, batch_size=8)
     history = training.fit(head, loader, loader, nn.CrossEntropyLoss(), torch.optim.Adam(head.parameters(), lr=1e-3),
                            torch.device("cpu"), num_epochs=10, verbose=False)
     assert history["train_loss"][-1] < history["train_loss"][0]

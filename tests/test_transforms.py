@@ -7,8 +7,8 @@ from PIL import Image
 from torch import nn
 from torchvision.transforms import v2
 
-from course_utils import images, pipeline, predict
-from course_utils.datasets import transforms
+from course_utils.datasets import images, transforms
+from course_utils.deploy import pipeline, predict
 from course_utils.models import backbones
 
 SIZE, MEAN, STD = backbones.LITE0_INPUT_SIZE, backbones.LITE0_MEAN, backbones.LITE0_STD

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pickle
 import random
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 import torch
@@ -109,7 +110,8 @@ def load_checkpoint(path: str | Path, map_location: MapLocation = "cpu") -> dict
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         if "Weights only load failed" not in str(err):
-            raise CheckpointError(f"{path} is not a readable PyTorch checkpoint: the file is truncated or corrupt") from err
+            raise CheckpointError(f"{path} is not a readable PyTorch checkpoint: "
+                                  "the file is truncated or corrupt") from err
         raise CheckpointError(
             f"{path} holds Python objects beyond tensors and plain containers; safe loading "
             f"(weights_only=True) refuses them because unpickling can run arbitrary code"
@@ -142,7 +144,8 @@ def state_mismatches(model: nn.Module, state: dict[str, torch.Tensor]) -> list[s
     lines = [f"missing from checkpoint: {key} {tuple(expected[key].shape)}" for key in expected if key not in state]
     lines += [f"not in model: {key} {tuple(state[key].shape)}" for key in state if key not in expected]
     lines += [
-        f"shape differs: {key} is {tuple(state[key].shape)} in the checkpoint, {tuple(expected[key].shape)} in the model"
+        f"shape differs: {key} is {tuple(state[key].shape)} in the checkpoint, "
+        f"{tuple(expected[key].shape)} in the model"
         for key in expected
         if key in state and state[key].shape != expected[key].shape
     ]

@@ -16,7 +16,10 @@ def check_count(name: str, value: int) -> int:
 
 
 def env_threads() -> int | None:
-    """$COURSE_THREADS as a thread count; None when it is unset or empty. Anything but a whole number >= 1 is refused."""
+    """$COURSE_THREADS as a thread count; None when it is unset or empty.
+
+    Anything but a whole number >= 1 is refused.
+    """
     value = os.environ.get(THREADS_ENV, "")
     if not value:
         return None

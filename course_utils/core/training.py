@@ -6,8 +6,8 @@ import contextlib
 import math
 import os
 import sys
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import torch
 from torch import nn

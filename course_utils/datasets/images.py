@@ -11,9 +11,10 @@ import string
 import warnings
 import zipfile
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Sequence
+from typing import IO
 
 import torch
 from PIL import Image, UnidentifiedImageError
@@ -23,8 +24,17 @@ from torchvision.transforms import v2
 
 from course_utils.core.checks import check_count
 from course_utils.datasets import catalog
-from course_utils.datasets.sources import (HOW_TO_FIX, MIRROR_ENV, ChecksumError, DataNotFoundError, data_dir, fetch,
-                                           file_digest, mirror_dir, set_aside)
+from course_utils.datasets.sources import (
+    HOW_TO_FIX,
+    MIRROR_ENV,
+    ChecksumError,
+    DataNotFoundError,
+    data_dir,
+    fetch,
+    file_digest,
+    mirror_dir,
+    set_aside,
+)
 from course_utils.datasets.transforms import CROP_FRACTION, ResizeCropNormalize, open_rgb
 
 CAT_DOG = "cat_dog"
@@ -190,7 +200,7 @@ def image_problem(file: str | Path | IO[bytes], decode: bool = True) -> str | No
                 image.verify()
     except UnidentifiedImageError:
         return "not an image"
-    except Exception as err:  # Pillow raises OSError, SyntaxError, ValueError, ... for damaged files
+    except Exception as err:  # noqa: BLE001 - Pillow raises OSError, SyntaxError, ValueError, ... for damaged files
         return f"unreadable ({type(err).__name__}: {err})"
     return None
 

@@ -9,9 +9,9 @@ import shutil
 import tempfile
 import urllib.request
 import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
 from course_utils.datasets import catalog
 
@@ -176,7 +176,7 @@ def materialise(target: Path, candidates: list[Candidate], check: Callable[[Path
                 if not partial.is_file():
                     raise FileNotFoundError("the fetch function wrote no file")
                 check(partial)
-            except Exception as err:  # every failure is reported below, none is fatal on its own
+            except Exception as err:  # noqa: BLE001 - every failure is reported below, none is fatal on its own
                 tried.append(f"{candidate.where}: {err}")
                 continue
             os.replace(partial, target)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 import tarfile
 from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 import torch
 
@@ -137,7 +137,7 @@ class CharVocab:
         self.index = {char: i for i, char in enumerate(chars)}
 
     @classmethod
-    def from_text(cls, text: str) -> "CharVocab":
+    def from_text(cls, text: str) -> CharVocab:
         """The sorted set of characters in `text`."""
         return cls("".join(sorted(set(text))))
 
@@ -245,7 +245,7 @@ class WordVocab:
         self.stoi = {word: i for i, word in enumerate(itos)}
 
     @classmethod
-    def build(cls, token_lists: Iterable[Sequence[str]], min_freq: int = 2, max_size: int | None = None) -> "WordVocab":
+    def build(cls, token_lists: Iterable[Sequence[str]], min_freq: int = 2, max_size: int | None = None) -> WordVocab:
         """Words seen at least `min_freq` times, most frequent first (ties alphabetical).
 
         `max_size` caps the whole vocabulary, <pad> and <unk> included.

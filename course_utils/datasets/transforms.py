@@ -7,8 +7,8 @@ not torchvision: the predict command line uses it too.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -58,7 +58,10 @@ class ResizeCropNormalize(nn.Module):
                  resize_size: int | None = None):
         super().__init__()
         check_count("input_size", input_size)  # in pixels
-        resize_size = round(input_size / CROP_FRACTION) if resize_size is None else check_count("resize_size", resize_size)
+        if resize_size is None:
+            resize_size = round(input_size / CROP_FRACTION)
+        else:
+            resize_size = check_count("resize_size", resize_size)
         if input_size > resize_size:
             raise ValueError(f"need input_size <= resize_size, got {input_size} and {resize_size}")
         if len(mean) != 3 or len(std) != 3 or min(std) <= 0:

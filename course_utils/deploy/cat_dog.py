@@ -1,9 +1,9 @@
-"""The learner's cats-vs-dogs model of lesson 08 (frozen EfficientNet-Lite0 + trained head): saved, rebuilt, or retrained."""
+"""Lesson 08's cats-vs-dogs model (frozen EfficientNet-Lite0 + trained head): saved, rebuilt, or retrained."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from torch import nn

@@ -1,4 +1,7 @@
-"""Top-k classes of photos from an exported artifact (.pt2 or .onnx): `python -m course_utils.predict ARTIFACT IMAGE ...`."""
+"""Top-k classes of photos from an exported artifact (.pt2 or .onnx).
+
+    python -m course_utils.deploy.predict ARTIFACT IMAGE ...
+"""
 
 # Needs torch, Pillow and the course's preprocessing module (no torchvision); ONNX Runtime for .onnx.
 from __future__ import annotations
@@ -8,10 +11,10 @@ import json
 import logging
 import sys
 import zipfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import torch
 from PIL import Image, UnidentifiedImageError
@@ -81,7 +84,7 @@ def _load_pt2(path: Path, device: torch.device) -> Artifact:
     try:
         with _quiet_torch_export(), open(path, "rb") as f:  # a file object: any file name works
             program = torch.export.load(f, extra_files=extra_files)
-    except Exception as err:  # torch.export.load raises many types for a bad archive; all mean the same
+    except Exception as err:  # noqa: BLE001 - torch.export.load raises many types for a bad archive; all mean the same
         raise PredictError(f"{path} is not a loadable exported program ({type(err).__name__}: "
                            f"{str(err).splitlines()[0] if str(err) else 'no details'})") from None
     metadata = parse_metadata(extra_files[METADATA_FILE], path)
@@ -101,13 +104,14 @@ def _load_onnx(path: Path, device: torch.device) -> Artifact:
         raise PredictError("an .onnx artifact needs the onnxruntime package (pip install onnxruntime)") from None
     provider = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}.get(device.type)
     if provider not in ort.get_available_providers():
-        raise PredictError(f"ONNX Runtime here cannot run on {device} (it offers {', '.join(ort.get_available_providers())})")
+        offered = ", ".join(ort.get_available_providers())
+        raise PredictError(f"ONNX Runtime here cannot run on {device} (it offers {offered})")
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()  # the same thread budget as torch
     options.log_severity_level = 4  # errors reach us as exceptions; no log lines on stderr
     try:
         session = ort.InferenceSession(str(path), options, providers=[provider])
-    except Exception as err:  # InvalidProtobuf, Fail, ...: the file is not a usable ONNX model
+    except Exception as err:  # noqa: BLE001 - InvalidProtobuf, Fail, ...: the file is not a usable ONNX model
         raise PredictError(f"{path} is not a loadable ONNX model ({type(err).__name__}: "
                            f"{str(err).splitlines()[0] if str(err) else 'no details'})") from None
     metadata = parse_metadata(session.get_modelmeta().custom_metadata_map.get(ONNX_METADATA_KEY), path)
@@ -213,13 +217,14 @@ def classify_files(artifact: Artifact, files: list[Path], k: int) -> list[dict]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m course_utils.predict", description=__doc__,
+        prog="python -m course_utils.deploy.predict", description=__doc__,
         epilog=f"exit status: {EXIT_OK} every image classified, {EXIT_SOME_FAILED} some image failed "
                f"(the others are still answered), {EXIT_UNUSABLE} the artifact or the arguments are unusable")
-    parser.add_argument("artifact", type=Path, help="a .pt2 or .onnx file written by course_utils.pipeline")
+    parser.add_argument("artifact", type=Path, help="a .pt2 or .onnx file written by course_utils.deploy.pipeline")
     parser.add_argument("images", type=Path, nargs="+", metavar="IMAGE",
                         help="image files or folders of them (JPEG, PNG, ...; grayscale, RGBA, palette are converted)")
-    parser.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, help="how many classes per image (default: %(default)s)")
+    parser.add_argument("--top-k", type=int, default=DEFAULT_TOP_K,
+                        help="how many classes per image (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="one JSON object per image and line, errors included")
     parser.add_argument("--device", default="cpu", help="auto, cpu or cuda[:N] (default: %(default)s)")
     return parser.parse_args(argv)

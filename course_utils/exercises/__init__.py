@@ -9,7 +9,7 @@ import importlib
 import pkgutil
 from typing import Any
 
-from course_utils.exercises.framework import PRELUDE, STRICT_ENV, Exercise, Mistake, Result, run_check
+from course_utils.exercises.framework import PRELUDE, Exercise, Mistake, Result, run_check
 from course_utils.exercises.framework import strict as strict_from_env
 
 

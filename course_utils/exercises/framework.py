@@ -9,8 +9,9 @@ import os
 import re
 import traceback
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -137,8 +138,8 @@ def exec_answer(code: str, name: str, label: str = "answer") -> Any:
     # registered so that tracebacks (and the error line check() reports) can show the learner's source
     linecache.cache[filename] = (len(code), None, code.splitlines(keepends=True), filename)
     namespace: dict = {"__name__": "__exercise__"}
-    exec(PRELUDE, namespace)  # noqa: S102 - separately, so that line numbers are those of the answer cell
-    exec(compile(code, filename, "exec"), namespace)  # noqa: S102 - running the learner's own cell is the point
+    exec(PRELUDE, namespace)  # separately, so that line numbers are those of the answer cell
+    exec(compile(code, filename, "exec"), namespace)  # running the learner's own cell is the point
     if name not in namespace:
         raise NameError(f"the code does not define {name!r}")
     return namespace[name]

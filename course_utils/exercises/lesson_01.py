@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import torch
 
-from course_utils.exercises.framework import (Exercise, Mistake, call, distinct_sizes, expect_tensor, forbid, generator,
-                                              randint, template_of, variant)
+from course_utils.exercises.framework import (
+    Exercise,
+    Mistake,
+    call,
+    distinct_sizes,
+    expect_tensor,
+    forbid,
+    generator,
+    randint,
+    template_of,
+    variant,
+)
 
 LESSON = "01_tensors"
 

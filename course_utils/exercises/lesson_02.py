@@ -8,8 +8,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_utils.exercises.framework import (Exercise, Mistake, call, describe, distinct_sizes, expect_tensor, forbid,
-                                              generator, randint, template_of, variant)
+from course_utils.exercises.framework import (
+    Exercise,
+    Mistake,
+    call,
+    describe,
+    distinct_sizes,
+    expect_tensor,
+    forbid,
+    generator,
+    randint,
+    template_of,
+    variant,
+)
 
 LESSON = "02_neural_networks"
 

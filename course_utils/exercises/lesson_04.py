@@ -5,8 +5,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from course_utils.exercises.framework import (Exercise, Mistake, call, describe, distinct_sizes, expect_tensor,
-                                              generator, randint, template_of, variant)
+from course_utils.exercises.framework import (
+    Exercise,
+    Mistake,
+    call,
+    describe,
+    distinct_sizes,
+    expect_tensor,
+    generator,
+    randint,
+    template_of,
+    variant,
+)
 
 LESSON = "04_fashion_mnist"
 

@@ -8,8 +8,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_utils.exercises.framework import (Exercise, Mistake, call, describe, distinct_sizes, exec_answer,
-                                              expect_tensor, forbid, generator, randint, template_of, variant)
+from course_utils.exercises.framework import (
+    Exercise,
+    Mistake,
+    call,
+    describe,
+    distinct_sizes,
+    exec_answer,
+    expect_tensor,
+    forbid,
+    generator,
+    randint,
+    template_of,
+    variant,
+)
 
 LESSON = "05_inference_validation"
 

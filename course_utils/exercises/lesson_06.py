@@ -9,8 +9,17 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from course_utils.exercises.framework import (Exercise, Mistake, call, describe, distinct_sizes, generator, spy,
-                                              template_of, variant)
+from course_utils.exercises.framework import (
+    Exercise,
+    Mistake,
+    call,
+    describe,
+    distinct_sizes,
+    generator,
+    spy,
+    template_of,
+    variant,
+)
 
 LESSON = "06_saving_loading"
 

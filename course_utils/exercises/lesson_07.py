@@ -7,8 +7,19 @@ import sys
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from course_utils.exercises.framework import (Exercise, Mistake, call, describe, distinct_sizes, expect_tensor, forbid,
-                                              generator, randint, template_of, variant)
+from course_utils.exercises.framework import (
+    Exercise,
+    Mistake,
+    call,
+    describe,
+    distinct_sizes,
+    expect_tensor,
+    forbid,
+    generator,
+    randint,
+    template_of,
+    variant,
+)
 
 LESSON = "07_image_folders"
 
@@ -209,7 +220,7 @@ def check_image_dataset(ImageDataset) -> str:
     batch_size = randint(gen, 2, count - 1)
     images, batch_labels = next(iter(DataLoader(with_transform, batch_size=batch_size)))
     expect_tensor(images, expected[:batch_size] * 2 - 1, f"a DataLoader batch of {batch_size}", atol=1e-6, hint=HINT_3)
-    expect_tensor(batch_labels, torch.tensor(labels[:batch_size]), f"the labels of a DataLoader batch", hint=HINT_3)
+    expect_tensor(batch_labels, torch.tensor(labels[:batch_size]), "the labels of a DataLoader batch", hint=HINT_3)
     if not torch.equal(photos, originals):
         raise Mistake("your dataset changed the stored photos in place", HINT_3)
     return f"{count} photos of {height}x{width}: length, (3, h, w) images in [0, 1], labels, the transform, and " \

@@ -4,8 +4,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from course_utils.exercises.framework import (Exercise, Mistake, call, expect_tensor, forbid, generator, randint,
-                                              template_of, variant)
+from course_utils.exercises.framework import (
+    Exercise,
+    Mistake,
+    call,
+    expect_tensor,
+    forbid,
+    generator,
+    randint,
+    template_of,
+    variant,
+)
 from course_utils.models import transfer
 
 LESSON = "08_transfer_learning"
@@ -88,7 +97,7 @@ See lesson 08, section 2 (Freeze the backbone, replace the head).
     alternatives=['''
 def count_trainable(model):
     total = 0
-    for name, parameter in model.named_parameters():
+    for _, parameter in model.named_parameters():
         if parameter.requires_grad:
             total += math.prod(parameter.shape)
     return total

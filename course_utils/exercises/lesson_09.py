@@ -7,8 +7,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_utils.exercises.framework import (Exercise, Mistake, call, expect_tensor, forbid, generator, randint,
-                                              template_of, variant)
+from course_utils.exercises.framework import (
+    Exercise,
+    Mistake,
+    call,
+    expect_tensor,
+    forbid,
+    generator,
+    randint,
+    template_of,
+    variant,
+)
 from course_utils.models import layers
 
 LESSON = "09_cnn"

@@ -7,8 +7,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_utils.exercises.framework import (Exercise, Mistake, call, expect_tensor, forbid, generator, randint,
-                                              template_of)
+from course_utils.exercises.framework import (
+    Exercise,
+    Mistake,
+    expect_tensor,
+    forbid,
+    generator,
+    randint,
+    template_of,
+)
 
 LESSON = "11_batch_norm"
 SECTION_1 = "lesson 11, section 1 (What a batch-norm layer computes)"

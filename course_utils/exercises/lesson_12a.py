@@ -4,8 +4,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from course_utils.exercises.framework import (Exercise, Mistake, call, expect_tensor, forbid, generator, randint,
-                                              template_of, variant)
+from course_utils.exercises.framework import (
+    Exercise,
+    Mistake,
+    call,
+    expect_tensor,
+    forbid,
+    generator,
+    randint,
+    template_of,
+    variant,
+)
 from course_utils.models import sequence
 
 LESSON = "12a_rnn_basics"

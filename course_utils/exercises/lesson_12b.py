@@ -5,8 +5,17 @@ import torch
 import torch.nn.functional as F
 
 from course_utils.datasets import text
-from course_utils.exercises.framework import (Exercise, Mistake, call, expect_tensor, forbid, generator, randint,
-                                              template_of, variant)
+from course_utils.exercises.framework import (
+    Exercise,
+    Mistake,
+    call,
+    expect_tensor,
+    forbid,
+    generator,
+    randint,
+    template_of,
+    variant,
+)
 
 LESSON = "12b_char_lstm"
 HINT_LOSS = ("lesson 12b, sections 4-5 (The model; Training): F.cross_entropy wants (N, classes) logits "

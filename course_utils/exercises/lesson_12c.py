@@ -5,8 +5,17 @@ import torch
 from torch import nn
 
 from course_utils.datasets import text
-from course_utils.exercises.framework import (Exercise, Mistake, call, expect_tensor, forbid, generator, randint,
-                                              template_of, variant)
+from course_utils.exercises.framework import (
+    Exercise,
+    Mistake,
+    call,
+    expect_tensor,
+    forbid,
+    generator,
+    randint,
+    template_of,
+    variant,
+)
 
 LESSON = "12c_sentiment_lstm"
 HINT_PAD = "lesson 12c, section 5 (Fixed-length tensors: padding and truncation)"

@@ -4,8 +4,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from course_utils.exercises.framework import (Exercise, Mistake, call, expect_tensor, generator, randint, template_of,
-                                              variant)
+from course_utils.exercises.framework import (
+    Exercise,
+    Mistake,
+    call,
+    expect_tensor,
+    generator,
+    randint,
+    template_of,
+    variant,
+)
 
 LESSON = "13_inference_pipeline"
 HINT_TOP_K = "section 4 (New photos): softmax, then the k most probable classes, as predict.top_k does"

@@ -10,8 +10,16 @@ import tempfile
 import torch
 from torch import nn
 
-from course_utils.exercises.framework import (Exercise, Mistake, describe, distinct_sizes, generator, randint,
-                                              template_of, variant)
+from course_utils.exercises.framework import (
+    Exercise,
+    Mistake,
+    describe,
+    distinct_sizes,
+    generator,
+    randint,
+    template_of,
+    variant,
+)
 
 LESSON = "14_tensorboard"
 
@@ -377,7 +385,6 @@ section 7, *Where does the time go? `torch.profiler`*.
     solution=SOLUTION_14_3,
     alternatives=[variant(SOLUTION_14_3,
             ('from torch.profiler import ProfilerActivity, profile',
-             'import collections\n'
              'import torch.profiler'),
             ('profile(activities=[ProfilerActivity.CPU]', 'torch.profiler.profile('),
         )],

@@ -9,8 +9,17 @@ import types
 import torch
 import torch.nn.functional as F
 
-from course_utils.exercises.framework import (Exercise, Mistake, describe, distinct_sizes, expect_tensor, generator,
-                                              randint, template_of, variant)
+from course_utils.exercises.framework import (
+    Exercise,
+    Mistake,
+    describe,
+    distinct_sizes,
+    expect_tensor,
+    generator,
+    randint,
+    template_of,
+    variant,
+)
 
 LESSON = "15_lightning"
 

@@ -10,8 +10,18 @@ import torch
 from torch import nn
 from torch.utils.data import DistributedSampler
 
-from course_utils.exercises.framework import (Exercise, Mistake, describe, distinct_sizes, expect_tensor,
-                                              expect_unchanged, generator, randint, template_of, variant)
+from course_utils.exercises.framework import (
+    Exercise,
+    Mistake,
+    describe,
+    distinct_sizes,
+    expect_tensor,
+    expect_unchanged,
+    generator,
+    randint,
+    template_of,
+    variant,
+)
 
 LESSON = "16_distributed"
 
@@ -282,8 +292,8 @@ def check_accumulate(accumulate_gradients) -> str:
         for p, g in zip(model.parameters(), stale):
             p.grad = g.clone()  # left from an earlier step
         weights = {name: p.detach().clone() for name, p in model.named_parameters()}
-        sizes = []
-        hook = model.register_forward_pre_hook(lambda module, args: sizes.append(len(args[0])))
+        sizes: list[int] = []
+        hook = model.register_forward_pre_hook(lambda module, args, sizes=sizes: sizes.append(len(args[0])))
         before = {"inputs": inputs.clone(), "targets": targets.clone()}
         try:
             accumulate_gradients(model, loss_fn, inputs, targets, micro_batches)

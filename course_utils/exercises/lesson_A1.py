@@ -84,11 +84,11 @@ See appendix A1, section 3 ("Expected all tensors to be on the same device").
 """,
     template=template_of(SOLUTION_A1_1),
     solution=SOLUTION_A1_1,
-    alternatives=[variant(SOLUTION_A1_1,
-            ('parameter =', 'weight = model.weight if hasattr(model, "weight") else'),
-            ('device=parameter.device, dtype=parameter.dtype)',
-             'weight)                         # .to(tensor) takes its device and dtype'),
-        )],
+    alternatives=['''
+def to_model(model, batch):
+    weight = model.weight if hasattr(model, "weight") else next(model.parameters())
+    return batch.to(weight)  # .to(tensor) takes its device and dtype
+'''],
     wrong_answers=[
         ('''
 def to_model(model, batch):

@@ -1,1 +1,1 @@
-"""Model building blocks: layer formulas, pretrained backbones, transfer learning, sequence models, the Lightning module."""
+"""Model building blocks: layer formulas, pretrained backbones, transfer learning, sequence models, Lightning."""

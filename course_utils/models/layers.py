@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import math
-from typing import Union
 
 import torch
 from torch import nn
 
 from course_utils.core.checks import check_count
 
-Size = Union[int, tuple[int, ...]]
+Size = int | tuple[int, ...]
 
 
 def _as_tuple(name: str, value: Size, ndim: int) -> tuple[int, ...]:

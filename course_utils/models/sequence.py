@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import torch
 from torch import nn
@@ -13,8 +13,8 @@ from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from course_utils.core.checkpoints import CheckpointError, restore, save_checkpoint
-from course_utils.datasets.text import PAD_ID, CharVocab, WordVocab, encode_texts
 from course_utils.core.training import check_count, predict_probs
+from course_utils.datasets.text import PAD_ID, CharVocab, WordVocab, encode_texts
 
 Hidden = torch.Tensor | tuple[torch.Tensor, ...]
 

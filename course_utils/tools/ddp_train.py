@@ -40,7 +40,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--train-subset", type=int, default=None, help="training images (default: all 54,000)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True, help="folder for metrics.json and checkpoint.pt")
-    parser.add_argument("--crash-rank", type=int, default=None, help="this rank raises at its first step (to see a failure)")
+    parser.add_argument("--crash-rank", type=int, default=None,
+                        help="this rank raises at its first step (to see a failure)")
     args = parser.parse_args(argv)
     training.check_epochs(args.num_epochs)
     training.check_count("batch_size", args.batch_size)

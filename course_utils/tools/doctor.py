@@ -61,7 +61,7 @@ def check_packages(requirements: Path = REQUIREMENTS) -> list[Result]:
     for name in IMPORTS:
         try:
             results.append(Result(name, OK, __import__(name).__version__))
-        except Exception as err:  # ImportError, or an OSError from a broken CUDA library
+        except Exception as err:  # noqa: BLE001 - ImportError, or an OSError from a broken CUDA library
             results.append(Result(name, FAIL, f"does not import: {type(err).__name__}: {err}", fix=FIX_INSTALL))
     installed = {pin: _installed(pin.name) for pin in pins(requirements)}
     missing = [f"{pin.name}: not installed" for pin, version in installed.items() if not version]

@@ -26,9 +26,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Iterator, Sequence
+from pathlib import Path
 
 from course_utils.core.files import atomic_write  # never half a notebook
 

@@ -6,8 +6,9 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, NamedTuple, TextIO
+from typing import NamedTuple, TextIO
 
 REDRAW_SECONDS = 1.0  # a terminal's status lines are redrawn at most once a second
 PLAIN_SECONDS = 30.0  # without a terminal, one line per running notebook at most every 30 s

@@ -18,11 +18,21 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
-from course_utils.tools.lab import (DEFAULT_PORT, READY_TIMEOUT_S, STOP_TIMEOUT_S, LabError, interrupted_by_signals,
-                                    key_value, lab_url, new_token, port_in_use, wait_ready)
+from course_utils.tools.lab import (
+    DEFAULT_PORT,
+    READY_TIMEOUT_S,
+    STOP_TIMEOUT_S,
+    LabError,
+    interrupted_by_signals,
+    key_value,
+    lab_url,
+    new_token,
+    port_in_use,
+    wait_ready,
+)
 
 DEFAULT_REMOTE_DIR = "~/pytorch-course"
 # Headless course run on the remote; formatted with shell-quoted values ({name} is checked by

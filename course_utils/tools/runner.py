@@ -23,7 +23,8 @@ from course_utils.core.files import atomic_write
 from course_utils.core.report import METRICS_ENV
 from course_utils.core.training import PROGRESS_ENV
 from course_utils.datasets.sources import PROJECT_ROOT
-from course_utils.exercises import STRICT_ENV, fill_solutions
+from course_utils.exercises import fill_solutions
+from course_utils.exercises.framework import STRICT_ENV
 from course_utils.tools import progress
 from course_utils.tools.report_html import format_metrics, write_report
 
@@ -195,7 +196,7 @@ def execute(job: Job, events=None) -> dict:
         papermill.execute_notebook(str(source_of(job)), str(job.output), parameters=job.parameters,
                                    cwd=str(job.notebook.parent), progress_bar=False,
                                    kernel_manager_class=kernel_manager(env), **hooks)  # hooks reach nbclient
-    except Exception as err:  # a failing lesson is reported in the summary, the others still run
+    except Exception as err:  # noqa: BLE001 - a failing lesson is reported in the summary, the others still run
         error = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
     seconds = time.perf_counter() - start
     metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
