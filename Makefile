@@ -25,10 +25,10 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 ## Debian packages: Fashion-MNIST for the lessons; for the tests also sshd (remote lab) and Chromium (browser test).
 data-packages:
-	@bash tools/install-system-packages.sh dataset-fashion-mnist
+	@bash scripts/install-system-packages.sh dataset-fashion-mnist
 
 test-packages:
-	@bash tools/install-system-packages.sh dataset-fashion-mnist openssh-server openssh-client chromium chromium-driver
+	@bash scripts/install-system-packages.sh dataset-fashion-mnist openssh-server openssh-client chromium chromium-driver
 
 ## The main job: execute every notebook at $(PROFILE) into runs/ with a summary table.
 course: setup data-packages
@@ -75,7 +75,7 @@ benchmark: setup data-packages
 
 ## On a CUDA machine: every notebook at the gpu-check profile plus the benchmark, one summary (about 8 min).
 gpu-check: setup data-packages
-	PY=$(PY) OUT=runs/gpu-check bash tools/gpu-check.sh
+	PY=$(PY) OUT=runs/gpu-check bash scripts/gpu-check.sh
 
 clean:
 	rm -rf build runs

@@ -23,8 +23,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere, as a script
 
 from course_utils.core import devices
-from course_utils.deploy import cat_dog, pipeline, predict
-from course_utils.models import backbones
+from course_utils.deploy import pipeline, predict
+from course_utils.models import backbones, cat_dog
 
 PHOTO_SIZE = (256, 341)  # height, width
 

@@ -10,7 +10,7 @@
 
 Import modules from their homes: `from course_utils.core import training`,
 `from course_utils.datasets import mnist`. The flat names of release 1.0 (`course_utils.training`,
-`course_utils.data`, `python -m course_utils.doctor`) still work for this release, with a
+`course_utils.data`, `python -m course_utils.doctor`, `course_utils.deploy.cat_dog`) still work for this release, with a
 DeprecationWarning naming the new import.
 """
 from __future__ import annotations
@@ -31,6 +31,7 @@ MOVED = {
     "text": "datasets.text",
     "pipeline": "deploy.pipeline", "predict": "deploy.predict",
     "runner": "tools.runner", "doctor": "tools.doctor", "remote_lab": "tools.remote_lab",
+    "deploy.cat_dog": "models.cat_dog",  # release 1.1: lesson 08's model is a model, not a deployment tool
 }
 
 
@@ -50,7 +51,7 @@ class _OldName(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def find_spec(self, fullname, path=None, target=None):
         package, _, old = fullname.partition(".")
         if package != __name__ or old not in MOVED:
-            return None
+            return None  # not an old name (or a new one: the ordinary finders come first)
         real = importlib.util.find_spec(self._real_name(fullname))
         # origin: `python -m course_utils.<old>` runs the real file with its own __file__
         return importlib.util.spec_from_loader(fullname, self, origin=real.origin if real else None)

@@ -1,4 +1,4 @@
-"""Tests for course_utils.deploy.cat_dog: lesson 08's checkpoint for lesson 13, and the fallback head."""
+"""Tests for course_utils.models.cat_dog: lesson 08's checkpoint for lesson 13, and the fallback head."""
 
 import pytest
 import torch
@@ -6,8 +6,7 @@ from torch.utils.data import Subset
 
 from course_utils.core.checkpoints import CheckpointError, save_checkpoint
 from course_utils.datasets import images
-from course_utils.deploy import cat_dog
-from course_utils.models import backbones, transfer
+from course_utils.models import backbones, cat_dog, transfer
 
 
 def photos_of(model, seed=0):

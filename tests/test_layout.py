@@ -11,12 +11,22 @@ import course_utils
 def test_every_old_name_is_the_same_module_as_its_new_home_and_warns():
     for old, home in course_utils.MOVED.items():
         new = importlib.import_module(f"course_utils.{home}")
-        sys.modules.pop(f"course_utils.{old}", None)
-        with pytest.warns(DeprecationWarning, match=rf"course_utils\.{old} is deprecated: use `from course_utils\."):
-            assert importlib.import_module(f"course_utils.{old}") is new, old
-        with pytest.warns(DeprecationWarning, match=home.rpartition(".")[2]):
+        message = rf"course_utils\.{old} is deprecated: use `from course_utils\..* import {home.rpartition('.')[2]}`"
+        _forget(old)
+        with pytest.warns(DeprecationWarning, match=message):
             assert getattr(course_utils, old) is new, old
+        _forget(old)
+        with pytest.warns(DeprecationWarning, match=message):
+            assert importlib.import_module(f"course_utils.{old}") is new, old
         assert new.__spec__.name == new.__name__, old  # the alias left the real module's spec alone
+        _forget(old)
+
+
+def _forget(old: str) -> None:
+    """Undo an earlier import of the old name (importing a submodule also sets it as the package's attribute)."""
+    sys.modules.pop(f"course_utils.{old}", None)
+    if "." not in old:
+        vars(course_utils).pop(old, None)
 
 
 def test_unknown_name_is_an_attribute_error():
@@ -40,8 +50,13 @@ def test_no_course_file_imports_an_old_name():
     from pathlib import Path
 
     root = Path(course_utils.__file__).parents[1]
-    old = "|".join(course_utils.MOVED)
-    pattern = re.compile(rf"from course_utils import [\w, ]*\b({old})\b|course_utils\.({old})\b(?!\.py)")
+    flat = "|".join(name for name in course_utils.MOVED if "." not in name)
+    dotted = [name.rpartition(".") for name in course_utils.MOVED if "." in name]
+    patterns = [rf"from course_utils import [\w, ]*\b({flat})\b", rf"course_utils\.({flat})\b(?!\.py)"]
+    for package, _, module in dotted:
+        patterns += [rf"from course_utils\.{package} import [\w, ]*\b{module}\b",
+                     rf"course_utils\.{package}\.{module}\b"]
+    pattern = re.compile("|".join(patterns))
     folders = ("course_utils", "tests", "notebooks", "docs", "benchmarks")
     files = [p for folder in folders for p in (root / folder).rglob("*")
              if p.suffix in {".py", ".ipynb", ".md"} and p.name not in {"__init__.py", "test_layout.py"}]

@@ -72,3 +72,14 @@ def test_committed_notebook_shows_no_machine_path(path):
 
 def test_every_notebook_is_checked():
     assert len(NOTEBOOKS) >= 16  # a moved folder must not turn this test into one that checks nothing
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
+def test_every_lesson_has_an_output_checked_cell(path):
+    """nbval (--nbval-lax) compares outputs only of marked cells: a lesson with none is executed, never compared."""
+    notebook = nbformat.read(path, as_version=4)
+    checked = [index for index, cell in enumerate(notebook.cells) if cell.cell_type == "code"
+               and (cell.source.lstrip().startswith("# NBVAL_CHECK_OUTPUT")
+                    or "nbval-check-output" in cell.metadata.get("tags", []))
+               and cell.get("outputs")]
+    assert checked, f"{path.name}: no cell marked # NBVAL_CHECK_OUTPUT with a committed output"

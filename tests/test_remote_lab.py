@@ -26,7 +26,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from course_utils import remote_lab as rl
+from course_utils.tools import remote_lab as rl
 
 try:  # hard per-test limit when pytest-timeout is installed; the waits below are bounded anyway
     import pytest_timeout  # noqa: F401

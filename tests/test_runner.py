@@ -184,7 +184,7 @@ def test_gpu_check_fails_clearly_without_cuda(tmp_path):
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a CUDA device: `make gpu-check` runs the real check")
-    done = subprocess.run(["bash", str(runner.PROJECT_ROOT / "tools" / "gpu-check.sh")], capture_output=True,
+    done = subprocess.run(["bash", str(runner.PROJECT_ROOT / "scripts" / "gpu-check.sh")], capture_output=True,
                           text=True, timeout=120, env={**os.environ, "PY": sys.executable, "OUT": str(tmp_path / "o")})
     assert done.returncode == 2 and "gpu-check: no CUDA device" in done.stderr
     assert not (tmp_path / "o").exists()  # nothing ran

@@ -1,1 +1,1 @@
-"""Deployment: the exported pipeline (.pt2, ONNX), the predict command line, lesson 08's model for lesson 13."""
+"""Deployment: the exported inference pipeline (.pt2, ONNX) and the predict command line."""
