@@ -27,11 +27,14 @@ from course_utils.datasets import catalog
 from course_utils.datasets.sources import (
     HOW_TO_FIX,
     MIRROR_ENV,
+    CacheError,
     ChecksumError,
     DataNotFoundError,
+    cache_error,
     data_dir,
     fetch,
     file_digest,
+    is_cache_failure,
     mirror_dir,
     set_aside,
 )
@@ -42,7 +45,16 @@ _FOLDER = catalog.dataset(CAT_DOG).folder  # the layout's facts live in the cata
 CAT_DOG_SPLITS, CAT_DOG_CLASSES, CAT_DOG_PER_CLASS = _FOLDER.splits, _FOLDER.classes, _FOLDER.per_class
 SUMS_FILE = _FOLDER.sums_file  # `sha256sum` format: "<hex>  ./train/cat/cat.1.jpg", one line per photo
 
+# What file browsers leave in folders they show (Windows' thumbnail caches and folder settings, macOS's
+# folder settings); compared in lower case. macOS's AppleDouble files, "._<name>", are matched by prefix.
+OS_FILES = frozenset({"thumbs.db", "ehthumbs.db", "desktop.ini", ".ds_store"})
+
 _verified: set[tuple[str, str]] = set()  # (folder, digest of its SHA256SUMS) fully hashed in this process
+
+
+def is_os_file(path: Path) -> bool:
+    """True for a file an operating system leaves in folders (Thumbs.db, .DS_Store, desktop.ini, ._*): not data."""
+    return path.name.lower() in OS_FILES or path.name.startswith("._")
 
 
 # --- where the photos come from --------------------------------------------------------------------------
@@ -77,13 +89,15 @@ def check_sums_folder(root: Path, per_class: int | None = CAT_DOG_PER_CLASS) -> 
     listed = read_sums(sums_path)
     present = {path.relative_to(root).as_posix()
                for split in CAT_DOG_SPLITS if (root / split).is_dir()
-               for path in (root / split).rglob("*") if path.is_file()}
+               for path in (root / split).rglob("*") if path.is_file() and not is_os_file(path)}
     missing, unlisted = sorted(set(listed) - present), sorted(present - set(listed))
-    if missing or unlisted:
-        problems = [f"{len(files)} {what} (first: {files[0]})" for files, what in
-                    ((missing, f"files listed in {SUMS_FILE} are missing"), (unlisted, f"files are not in {SUMS_FILE}"))
-                    if files]
-        raise ValueError("; ".join(problems))
+    if unlisted:  # named first: one stray file explains a folder that is otherwise complete
+        raise ValueError(f"unexpected file {root / unlisted[0]} (not in {SUMS_FILE}); move it out of {root}"
+                         if len(unlisted) == 1 else
+                         f"{len(unlisted)} unexpected files (not in {SUMS_FILE}), first {root / unlisted[0]}; "
+                         f"move them out of {root}")
+    if missing:
+        raise ValueError(f"{len(missing)} files listed in {SUMS_FILE} are missing (first: {missing[0]})")
     if per_class is not None:
         counts = Counter(tuple(name.split("/")[:2]) for name in listed)
         for split in CAT_DOG_SPLITS:
@@ -104,9 +118,28 @@ def extract_cat_dog(zip_path: Path, target: Path, per_class: int = CAT_DOG_PER_C
 
     Deterministic: per class, the photos in order of their number, skipping unreadable ones
     (listed in a warning); the first `per_class` go to train, the next `per_class` to test.
+    A cache that cannot take the photos (disk full, read-only) raises CacheError, the partial folder removed.
     """
     partial = target.with_name(target.name + ".part")
     shutil.rmtree(partial, ignore_errors=True)  # an interrupted earlier extraction: ours to remove
+    try:
+        skipped = _split_zip(zip_path, partial, per_class)
+        if target.exists():
+            set_aside(target)
+        os.replace(partial, target)
+    except OSError as err:
+        shutil.rmtree(partial, ignore_errors=True)  # on a full disk, give the space back
+        if is_cache_failure(err, target.parent):
+            raise cache_error(target.parent, err) from None
+        raise
+    if skipped:
+        warnings.warn(f"skipped {len(skipped)} unreadable photos in {zip_path.name}: " + "; ".join(skipped),
+                      stacklevel=2)
+    return target
+
+
+def _split_zip(zip_path: Path, partial: Path, per_class: int) -> list[str]:
+    """Write the split photos and their SHA256SUMS into `partial`; the photos skipped, each with why."""
     sums, skipped = [], []
     layout = re.compile(catalog.dataset(CAT_DOG).files[0].members)  # PetImages/{Cat,Dog}/<n>.jpg
     with zipfile.ZipFile(zip_path) as archive:
@@ -134,13 +167,7 @@ def extract_cat_dog(zip_path: Path, target: Path, per_class: int = CAT_DOG_PER_C
                 raise ValueError(f"{zip_path.name} holds only {kept} readable {class_name} photos, "
                                  f"{2 * per_class} are needed")
     (partial / SUMS_FILE).write_text("\n".join(sums) + "\n")
-    if skipped:
-        warnings.warn(f"skipped {len(skipped)} unreadable photos in {zip_path.name}: " + "; ".join(skipped),
-                      stacklevel=2)
-    if target.exists():
-        set_aside(target)
-    os.replace(partial, target)
-    return target
+    return skipped
 
 
 def cat_dog_root() -> Path:
@@ -176,6 +203,8 @@ def cat_dog_root() -> Path:
     except DataNotFoundError as err:
         nested = str(err).replace(HOW_TO_FIX, "").strip().replace("\n", "\n    ")
         tried.append(f"Microsoft's zip: {nested}")
+    except CacheError:
+        raise  # a full or read-only cache: its own one-line error, not a reason to download
     except (OSError, ValueError, zipfile.BadZipFile) as err:
         tried.append(f"extracting {zip_path}: {err}")
     lines = "\n".join(f"  - {line}" for line in tried)
@@ -255,7 +284,7 @@ def check_image_folder(root: str | Path, class_names: Sequence[str] | None = Non
         raise FileNotFoundError(f"{root} has no class folders; {layout}")
     images, rejected = {}, []
     for name in found:
-        files = sorted(path for path in (root / name).rglob("*") if path.is_file())
+        files = sorted(path for path in (root / name).rglob("*") if path.is_file() and not is_os_file(path))
         problems = [(path, image_problem(path, decode)) for path in files]
         rejected += [(path, why) for path, why in problems if why]
         images[name] = [path for path, why in problems if not why]
