@@ -364,3 +364,27 @@ def test_an_unreadable_cached_file_is_named_with_the_fix(tmp_path):
     message = one_clear_error(excinfo)
     assert f"cannot read {target} in the dataset cache: permission denied; fix its permissions" in message
     assert isinstance(excinfo.value, sources.CacheError) and target.read_bytes() == b"cached"
+
+
+def test_a_corrupt_file_in_a_read_only_cache_is_one_error(tmp_path, monkeypatch):
+    """Setting the corrupt file aside fails too: one error about the cache, not two chained tracebacks."""
+    target = tmp_path / "file"
+    target.write_bytes(b"corrupted")
+
+    def read_only(source, destination):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(source))
+
+    monkeypatch.setattr(os, "replace", read_only)
+    with pytest.raises(OSError) as excinfo:
+        sources.materialise(target, [Candidate("mirror", _writer(b"good"))],
+                            _md5_check(hashlib.md5(b"good").hexdigest()))
+    message = one_clear_error(excinfo)
+    assert f"dataset cache {tmp_path}: read-only file system" in message and target.read_bytes() == b"corrupted"
+
+
+def test_an_unreadable_gzip_is_one_error(tmp_path):
+    archive = tmp_path / "x.gz"
+    archive.write_bytes(b"not gzip at all")
+    with pytest.raises(ChecksumError) as excinfo:
+        sources.copy_from(archive, gunzip=True)(tmp_path / "out")
+    assert "cannot read x.gz" in one_clear_error(excinfo)

@@ -146,7 +146,7 @@ def copy_from(source: Path, gunzip: bool = False) -> Callable[[Path], None]:
             except (OSError, EOFError) as err:  # gzip raises these for truncated archives
                 if isinstance(err, OSError) and err.errno in WRITE_ERRNOS:
                     raise  # a full disk while writing: materialise reports it as the cache's
-                raise ChecksumError(f"cannot read {source.name}: {err}") from err
+                raise ChecksumError(f"cannot read {source.name}: {err}") from None  # err's words are in it
 
     return fetch
 
@@ -207,7 +207,10 @@ def materialise(target: Path, candidates: list[Candidate], check: Callable[[Path
             check(target)
             return target
         except ChecksumError as err:
-            corrupt = set_aside(target)
+            try:
+                corrupt = set_aside(target)
+            except OSError as move_err:  # e.g. a read-only cache: one error, not two chained tracebacks
+                raise cache_error(target.parent, move_err) from None
             warnings.warn(f"{target} failed its checksum ({err}); kept as {corrupt.name}", stacklevel=2)
             tried.append(f"local cache {target}: {err} (moved to {corrupt.name})")
         except OSError as err:  # e.g. not readable: the cache's problem, which no other source solves
