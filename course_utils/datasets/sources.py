@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from course_utils.datasets import catalog
+from course_utils.paths import PROJECT_ROOT  # also imported from here by lessons and modules: keep the name
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MIRROR_ENV = "COURSE_DATA_MIRROR"
 DATA_DIR_ENV = "COURSE_DATA_DIR"
 
