@@ -214,7 +214,7 @@ sys.meta_path.insert(0, Block())
 
 def test_catalog_sources_and_doctor_import_without_torch():
     """The doctor must run where torch is broken: the catalog and sources are stdlib only."""
-    code = BLOCK_TORCH + ("import course_utils.datasets.catalog, course_utils.datasets.sources, "
+    code = BLOCK_TORCH + ("import course_utils.datasets.catalog, course_utils.datasets.sources, course_utils.paths, "
                           "course_utils.tools.doctor\nprint(len(course_utils.datasets.catalog.DATASETS))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                           cwd=sources.PROJECT_ROOT)
@@ -222,6 +222,17 @@ def test_catalog_sources_and_doctor_import_without_torch():
     assert int(done.stdout) == len(catalog.DATASETS)
     blocked = subprocess.run([sys.executable, "-c", BLOCK_TORCH + "import torch"], capture_output=True, text=True)
     assert "blocked by the test" in blocked.stderr  # the hook does block: the check above can fail
+
+
+def test_project_folders_are_defined_once():
+    """sources.PROJECT_ROOT (which lessons import) is course_utils.paths', the checkout holding the lessons."""
+    from course_utils import paths
+
+    assert sources.PROJECT_ROOT is paths.PROJECT_ROOT
+    assert (paths.PROJECT_ROOT / "course_utils" / "paths.py").is_file()
+    assert paths.NOTEBOOKS == paths.PROJECT_ROOT / "notebooks" and any(paths.NOTEBOOKS.glob("[0-9]*.ipynb"))
+    assert paths.WORKSPACE.parent == paths.RUNS.parent == paths.PROJECT_ROOT
+    assert paths.WORKSPACE.name == "workspace" and paths.RUNS.name == "runs"
 
 
 def test_unknown_dataset_or_file_is_named():
