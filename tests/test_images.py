@@ -1,4 +1,4 @@
-"""Tests for course_utils.datasets.images: sources of the cat/dog photos, folder checks, transforms, sampling."""
+"""Tests for course_utils.datasets.images: sources of the cat/dog photos, folder checks."""
 
 import dataclasses
 import errno
@@ -14,9 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
-from torchvision.transforms import v2
 
 from course_utils.datasets import catalog, images, sources
 from course_utils.datasets.sources import ChecksumError, DataNotFoundError
@@ -121,85 +119,16 @@ def test_image_folder_reuses_a_report(tmp_path):
         images.image_folder(tmp_path / "elsewhere", report=report)
 
 
-# --- transforms -------------------------------------------------------------------------------------------
+# --- names the lessons call on images, now at home in transforms and sampling ----------------------------
 
-@pytest.mark.parametrize("size", [32, 224])
-@pytest.mark.parametrize("which", ["train", "eval"])
-def test_transform_shape_and_range(size, which):
-    photo = Image.open(io.BytesIO(jpeg_bytes(1, size=(300, 200))))
-    make = images.train_transform if which == "train" else images.eval_transform
-    half = make(size, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))(photo)
-    plain = make(size, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))(photo)
-    assert half.shape == plain.shape == (3, size, size)
-    assert half.dtype == torch.float32
-    assert -1 <= half.min() and half.max() <= 1
-    assert 0 <= plain.min() and plain.max() <= 1
+def test_lessons_still_find_the_moved_names_on_images():
+    """Lessons 07, 08 and 13 call images.eval_transform, images.balanced_sampler, ...: the same functions."""
+    from course_utils.datasets import sampling, transforms
 
-
-def test_eval_transform_is_deterministic_and_train_is_not():
-    photo = Image.open(io.BytesIO(jpeg_bytes(2, size=(300, 200))))
-    mean = std = (0.5, 0.5, 0.5)
-    evaluate = images.eval_transform(64, mean, std)
-    assert torch.equal(evaluate(photo), evaluate(photo))
-    torch.manual_seed(0)
-    augment = images.train_transform(64, mean, std)
-    assert not torch.equal(augment(photo), augment(photo))
-
-
-def test_eval_transform_resizes_then_crops_the_centre():
-    photo = Image.open(io.BytesIO(jpeg_bytes(3, size=(512, 256))))
-    out = images.eval_transform(224, (0, 0, 0), (1, 1, 1))(photo)
-    pixels = v2.functional.to_dtype(v2.functional.to_image(photo), torch.float32, scale=True)
-    resized = v2.functional.resize(pixels, [256], antialias=True)  # the shorter side to 224 / 0.875
-    assert tuple(resized.shape[-2:]) == (256, 512)
-    torch.testing.assert_close(out, v2.functional.center_crop(resized, [224]), atol=1e-5, rtol=0)
-
-
-@pytest.mark.parametrize("crop_fraction, shorter_side", [(1.0, 224), (0.5, 448)])
-def test_eval_transform_crop_fraction_sets_the_resize(crop_fraction, shorter_side):
-    photo = Image.open(io.BytesIO(jpeg_bytes(3, size=(512, 256))))
-    transform = images.eval_transform(224, (0, 0, 0), (1, 1, 1), crop_fraction=crop_fraction)
-    pixels = v2.functional.to_dtype(v2.functional.to_image(photo), torch.float32, scale=True)
-    resized = v2.functional.resize(pixels, [shorter_side], antialias=True)  # (shorter_side, 2 * shorter_side)
-    torch.testing.assert_close(transform(photo), v2.functional.center_crop(resized, [224]), atol=1e-5, rtol=0)
-
-
-@pytest.mark.parametrize("size", [0, -3, 2.5, True])
-def test_transform_rejects_bad_sizes(size):
-    with pytest.raises(ValueError, match="size must be"):
-        images.eval_transform(size, (0.5,) * 3, (0.5,) * 3)
-
-
-# --- sampling ---------------------------------------------------------------------------------------------
-
-def test_balanced_sampler_weights_and_balance():
-    targets = torch.tensor([0] * 400 + [1] * 40)
-    sampler = images.balanced_sampler(targets, generator=torch.Generator().manual_seed(0))
-    assert len(sampler) == 440
-    assert torch.allclose(sampler.weights[:400], torch.full((400,), 1 / 400, dtype=torch.double))
-    assert torch.allclose(sampler.weights[400:], torch.full((40,), 1 / 40, dtype=torch.double))
-    many = images.balanced_sampler(targets, num_samples=20_000, generator=torch.Generator().manual_seed(0))
-    drawn = targets[list(many)]
-    assert abs(drawn.float().mean().item() - 0.5) < 0.02
-
-
-@pytest.mark.parametrize("targets", [[], [0.0, 1.0], [[0, 1]], [-1, 0]])
-def test_balanced_sampler_rejects_bad_targets(targets):
-    with pytest.raises(ValueError, match="class indices"):
-        images.balanced_sampler(torch.tensor(targets))
-
-
-def test_class_subset_counts_and_seed():
-    targets = torch.tensor([0, 1] * 50)
-    chosen = images.class_subset(targets, (20, 5), seed=1)
-    assert torch.bincount(targets[chosen]).tolist() == [20, 5]
-    assert chosen == sorted(chosen) == images.class_subset(targets, (20, 5), seed=1)
-    assert chosen != images.class_subset(targets, (20, 5), seed=2)
-    assert torch.bincount(targets[images.class_subset(targets, 3)]).tolist() == [3, 3]
-    with pytest.raises(ValueError, match="class 1 has 50 samples; cannot take 51"):
-        images.class_subset(targets, (1, 51))
-    with pytest.raises(ValueError, match="3 subset sizes for 2 classes"):
-        images.class_subset(targets, (1, 1, 1))
+    for name in ("train_transform", "eval_transform"):
+        assert getattr(images, name) is getattr(transforms, name)
+    for name in ("balanced_sampler", "class_subset"):
+        assert getattr(images, name) is getattr(sampling, name)
 
 
 # --- SHA256SUMS folders and the source chain ---------------------------------------------------------------

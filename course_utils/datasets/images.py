@@ -1,4 +1,8 @@
-"""Photos in class folders: the cats-vs-dogs sources, checked ImageFolders, transforms, balanced sampling."""
+"""Photos in class folders: the cats-vs-dogs photos (found, verified, unpacked) and checked ImageFolders.
+
+The lessons' transforms live in `transforms`, class-balanced sampling in `sampling`; their names are
+imported here too, because the lessons call them as `images.eval_transform`, `images.balanced_sampler`, ...
+"""
 
 from __future__ import annotations
 
@@ -16,14 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-import torch
 from PIL import Image, UnidentifiedImageError
-from torch.utils.data import WeightedRandomSampler
 from torchvision import datasets
-from torchvision.transforms import v2
 
-from course_utils.core.checks import check_count
 from course_utils.datasets import catalog
+from course_utils.datasets.sampling import balanced_sampler, class_subset  # noqa: F401  (the lessons' names)
 from course_utils.datasets.sources import (
     HOW_TO_FIX,
     MIRROR_ENV,
@@ -38,7 +39,7 @@ from course_utils.datasets.sources import (
     mirror_dir,
     set_aside,
 )
-from course_utils.datasets.transforms import CROP_FRACTION, ResizeCropNormalize, open_rgb
+from course_utils.datasets.transforms import eval_transform, open_rgb, train_transform  # noqa: F401  (as above)
 
 CAT_DOG = "cat_dog"
 _FOLDER = catalog.dataset(CAT_DOG).folder  # the layout's facts live in the catalog; these names are for lessons
@@ -309,65 +310,3 @@ def image_folder(root: str | Path, transform=None, class_names: Sequence[str] | 
     accepted = {path for files in report.images.values() for path in files}
     return datasets.ImageFolder(str(report.root), transform=transform, loader=open_rgb,  # as predict reads photos
                                 is_valid_file=lambda path: Path(path) in accepted)
-
-
-def class_subset(targets: Sequence[int] | torch.Tensor, per_class: int | Sequence[int], seed: int = 0) -> list[int]:
-    """Indices of a random subset with `per_class[c]` samples of class c (an int: the same for every class)."""
-    targets = torch.as_tensor(targets)
-    num_classes = int(targets.max()) + 1 if len(targets) else 0
-    sizes = [per_class] * num_classes if isinstance(per_class, int) else list(per_class)
-    if len(sizes) != num_classes:
-        raise ValueError(f"{len(sizes)} subset sizes for {num_classes} classes")
-    generator = torch.Generator().manual_seed(seed)
-    chosen = []
-    for label, size in enumerate(sizes):
-        members = (targets == label).nonzero().flatten()
-        if not 0 <= size <= len(members):
-            raise ValueError(f"class {label} has {len(members)} samples; cannot take {size}")
-        chosen.append(members[torch.randperm(len(members), generator=generator)[:size]])
-    return torch.cat(chosen).sort().values.tolist() if chosen else []
-
-
-# --- transforms and sampling ------------------------------------------------------------------------------
-
-def _check_size(size: int) -> None:
-    check_count("size", size)  # in pixels
-
-
-def train_transform(size: int, mean: Sequence[float], std: Sequence[float], *, degrees: float = 30,
-                    scale: tuple[float, float] = (0.5, 1.0)) -> v2.Compose:
-    """Random rotation, crop-and-resize to `size`, horizontal flip; then a normalised (3, size, size) float tensor."""
-    _check_size(size)
-    return v2.Compose([
-        v2.ToImage(),  # PIL image -> uint8 tensor (3, H, W); the geometric steps below work on it
-        v2.RandomRotation(degrees, interpolation=v2.InterpolationMode.BILINEAR),
-        v2.RandomResizedCrop(size, scale=scale, antialias=True),  # torchvision's default (0.08, 1) can keep only a paw
-        v2.RandomHorizontalFlip(),
-        v2.ToDtype(torch.float32, scale=True),  # [0, 255] -> [0, 1]
-        v2.Normalize(mean, std),  # (x - mean) / std per channel
-    ])
-
-
-def eval_transform(size: int, mean: Sequence[float], std: Sequence[float], *,
-                   crop_fraction: float = CROP_FRACTION) -> v2.Compose:
-    """Shorter side to size / crop_fraction (256 for 224), centre crop to `size`, normalise: nothing random."""
-    _check_size(size)
-    if not 0 < crop_fraction <= 1:
-        raise ValueError(f"crop_fraction must be in (0, 1], got {crop_fraction}")
-    return v2.Compose([
-        v2.ToImage(),  # PIL image -> uint8 tensor (3, H, W)
-        v2.ToPureTensor(),
-        # The same module the exported pipeline runs: served photos are preprocessed as validated ones.
-        ResizeCropNormalize(size, mean, std, resize_size=round(size / crop_fraction)),
-    ])
-
-
-def balanced_sampler(targets: Sequence[int] | torch.Tensor, num_samples: int | None = None,
-                     generator: torch.Generator | None = None) -> WeightedRandomSampler:
-    """A sampler that draws every class equally often on average: weight of a sample = 1 / (count of its class)."""
-    targets = torch.as_tensor(targets)
-    if targets.ndim != 1 or len(targets) == 0 or targets.dtype.is_floating_point or targets.min() < 0:
-        raise ValueError("targets must be a non-empty 1-D sequence of class indices >= 0")
-    counts = torch.bincount(targets)
-    weights = 1.0 / counts[targets].double()  # (N,): rare classes get large weights
-    return WeightedRandomSampler(weights, num_samples or len(targets), replacement=True, generator=generator)
