@@ -1,21 +1,22 @@
-"""Tests for course_utils.datasets.images: sources of the cat/dog photos, folder checks, transforms, sampling."""
+"""Tests for course_utils.datasets.images: sources of the cat/dog photos, folder checks."""
 
 import dataclasses
+import errno
 import hashlib
 import io
 import os
+import re
 import urllib.error
 import urllib.request
+import warnings
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
-from torchvision.transforms import v2
 
-from course_utils.datasets import catalog, images
+from course_utils.datasets import catalog, images, sources
 from course_utils.datasets.sources import ChecksumError, DataNotFoundError
 
 
@@ -118,85 +119,16 @@ def test_image_folder_reuses_a_report(tmp_path):
         images.image_folder(tmp_path / "elsewhere", report=report)
 
 
-# --- transforms -------------------------------------------------------------------------------------------
+# --- names the lessons call on images, now at home in transforms and sampling ----------------------------
 
-@pytest.mark.parametrize("size", [32, 224])
-@pytest.mark.parametrize("which", ["train", "eval"])
-def test_transform_shape_and_range(size, which):
-    photo = Image.open(io.BytesIO(jpeg_bytes(1, size=(300, 200))))
-    make = images.train_transform if which == "train" else images.eval_transform
-    half = make(size, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))(photo)
-    plain = make(size, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))(photo)
-    assert half.shape == plain.shape == (3, size, size)
-    assert half.dtype == torch.float32
-    assert -1 <= half.min() and half.max() <= 1
-    assert 0 <= plain.min() and plain.max() <= 1
+def test_lessons_still_find_the_moved_names_on_images():
+    """Lessons 07, 08 and 13 call images.eval_transform, images.balanced_sampler, ...: the same functions."""
+    from course_utils.datasets import sampling, transforms
 
-
-def test_eval_transform_is_deterministic_and_train_is_not():
-    photo = Image.open(io.BytesIO(jpeg_bytes(2, size=(300, 200))))
-    mean = std = (0.5, 0.5, 0.5)
-    evaluate = images.eval_transform(64, mean, std)
-    assert torch.equal(evaluate(photo), evaluate(photo))
-    torch.manual_seed(0)
-    augment = images.train_transform(64, mean, std)
-    assert not torch.equal(augment(photo), augment(photo))
-
-
-def test_eval_transform_resizes_then_crops_the_centre():
-    photo = Image.open(io.BytesIO(jpeg_bytes(3, size=(512, 256))))
-    out = images.eval_transform(224, (0, 0, 0), (1, 1, 1))(photo)
-    pixels = v2.functional.to_dtype(v2.functional.to_image(photo), torch.float32, scale=True)
-    resized = v2.functional.resize(pixels, [256], antialias=True)  # the shorter side to 224 / 0.875
-    assert tuple(resized.shape[-2:]) == (256, 512)
-    torch.testing.assert_close(out, v2.functional.center_crop(resized, [224]), atol=1e-5, rtol=0)
-
-
-@pytest.mark.parametrize("crop_fraction, shorter_side", [(1.0, 224), (0.5, 448)])
-def test_eval_transform_crop_fraction_sets_the_resize(crop_fraction, shorter_side):
-    photo = Image.open(io.BytesIO(jpeg_bytes(3, size=(512, 256))))
-    transform = images.eval_transform(224, (0, 0, 0), (1, 1, 1), crop_fraction=crop_fraction)
-    pixels = v2.functional.to_dtype(v2.functional.to_image(photo), torch.float32, scale=True)
-    resized = v2.functional.resize(pixels, [shorter_side], antialias=True)  # (shorter_side, 2 * shorter_side)
-    torch.testing.assert_close(transform(photo), v2.functional.center_crop(resized, [224]), atol=1e-5, rtol=0)
-
-
-@pytest.mark.parametrize("size", [0, -3, 2.5, True])
-def test_transform_rejects_bad_sizes(size):
-    with pytest.raises(ValueError, match="size must be"):
-        images.eval_transform(size, (0.5,) * 3, (0.5,) * 3)
-
-
-# --- sampling ---------------------------------------------------------------------------------------------
-
-def test_balanced_sampler_weights_and_balance():
-    targets = torch.tensor([0] * 400 + [1] * 40)
-    sampler = images.balanced_sampler(targets, generator=torch.Generator().manual_seed(0))
-    assert len(sampler) == 440
-    assert torch.allclose(sampler.weights[:400], torch.full((400,), 1 / 400, dtype=torch.double))
-    assert torch.allclose(sampler.weights[400:], torch.full((40,), 1 / 40, dtype=torch.double))
-    many = images.balanced_sampler(targets, num_samples=20_000, generator=torch.Generator().manual_seed(0))
-    drawn = targets[list(many)]
-    assert abs(drawn.float().mean().item() - 0.5) < 0.02
-
-
-@pytest.mark.parametrize("targets", [[], [0.0, 1.0], [[0, 1]], [-1, 0]])
-def test_balanced_sampler_rejects_bad_targets(targets):
-    with pytest.raises(ValueError, match="class indices"):
-        images.balanced_sampler(torch.tensor(targets))
-
-
-def test_class_subset_counts_and_seed():
-    targets = torch.tensor([0, 1] * 50)
-    chosen = images.class_subset(targets, (20, 5), seed=1)
-    assert torch.bincount(targets[chosen]).tolist() == [20, 5]
-    assert chosen == sorted(chosen) == images.class_subset(targets, (20, 5), seed=1)
-    assert chosen != images.class_subset(targets, (20, 5), seed=2)
-    assert torch.bincount(targets[images.class_subset(targets, 3)]).tolist() == [3, 3]
-    with pytest.raises(ValueError, match="class 1 has 50 samples; cannot take 51"):
-        images.class_subset(targets, (1, 51))
-    with pytest.raises(ValueError, match="3 subset sizes for 2 classes"):
-        images.class_subset(targets, (1, 1, 1))
+    for name in ("train_transform", "eval_transform"):
+        assert getattr(images, name) is getattr(transforms, name)
+    for name in ("balanced_sampler", "class_subset"):
+        assert getattr(images, name) is getattr(sampling, name)
 
 
 # --- SHA256SUMS folders and the source chain ---------------------------------------------------------------
@@ -221,7 +153,10 @@ def test_sums_folder_passes_and_catches_changes(tmp_path):
     with pytest.raises(ValueError, match="train/cat holds 2 photos, expected 3"):
         images.check_sums_folder(root, per_class=3)
     (root / "train" / "dog" / "extra.jpg").write_bytes(jpeg_bytes(5))
-    with pytest.raises(ValueError, match="1 files are not in SHA256SUMS"):
+    with pytest.raises(ValueError, match=r"unexpected file .*/train/dog/extra\.jpg \(not in SHA256SUMS\)"):
+        images.check_sums_folder(root, per_class=2)
+    (root / "test" / "cat" / "extra.jpg").write_bytes(jpeg_bytes(6))
+    with pytest.raises(ValueError, match=r"2 unexpected files \(not in SHA256SUMS\), first .*/test/cat/extra\.jpg"):
         images.check_sums_folder(root, per_class=2)
 
 
@@ -363,6 +298,85 @@ def test_kaggle_zip_is_downloaded_when_missing(no_sources, monkeypatch):
     assert (no_sources / "data" / "kagglecatsanddogs_5340.zip").read_bytes() == payload
     assert root == no_sources / "data" / "cat_dog"
     images.check_sums_folder(root, per_class=1)
+
+
+
+def one_clear_error(excinfo) -> str:
+    """The message of an error that stands alone: one line, no chained exception printed above it."""
+    err = excinfo.value
+    assert err.__cause__ is None and (err.__context__ is None or err.__suppress_context__), "a chained traceback"
+    assert "\n" not in str(err), str(err)
+    return str(err)
+
+
+def test_full_disk_while_extracting_blames_the_cache(no_sources, monkeypatch):
+    """The 825 MB zip is verified; the disk fills up while it is split into the cache: no download advice."""
+    _per_class(monkeypatch, 1)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for folder in ("Cat", "Dog"):
+            for number in range(2):
+                archive.writestr(f"PetImages/{folder}/{number}.jpg", jpeg_bytes(number + (folder == "Dog") * 50))
+    zip_path = no_sources / "data" / "kagglecatsanddogs_5340.zip"
+    zip_path.parent.mkdir()
+    zip_path.write_bytes(buffer.getvalue())
+    _zip_digest(monkeypatch, hashlib.sha256(buffer.getvalue()).hexdigest())
+    written = []
+    real_write_bytes = Path.write_bytes
+
+    def fills_up(self, data):
+        if len(written) == 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        written.append(self)
+        return real_write_bytes(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", fills_up)
+    with pytest.raises(OSError) as excinfo:
+        images.cat_dog_root()
+    message = one_clear_error(excinfo)
+    assert isinstance(excinfo.value, sources.CacheError) and excinfo.value.errno == errno.ENOSPC
+    assert f"dataset cache {no_sources / 'data'}" in message and "no space left on device" in message
+    assert "$COURSE_DATA_DIR" in message and "internet" not in message and "COURSE_DATA_MIRROR" not in message
+    assert sorted(p.name for p in zip_path.parent.iterdir()) == [zip_path.name]  # the half-split folder is gone
+
+
+OS_FILES = ("Thumbs.db", ".DS_Store", "desktop.ini", "._cat.0.jpg", "THUMBS.DB")  # Windows, macOS, AppleDouble
+
+
+def test_operating_system_files_do_not_reject_the_mirror(no_sources, monkeypatch):
+    _per_class(monkeypatch, 1)
+    mirror = make_sums_folder(no_sources / "mirror" / "cat_dog", per_class=1)
+    for split in images.CAT_DOG_SPLITS:
+        for name in images.CAT_DOG_CLASSES:
+            for junk in OS_FILES:
+                (mirror / split / name / junk).write_bytes(b"\x00 written by a file browser")
+    (mirror / "train" / ".DS_Store").write_bytes(b"\x00")
+    monkeypatch.setenv("COURSE_DATA_MIRROR", str(mirror.parent))
+    assert images.cat_dog_root() == mirror  # used, not rejected for a download
+
+
+def test_an_unexpected_file_is_named_with_the_fix(no_sources, monkeypatch):
+    _per_class(monkeypatch, 1)
+    mirror = make_sums_folder(no_sources / "mirror" / "cat_dog", per_class=1)
+    stray = mirror / "train" / "dog" / "notes.txt"
+    stray.write_text("not a photo")
+    with pytest.raises(ValueError, match=re.escape(f"unexpected file {stray} (not in SHA256SUMS); move it out")):
+        images.check_sums_folder(mirror, per_class=1)
+    monkeypatch.setenv("COURSE_DATA_MIRROR", str(mirror.parent))
+    with pytest.raises(DataNotFoundError, match=re.escape(f"mirror {mirror}: unexpected file {stray}")):
+        images.cat_dog_root()
+
+
+def test_image_folder_ignores_operating_system_files(tmp_path):
+    make_folder(tmp_path, {"cat": 2, "dog": 2})
+    for junk in OS_FILES:
+        (tmp_path / "cat" / junk).write_bytes(b"\x00 written by a file browser")
+    report = images.check_image_folder(tmp_path, class_names=("cat", "dog"))
+    assert report.rejected == [] and report.counts == {"cat": 2, "dog": 2}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing to warn about
+        dataset = images.image_folder(tmp_path, report=report)
+    assert len(dataset) == 4 and not any(Path(path).name in OS_FILES for path, _ in dataset.samples)
 
 
 mirror = os.environ.get("COURSE_DATA_MIRROR")

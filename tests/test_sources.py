@@ -1,8 +1,10 @@
 import dataclasses
+import errno
 import gzip
 import hashlib
 import io
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -212,7 +214,7 @@ sys.meta_path.insert(0, Block())
 
 def test_catalog_sources_and_doctor_import_without_torch():
     """The doctor must run where torch is broken: the catalog and sources are stdlib only."""
-    code = BLOCK_TORCH + ("import course_utils.datasets.catalog, course_utils.datasets.sources, "
+    code = BLOCK_TORCH + ("import course_utils.datasets.catalog, course_utils.datasets.sources, course_utils.paths, "
                           "course_utils.tools.doctor\nprint(len(course_utils.datasets.catalog.DATASETS))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                           cwd=sources.PROJECT_ROOT)
@@ -220,6 +222,17 @@ def test_catalog_sources_and_doctor_import_without_torch():
     assert int(done.stdout) == len(catalog.DATASETS)
     blocked = subprocess.run([sys.executable, "-c", BLOCK_TORCH + "import torch"], capture_output=True, text=True)
     assert "blocked by the test" in blocked.stderr  # the hook does block: the check above can fail
+
+
+def test_project_folders_are_defined_once():
+    """sources.PROJECT_ROOT (which lessons import) is course_utils.paths', the checkout holding the lessons."""
+    from course_utils import paths
+
+    assert sources.PROJECT_ROOT is paths.PROJECT_ROOT
+    assert (paths.PROJECT_ROOT / "course_utils" / "paths.py").is_file()
+    assert paths.NOTEBOOKS == paths.PROJECT_ROOT / "notebooks" and any(paths.NOTEBOOKS.glob("[0-9]*.ipynb"))
+    assert paths.WORKSPACE.parent == paths.RUNS.parent == paths.PROJECT_ROOT
+    assert paths.WORKSPACE.name == "workspace" and paths.RUNS.name == "runs"
 
 
 def test_unknown_dataset_or_file_is_named():
@@ -268,3 +281,121 @@ def test_sample_photos_come_verified_from_the_mirror(mirror, empty_cache, monkey
         path = sources.fetch("images", entry.cache.rsplit("/", 1)[-1])
         assert path == empty_cache / entry.cache
         assert sources.file_digest(path, "sha256") == entry.digests[0]
+
+
+# --- the cache itself failing: a full disk, a read-only folder, a folder in the way (issue 25) ---------------
+
+def one_clear_error(excinfo) -> str:
+    """The message of an error that stands alone: one line, no chained exception printed above it."""
+    err = excinfo.value
+    assert err.__cause__ is None and (err.__context__ is None or err.__suppress_context__), "a chained traceback"
+    message = str(err)
+    assert "\n" not in message, message
+    return message
+
+
+def _no_space(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_full_disk_while_caching_blames_the_cache(mirror, empty_cache, monkeypatch):
+    """The mirror is healthy and a download would fill the same disk: the error names the cache and the fix."""
+    monkeypatch.setenv(sources.MIRROR_ENV, str(mirror))
+    downloads = []
+    monkeypatch.setattr(urllib.request, "urlopen", lambda request, timeout: downloads.append(request.full_url))
+    monkeypatch.setattr(shutil, "copyfileobj", _no_space)  # the disk fills up while the file is copied
+    with pytest.raises(OSError) as excinfo:
+        sources.fetch("images", "samoyed.jpg")
+    message = one_clear_error(excinfo)
+    assert f"dataset cache {empty_cache / 'images'}" in message and "no space left on device" in message
+    assert "free some space" in message and f"${sources.DATA_DIR_ENV}" in message
+    rest = message.replace(str(empty_cache), "")
+    assert "mirror" not in rest and "download" not in rest and "internet" not in rest
+    assert isinstance(excinfo.value, sources.CacheError) and excinfo.value.errno == errno.ENOSPC
+    assert downloads == []  # not tried: it would fill the same disk
+    assert list((empty_cache / "images").iterdir()) == []  # no half-written file or temporary folder left
+
+
+def test_read_only_cache_is_named_with_the_fix(mirror, empty_cache, monkeypatch):
+    """Simulated (tests run as root, who writes anyway): every folder creation fails as on a read-only disk."""
+    monkeypatch.setenv(sources.MIRROR_ENV, str(mirror))
+
+    def read_only(path, *args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+
+    monkeypatch.setattr(os, "mkdir", read_only)
+    with pytest.raises(OSError) as excinfo:
+        sources.fetch("images", "samoyed.jpg")
+    message = one_clear_error(excinfo)
+    assert f"dataset cache {empty_cache / 'images'}" in message and "read-only file system" in message
+    assert f"${sources.DATA_DIR_ENV}" in message and "writable" in message
+    assert isinstance(excinfo.value, sources.CacheError) and excinfo.value.errno == errno.EROFS
+
+
+def test_unwritable_cache_folder_is_named_with_the_fix(mirror, empty_cache, monkeypatch):
+    monkeypatch.setenv(sources.MIRROR_ENV, str(mirror))
+    folder = empty_cache / "images"
+    folder.mkdir(parents=True)
+    folder.chmod(0o500)
+    try:
+        if os.access(folder, os.W_OK):  # root (with CAP_DAC_OVERRIDE, as in CI) writes into a 0o500 folder anyway
+            pytest.skip("chmod does not stop this user's writes; test_read_only_cache_is_named_with_the_fix "
+                        "simulates a read-only cache instead")
+        with pytest.raises(OSError) as excinfo:
+            sources.fetch("images", "samoyed.jpg")
+    finally:
+        folder.chmod(0o700)
+    message = one_clear_error(excinfo)
+    assert f"dataset cache {folder}" in message and "permission denied" in message
+    assert f"${sources.DATA_DIR_ENV}" in message
+    assert isinstance(excinfo.value, sources.CacheError) and excinfo.value.errno == errno.EACCES
+
+
+def test_a_folder_where_the_cached_file_belongs_is_named(tmp_path):
+    target = tmp_path / "cache" / "file"
+    (target / "inside").mkdir(parents=True)
+    with pytest.raises(OSError) as excinfo:
+        sources.materialise(target, [Candidate("mirror", _writer(b"x"))], _md5_check(hashlib.md5(b"x").hexdigest()))
+    message = one_clear_error(excinfo)
+    assert f"{target} is a folder" in message and f"remove it (rm -r {target})" in message
+    assert isinstance(excinfo.value, sources.CacheError)
+    assert (target / "inside").is_dir()  # the learner's folder is not deleted for them
+
+
+def test_an_unreadable_cached_file_is_named_with_the_fix(tmp_path):
+    """Simulated (root reads a 0o000 file): reading the cached file fails as without permission."""
+    target = tmp_path / "file"
+    target.write_bytes(b"cached")
+
+    def unreadable(path):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+
+    with pytest.raises(OSError) as excinfo:
+        sources.materialise(target, [Candidate("mirror", _writer(b"x"))], unreadable)
+    message = one_clear_error(excinfo)
+    assert f"cannot read {target} in the dataset cache: permission denied; fix its permissions" in message
+    assert isinstance(excinfo.value, sources.CacheError) and target.read_bytes() == b"cached"
+
+
+def test_a_corrupt_file_in_a_read_only_cache_is_one_error(tmp_path, monkeypatch):
+    """Setting the corrupt file aside fails too: one error about the cache, not two chained tracebacks."""
+    target = tmp_path / "file"
+    target.write_bytes(b"corrupted")
+
+    def read_only(source, destination):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(source))
+
+    monkeypatch.setattr(os, "replace", read_only)
+    with pytest.raises(OSError) as excinfo:
+        sources.materialise(target, [Candidate("mirror", _writer(b"good"))],
+                            _md5_check(hashlib.md5(b"good").hexdigest()))
+    message = one_clear_error(excinfo)
+    assert f"dataset cache {tmp_path}: read-only file system" in message and target.read_bytes() == b"corrupted"
+
+
+def test_an_unreadable_gzip_is_one_error(tmp_path):
+    archive = tmp_path / "x.gz"
+    archive.write_bytes(b"not gzip at all")
+    with pytest.raises(ChecksumError) as excinfo:
+        sources.copy_from(archive, gunzip=True)(tmp_path / "out")
+    assert "cannot read x.gz" in one_clear_error(excinfo)

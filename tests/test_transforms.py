@@ -1,5 +1,9 @@
 """Tests for course_utils.datasets.transforms: the one preprocessing shared by training and deployment."""
 
+import io
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -128,3 +132,77 @@ def test_pil_to_tensor_wants_rgb():
     assert torch.equal(transforms.pil_to_tensor(Image.fromarray(array)), torch.from_numpy(array).permute(2, 0, 1))
     with pytest.raises(ValueError, match="RGB"):
         transforms.pil_to_tensor(Image.fromarray(array).convert("L"))
+
+
+def _jpeg(seed: int, size=(48, 40)) -> bytes:
+    """A small JPEG of smooth random colours (a test fixture for the transforms, not a dataset)."""
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, (size[1] // 8, size[0] // 8, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).resize(size, Image.Resampling.BILINEAR).save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+# --- the lessons' train and eval transforms --------------------------------------------------------------
+
+@pytest.mark.parametrize("size", [32, 224])
+@pytest.mark.parametrize("which", ["train", "eval"])
+def test_transform_shape_and_range(size, which):
+    photo = Image.open(io.BytesIO(_jpeg(1, size=(300, 200))))
+    make = transforms.train_transform if which == "train" else transforms.eval_transform
+    half = make(size, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))(photo)
+    plain = make(size, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))(photo)
+    assert half.shape == plain.shape == (3, size, size)
+    assert half.dtype == torch.float32
+    assert -1 <= half.min() and half.max() <= 1
+    assert 0 <= plain.min() and plain.max() <= 1
+
+
+def test_eval_transform_is_deterministic_and_train_is_not():
+    photo = Image.open(io.BytesIO(_jpeg(2, size=(300, 200))))
+    mean = std = (0.5, 0.5, 0.5)
+    evaluate = transforms.eval_transform(64, mean, std)
+    assert torch.equal(evaluate(photo), evaluate(photo))
+    torch.manual_seed(0)
+    augment = transforms.train_transform(64, mean, std)
+    assert not torch.equal(augment(photo), augment(photo))
+
+
+def test_eval_transform_resizes_then_crops_the_centre():
+    photo = Image.open(io.BytesIO(_jpeg(3, size=(512, 256))))
+    out = transforms.eval_transform(224, (0, 0, 0), (1, 1, 1))(photo)
+    pixels = v2.functional.to_dtype(v2.functional.to_image(photo), torch.float32, scale=True)
+    resized = v2.functional.resize(pixels, [256], antialias=True)  # the shorter side to 224 / 0.875
+    assert tuple(resized.shape[-2:]) == (256, 512)
+    torch.testing.assert_close(out, v2.functional.center_crop(resized, [224]), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("crop_fraction, shorter_side", [(1.0, 224), (0.5, 448)])
+def test_eval_transform_crop_fraction_sets_the_resize(crop_fraction, shorter_side):
+    photo = Image.open(io.BytesIO(_jpeg(3, size=(512, 256))))
+    transform = transforms.eval_transform(224, (0, 0, 0), (1, 1, 1), crop_fraction=crop_fraction)
+    pixels = v2.functional.to_dtype(v2.functional.to_image(photo), torch.float32, scale=True)
+    resized = v2.functional.resize(pixels, [shorter_side], antialias=True)  # (shorter_side, 2 * shorter_side)
+    torch.testing.assert_close(transform(photo), v2.functional.center_crop(resized, [224]), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("size", [0, -3, 2.5, True])
+def test_transform_rejects_bad_sizes(size):
+    with pytest.raises(ValueError, match="size must be"):
+        transforms.eval_transform(size, (0.5,) * 3, (0.5,) * 3)
+
+
+def test_predict_and_transforms_import_without_torchvision():
+    """The predict command line needs torch and Pillow only: the lessons' transforms import torchvision lazily."""
+    block = ("import importlib.abc, sys\n"
+             "class Block(importlib.abc.MetaPathFinder):\n"
+             "    def find_spec(self, name, path=None, target=None):\n"
+             "        if name.split('.')[0] == 'torchvision':\n"
+             "            raise ImportError('blocked by the test: ' + name)\n"
+             "sys.meta_path.insert(0, Block())\n")
+    code = block + "import course_utils.datasets.transforms, course_utils.deploy.predict\nprint('ok')"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+    blocked = subprocess.run([sys.executable, "-c", block + "import torchvision"], capture_output=True, text=True,
+                             timeout=120)
+    assert "blocked by the test" in blocked.stderr  # the hook does block: the check above can fail

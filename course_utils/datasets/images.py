@@ -1,4 +1,8 @@
-"""Photos in class folders: the cats-vs-dogs sources, checked ImageFolders, transforms, balanced sampling."""
+"""Photos in class folders: the cats-vs-dogs photos (found, verified, unpacked) and checked ImageFolders.
+
+The lessons' transforms live in `transforms`, class-balanced sampling in `sampling`; their names are
+imported here too, because the lessons call them as `images.eval_transform`, `images.balanced_sampler`, ...
+"""
 
 from __future__ import annotations
 
@@ -16,33 +20,42 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-import torch
 from PIL import Image, UnidentifiedImageError
-from torch.utils.data import WeightedRandomSampler
 from torchvision import datasets
-from torchvision.transforms import v2
 
-from course_utils.core.checks import check_count
 from course_utils.datasets import catalog
+from course_utils.datasets.sampling import balanced_sampler, class_subset  # noqa: F401  (the lessons' names)
 from course_utils.datasets.sources import (
     HOW_TO_FIX,
     MIRROR_ENV,
+    CacheError,
     ChecksumError,
     DataNotFoundError,
+    cache_error,
     data_dir,
     fetch,
     file_digest,
+    is_cache_failure,
     mirror_dir,
     set_aside,
 )
-from course_utils.datasets.transforms import CROP_FRACTION, ResizeCropNormalize, open_rgb
+from course_utils.datasets.transforms import eval_transform, open_rgb, train_transform  # noqa: F401  (as above)
 
 CAT_DOG = "cat_dog"
 _FOLDER = catalog.dataset(CAT_DOG).folder  # the layout's facts live in the catalog; these names are for lessons
 CAT_DOG_SPLITS, CAT_DOG_CLASSES, CAT_DOG_PER_CLASS = _FOLDER.splits, _FOLDER.classes, _FOLDER.per_class
 SUMS_FILE = _FOLDER.sums_file  # `sha256sum` format: "<hex>  ./train/cat/cat.1.jpg", one line per photo
 
+# What file browsers leave in folders they show (Windows' thumbnail caches and folder settings, macOS's
+# folder settings); compared in lower case. macOS's AppleDouble files, "._<name>", are matched by prefix.
+OS_FILES = frozenset({"thumbs.db", "ehthumbs.db", "desktop.ini", ".ds_store"})
+
 _verified: set[tuple[str, str]] = set()  # (folder, digest of its SHA256SUMS) fully hashed in this process
+
+
+def is_os_file(path: Path) -> bool:
+    """True for a file an operating system leaves in folders (Thumbs.db, .DS_Store, desktop.ini, ._*): not data."""
+    return path.name.lower() in OS_FILES or path.name.startswith("._")
 
 
 # --- where the photos come from --------------------------------------------------------------------------
@@ -77,13 +90,15 @@ def check_sums_folder(root: Path, per_class: int | None = CAT_DOG_PER_CLASS) -> 
     listed = read_sums(sums_path)
     present = {path.relative_to(root).as_posix()
                for split in CAT_DOG_SPLITS if (root / split).is_dir()
-               for path in (root / split).rglob("*") if path.is_file()}
+               for path in (root / split).rglob("*") if path.is_file() and not is_os_file(path)}
     missing, unlisted = sorted(set(listed) - present), sorted(present - set(listed))
-    if missing or unlisted:
-        problems = [f"{len(files)} {what} (first: {files[0]})" for files, what in
-                    ((missing, f"files listed in {SUMS_FILE} are missing"), (unlisted, f"files are not in {SUMS_FILE}"))
-                    if files]
-        raise ValueError("; ".join(problems))
+    if unlisted:  # named first: one stray file explains a folder that is otherwise complete
+        raise ValueError(f"unexpected file {root / unlisted[0]} (not in {SUMS_FILE}); move it out of {root}"
+                         if len(unlisted) == 1 else
+                         f"{len(unlisted)} unexpected files (not in {SUMS_FILE}), first {root / unlisted[0]}; "
+                         f"move them out of {root}")
+    if missing:
+        raise ValueError(f"{len(missing)} files listed in {SUMS_FILE} are missing (first: {missing[0]})")
     if per_class is not None:
         counts = Counter(tuple(name.split("/")[:2]) for name in listed)
         for split in CAT_DOG_SPLITS:
@@ -104,9 +119,28 @@ def extract_cat_dog(zip_path: Path, target: Path, per_class: int = CAT_DOG_PER_C
 
     Deterministic: per class, the photos in order of their number, skipping unreadable ones
     (listed in a warning); the first `per_class` go to train, the next `per_class` to test.
+    A cache that cannot take the photos (disk full, read-only) raises CacheError, the partial folder removed.
     """
     partial = target.with_name(target.name + ".part")
     shutil.rmtree(partial, ignore_errors=True)  # an interrupted earlier extraction: ours to remove
+    try:
+        skipped = _split_zip(zip_path, partial, per_class)
+        if target.exists():
+            set_aside(target)
+        os.replace(partial, target)
+    except OSError as err:
+        shutil.rmtree(partial, ignore_errors=True)  # on a full disk, give the space back
+        if is_cache_failure(err, target.parent):
+            raise cache_error(target.parent, err) from None
+        raise
+    if skipped:
+        warnings.warn(f"skipped {len(skipped)} unreadable photos in {zip_path.name}: " + "; ".join(skipped),
+                      stacklevel=2)
+    return target
+
+
+def _split_zip(zip_path: Path, partial: Path, per_class: int) -> list[str]:
+    """Write the split photos and their SHA256SUMS into `partial`; the photos skipped, each with why."""
     sums, skipped = [], []
     layout = re.compile(catalog.dataset(CAT_DOG).files[0].members)  # PetImages/{Cat,Dog}/<n>.jpg
     with zipfile.ZipFile(zip_path) as archive:
@@ -134,13 +168,7 @@ def extract_cat_dog(zip_path: Path, target: Path, per_class: int = CAT_DOG_PER_C
                 raise ValueError(f"{zip_path.name} holds only {kept} readable {class_name} photos, "
                                  f"{2 * per_class} are needed")
     (partial / SUMS_FILE).write_text("\n".join(sums) + "\n")
-    if skipped:
-        warnings.warn(f"skipped {len(skipped)} unreadable photos in {zip_path.name}: " + "; ".join(skipped),
-                      stacklevel=2)
-    if target.exists():
-        set_aside(target)
-    os.replace(partial, target)
-    return target
+    return skipped
 
 
 def cat_dog_root() -> Path:
@@ -176,6 +204,8 @@ def cat_dog_root() -> Path:
     except DataNotFoundError as err:
         nested = str(err).replace(HOW_TO_FIX, "").strip().replace("\n", "\n    ")
         tried.append(f"Microsoft's zip: {nested}")
+    except CacheError:
+        raise  # a full or read-only cache: its own one-line error, not a reason to download
     except (OSError, ValueError, zipfile.BadZipFile) as err:
         tried.append(f"extracting {zip_path}: {err}")
     lines = "\n".join(f"  - {line}" for line in tried)
@@ -255,7 +285,7 @@ def check_image_folder(root: str | Path, class_names: Sequence[str] | None = Non
         raise FileNotFoundError(f"{root} has no class folders; {layout}")
     images, rejected = {}, []
     for name in found:
-        files = sorted(path for path in (root / name).rglob("*") if path.is_file())
+        files = sorted(path for path in (root / name).rglob("*") if path.is_file() and not is_os_file(path))
         problems = [(path, image_problem(path, decode)) for path in files]
         rejected += [(path, why) for path, why in problems if why]
         images[name] = [path for path, why in problems if not why]
@@ -280,65 +310,3 @@ def image_folder(root: str | Path, transform=None, class_names: Sequence[str] | 
     accepted = {path for files in report.images.values() for path in files}
     return datasets.ImageFolder(str(report.root), transform=transform, loader=open_rgb,  # as predict reads photos
                                 is_valid_file=lambda path: Path(path) in accepted)
-
-
-def class_subset(targets: Sequence[int] | torch.Tensor, per_class: int | Sequence[int], seed: int = 0) -> list[int]:
-    """Indices of a random subset with `per_class[c]` samples of class c (an int: the same for every class)."""
-    targets = torch.as_tensor(targets)
-    num_classes = int(targets.max()) + 1 if len(targets) else 0
-    sizes = [per_class] * num_classes if isinstance(per_class, int) else list(per_class)
-    if len(sizes) != num_classes:
-        raise ValueError(f"{len(sizes)} subset sizes for {num_classes} classes")
-    generator = torch.Generator().manual_seed(seed)
-    chosen = []
-    for label, size in enumerate(sizes):
-        members = (targets == label).nonzero().flatten()
-        if not 0 <= size <= len(members):
-            raise ValueError(f"class {label} has {len(members)} samples; cannot take {size}")
-        chosen.append(members[torch.randperm(len(members), generator=generator)[:size]])
-    return torch.cat(chosen).sort().values.tolist() if chosen else []
-
-
-# --- transforms and sampling ------------------------------------------------------------------------------
-
-def _check_size(size: int) -> None:
-    check_count("size", size)  # in pixels
-
-
-def train_transform(size: int, mean: Sequence[float], std: Sequence[float], *, degrees: float = 30,
-                    scale: tuple[float, float] = (0.5, 1.0)) -> v2.Compose:
-    """Random rotation, crop-and-resize to `size`, horizontal flip; then a normalised (3, size, size) float tensor."""
-    _check_size(size)
-    return v2.Compose([
-        v2.ToImage(),  # PIL image -> uint8 tensor (3, H, W); the geometric steps below work on it
-        v2.RandomRotation(degrees, interpolation=v2.InterpolationMode.BILINEAR),
-        v2.RandomResizedCrop(size, scale=scale, antialias=True),  # torchvision's default (0.08, 1) can keep only a paw
-        v2.RandomHorizontalFlip(),
-        v2.ToDtype(torch.float32, scale=True),  # [0, 255] -> [0, 1]
-        v2.Normalize(mean, std),  # (x - mean) / std per channel
-    ])
-
-
-def eval_transform(size: int, mean: Sequence[float], std: Sequence[float], *,
-                   crop_fraction: float = CROP_FRACTION) -> v2.Compose:
-    """Shorter side to size / crop_fraction (256 for 224), centre crop to `size`, normalise: nothing random."""
-    _check_size(size)
-    if not 0 < crop_fraction <= 1:
-        raise ValueError(f"crop_fraction must be in (0, 1], got {crop_fraction}")
-    return v2.Compose([
-        v2.ToImage(),  # PIL image -> uint8 tensor (3, H, W)
-        v2.ToPureTensor(),
-        # The same module the exported pipeline runs: served photos are preprocessed as validated ones.
-        ResizeCropNormalize(size, mean, std, resize_size=round(size / crop_fraction)),
-    ])
-
-
-def balanced_sampler(targets: Sequence[int] | torch.Tensor, num_samples: int | None = None,
-                     generator: torch.Generator | None = None) -> WeightedRandomSampler:
-    """A sampler that draws every class equally often on average: weight of a sample = 1 / (count of its class)."""
-    targets = torch.as_tensor(targets)
-    if targets.ndim != 1 or len(targets) == 0 or targets.dtype.is_floating_point or targets.min() < 0:
-        raise ValueError("targets must be a non-empty 1-D sequence of class indices >= 0")
-    counts = torch.bincount(targets)
-    weights = 1.0 / counts[targets].double()  # (N,): rare classes get large weights
-    return WeightedRandomSampler(weights, num_samples or len(targets), replacement=True, generator=generator)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
 import os
@@ -14,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from course_utils.datasets import catalog
+from course_utils.paths import PROJECT_ROOT  # also imported from here by lessons and modules: keep the name
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MIRROR_ENV = "COURSE_DATA_MIRROR"
 DATA_DIR_ENV = "COURSE_DATA_DIR"
 
@@ -35,6 +36,28 @@ class ChecksumError(ValueError):
     """A file's content is not the content the dataset publishes."""
 
 
+class CacheError(OSError):
+    """The local cache cannot take or give a file (disk full, read-only, a folder in the way): one line with the fix."""
+
+    def __init__(self, message: str, code: int | None = None, filename: str | Path | None = None):
+        super().__init__(message)
+        self.errno, self.filename = code, None if filename is None else str(filename)
+
+    def __str__(self) -> str:
+        return self.args[0]  # OSError's own would print "[Errno 28] None: path" around the message
+
+
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})  # only writes raise these
+_FIXES = {
+    errno.ENOSPC: "free some space on that disk, or point ${env} at a folder on a disk with room",
+    errno.EDQUOT: "free some of your disk quota, or point ${env} at a folder on a disk with room",
+    errno.EFBIG: "point ${env} at a folder on a disk that takes large files",
+    errno.EROFS: "point ${env} at a writable folder",
+    errno.EACCES: "make it writable for you, or point ${env} at a folder you can write",
+}
+_FIXES[errno.EPERM] = _FIXES[errno.EACCES]
+
+
 @dataclass(frozen=True)
 class Candidate:
     """One place a file may come from: a description for error messages and a fetch function."""
@@ -52,6 +75,28 @@ def mirror_dir() -> Path | None:
     """The offline mirror folder named by $COURSE_DATA_MIRROR, or None when unset."""
     value = os.environ.get(MIRROR_ENV)
     return Path(value).expanduser() if value else None
+
+
+def is_cache_failure(err: BaseException, folder: Path) -> bool:
+    """Whether `err` is the cache folder `folder` failing to take a file, not a source failing to give one."""
+    if not isinstance(err, OSError) or err.errno is None:
+        return False
+    if err.errno in WRITE_ERRNOS:  # the course writes nowhere but the cache
+        return True
+    return err.errno in (errno.EACCES, errno.EPERM) and err.filename is not None \
+        and Path(os.fsdecode(err.filename)).is_relative_to(folder)
+
+
+def _cause(err: OSError) -> str:
+    """The operating system's words for an error ("no space left on device"), without errno and path."""
+    return os.strerror(err.errno).lower() if err.errno else str(err)
+
+
+def cache_error(folder: Path, err: OSError) -> CacheError:
+    """A CacheError naming the cache folder that could not be written, the real cause and the fix."""
+    fix = _FIXES.get(err.errno, "fix that folder, or point ${env} at another one").format(env=DATA_DIR_ENV)
+    return CacheError(f"cannot write into the dataset cache {folder}: {_cause(err)}; {fix} "
+                      f"(export {DATA_DIR_ENV}=/path/to/folder)", err.errno, err.filename)
 
 
 def file_digest(path: Path, algorithm: str = "md5") -> str:
@@ -94,11 +139,14 @@ def copy_from(source: Path, gunzip: bool = False) -> Callable[[Path], None]:
         if not source.is_file():
             raise FileNotFoundError("no such file")
         opener = gzip.open if gunzip else open
-        try:
-            with opener(source, "rb") as src, open(dest, "wb") as out:
-                shutil.copyfileobj(src, out)
-        except (OSError, EOFError) as err:  # gzip raises these for truncated archives
-            raise ChecksumError(f"cannot read {source.name}: {err}") from err
+        with open(dest, "wb") as out:  # outside the try: the cache's errors are not the source's
+            try:
+                with opener(source, "rb") as src:
+                    shutil.copyfileobj(src, out)
+            except (OSError, EOFError) as err:  # gzip raises these for truncated archives
+                if isinstance(err, OSError) and err.errno in WRITE_ERRNOS:
+                    raise  # a full disk while writing: materialise reports it as the cache's
+                raise ChecksumError(f"cannot read {source.name}: {err}") from None  # err's words are in it
 
     return fetch
 
@@ -151,24 +199,39 @@ def materialise(target: Path, candidates: list[Candidate], check: Callable[[Path
     function gets a path that does not exist yet, in a folder of its own.
     """
     tried: list[str] = []
+    if target.is_dir():  # hashing it would fail with a bare IsADirectoryError from deep inside
+        raise CacheError(f"{target} is a folder, but the dataset file {target.name} belongs there; "
+                         f"remove it (rm -r {target}) and run again", errno.EISDIR, target)
     if target.exists():
         try:
             check(target)
             return target
         except ChecksumError as err:
-            corrupt = set_aside(target)
+            try:
+                corrupt = set_aside(target)
+            except OSError as move_err:  # e.g. a read-only cache: one error, not two chained tracebacks
+                raise cache_error(target.parent, move_err) from None
             warnings.warn(f"{target} failed its checksum ({err}); kept as {corrupt.name}", stacklevel=2)
             tried.append(f"local cache {target}: {err} (moved to {corrupt.name})")
+        except OSError as err:  # e.g. not readable: the cache's problem, which no other source solves
+            raise CacheError(f"cannot read {target} in the dataset cache: {_cause(err)}; "
+                             "fix its permissions or remove it", err.errno, target) from None
     else:
         tried.append(f"local cache {target}: not there")
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise cache_error(target.parent, err) from None
     for candidate in candidates:
         if target.exists():  # another process (e.g. a parallel test worker) finished it meanwhile
             return target
         # a private folder of this call's own, so parallel preparations never share a half-written file, and
         # a path that does not exist yet: downloaders that skip existing files (torchvision's) still download,
         # and the file gets ordinary permissions (mkstemp would make it 0600)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        except OSError as err:
+            raise cache_error(target.parent, err) from None
         partial = tmp / target.name
         try:
             try:
@@ -177,9 +240,14 @@ def materialise(target: Path, candidates: list[Candidate], check: Callable[[Path
                     raise FileNotFoundError("the fetch function wrote no file")
                 check(partial)
             except Exception as err:  # noqa: BLE001 - every failure is reported below, none is fatal on its own
+                if is_cache_failure(err, target.parent):  # a full or read-only disk: every other source fails too
+                    raise cache_error(target.parent, err) from None
                 tried.append(f"{candidate.where}: {err}")
                 continue
-            os.replace(partial, target)
+            try:
+                os.replace(partial, target)
+            except OSError as err:
+                raise cache_error(target.parent, err) from None
             return target
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -1,14 +1,16 @@
-"""The one evaluation preprocessing: photo file -> RGB -> resize shorter side, centre crop, normalise.
+"""Photo preprocessing: file -> RGB, the one evaluation preprocessing, and the lessons' train and eval transforms.
 
-Used by the evaluation transform of the lessons (`images.eval_transform`) and inside the exported
-inference pipeline, so what is served is what was trained and validated. Needs torch and Pillow,
-not torchvision: the predict command line uses it too.
+The evaluation preprocessing (resize the shorter side, centre crop, normalise) is `ResizeCropNormalize`,
+run by the lessons' `eval_transform` and inside the exported inference pipeline, so what is served is
+what was trained and validated. Needs torch and Pillow; torchvision only for `train_transform` and
+`eval_transform`, imported there, so the predict command line runs without it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +18,9 @@ from PIL import Image, ImageOps
 from torch import nn
 
 from course_utils.core.checks import check_count
+
+if TYPE_CHECKING:
+    from torchvision.transforms import v2
 
 CROP_FRACTION = 0.875  # ImageNet convention: resize the shorter side to 256, centre-crop 224
 
@@ -100,3 +105,35 @@ class ResizeCropNormalize(nn.Module):
         images = images.narrow(3, (new_w - self.input_size) // 2, self.input_size)
         images = (images - self.mean) / self.std
         return images[0] if single else images
+
+
+def train_transform(size: int, mean: Sequence[float], std: Sequence[float], *, degrees: float = 30,
+                    scale: tuple[float, float] = (0.5, 1.0)) -> v2.Compose:
+    """Random rotation, crop-and-resize to `size`, horizontal flip; then a normalised (3, size, size) float tensor."""
+    from torchvision.transforms import v2  # here, not at the top: predict imports this module without torchvision
+
+    check_count("size", size)  # in pixels
+    return v2.Compose([
+        v2.ToImage(),  # PIL image -> uint8 tensor (3, H, W); the geometric steps below work on it
+        v2.RandomRotation(degrees, interpolation=v2.InterpolationMode.BILINEAR),
+        v2.RandomResizedCrop(size, scale=scale, antialias=True),  # torchvision's default (0.08, 1) can keep only a paw
+        v2.RandomHorizontalFlip(),
+        v2.ToDtype(torch.float32, scale=True),  # [0, 255] -> [0, 1]
+        v2.Normalize(mean, std),  # (x - mean) / std per channel
+    ])
+
+
+def eval_transform(size: int, mean: Sequence[float], std: Sequence[float], *,
+                   crop_fraction: float = CROP_FRACTION) -> v2.Compose:
+    """Shorter side to size / crop_fraction (256 for 224), centre crop to `size`, normalise: nothing random."""
+    from torchvision.transforms import v2  # here, not at the top: predict imports this module without torchvision
+
+    check_count("size", size)  # in pixels
+    if not 0 < crop_fraction <= 1:
+        raise ValueError(f"crop_fraction must be in (0, 1], got {crop_fraction}")
+    return v2.Compose([
+        v2.ToImage(),  # PIL image -> uint8 tensor (3, H, W)
+        v2.ToPureTensor(),
+        # The same module the exported pipeline runs: served photos are preprocessed as validated ones.
+        ResizeCropNormalize(size, mean, std, resize_size=round(size / crop_fraction)),
+    ])
