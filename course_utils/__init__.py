@@ -6,6 +6,7 @@
     deploy/    the exported inference pipeline and the predict command line
     tools/     the course's own programs: runner, doctor, lab, remote lab
     exercises/ the lessons' exercises and their checkers
+    paths      the project's folders (root, notebooks, workspace, runs), defined once
     fc_model, helper   the older notes' API, kept under its own names
 
 Import modules from their homes: `from course_utils.core import training`,

@@ -12,8 +12,8 @@ from torch.utils.data import DataLoader, Subset
 from course_utils.core import checkpoints, training
 from course_utils.datasets import images
 from course_utils.datasets.mnist import TensorBatches
-from course_utils.datasets.sources import PROJECT_ROOT
 from course_utils.models import backbones, transfer
+from course_utils.paths import PROJECT_ROOT
 
 CHECKPOINT = PROJECT_ROOT / "checkpoints" / "08_transfer_learning" / "cat_dog_lite0.pt"  # git-ignored folder
 ARCHITECTURE = "efficientnet-lite0"
