@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from course_utils.tools.lab import (
+from course_utils.tools.jupyter_server import (
     DEFAULT_PORT,
     READY_TIMEOUT_S,
     STOP_TIMEOUT_S,
