@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -90,6 +91,10 @@ def test_no_free_port_is_a_plain_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(server, "port_in_use", lambda port, host="127.0.0.1": True)
     with pytest.raises(server.LabError, match="ports 9000-9002 are all in use; pass --port N"):
         server.first_free_port(9000, tries=3)
+    with pytest.raises(server.LabError, match="ports 65534-65535 are all in use"):
+        server.first_free_port(65534, tries=3)
+    with pytest.raises(server.LabError, match="--port 0 is not a port number; use one from 1-65535"):
+        server.first_free_port(0)  # the library raises; the command line refuses it before (below)
 
 
 def test_working_copy_is_made_once_and_never_overwrites(tmp_path: Path) -> None:
@@ -120,20 +125,20 @@ def test_refresh_carries_answers_by_exercise_id_and_keeps_a_backup(tmp_path: Pat
     # The course update renames the title, reorders the answers and adds 04.3.
     write_lesson(source, "04_x.ipynb", "04 · New", {"04.2": "# template", "04.1": "# new template",
                                                      "04.3": "# template"})
-    backup, carried = ws.refresh("04", workspace, source)
-    assert carried == ["04.1"]
+    done = ws.refresh("04", workspace, source)
+    assert done.carried == ["04.1"] and done.copy == workspace / "04_x.ipynb" and done.unreadable is None
     fresh = nbformat.read(workspace / "04_x.ipynb", as_version=4)
     by_id = {c.metadata.get("exercise_id"): c.source for c in fresh.cells}
     assert by_id["04.1"] == "def f():\n    return 'mine'" and by_id["04.3"] == "# template"
     assert fresh.cells[0].source.startswith("# 04 · New") and fresh.cells[1].source == "x = 1"
-    assert backup.parent == workspace / "backups" and "scribbled" in backup.read_text()
+    assert done.backup.parent == workspace / "backups" and "scribbled" in done.backup.read_text()
 
 
 def test_refresh_copies_a_missing_lesson_and_rejects_unknown_ones(tmp_path: Path) -> None:
     source, workspace = tmp_path / "notebooks", tmp_path / "workspace"
     write_lesson(source, "12a_rnn.ipynb", "12a · RNN")
     write_lesson(source, "12b_lstm.ipynb", "12b · LSTM")
-    assert ws.refresh("12b", workspace, source) == (workspace / "12b_lstm.ipynb", [])
+    assert ws.refresh("12b", workspace, source) == (workspace / "12b_lstm.ipynb", None, [], None)
     with pytest.raises(server.LabError, match="no single lesson '12' .* lessons: 12a, 12b"):
         ws.refresh("12", workspace, source)
 
@@ -205,3 +210,99 @@ def test_lesson_titles_are_plain_text_so_the_rendered_start_page_shows_them(tmp_
     lesson = write_lesson(tmp_path, "16_d.ipynb", "16 · Distributed training with `torchrun`")
     assert ws.lesson_title(lesson) == "16 · Distributed training with torchrun"
 
+
+# ---------------------------------------------------------------- issue 25: backups, broken copies, bad input
+
+
+def run_cli(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
+    """Return (exit status, stdout, stderr) of lab's command line, argparse's exits included."""
+    try:
+        status = lab.main(argv)
+    except SystemExit as stop:
+        status = stop.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def scribble(copy: Path, text: str) -> None:
+    """Write the learner's note into the working copy's second cell."""
+    nb = nbformat.read(copy, as_version=4)
+    nb.cells[1].source = f"x = {text!r}"
+    nbformat.write(nb, copy)
+
+
+def test_two_refreshes_in_one_second_keep_two_backups(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    source, workspace = tmp_path / "notebooks", tmp_path / "workspace"
+    write_lesson(source, "04_x.ipynb", "04 · X", {"04.1": "# template"})
+    ws.prepare_workspace(workspace, source)
+    one_second = time.localtime()  # no sleep, and the clock held still: both refreshes stamp the same second
+    monkeypatch.setattr(time, "strftime", lambda fmt, t=one_second, strftime=time.strftime: strftime(fmt, t))
+    for note in ("first notes", "second notes"):
+        scribble(workspace / "04_x.ipynb", note)
+        ws.refresh("04", workspace, source)
+    backups = sorted((workspace / "backups").iterdir())
+    assert len(backups) == 2 and all(p.name.startswith("04_x.bak-") for p in backups)
+    assert sorted("first notes" in p.read_text() for p in backups) == [False, True]
+    assert sorted("second notes" in p.read_text() for p in backups) == [False, True]
+
+
+def test_refresh_of_a_truncated_copy_keeps_it_and_puts_a_fresh_one(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    lesson = ws.NOTEBOOKS / "04_fashion_mnist.ipynb"
+    copy = tmp_path / lesson.name
+    copy.write_bytes(lesson.read_bytes()[:5000])  # an editor crash cut it short
+    broken = copy.read_bytes()
+    status, out, err = run_cli(["--workspace", str(tmp_path), "refresh", "04"], capsys)
+    assert status == 0, err
+    assert copy.read_bytes() == lesson.read_bytes()
+    [backup] = (tmp_path / "backups").iterdir()
+    assert backup.read_bytes() == broken
+    said = [line for line in (out + err).splitlines() if "could not be carried over" in line]
+    assert len(said) == 1 and str(backup) in said[0] and "Traceback" not in err
+
+
+@pytest.mark.parametrize("port", ["70000", "-1", "0", "eighty"])
+def test_an_invalid_port_is_refused_at_parse_time(
+        port: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setattr(lab, "cmd_start", lambda *a, **k: pytest.fail("the lab started"))
+    status, out, err = run_cli(["--workspace", str(tmp_path), "--port", port], capsys)
+    assert status == 2 and out == ""
+    assert len(err.splitlines()) == 1 and "--port" in err and "1-65535" in err and "in use" not in err
+
+
+@pytest.mark.parametrize("command", [[], ["refresh", "04"]])
+def test_a_workspace_that_is_a_file_is_one_line(
+        command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setattr(lab, "cmd_start", lambda *a, **k: pytest.fail("the lab started"))
+    afile = tmp_path / "notes.txt"
+    afile.write_text("mine")
+    status, _, err = run_cli(["--workspace", str(afile), *command], capsys)
+    assert status == 2 and len(err.splitlines()) == 1
+    assert "--workspace" in err and str(afile) in err and "folder" in err
+    assert afile.read_text() == "mine"
+
+
+@pytest.mark.parametrize("error, names", [
+    (PermissionError(13, "Permission denied", "/w/04_x.ipynb"), "/w/04_x.ipynb"),
+    (nbformat.reader.NotJSONError("Notebook does not appear to be JSON: '{\\n \"cells\": [\\n'"), "JSON"),
+    (nbformat.ValidationError("The notebook is invalid and is missing an expected key: cells\n\nmore"), "cells"),
+])
+def test_expected_failures_are_one_line_and_status_2(
+        error: Exception, names: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture) -> None:
+    def failing(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(lab, "refresh", failing)
+    status, _, err = run_cli(["--workspace", str(tmp_path), "refresh", "04"], capsys)
+    assert status == 2 and len(err.splitlines()) == 1 and err.startswith("lab: error: ") and names in err
+
+
+def test_a_workspace_below_a_file_is_one_line_from_the_cli_and_an_exception_from_the_library(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "afile").write_text("")
+    below = tmp_path / "afile" / "ws"
+    with pytest.raises((OSError, server.LabError)):
+        ws.refresh("04", below)
+    status, _, err = run_cli(["--workspace", str(below), "refresh", "04"], capsys)
+    assert status == 2 and len(err.splitlines()) == 1 and str(tmp_path / "afile") in err

@@ -26,6 +26,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SETTINGS_DIR = PROJECT_ROOT / "jupyter" / "settings"
 LOOPBACK = "127.0.0.1"
 DEFAULT_PORT = 8888
+PORTS = range(1, 65536)  # 0 would be "any port": Jupyter would pick one the caller never hears of
 READY_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 15.0
 
@@ -37,6 +38,13 @@ class LabError(RuntimeError):
 def new_token() -> str:
     """Return a fresh random Jupyter token."""
     return secrets.token_urlsafe(32)
+
+
+def check_port(port: int, option: str = "--port") -> int:
+    """Return port when it is a TCP port number (1-65535); raise LabError naming the option otherwise."""
+    if port not in PORTS:
+        raise LabError(f"{option} {port} is not a port number; use one from {PORTS[0]}-{PORTS[-1]}")
+    return port
 
 
 def port_in_use(port: int, host: str = LOOPBACK) -> bool:
@@ -52,10 +60,11 @@ def port_in_use(port: int, host: str = LOOPBACK) -> bool:
 
 def first_free_port(start: int, tries: int = 50) -> int:
     """Return the first port from ``start`` on that is free on 127.0.0.1."""
-    for port in range(start, min(start + tries, 65536)):
+    check_port(start)
+    for port in range(start, min(start + tries, PORTS.stop)):
         if not port_in_use(port):
             return port
-    raise LabError(f"ports {start}-{start + tries - 1} are all in use; pass --port N")
+    raise LabError(f"ports {start}-{min(start + tries, PORTS.stop) - 1} are all in use; pass --port N")
 
 
 def lab_url(port: int, token: str, path: str = "lab") -> str:
@@ -156,3 +165,21 @@ def key_value(text: str) -> str:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     return text
 
+
+def port_number(text: str) -> int:
+    """argparse type for a port: an int from 1-65535 (argparse names the option in its message)."""
+    port = int(text) if text.strip().lstrip("+-").isdigit() else 0
+    if port not in PORTS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number; use one from {PORTS[0]}-{PORTS[-1]}")
+    return port
+
+
+def seconds(text: str) -> float:
+    """argparse type for a time-out: a positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0")
+    return value

@@ -19,6 +19,7 @@ import select
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 # tests/test_files.py checks that the modules which write files use the one atomic writer; lab's writing is
 # workspace's now, and the name stays here for that check.
@@ -32,6 +33,8 @@ from course_utils.tools.jupyter_server import (
     key_value,
     lab_url,
     new_token,
+    port_number,
+    seconds,
     start_jupyter,
     stop_jupyter,
     wait_ready,
@@ -95,16 +98,34 @@ def cmd_serve(workspace: Path, port: int, env: dict[str, str]) -> int:
             stop_jupyter(proc)
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with each error on one line, usage left to --help."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print `lab: error: MESSAGE` and exit with status 2."""
+        self.exit(2, f"lab: error: {message} (see {self.prog} --help)\n")
+
+
+def folder_path(text: str) -> Path:
+    """argparse type for --workspace: a folder, or a path where one can be made."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path} is a file, not a folder; pass a folder (made if missing)")
+    return path
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the CLI parser."""
-    parser = argparse.ArgumentParser(prog="python -m course_utils.tools.lab", description=__doc__.splitlines()[0])
-    parser.add_argument("--workspace", type=Path, default=WORKSPACE, help="the working copy (default workspace/)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="first port to try (default 8888)")
+    parser = OneLineParser(prog="python -m course_utils.tools.lab", description=__doc__.splitlines()[0])
+    parser.add_argument("--workspace", type=folder_path, default=WORKSPACE,
+                        help="the working copy, a folder (default workspace/)")
+    parser.add_argument("--port", type=port_number, default=DEFAULT_PORT,
+                        help="first port to try, 1-65535 (default 8888)")
     parser.add_argument("--no-browser", action="store_true", help="only print the URL")
-    parser.add_argument("--timeout", type=float, default=READY_TIMEOUT_S, help="seconds to wait for the server")
+    parser.add_argument("--timeout", type=seconds, default=READY_TIMEOUT_S, help="seconds to wait for the server")
     sub = parser.add_subparsers(dest="command")
     serve = sub.add_parser("serve", help="remote side of remote_lab: token on stdin, stops at EOF")
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help="the port, exactly (no retries)")
+    serve.add_argument("--port", type=port_number, default=DEFAULT_PORT, help="the port, exactly (no retries)")
     serve.add_argument("--env", action="append", default=[], type=key_value, metavar="KEY=VALUE",
                        help="environment variable for Jupyter (repeatable; not secret)")
     refresh_ = sub.add_parser("refresh", help="replace one lesson's copy by the course's, keeping your answers")
@@ -112,22 +133,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def expected_errors() -> tuple[type[BaseException], ...]:
+    """Return the failures main reports in one line: the learner's input, files, notebooks (nbformat's too)."""
+    from nbformat import ValidationError  # jsonschema's: no subclass of ValueError
+
+    return LabError, OSError, ValueError, ValidationError
+
+
+def one_line(exc: BaseException) -> str:
+    """Return an expected failure as one line naming the file or value, with a way out."""
+    if isinstance(exc, LabError):
+        return str(exc).replace("\n", " ")
+    if isinstance(exc, OSError) and exc.filename:
+        return (f"{exc.filename}: {exc.strerror or exc}; check that the path exists and can be written, "
+                "or pass --workspace DIR")
+    first = (str(exc).strip().splitlines() or [""])[0][:200]
+    return f"{type(exc).__name__}: {first} (a notebook or value above is not valid; see --help)"
+
+
+def cmd_refresh(lesson: str, workspace: Path) -> int:
+    """Refresh one lesson's copy and say what was carried over and kept; return 0."""
+    done = refresh(lesson, workspace, NOTEBOOKS)
+    if done.unreadable:
+        print(f"lab: refreshed {lesson} with a fresh copy, but your answers could not be carried over: "
+              f"{done.unreadable}; your old copy is kept as {done.backup}", file=sys.stderr)
+        return 0
+    print(f"lab: refreshed {lesson}; your answers carried over: {', '.join(done.carried) or 'none'}")
+    if done.backup:
+        print(f"lab: your previous copy: {done.backup}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """CLI entry point."""
+    """CLI entry point: 0 when done, 2 for bad input, a missing or broken file, a server that never answered."""
     ns = build_parser().parse_args(argv)
-    workspace = ns.workspace.resolve()
     try:
+        workspace = ns.workspace.resolve()
         if ns.command == "refresh":
-            kept, carried = refresh(ns.lesson, workspace)
-            print(f"lab: refreshed {ns.lesson}; your answers carried over: {', '.join(carried) or 'none'}")
-            if kept.parent.name == "backups":
-                print(f"lab: your previous copy: {kept}")
-            return 0
+            return cmd_refresh(ns.lesson, workspace)
         if ns.command == "serve":
             return cmd_serve(workspace, ns.port, dict(kv.split("=", 1) for kv in ns.env))
         return cmd_start(workspace, ns.port, not ns.no_browser, ns.timeout)
-    except LabError as exc:
-        print(f"lab: error: {exc}", file=sys.stderr)
+    except expected_errors() as exc:  # library functions raise; the learner gets one line (exit status 2)
+        print(f"lab: error: {one_line(exc)}", file=sys.stderr)
         return 2
 
 
