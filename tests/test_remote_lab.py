@@ -240,7 +240,23 @@ def test_run_args_use_template(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(rl.LabError):
         rl.run_ssh_args(opts(), "/x", "smoke", "a b; rm -rf ~")
     monkeypatch.setattr(rl, "REMOTE_RUN_TEMPLATE", "echo {profile} {name}")
-    assert rl.run_ssh_args(opts(), "/x", "full run", "r2")[-1] == "echo 'full run' r2"
+    assert rl.run_ssh_args(opts(), "/x", "gpu_fast-2", "r2")[-1] == "echo gpu_fast-2 r2"
+
+
+@pytest.mark.parametrize("profile", ["full run", "$(touch pwned)", "gpu;id", "`id`", "../etc/x", "a'b", "", "-x"])
+def test_a_hostile_profile_name_is_refused_before_ssh(profile: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    """make expands $(...) in PROFILE=... even after the shell's quoting: only a profile file's name may pass."""
+    called = []
+    monkeypatch.setattr(rl.subprocess, "call", lambda argv: called.append(argv) or 0)
+    with pytest.raises(rl.LabError, match="--profile"):
+        rl.run_ssh_args(opts(), "/x", profile, "r1")
+    assert rl.main(["run", "me@gpu-box", f"--profile={profile}", "--name", "r1", "--dest", str(tmp_path)]) == 2
+    assert called == []
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "--profile" in err and "letters, digits" in err
+    assert rl.main(["run", "me@gpu-box", "--profile", "gpu_fast-2", "--name", "r1", "--dest", str(tmp_path)]) == 0
+    assert "make course PROFILE=gpu_fast-2 " in called[0][-1]
 
 
 def test_shell_path_quoting() -> None:
@@ -254,6 +270,14 @@ def test_remote_env_needs_key_value(capsys: pytest.CaptureFixture) -> None:
         rl.main(["lab", "me@gpu-box", "--remote-env", "CUDA_VISIBLE_DEVICES"])
     assert stop.value.code == 2
     assert "expected KEY=VALUE, got 'CUDA_VISIBLE_DEVICES'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option", ["--local-port", "--remote-port", "--ssh-port"])
+def test_an_invalid_port_is_refused_at_parse_time(option: str, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as stop:
+        rl.main(["lab", "me@gpu-box", option, "70000"])
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert stop.value.code == 2 and option in last and "'70000' is not a port number; use one from 1-65535" in last
 
 
 def test_bad_host_rejected() -> None:
