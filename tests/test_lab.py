@@ -261,6 +261,18 @@ def test_refresh_of_a_truncated_copy_keeps_it_and_puts_a_fresh_one(
     assert len(said) == 1 and str(backup) in said[0] and "Traceback" not in err
 
 
+def test_a_damaged_course_notebook_is_named_with_its_fix(tmp_path: Path) -> None:
+    source, workspace = tmp_path / "notebooks", tmp_path / "workspace"
+    lesson = write_lesson(source, "04_x.ipynb", "04 · X")
+    ws.prepare_workspace(workspace, source)
+    lesson.write_bytes(lesson.read_bytes()[:40])  # a half-written course update
+    mine = (workspace / "04_x.ipynb").read_bytes()
+    for call in (lambda: ws.refresh("04", workspace, source), lambda: ws.prepare_workspace(workspace, source)):
+        with pytest.raises(server.LabError, match=f"^{lesson} is not a readable notebook .*git checkout -- {lesson}$"):
+            call()
+    assert (workspace / "04_x.ipynb").read_bytes() == mine and not (workspace / "backups").exists()
+
+
 @pytest.mark.parametrize("port", ["70000", "-1", "0", "eighty"])
 def test_an_invalid_port_is_refused_at_parse_time(
         port: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:

@@ -148,7 +148,7 @@ def one_line(exc: BaseException) -> str:
         return (f"{exc.filename}: {exc.strerror or exc}; check that the path exists and can be written, "
                 "or pass --workspace DIR")
     first = (str(exc).strip().splitlines() or [""])[0][:200]
-    return f"{type(exc).__name__}: {first} (a notebook or value above is not valid; see --help)"
+    return f"{type(exc).__name__}: {first} (a notebook or a value is not valid; see --help)"
 
 
 def cmd_refresh(lesson: str, workspace: Path) -> int:

@@ -39,6 +39,7 @@ class Refreshed(NamedTuple):
 
 
 def _restore_hint(notebook: Path) -> str:
+    """Return how to get back a course notebook that cannot be read."""
     return f"restore the course's copy with: git checkout -- {notebook}"
 
 
