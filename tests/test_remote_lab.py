@@ -243,7 +243,8 @@ def test_run_args_use_template(monkeypatch: pytest.MonkeyPatch) -> None:
     assert rl.run_ssh_args(opts(), "/x", "gpu_fast-2", "r2")[-1] == "echo gpu_fast-2 r2"
 
 
-@pytest.mark.parametrize("profile", ["full run", "$(touch pwned)", "gpu;id", "`id`", "../etc/x", "a'b", "", "-x"])
+@pytest.mark.parametrize("profile", ["full run", "$(touch pwned)", "$(shell id)", "gpu;id", "`id`", "../etc/x", "a'b",
+                                     "", "-x"])
 def test_a_hostile_profile_name_is_refused_before_ssh(profile: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                       capsys: pytest.CaptureFixture) -> None:
     """make expands $(...) in PROFILE=... even after the shell's quoting: only a profile file's name may pass."""

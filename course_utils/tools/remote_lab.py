@@ -40,7 +40,7 @@ DEFAULT_REMOTE_DIR = "~/pytorch-course"
 # Headless course run on the remote; formatted with shell-quoted values ({name} is checked by
 # run_ssh_args). Without make: cd {dir} && .venv/bin/python -m course_utils.tools.runner ...
 REMOTE_RUN_TEMPLATE = "cd {dir} && make course PROFILE={profile} ARGS='--out runs/'{name}"
-# make expands $(...) and $$ in PROFILE=... after the shell has unquoted it, so no quoting can pass any name:
+# make expands $(...) in PROFILE=... after the shell has unquoted it ($(shell CMD) runs CMD), so no quoting helps:
 # only a profile file's name (profiles/<name>.yaml) is let through, and none the runner would take for an option.
 PROFILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
 
