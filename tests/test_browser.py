@@ -24,11 +24,12 @@ from types import SimpleNamespace
 import nbformat
 import pytest
 
-from course_utils.tools import lab, runner
+from course_utils.tools import runner
+from course_utils.tools.workspace import NOTEBOOKS, PROJECT_ROOT, lesson_title, lessons, prepare_workspace
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 LESSONS = ("01_tensors", "04_fashion_mnist")  # the first lesson and a training one
-SHOTS = lab.PROJECT_ROOT / "build" / "browser"
+SHOTS = PROJECT_ROOT / "build" / "browser"
 LOOPBACK_HEX = "0100007F"  # 127.0.0.1 as /proc/net/tcp writes it
 
 pytestmark = [
@@ -127,10 +128,10 @@ def free_port() -> int:
 def working_copy(folder: Path) -> Path:
     """A throwaway working copy with the ci parameters injected and the committed outputs cleared."""
     workspace = folder / "workspace"
-    lab.prepare_workspace(workspace)
+    prepare_workspace(workspace)
     from papermill.parameterize import parameterize_notebook
 
-    jobs = runner.plan(runner.load_profile("ci"), [lab.NOTEBOOKS / f"{s}.ipynb" for s in LESSONS],
+    jobs = runner.plan(runner.load_profile("ci"), [NOTEBOOKS / f"{s}.ipynb" for s in LESSONS],
                        folder / "unused", {})
     for job in jobs:
         nb = nbformat.read(job.notebook, as_version=4)
@@ -155,8 +156,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(config), JUPYTER_DATA_DIR=str(folder / "jupyter-data"),
                JUPYTERLAB_SETTINGS_DIR=str(folder / "user-settings"), IPYTHONDIR=str(folder / "ipython"),
                JUPYTERLAB_WORKSPACES_DIR=str(folder / "lab-workspaces"),
-               PYTHONPATH=os.pathsep.join(filter(None, [str(lab.PROJECT_ROOT), os.environ.get("PYTHONPATH")])),
-               **runner.plan(runner.load_profile("ci"), [lab.NOTEBOOKS / "01_tensors.ipynb"], folder, {})[0].env)
+               PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])),
+               **runner.plan(runner.load_profile("ci"), [NOTEBOOKS / "01_tensors.ipynb"], folder, {})[0].env)
     env.pop("MPLBACKEND", None)  # a kernel told to draw with Agg would show no plot in the page
     log = folder / "lab.log"
     port = free_port()
@@ -284,7 +285,7 @@ def test_start_page_lists_the_lessons_without_prompts(server: SimpleNamespace, b
     browser.get(server.url)  # exactly what the launcher printed
     assert wait_for(lambda: browser.execute_script(APP_READY), 60)
     links = wait_for(lambda: browser.find_elements("css selector", ".jp-RenderedMarkdown li a"), 30)
-    titles = [lab.lesson_title(p) for p in lab.lessons()]
+    titles = [lesson_title(p) for p in lessons()]
     assert [a.text for a in links] == titles
     time.sleep(2)  # the news question, when enabled, is asked as the app starts
     assert "news" not in browser.find_element("tag name", "body").text.lower()
@@ -345,7 +346,7 @@ def test_the_html_report_opens_and_its_links_resolve(browser, tmp_path: Path) ->
 
     run = tmp_path / "run"  # a run folder holding lesson 01 as executed (its committed outputs) and one failure
     run.mkdir()
-    (run / "01_tensors.ipynb").write_bytes((lab.NOTEBOOKS / "01_tensors.ipynb").read_bytes())
+    (run / "01_tensors.ipynb").write_bytes((NOTEBOOKS / "01_tensors.ipynb").read_bytes())
     rows = [{"notebook": "01_tensors", "status": "pass", "seconds": 12.0, "metrics": {"max_abs_error": 0.0},
              "error": None},
             {"notebook": "02_missing", "status": "fail", "seconds": 1.0, "metrics": {}, "error": "no notebook"}]

@@ -28,9 +28,17 @@ import pytest
 
 from course_utils.tools import remote_lab as rl
 
+# Each wait below is for a condition, with a deadline far above its usual time (a few seconds on an idle machine).
+# The stop alone may take 25 s by design: the remote gives Jupyter STOP_TIMEOUT_S (15 s) before SIGKILL, the local
+# side gives ssh 5 s more, then 5 s after SIGTERM; a fresh clone's `make test` (two xdist workers, a busy 2-core
+# machine) once needed more than the 15 s this test used to wait.
+START_S = 120.0  # --timeout of the lab; the CLI's ready line is awaited a little longer
+STOP_S = 90.0  # the CLI's exit after Ctrl-C, SIGTERM or SIGKILL
+CLEANUP_S = 60.0  # the remote side's processes and ports gone, sshd up
+
 try:  # hard per-test limit when pytest-timeout is installed; the waits below are bounded anyway
     import pytest_timeout  # noqa: F401
-    E2E_LIMIT = pytest.mark.timeout(60)
+    E2E_LIMIT = pytest.mark.timeout(START_S + STOP_S + 2 * CLEANUP_S + 60)
 except ImportError:  # pragma: no cover
     def E2E_LIMIT(func):
         """Leave func unchanged (pytest-timeout is not installed)."""
@@ -106,7 +114,7 @@ def listening_addresses(port: int) -> list[str]:
 
 def http_get(port: int, path: str, headers: dict[str, str] | None = None) -> int:
     """Return the HTTP status of GET path on 127.0.0.1:port (no redirects, no proxies)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
         conn.request("GET", path, headers=headers or {})
         return conn.getresponse().status
@@ -232,7 +240,24 @@ def test_run_args_use_template(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(rl.LabError):
         rl.run_ssh_args(opts(), "/x", "smoke", "a b; rm -rf ~")
     monkeypatch.setattr(rl, "REMOTE_RUN_TEMPLATE", "echo {profile} {name}")
-    assert rl.run_ssh_args(opts(), "/x", "full run", "r2")[-1] == "echo 'full run' r2"
+    assert rl.run_ssh_args(opts(), "/x", "gpu_fast-2", "r2")[-1] == "echo gpu_fast-2 r2"
+
+
+@pytest.mark.parametrize("profile", ["full run", "$(touch pwned)", "$(shell id)", "gpu;id", "`id`", "../etc/x", "a'b",
+                                     "", "-x"])
+def test_a_hostile_profile_name_is_refused_before_ssh(profile: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    """make expands $(...) in PROFILE=... even after the shell's quoting: only a profile file's name may pass."""
+    called = []
+    monkeypatch.setattr(rl.subprocess, "call", lambda argv: called.append(argv) or 0)
+    with pytest.raises(rl.LabError, match="--profile"):
+        rl.run_ssh_args(opts(), "/x", profile, "r1")
+    assert rl.main(["run", "me@gpu-box", f"--profile={profile}", "--name", "r1", "--dest", str(tmp_path)]) == 2
+    assert called == []
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "--profile" in err and "letters, digits" in err
+    assert rl.main(["run", "me@gpu-box", "--profile", "gpu_fast-2", "--name", "r1", "--dest", str(tmp_path)]) == 0
+    assert "make course PROFILE=gpu_fast-2 " in called[0][-1]
 
 
 def test_shell_path_quoting() -> None:
@@ -246,6 +271,14 @@ def test_remote_env_needs_key_value(capsys: pytest.CaptureFixture) -> None:
         rl.main(["lab", "me@gpu-box", "--remote-env", "CUDA_VISIBLE_DEVICES"])
     assert stop.value.code == 2
     assert "expected KEY=VALUE, got 'CUDA_VISIBLE_DEVICES'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option", ["--local-port", "--remote-port", "--ssh-port"])
+def test_an_invalid_port_is_refused_at_parse_time(option: str, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as stop:
+        rl.main(["lab", "me@gpu-box", option, "70000"])
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert stop.value.code == 2 and option in last and "'70000' is not a port number; use one from 1-65535" in last
 
 
 def test_bad_host_rejected() -> None:
@@ -319,7 +352,7 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
             return sock.connect_ex(("127.0.0.1", port)) == 0
 
     try:
-        if not wait_until(lambda: proc.poll() is not None or accepting(), 15):
+        if not wait_until(lambda: proc.poll() is not None or accepting(), CLEANUP_S):
             pytest.fail(f"sshd did not start:\n{log.read_text()}")
         assert proc.poll() is None, f"sshd exited:\n{log.read_text()}"
         options = ["StrictHostKeyChecking=no", f"UserKnownHostsFile={d / 'known_hosts'}",
@@ -404,7 +437,7 @@ def test_lab_end_to_end_through_real_ssh(sshd: SimpleNamespace, tmp_path: Path,
            "--remote-env", f"JUPYTER_DATA_DIR={tmp_path / 'jupyter-data'}",
            "--remote-env", f"IPYTHONDIR={tmp_path / 'ipython'}",
            "--remote-workspace", str(tmp_path / "workspace"),
-           "--timeout", "35"]
+           "--timeout", str(START_S)]
     stderr_path = tmp_path / "lab.stderr"
     markers = (f"--port={remote_port}", f"127.0.0.1:{local_port}:127.0.0.1:{remote_port}")
     with open(stderr_path, "w") as stderr:
@@ -413,7 +446,7 @@ def test_lab_end_to_end_through_real_ssh(sshd: SimpleNamespace, tmp_path: Path,
                                stdin=subprocess.DEVNULL, env=cli_env(), start_new_session=True)
     try:
         lines = start_reader(lab.stdout)
-        url, _ = wait_for_ready(lines, 40, stderr_path)
+        url, _ = wait_for_ready(lines, START_S + 15, stderr_path)
         parsed = urllib.parse.urlsplit(url)
         token = urllib.parse.parse_qs(parsed.query)["token"][0]
         assert parsed.hostname == "127.0.0.1" and parsed.port == local_port
@@ -444,12 +477,12 @@ def test_lab_end_to_end_through_real_ssh(sshd: SimpleNamespace, tmp_path: Path,
             lab.send_signal(signal.SIGTERM)
         else:
             lab.send_signal(signal.SIGKILL)  # the remote side must still clean up
-        returncode = lab.wait(timeout=15)
+        returncode = lab.wait(timeout=STOP_S)
         assert returncode == (-signal.SIGKILL if stop == "crash" else 0)
 
         # No jupyter/ssh of this test is left: by port markers and by sshd ancestry.
         assert wait_until(lambda: not matching_processes(*markers)
-                          and not descendants(sshd.proc.pid), 10), (
+                          and not descendants(sshd.proc.pid), CLEANUP_S), (
             matching_processes(*markers), descendants(sshd.proc.pid))
         assert not listening_addresses(remote_port)
         assert not listening_addresses(local_port)
@@ -491,7 +524,7 @@ def test_push_pull_and_run_through_real_ssh(sshd: SimpleNamespace, tmp_path: Pat
     assert rl.main(["run", *base, "--profile", "smoke", "--name", "r1",
                     "--dest", str(dest)]) == 0
     assert (dest / "r1" / "p.txt").read_text() == "smoke\n"
-    assert wait_until(lambda: not descendants(sshd.proc.pid), 10)
+    assert wait_until(lambda: not descendants(sshd.proc.pid), CLEANUP_S)
 
 
 @E2E_LIMIT
@@ -501,7 +534,7 @@ def test_missing_remote_venv_is_named(sshd: SimpleNamespace, tmp_path: Path) -> 
         [sys.executable, "-m", "course_utils.tools.remote_lab", "lab", sshd.host, *sshd.ssh_args,
          "--remote-dir", str(REPO), "--venv", str(tmp_path / "no-venv"), "--local-port", str(free_port()),
          "--timeout", "20"],
-        capture_output=True, text=True, env=cli_env(), timeout=60, stdin=subprocess.DEVNULL)
+        capture_output=True, text=True, env=cli_env(), timeout=START_S, stdin=subprocess.DEVNULL)
     assert out.returncode == 2, out.stderr
     assert "No such file" in out.stderr and "ssh exited with status 127" in out.stderr
-    assert wait_until(lambda: not descendants(sshd.proc.pid), 10)
+    assert wait_until(lambda: not descendants(sshd.proc.pid), CLEANUP_S)

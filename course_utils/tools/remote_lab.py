@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from course_utils.tools.lab import (
+from course_utils.tools.jupyter_server import (
     DEFAULT_PORT,
     READY_TIMEOUT_S,
     STOP_TIMEOUT_S,
@@ -31,6 +31,8 @@ from course_utils.tools.lab import (
     lab_url,
     new_token,
     port_in_use,
+    port_number,
+    seconds,
     wait_ready,
 )
 
@@ -38,6 +40,9 @@ DEFAULT_REMOTE_DIR = "~/pytorch-course"
 # Headless course run on the remote; formatted with shell-quoted values ({name} is checked by
 # run_ssh_args). Without make: cd {dir} && .venv/bin/python -m course_utils.tools.runner ...
 REMOTE_RUN_TEMPLATE = "cd {dir} && make course PROFILE={profile} ARGS='--out runs/'{name}"
+# make expands $(...) in PROFILE=... after the shell has unquoted it ($(shell CMD) runs CMD), so no quoting helps:
+# only a profile file's name (profiles/<name>.yaml) is let through, and none the runner would take for an option.
+PROFILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
 
 
 @dataclass
@@ -111,8 +116,17 @@ def lab_ssh_args(opts: SSHOptions, lab: LabOptions) -> list[str]:
                                   "-T", "-L", forward, "--", check_host(opts.host), remote_lab_command(lab)]
 
 
+def check_profile(profile: str) -> str:
+    """Return profile when it is a profile's name (letters, digits, '-', '_'); raise LabError otherwise."""
+    if not PROFILE_NAME.fullmatch(profile):
+        raise LabError(f"--profile {profile!r} is not a profile name; use letters, digits, '-' and '_', "
+                       "not '-' first (the name of a file profiles/NAME.yaml)")
+    return profile
+
+
 def run_ssh_args(opts: SSHOptions, remote_dir: str, profile: str, name: str, tty: bool = False) -> list[str]:
     """Return the ssh argv that runs the course headless at a profile on the remote."""
+    check_profile(profile)
     if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9._-]*", name):
         raise LabError(f"invalid run name {name!r}; use letters, digits, '.', '_', '-'")
     command = REMOTE_RUN_TEMPLATE.format(dir=shell_path(remote_dir), profile=shlex.quote(profile),
@@ -204,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      description=__doc__.splitlines()[0])
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("host", help="user@host or an alias from ~/.ssh/config")
-    common.add_argument("-p", "--ssh-port", type=int, help="ssh port on the remote")
+    common.add_argument("-p", "--ssh-port", type=port_number, help="ssh port on the remote")
     common.add_argument("-i", "--identity", help="ssh private key file")
     common.add_argument("-o", dest="ssh_options", action="append", default=[], metavar="OPTION",
                         help="extra ssh -o option (repeatable)")
@@ -214,12 +228,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     lab = sub.add_parser("lab", parents=[common], help="JupyterLab through an SSH tunnel")
     lab.add_argument("--venv", help="remote venv folder (default <remote-dir>/.venv)")
-    lab.add_argument("--local-port", type=int, default=DEFAULT_PORT)
-    lab.add_argument("--remote-port", type=int, default=DEFAULT_PORT)
+    lab.add_argument("--local-port", type=port_number, default=DEFAULT_PORT)
+    lab.add_argument("--remote-port", type=port_number, default=DEFAULT_PORT)
     lab.add_argument("--remote-env", action="append", default=[], type=key_value, metavar="KEY=VALUE",
                      help="environment variable for the remote Jupyter (repeatable; not secret)")
     lab.add_argument("--remote-workspace", help="remote working copy (default <remote-dir>/workspace)")
-    lab.add_argument("--timeout", type=float, default=READY_TIMEOUT_S, help="seconds to wait for the lab")
+    lab.add_argument("--timeout", type=seconds, default=READY_TIMEOUT_S, help="seconds to wait for the lab")
     run = sub.add_parser("run", parents=[common], help="run the course headless, fetch the run")
     run.add_argument("--profile", required=True)
     run.add_argument("--name", default=time.strftime("remote-%Y%m%d-%H%M%S"),
