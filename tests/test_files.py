@@ -42,7 +42,7 @@ def test_failed_write_leaves_the_old_file_and_no_temporary_file(tmp_path):
 def test_every_module_that_writes_atomically_uses_the_one_writer():
     import course_utils.exercises.__main__ as exercises_cli
     from course_utils.core import report
-    from course_utils.tools import lab, report_html, runner
+    from course_utils.tools import report_html, runner, workspace
 
-    for module in (checkpoints, report, runner, report_html, lab, exercises_cli):
+    for module in (checkpoints, report, runner, report_html, workspace, exercises_cli):
         assert module.atomic_write is files.atomic_write, module.__name__

@@ -16,6 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from course_utils.paths import PROJECT_ROOT
 from course_utils.tools import jupyter_server as server
 from course_utils.tools import lab
 from course_utils.tools import workspace as ws
@@ -145,7 +146,7 @@ def test_refresh_copies_a_missing_lesson_and_rejects_unknown_ones(tmp_path: Path
 
 def test_workspace_sits_beside_notebooks_and_lessons_use_no_relative_paths() -> None:
     """A copy in workspace/ finds data and checkpoints exactly as the original: via PROJECT_ROOT."""
-    assert ws.WORKSPACE.parent == ws.NOTEBOOKS.parent == ws.PROJECT_ROOT
+    assert ws.WORKSPACE.parent == ws.NOTEBOOKS.parent == PROJECT_ROOT
     for notebook in ws.lessons():
         for cell in nbformat.read(notebook, as_version=4).cells:
             if cell.cell_type == "code":

@@ -21,7 +21,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+from course_utils.paths import PROJECT_ROOT
+
 # overrides.json: the course's JupyterLab defaults (no news prompt, no update check), not the home's.
 SETTINGS_DIR = PROJECT_ROOT / "jupyter" / "settings"
 LOOPBACK = "127.0.0.1"

@@ -23,7 +23,6 @@ from typing import NoReturn
 
 # tests/test_files.py checks that the modules which write files use the one atomic writer; lab's writing is
 # workspace's now, and the name stays here for that check.
-from course_utils.core.files import atomic_write  # noqa: F401
 from course_utils.tools.jupyter_server import (
     DEFAULT_PORT,
     READY_TIMEOUT_S,

@@ -17,11 +17,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 from course_utils.core.files import atomic_write  # never half a notebook
+from course_utils.paths import NOTEBOOKS, WORKSPACE
 from course_utils.tools.jupyter_server import LabError
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-NOTEBOOKS = PROJECT_ROOT / "notebooks"
-WORKSPACE = PROJECT_ROOT / "workspace"  # the learner's copies: git-ignored, never run by the tests
 START_PAGE = "START.md"
 BACKUPS = "backups"  # workspace/backups/: every copy refresh replaced, one file each, never overwritten
 
