@@ -1,7 +1,16 @@
 """DDP helpers and the torchrun script: 2 gloo workers with batch B each equal 1 process with batch 2B."""
 
+import contextlib
+import ipaddress
 import json
+import os
+import shlex
+import signal
 import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,9 +20,11 @@ from torch.utils.data import DataLoader, DistributedSampler
 from course_utils.core import distributed
 from course_utils.core.checkpoints import load_checkpoint
 from course_utils.datasets import mnist
+from course_utils.datasets.sources import PROJECT_ROOT
 from course_utils.tools import ddp_train
 
 MODULE = "course_utils.tools.ddp_train"
+LESSON = PROJECT_ROOT / "notebooks" / "16_distributed.ipynb"
 
 
 def test_backend_follows_the_device():
@@ -125,3 +136,96 @@ def test_a_dying_worker_is_named(mirror, tmp_path):
                        match=r"worker rank 1 failed first \(RuntimeError: rank 1 was told to crash"):
         distributed.run_torchrun(MODULE, argv, nproc_per_node=2)
     assert not (tmp_path / "checkpoint.pt").exists()
+
+
+# ---------------------------------------------------------------- the launch listens on the loopback alone
+
+
+def lesson_command() -> str:
+    """Lesson 16's terminal command for one machine (its first `torchrun --nproc_per_node=2` line, continued)."""
+    cells = json.loads(LESSON.read_text())["cells"]
+    text = "\n".join("".join(cell["source"]) for cell in cells if cell["cell_type"] == "markdown")
+    lines = text.replace("\\\n", " ").splitlines()  # join the shell's continued lines
+    return next(line.strip() for line in lines if "torchrun --nproc_per_node=2" in line and MODULE in line)
+
+
+def process_tree(root: int) -> list[int]:
+    """`root` and its live descendants (torchrun and its workers, which it starts in sessions of their own)."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+        except OSError:  # the process is gone
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo += parents.get(pid, [])
+    return tree
+
+
+def kill_tree(root: int) -> None:
+    """SIGKILL the process groups of `root` and its descendants: torchrun's and its workers', children included."""
+    for pid in reversed(process_tree(root)):  # the workers first, while torchrun still holds them
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)  # each leads its own group (start_new_session)
+
+
+def listening_sockets(pids: list[int]) -> dict[int, list[tuple[str, int]]]:
+    """The TCP (address, port) pairs each of `pids` listens on, read from /proc (what `ss -ltnp` shows)."""
+    owner = {}
+    for pid in pids:
+        try:
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    owner[target[8:-1]] = pid
+        except OSError:  # gone, or a descriptor closed while we looked
+            continue
+    found = {pid: [] for pid in pids}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for row in Path(table).read_text().splitlines()[1:]:
+            fields = row.split()
+            if fields[3] == "0A" and fields[9] in owner:  # state 0A: LISTEN
+                hex_address, hex_port = fields[1].split(":")
+                raw = bytes.fromhex(hex_address)  # 32-bit words in host (little-endian) order
+                address = ipaddress.ip_address(b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4)))
+                found[owner[fields[9]]].append((str(address), int(hex_port, 16)))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads the listening sockets from Linux's /proc")
+def test_lessons_torchrun_command_listens_on_the_loopback_only(mirror, tmp_path):
+    """Lesson 16's command, run for real with 2 gloo workers: no socket of the run listens on 0.0.0.0 or [::]."""
+    words = shlex.split(lesson_command())
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    while "=" in words[0]:  # NAME=value before the command
+        name, _, value = words.pop(0).partition("=")
+        env[name] = value
+    assert words[0] == "torchrun"
+    command = [sys.executable, "-m", "torch.distributed.run", *words[1:], "--device", "cpu", "--num-epochs", "2",
+               "--train-subset", "2000", "--hidden-sizes", "16", "--out", str(tmp_path)]  # later options win
+    run = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, start_new_session=True)  # its own process group: kill_tree leaves ours alone
+    try:
+        deadline, seen = time.monotonic() + 240, {}
+        while time.monotonic() < deadline and run.poll() is None:
+            sockets = listening_sockets(process_tree(run.pid))
+            workers = [pid for pid, pairs in sockets.items() if pid != run.pid and pairs]
+            if len(workers) == 2:  # both joined the group (gloo listens): every store is up by now
+                seen = sockets
+                break
+            time.sleep(0.05)
+        output = run.communicate(timeout=240)[0]
+    finally:
+        kill_tree(run.pid)  # nothing left behind, also after a failure
+        run.wait()
+    assert run.returncode == 0 and (tmp_path / "metrics.json").exists(), output
+    assert seen, f"never saw both workers listening:\n{output}"
+    everywhere = {pid: pairs for pid, pairs in seen.items()
+                  if any(not ipaddress.ip_address(address).is_loopback for address, _ in pairs)}
+    assert not everywhere, f"listening beyond the loopback (pid: address, port; torchrun is {run.pid}): {everywhere}"
+    assert sum(len(pairs) for pairs in seen.values()) >= 3  # gloo on both workers, and the workers' store
+

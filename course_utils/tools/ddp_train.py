@@ -1,6 +1,11 @@
 """Train the course's Fashion-MNIST MLP with DistributedDataParallel; start it with torchrun.
 
-    torchrun --nproc_per_node=2 -m course_utils.tools.ddp_train --num-epochs 2 --out runs/ddp/demo
+    TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 torchrun --nproc_per_node=2 --rdzv-backend=c10d \\
+        --rdzv-conf=store_type=file --local-addr=127.0.0.1 \\
+        -m course_utils.tools.ddp_train --num-epochs 2 --out runs/ddp/demo
+
+(The options keep every socket of the run on 127.0.0.1; plain `torchrun --nproc_per_node=2 -m ...` works too,
+but torchrun's own store then listens on every interface.)
 
 Every worker trains on its own shard of each epoch; gradients are all-reduced in backward();
 rank 0 alone logs, evaluates on the test set and writes the checkpoint and metrics.json.
