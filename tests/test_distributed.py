@@ -83,6 +83,15 @@ def test_describe_failure_names_the_first_failing_rank():
     assert "port is busy" in distributed.describe_failure("... EADDRINUSE ...", 1)
 
 
+def test_describe_failure_quotes_the_line_of_a_worker_that_exited_with_a_status():
+    """A worker that said its error in one line and exited 2 has no traceback in torchrun's report: quote its line."""
+    report = ("Root Cause (first observed failure):\n[0]:\n  rank      : 0 (local_rank: 0)\n  exitcode  : 2\n"
+              "  error_file: <N/A>\n  traceback : To enable traceback see: https://pytorch.org/docs\n" + "=" * 60)
+    said = "ddp_train: error: --num-epochs must be a whole number >= 1, got 0"
+    message = distributed.describe_failure(f"W1207 master_addr is only used ...\n{said}\n{said}\n{report}", 1)
+    assert message == f"worker rank 0 failed first ({said}); torchrun then stopped the other workers"
+
+
 def reference_run(args, world_batch: int) -> tuple[nn.Module, list[float]]:
     """One process, batch 2B, the same permutation DistributedSampler draws: weights and epoch losses."""
     train_set = mnist.tensor_datasets("fashion_mnist", train_subset=args.train_subset, seed=args.seed)["train"]
@@ -229,3 +238,56 @@ def test_lessons_torchrun_command_listens_on_the_loopback_only(mirror, tmp_path)
     assert not everywhere, f"listening beyond the loopback (pid: address, port; torchrun is {run.pid}): {everywhere}"
     assert sum(len(pairs) for pairs in seen.values()) >= 3  # gloo on both workers, and the workers' store
 
+
+# ---------------------------------------------------------------- mistakes found before any training
+
+
+@pytest.fixture
+def as_worker(monkeypatch):
+    """This process looks like torchrun's rank 0, and starting a process group fails the test."""
+    for name, value in {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
+                        "MASTER_PORT": str(distributed.free_port())}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(torch.distributed, "init_process_group",
+                        lambda *args, **kwargs: pytest.fail("a process group started despite the mistake"))
+
+
+def one_error_line(capsys) -> str:
+    """The one line main wrote to stderr (it wrote nothing to stdout)."""
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1, err
+    return err
+
+
+@pytest.mark.parametrize("bad, named", [
+    (["--num-epochs", "0"], "--num-epochs"), (["--num-epochs", "two"], "--num-epochs"),
+    (["--batch-size", "-3"], "--batch-size"), (["--train-subset", "0"], "--train-subset"),
+    (["--train-subset", "60000"], "--train-subset"), (["--hidden-sizes", "16", "0"], "--hidden-sizes"),
+    (["--drop-p", "1"], "--drop-p"), (["--lr", "0"], "--lr"), (["--optimizer", "rmsprop"], "--optimizer"),
+])
+def test_a_bad_parameter_is_one_line_before_any_process_group(as_worker, tmp_path, capsys, bad, named):
+    assert ddp_train.main(["--device", "cpu", "--out", str(tmp_path / "out"), *bad]) == 2
+    line = one_error_line(capsys)
+    assert line.startswith("ddp_train: error: ") and named in line
+    assert not (tmp_path / "out").exists()  # and nothing was created
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_on_a_machine_without_it_is_one_line(as_worker, tmp_path, capsys):
+    assert ddp_train.main(["--device", "cuda", "--out", str(tmp_path)]) == 2
+    line = one_error_line(capsys)
+    assert "--device cuda" in line and "no CUDA GPU" in line and "available here: auto (the CPU), cpu" in line
+
+
+@pytest.mark.parametrize("where", ["a file", "under a file", "read-only"])
+def test_an_unwritable_out_is_refused_before_training(as_worker, tmp_path, capsys, where):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    out = {"a file": blocker, "under a file": blocker / "run", "read-only": tmp_path / "read-only"}[where]
+    if where == "read-only":
+        if os.geteuid() == 0:
+            pytest.skip("root writes into read-only folders")
+        out.mkdir(mode=0o500)
+    assert ddp_train.main(["--device", "cpu", "--out", str(out)]) == 2
+    line = one_error_line(capsys)
+    assert f"--out {out} " in line and "pass a folder you can write to" in line

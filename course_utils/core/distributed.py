@@ -216,8 +216,11 @@ def describe_failure(output: str, returncode: int) -> str:
     _, marker, root = output.partition("Root Cause (first observed failure)")
     rank = re.search(r"rank\s*:\s*(\d+)", root)
     lines = [line.strip() for line in root.split("=" * 20)[0].splitlines() if line.strip()]
+    # a worker that exited with a status (a script's one-line error) left no traceback: its own line says why
+    said = re.findall(r"^\S+: error: .*$", output.partition("Root Cause")[0], flags=re.MULTILINE)
+    why = said[-1] if said and (not lines or "To enable traceback" in lines[-1]) else lines[-1] if lines else ""
     if marker and rank:
-        return (f"worker rank {rank.group(1)} failed first ({lines[-1] if lines else 'no message'}); "
+        return (f"worker rank {rank.group(1)} failed first ({why or 'no message'}); "
                 f"torchrun then stopped the other workers")
     tail = "\n  ".join(output.strip().splitlines()[-5:])
     return f"torchrun exited with code {returncode}; its last lines:\n  {tail}"
