@@ -316,9 +316,9 @@ def test_kernel_whose_python_is_gone_fails(tmp_path, monkeypatch):
 
 
 def test_report_summary_lines():
-    fine = doctor.Result("torch", doctor.OK, "2.14.1")
-    warned = doctor.Result("device", doctor.WARN, "not available", fix="use the CPU")
-    failed = doctor.Result("MNIST", doctor.FAIL, "no source has it", ("mirror  /x: 0/4",), fix="set it")
+    fine = doctor.Finding("torch", doctor.OK, "2.14.1")
+    warned = doctor.Finding("device", doctor.WARN, "not available", fix="use the CPU")
+    failed = doctor.Finding("MNIST", doctor.FAIL, "no source has it", ("mirror  /x: 0/4",), fix="set it")
     assert doctor.format_report({"Packages": [fine, warned]}).endswith("ready (1 warning(s))")
     report = doctor.format_report({"Packages": [fine], "Datasets": [failed]})
     assert "NOT READY: 1 problem(s)" in report and "Datasets / MNIST: no source has it" in report
