@@ -23,7 +23,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from urllib.parse import urlparse
 
-from packaging.requirements import Requirement
+from packaging.requirements import InvalidRequirement, Requirement
 
 # checks, catalog and sources are stdlib only: the doctor runs where torch does not import
 from course_utils.core.checks import THREADS_ENV, env_threads
@@ -38,6 +38,10 @@ FIX_INSTALL = "install the pinned packages: python -m pip install -r requirement
 FIX_KERNEL = "start Jupyter from this environment (`make lab`), or register it: python -m ipykernel install --user"
 
 
+class DoctorError(Exception):
+    """A file the doctor reads that it cannot use: main says it in one line, exit status 2."""
+
+
 @dataclass(frozen=True)
 class Finding:
     """One finding: a short name, OK/INFO/WARN/FAIL, what was seen, sub-lines (e.g. one per source), a fix."""
@@ -49,7 +53,7 @@ class Finding:
     fix: str = ""
 
 
-def check_packages(requirements: Path = REQUIREMENTS) -> list[Finding]:
+def check_packages(requirements: Path | None = None) -> list[Finding]:
     """Which Python runs; whether torch and torchvision import; the packages requirements.txt pins.
 
     A missing pin (the EfficientNet weights are one) stops a lesson: FAIL. Another version (a Jetson's torch build,
@@ -63,7 +67,7 @@ def check_packages(requirements: Path = REQUIREMENTS) -> list[Finding]:
             results.append(Finding(name, OK, __import__(name).__version__))
         except Exception as err:  # noqa: BLE001 - ImportError, or an OSError from a broken CUDA library
             results.append(Finding(name, FAIL, f"does not import: {type(err).__name__}: {err}", fix=FIX_INSTALL))
-    installed = {pin: _installed(pin.name) for pin in pins(requirements)}
+    installed = {pin: _installed(pin.name) for pin in pins(requirements or REQUIREMENTS)}
     missing = [f"{pin.name}: not installed" for pin, version in installed.items() if not version]
     differ = [f"{pin.name} {version}; the course is tested with {pin.specifier}" for pin, version in installed.items()
               if version and not pin.specifier.contains(version, prereleases=True)]  # a local label (+cu130) is ignored
@@ -73,9 +77,22 @@ def check_packages(requirements: Path = REQUIREMENTS) -> list[Finding]:
 
 
 def pins(requirements: Path) -> list[Requirement]:
-    """What a requirements.txt pins (comments and blank lines left out); nothing when there is no such file."""
+    """What a requirements.txt pins (comments, blank lines and pip's options left out); none when there is no file.
+
+    DoctorError, naming the file and the line, for a line that is no requirement.
+    """
     lines = requirements.read_text().splitlines() if requirements.is_file() else []
-    return [Requirement(line) for line in (raw.split("#")[0].strip() for raw in lines) if line]
+    found = []
+    for number, raw in enumerate(lines, start=1):
+        line = raw.split("#")[0].strip()
+        if not line or line.startswith("-"):  # -r, -e, --extra-index-url: pip's options, not pins
+            continue
+        try:
+            found.append(Requirement(line))
+        except InvalidRequirement as err:
+            raise DoctorError(f"{requirements}, line {number}: {line!r} is not a requirement "
+                              f"({str(err).splitlines()[0]}); write it as name==version, e.g. torch==2.14.1") from err
+    return found
 
 
 def _installed(distribution: str) -> str:
@@ -253,7 +270,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--offline", action="store_true", help="count only local dataset sources (no network probe)")
     parser.add_argument("--brief", action="store_true", help="leave out PyTorch's environment report")
     args = parser.parse_args(argv)
-    sections = run_checks(online=False if args.offline else None)
+    try:
+        sections = run_checks(online=False if args.offline else None)
+    except DoctorError as err:
+        print(f"doctor: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a file or folder it must read: a permission, a broken disk
+        print(f"doctor: error: cannot read {err.filename or 'a file'} ({err.strerror}): "
+              f"make it readable for you, or move it away", file=sys.stderr)
+        return 2
     env_report = ""
     if not args.brief and _torch():  # versions, CUDA build and runtime, GPUs, driver, cuDNN, CPU, packages
         from torch.utils.collect_env import get_pretty_env_info
