@@ -64,6 +64,23 @@ def test_process_group_is_destroyed_also_after_an_error(monkeypatch):
     assert not torch.distributed.is_initialized()
 
 
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads the listening sockets from Linux's /proc")
+def test_rank_0_serves_the_store_and_gloo_on_master_addr_only(monkeypatch):
+    """Without torchrun's store (TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1), rank 0 serves it: on 127.0.0.1, not on *."""
+    port = distributed.free_port()
+    env = {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("TORCHELASTIC_USE_AGENT_STORE", raising=False)
+    monkeypatch.setenv("GLOO_SOCKET_IFNAME", "")  # recorded, so that the value process_group sets is undone
+    monkeypatch.delenv("GLOO_SOCKET_IFNAME")
+    with distributed.process_group("cpu"):
+        mine = listening_sockets([os.getpid()])[os.getpid()]
+        assert ("127.0.0.1", port) in mine
+        assert all(ipaddress.ip_address(address).is_loopback for address, _ in mine), mine
+        assert os.environ["GLOO_SOCKET_IFNAME"] in ("lo", "lo0")
+
+
 def test_busy_port_is_refused_before_launching():
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

@@ -95,9 +95,14 @@ def group_store(env: dict[str, str], timeout: datetime.timedelta) -> dist.Store:
         store = dist.TCPStore(host, port, world_size, is_master=False, timeout=timeout)
     else:
         # a TCPStore that opens its own socket listens on every interface; given one, it keeps to its address
-        listener = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
-        store = dist.TCPStore(host, port, world_size, is_master=True, timeout=timeout,
-                              master_listen_fd=listener.detach())
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        listen_fd = socket.create_server((host, port), family=family).detach()  # the store owns it from here
+        try:
+            store = dist.TCPStore(host, port, world_size, is_master=True, timeout=timeout, master_listen_fd=listen_fd)
+        except BaseException:
+            with contextlib.suppress(OSError):  # closed already if the store had taken it
+                os.close(listen_fd)
+            raise
     return dist.PrefixStore("default_pg", store)  # the prefix init_process_group gives a store it builds
 
 
