@@ -1,7 +1,16 @@
 """DDP helpers and the torchrun script: 2 gloo workers with batch B each equal 1 process with batch 2B."""
 
+import contextlib
+import ipaddress
 import json
+import os
+import shlex
+import signal
 import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,9 +20,11 @@ from torch.utils.data import DataLoader, DistributedSampler
 from course_utils.core import distributed
 from course_utils.core.checkpoints import load_checkpoint
 from course_utils.datasets import mnist
+from course_utils.datasets.sources import PROJECT_ROOT
 from course_utils.tools import ddp_train
 
 MODULE = "course_utils.tools.ddp_train"
+LESSON = PROJECT_ROOT / "notebooks" / "16_distributed.ipynb"
 
 
 def test_backend_follows_the_device():
@@ -53,6 +64,23 @@ def test_process_group_is_destroyed_also_after_an_error(monkeypatch):
     assert not torch.distributed.is_initialized()
 
 
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads the listening sockets from Linux's /proc")
+def test_rank_0_serves_the_store_and_gloo_on_master_addr_only(monkeypatch):
+    """Without torchrun's store (TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1), rank 0 serves it: on 127.0.0.1, not on *."""
+    port = distributed.free_port()
+    env = {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("TORCHELASTIC_USE_AGENT_STORE", raising=False)
+    monkeypatch.setenv("GLOO_SOCKET_IFNAME", "")  # recorded, so that the value process_group sets is undone
+    monkeypatch.delenv("GLOO_SOCKET_IFNAME")
+    with distributed.process_group("cpu"):
+        mine = listening_sockets([os.getpid()])[os.getpid()]
+        assert ("127.0.0.1", port) in mine
+        assert all(ipaddress.ip_address(address).is_loopback for address, _ in mine), mine
+        assert os.environ["GLOO_SOCKET_IFNAME"] in ("lo", "lo0")
+
+
 def test_busy_port_is_refused_before_launching():
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -70,6 +98,15 @@ def test_describe_failure_names_the_first_failing_rank():
     assert distributed.describe_failure(output, 1) == (
         "worker rank 1 failed first (RuntimeError: boom); torchrun then stopped the other workers")
     assert "port is busy" in distributed.describe_failure("... EADDRINUSE ...", 1)
+
+
+def test_describe_failure_quotes_the_line_of_a_worker_that_exited_with_a_status():
+    """A worker that said its error in one line and exited 2 has no traceback in torchrun's report: quote its line."""
+    report = ("Root Cause (first observed failure):\n[0]:\n  rank      : 0 (local_rank: 0)\n  exitcode  : 2\n"
+              "  error_file: <N/A>\n  traceback : To enable traceback see: https://pytorch.org/docs\n" + "=" * 60)
+    said = "ddp_train: error: --num-epochs must be a whole number >= 1, got 0"
+    message = distributed.describe_failure(f"W1207 master_addr is only used ...\n{said}\n{said}\n{report}", 1)
+    assert message == f"worker rank 0 failed first ({said}); torchrun then stopped the other workers"
 
 
 def reference_run(args, world_batch: int) -> tuple[nn.Module, list[float]]:
@@ -125,3 +162,149 @@ def test_a_dying_worker_is_named(mirror, tmp_path):
                        match=r"worker rank 1 failed first \(RuntimeError: rank 1 was told to crash"):
         distributed.run_torchrun(MODULE, argv, nproc_per_node=2)
     assert not (tmp_path / "checkpoint.pt").exists()
+
+
+# ---------------------------------------------------------------- the launch listens on the loopback alone
+
+
+def lesson_command() -> str:
+    """Lesson 16's terminal command for one machine (its first `torchrun --nproc_per_node=2` line, continued)."""
+    cells = json.loads(LESSON.read_text())["cells"]
+    text = "\n".join("".join(cell["source"]) for cell in cells if cell["cell_type"] == "markdown")
+    lines = text.replace("\\\n", " ").splitlines()  # join the shell's continued lines
+    return next(line.strip() for line in lines if "torchrun --nproc_per_node=2" in line and MODULE in line)
+
+
+def process_tree(root: int) -> list[int]:
+    """`root` and its live descendants (torchrun and its workers, which it starts in sessions of their own)."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+        except OSError:  # the process is gone
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo += parents.get(pid, [])
+    return tree
+
+
+def kill_tree(root: int) -> None:
+    """SIGKILL the process groups of `root` and its descendants: torchrun's and its workers', children included."""
+    for pid in reversed(process_tree(root)):  # the workers first, while torchrun still holds them
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)  # each leads its own group (start_new_session)
+
+
+def listening_sockets(pids: list[int]) -> dict[int, list[tuple[str, int]]]:
+    """The TCP (address, port) pairs each of `pids` listens on, read from /proc (what `ss -ltnp` shows)."""
+    owner = {}
+    for pid in pids:
+        try:
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    owner[target[8:-1]] = pid
+        except OSError:  # gone, or a descriptor closed while we looked
+            continue
+    found = {pid: [] for pid in pids}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for row in Path(table).read_text().splitlines()[1:]:
+            fields = row.split()
+            if fields[3] == "0A" and fields[9] in owner:  # state 0A: LISTEN
+                hex_address, hex_port = fields[1].split(":")
+                raw = bytes.fromhex(hex_address)  # 32-bit words in host (little-endian) order
+                address = ipaddress.ip_address(b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4)))
+                found[owner[fields[9]]].append((str(address), int(hex_port, 16)))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads the listening sockets from Linux's /proc")
+def test_lessons_torchrun_command_listens_on_the_loopback_only(mirror, tmp_path):
+    """Lesson 16's command, run for real with 2 gloo workers: no socket of the run listens on 0.0.0.0 or [::]."""
+    words = shlex.split(lesson_command())
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    while "=" in words[0]:  # NAME=value before the command
+        name, _, value = words.pop(0).partition("=")
+        env[name] = value
+    assert words[0] == "torchrun"
+    command = [sys.executable, "-m", "torch.distributed.run", *words[1:], "--device", "cpu", "--num-epochs", "2",
+               "--train-subset", "2000", "--hidden-sizes", "16", "--out", str(tmp_path)]  # later options win
+    run = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, start_new_session=True)  # its own process group: kill_tree leaves ours alone
+    try:
+        deadline, seen = time.monotonic() + 240, {}
+        while time.monotonic() < deadline and run.poll() is None:
+            sockets = listening_sockets(process_tree(run.pid))
+            workers = [pid for pid, pairs in sockets.items() if pid != run.pid and pairs]
+            if len(workers) == 2:  # both joined the group (gloo listens): every store is up by now
+                seen = sockets
+                break
+            time.sleep(0.05)
+        output = run.communicate(timeout=240)[0]
+    finally:
+        kill_tree(run.pid)  # nothing left behind, also after a failure
+        run.wait()
+    assert run.returncode == 0 and (tmp_path / "metrics.json").exists(), output
+    assert seen, f"never saw both workers listening:\n{output}"
+    everywhere = {pid: pairs for pid, pairs in seen.items()
+                  if any(not ipaddress.ip_address(address).is_loopback for address, _ in pairs)}
+    assert not everywhere, f"listening beyond the loopback (pid: address, port; torchrun is {run.pid}): {everywhere}"
+    assert sum(len(pairs) for pairs in seen.values()) >= 3  # gloo on both workers, and the workers' store
+
+
+# ---------------------------------------------------------------- mistakes found before any training
+
+
+@pytest.fixture
+def as_worker(monkeypatch):
+    """This process looks like torchrun's rank 0, and starting a process group fails the test."""
+    for name, value in {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
+                        "MASTER_PORT": str(distributed.free_port())}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(torch.distributed, "init_process_group",
+                        lambda *args, **kwargs: pytest.fail("a process group started despite the mistake"))
+
+
+def one_error_line(capsys) -> str:
+    """The one line main wrote to stderr (it wrote nothing to stdout)."""
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1, err
+    return err
+
+
+@pytest.mark.parametrize("bad, named", [
+    (["--num-epochs", "0"], "--num-epochs"), (["--num-epochs", "two"], "--num-epochs"),
+    (["--batch-size", "-3"], "--batch-size"), (["--train-subset", "0"], "--train-subset"),
+    (["--train-subset", "60000"], "--train-subset"), (["--hidden-sizes", "16", "0"], "--hidden-sizes"),
+    (["--drop-p", "1"], "--drop-p"), (["--lr", "0"], "--lr"), (["--optimizer", "rmsprop"], "--optimizer"),
+])
+def test_a_bad_parameter_is_one_line_before_any_process_group(as_worker, tmp_path, capsys, bad, named):
+    assert ddp_train.main(["--device", "cpu", "--out", str(tmp_path / "out"), *bad]) == 2
+    line = one_error_line(capsys)
+    assert line.startswith("ddp_train: error: ") and named in line
+    assert not (tmp_path / "out").exists()  # and nothing was created
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_on_a_machine_without_it_is_one_line(as_worker, tmp_path, capsys):
+    assert ddp_train.main(["--device", "cuda", "--out", str(tmp_path)]) == 2
+    line = one_error_line(capsys)
+    assert "--device cuda" in line and "no CUDA GPU" in line and "available here: auto (the CPU), cpu" in line
+
+
+@pytest.mark.parametrize("where", ["a file", "under a file", "read-only"])
+def test_an_unwritable_out_is_refused_before_training(as_worker, tmp_path, capsys, where):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    out = {"a file": blocker, "under a file": blocker / "run", "read-only": tmp_path / "read-only"}[where]
+    if where == "read-only":
+        if os.geteuid() == 0:
+            pytest.skip("root writes into read-only folders")
+        out.mkdir(mode=0o500)
+    assert ddp_train.main(["--device", "cpu", "--out", str(out)]) == 2
+    line = one_error_line(capsys)
+    assert f"--out {out} " in line and "pass a folder you can write to" in line

@@ -316,9 +316,9 @@ def test_kernel_whose_python_is_gone_fails(tmp_path, monkeypatch):
 
 
 def test_report_summary_lines():
-    fine = doctor.Result("torch", doctor.OK, "2.14.1")
-    warned = doctor.Result("device", doctor.WARN, "not available", fix="use the CPU")
-    failed = doctor.Result("MNIST", doctor.FAIL, "no source has it", ("mirror  /x: 0/4",), fix="set it")
+    fine = doctor.Finding("torch", doctor.OK, "2.14.1")
+    warned = doctor.Finding("device", doctor.WARN, "not available", fix="use the CPU")
+    failed = doctor.Finding("MNIST", doctor.FAIL, "no source has it", ("mirror  /x: 0/4",), fix="set it")
     assert doctor.format_report({"Packages": [fine, warned]}).endswith("ready (1 warning(s))")
     report = doctor.format_report({"Packages": [fine], "Datasets": [failed]})
     assert "NOT READY: 1 problem(s)" in report and "Datasets / MNIST: no source has it" in report
@@ -342,6 +342,36 @@ def test_report_prints_the_course_checks_then_pytorchs_report_then_the_verdict(m
     assert out.rstrip().splitlines()[-1].startswith("ready")
     assert doctor.main(["--offline", "--brief"]) == 0
     assert "PyTorch version:" not in capsys.readouterr().out
+
+
+def test_a_malformed_requirements_file_is_one_line_naming_it(tmp_path, monkeypatch, capsys):
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("--extra-index-url https://download.pytorch.org/whl/cu130\ntorch==2.14.1\n")
+    assert [str(pin) for pin in doctor.pins(requirements)] == ["torch==2.14.1"]  # pip's options are no pins
+    requirements.write_text("torch==2.14.1\n\ntorchvision==>0.29\n")
+    monkeypatch.setattr(doctor, "REQUIREMENTS", requirements)
+    assert doctor.main(["--offline", "--brief"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1, err
+    assert err.startswith(f"doctor: error: {requirements}, line 3: 'torchvision==>0.29' is not a requirement")
+    assert "name==version" in err
+    with pytest.raises(doctor.DoctorError, match="line 3"):  # the library function raises; main says it
+        doctor.pins(requirements)
+
+
+def test_module_runs_from_any_folder(mirror, tmp_path):
+    """`python -m course_utils.tools.doctor` from a folder outside the project: the same checks, the same verdict."""
+    project = Path(doctor.__file__).resolve().parents[2]
+    env = {**os.environ, MIRROR_ENV: str(mirror), "COURSE_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(project), os.environ.get("PYTHONPATH")])),
+           "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
+    for name in ("JUPYTER_PATH", "COURSE_DATA_DIR"):  # the defaults: the project's data/ and kernels
+        env.pop(name, None)
+    done = subprocess.run([sys.executable, "-m", "course_utils.tools.doctor", "--offline", "--brief"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stdout + done.stderr
+    assert f"{project / 'data'}" in done.stdout  # the project's cache, not one under the current folder
+    assert "python3: runs this Python" in done.stdout and done.stdout.rstrip().splitlines()[-1].startswith("ready")
 
 
 def test_module_entry_point_runs():

@@ -1,6 +1,11 @@
 """Train the course's Fashion-MNIST MLP with DistributedDataParallel; start it with torchrun.
 
-    torchrun --nproc_per_node=2 -m course_utils.tools.ddp_train --num-epochs 2 --out runs/ddp/demo
+    TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 torchrun --nproc_per_node=2 --rdzv-backend=c10d \\
+        --rdzv-conf=store_type=file --local-addr=127.0.0.1 \\
+        -m course_utils.tools.ddp_train --num-epochs 2 --out runs/ddp/demo
+
+(The options keep every socket of the run on 127.0.0.1; plain `torchrun --nproc_per_node=2 -m ...` works too,
+but torchrun's own store then listens on every interface.)
 
 Every worker trains on its own shard of each epoch; gradients are all-reduced in backward();
 rank 0 alone logs, evaluates on the test set and writes the checkpoint and metrics.json.
@@ -10,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,13 +30,25 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from course_utils.core import distributed, training
 from course_utils.core.checkpoints import save_checkpoint
+from course_utils.core.checks import check_count
 from course_utils.core.files import atomic_write
 from course_utils.datasets import mnist
 from course_utils.fc_model import Network
 
 
+class TrainError(Exception):
+    """A bad parameter, or a device or output folder the run cannot use: one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        """Raise TrainError instead of printing the usage block: main says it in one line."""
+        raise TrainError(f"{message} (see --help)")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    """The command line, checked (check_args); TrainError for a bad one."""
+    parser = _Parser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto", help="auto: one CUDA GPU per worker if there are GPUs, else CPU")
     parser.add_argument("--num-epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64, help="per worker: the step sees world_size times this")
@@ -42,10 +61,48 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, required=True, help="folder for metrics.json and checkpoint.pt")
     parser.add_argument("--crash-rank", type=int, default=None,
                         help="this rank raises at its first step (to see a failure)")
-    args = parser.parse_args(argv)
-    training.check_epochs(args.num_epochs)
-    training.check_count("batch_size", args.batch_size)
+    return check_args(parser.parse_args(argv))
+
+
+def check_args(args: argparse.Namespace) -> argparse.Namespace:
+    """`args` when every number is usable; TrainError naming the first bad parameter otherwise."""
+    try:
+        for name in ("--num-epochs", "--batch-size", *(["--train-subset"] if args.train_subset is not None else [])):
+            check_count(name, getattr(args, name[2:].replace("-", "_")))
+        for size in args.hidden_sizes:
+            check_count("--hidden-sizes", size)
+    except ValueError as err:
+        raise TrainError(str(err)) from err
+    available = len(mnist.train_val_indices(0.1, None, args.seed)[0])  # the images train() draws its subset from
+    if args.train_subset is not None and args.train_subset > available:
+        raise TrainError(f"--train-subset must be at most {available:,} (the training images), got {args.train_subset}")
+    if not 0.0 <= args.drop_p < 1.0:
+        raise TrainError(f"--drop-p must be at least 0 and below 1, got {args.drop_p}")
+    if not args.lr > 0:  # also refuses nan
+        raise TrainError(f"--lr must be a number above 0, got {args.lr}")
     return args
+
+
+def check_device(name: str, local_rank: int) -> torch.device:
+    """The device this worker will use; TrainError naming --device and what this machine offers when it cannot."""
+    try:
+        return distributed.worker_device(name, local_rank)
+    except (ValueError, RuntimeError) as err:
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        available = f"auto, cpu, cuda ({gpus} GPU(s): at most {gpus} workers)" if gpus else "auto (the CPU), cpu"
+        raise TrainError(f"--device {name}: {err}; available here: {available}") from err
+
+
+def check_out(out: Path) -> Path:
+    """`out`, created if needed, once a file can be written in it; TrainError naming --out and the fix otherwise."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):  # a real write: permissions, a read-only disk, a full quota
+            pass
+    except OSError as err:
+        why = "is not a folder" if out.exists() and not out.is_dir() else f"cannot be written ({err.strerror})"
+        raise TrainError(f"--out {out} {why}: pass a folder you can write to") from err
+    return out
 
 
 def build_model(model_config: dict, seed: int) -> Network:
@@ -136,8 +193,11 @@ def train(args: argparse.Namespace, ctx: distributed.Context) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
     try:
+        args = parse_args(argv)  # every check before the process group, so a mistake costs no training
+        check_device(args.device, int(os.environ.get("LOCAL_RANK", "0")))
+        if os.environ.get("RANK", "0") == "0":  # rank 0 alone writes
+            check_out(args.out)
         with distributed.process_group(args.device) as ctx:
             try:
                 train(args, ctx)
@@ -146,8 +206,8 @@ def main(argv: list[str] | None = None) -> int:
                 hint = " (another worker stopped first: see its message)" if peer_gone else ""
                 print(f"[rank {ctx.rank}] failed: {type(err).__name__}: {err}{hint}", file=sys.stderr, flush=True)
                 raise
-    except distributed.DistributedLaunchError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (TrainError, distributed.DistributedLaunchError) as err:
+        print(f"ddp_train: error: {err}", file=sys.stderr)
         return 2
     return 0
 

@@ -23,7 +23,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from urllib.parse import urlparse
 
-from packaging.requirements import Requirement
+from packaging.requirements import InvalidRequirement, Requirement
 
 # checks, catalog and sources are stdlib only: the doctor runs where torch does not import
 from course_utils.core.checks import THREADS_ENV, env_threads
@@ -38,8 +38,12 @@ FIX_INSTALL = "install the pinned packages: python -m pip install -r requirement
 FIX_KERNEL = "start Jupyter from this environment (`make lab`), or register it: python -m ipykernel install --user"
 
 
+class DoctorError(Exception):
+    """A file the doctor reads that it cannot use: main says it in one line, exit status 2."""
+
+
 @dataclass(frozen=True)
-class Result:
+class Finding:
     """One finding: a short name, OK/INFO/WARN/FAIL, what was seen, sub-lines (e.g. one per source), a fix."""
 
     name: str
@@ -49,33 +53,46 @@ class Result:
     fix: str = ""
 
 
-def check_packages(requirements: Path = REQUIREMENTS) -> list[Result]:
+def check_packages(requirements: Path | None = None) -> list[Finding]:
     """Which Python runs; whether torch and torchvision import; the packages requirements.txt pins.
 
     A missing pin (the EfficientNet weights are one) stops a lesson: FAIL. Another version (a Jetson's torch build,
     say) is a WARN: the course is tested with the pins. On too old a Python, pip installs none of them: FAIL.
     """
     venv = "in a" if sys.prefix != sys.base_prefix else "no"
-    results = [Result("Python", INFO, f"{platform.python_version()}, {venv} virtual environment",
+    results = [Finding("Python", INFO, f"{platform.python_version()}, {venv} virtual environment",
                       (f"executable {sys.executable}",))]
     for name in IMPORTS:
         try:
-            results.append(Result(name, OK, __import__(name).__version__))
+            results.append(Finding(name, OK, __import__(name).__version__))
         except Exception as err:  # noqa: BLE001 - ImportError, or an OSError from a broken CUDA library
-            results.append(Result(name, FAIL, f"does not import: {type(err).__name__}: {err}", fix=FIX_INSTALL))
-    installed = {pin: _installed(pin.name) for pin in pins(requirements)}
+            results.append(Finding(name, FAIL, f"does not import: {type(err).__name__}: {err}", fix=FIX_INSTALL))
+    installed = {pin: _installed(pin.name) for pin in pins(requirements or REQUIREMENTS)}
     missing = [f"{pin.name}: not installed" for pin, version in installed.items() if not version]
     differ = [f"{pin.name} {version}; the course is tested with {pin.specifier}" for pin, version in installed.items()
               if version and not pin.specifier.contains(version, prereleases=True)]  # a local label (+cu130) is ignored
     detail = f"{len(installed) - len(missing) - len(differ)} of {len(installed)} as pinned" if installed else "no pins"
     status = FAIL if missing else WARN if differ or not installed else OK
-    return results + [Result("requirements.txt", status, detail, tuple(missing + differ), FIX_INSTALL)]
+    return results + [Finding("requirements.txt", status, detail, tuple(missing + differ), FIX_INSTALL)]
 
 
 def pins(requirements: Path) -> list[Requirement]:
-    """What a requirements.txt pins (comments and blank lines left out); nothing when there is no such file."""
+    """What a requirements.txt pins (comments, blank lines and pip's options left out); none when there is no file.
+
+    DoctorError, naming the file and the line, for a line that is no requirement.
+    """
     lines = requirements.read_text().splitlines() if requirements.is_file() else []
-    return [Requirement(line) for line in (raw.split("#")[0].strip() for raw in lines) if line]
+    found = []
+    for number, raw in enumerate(lines, start=1):
+        line = raw.split("#")[0].strip()
+        if not line or line.startswith("-"):  # -r, -e, --extra-index-url: pip's options, not pins
+            continue
+        try:
+            found.append(Requirement(line))
+        except InvalidRequirement as err:
+            raise DoctorError(f"{requirements}, line {number}: {line!r} is not a requirement "
+                              f"({str(err).splitlines()[0]}); write it as name==version, e.g. torch==2.14.1") from err
+    return found
 
 
 def _installed(distribution: str) -> str:
@@ -94,27 +111,27 @@ def _torch():
     return None
 
 
-def check_device() -> Result:
+def check_device() -> Finding:
     """What the lessons' device="auto" picks. PyTorch's report has CUDA's details, but says nothing of Apple's MPS."""
     if _torch() is None:
-        return Result("device", INFO, "unknown: torch does not import (see Packages)")
+        return Finding("device", INFO, "unknown: torch does not import (see Packages)")
     from course_utils.core import devices  # imports torch
 
-    return Result("device", INFO, f'device="auto" picks {devices.describe(devices.get_device("auto"))}')
+    return Finding("device", INFO, f'device="auto" picks {devices.describe(devices.get_device("auto"))}')
 
 
-def check_threads() -> Result:
+def check_threads() -> Finding:
     """The CPU thread setting: torch's count, $COURSE_THREADS and the cores this process may use."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     try:
         wanted = env_threads()  # the lessons' own reading of it
     except ValueError as err:
-        return Result("threads", FAIL, str(err), fix=f"unset {THREADS_ENV} or set it to 1")
+        return Finding("threads", FAIL, str(err), fix=f"unset {THREADS_ENV} or set it to 1")
     shown = f"${THREADS_ENV}={wanted}" if wanted else f"${THREADS_ENV} unset"
     threads = torch.get_num_threads() if (torch := _torch()) else None
     detail = f"torch.get_num_threads() = {threads}, {shown}, {cores} of os.cpu_count() = {os.cpu_count()} usable"
     status = WARN if wanted and wanted > cores else INFO  # the fix is printed for a WARN only
-    return Result("threads", status, detail, fix="more threads than usable cores slows every lesson")
+    return Finding("threads", status, detail, fix="more threads than usable cores slows every lesson")
 
 
 def dataset_sources(name: str) -> tuple[str, list[list[Location]]]:
@@ -144,7 +161,7 @@ def probe(url: str, timeout: float = 2.0) -> bool | None:
     return reached.wait(timeout)
 
 
-def check_dataset(name: str, online: bool | None = None) -> Result:
+def check_dataset(name: str, online: bool | None = None) -> Finding:
     """OK when local places cover every part, WARN when downloads could, else FAIL.
 
     `online`: True assumes downloads work, False that they don't, None probes the host (only if needed).
@@ -169,24 +186,25 @@ def check_dataset(name: str, online: bool | None = None) -> Result:
         lines.insert(1, f"{'mirror':<12} ${MIRROR_ENV} is not set")  # where the mirror would be listed
     lines = tuple(lines)
     if ready:
-        return Result(label, OK, lines=lines)
+        return Finding(label, OK, lines=lines)
     if not downloadable:
-        return Result(label, FAIL, "no source has all of it", lines, MIRROR_FIX)
+        return Finding(label, FAIL, "no source has all of it", lines, MIRROR_FIX)
     reachable = online if online is not None else probe(urls[0])
     if reachable is False:
         why = "offline (--offline)" if online is False else f"{urlparse(urls[0]).hostname} is unreachable"
-        return Result(label, FAIL, f"not on this machine and {why}", lines, f"{MIRROR_FIX}, or connect to the internet")
+        return Finding(label, FAIL, f"not on this machine and {why}", lines,
+                       f"{MIRROR_FIX}, or connect to the internet")
     state = "reachable" if reachable else "not probed (a proxy is set)"
-    return Result(label, WARN, f"not on this machine: downloads on first use ({state})", lines)
+    return Finding(label, WARN, f"not on this machine: downloads on first use ({state})", lines)
 
 
 KERNEL_PROBE = Path(__file__).with_name("kernel_probe.py")  # what a kernel's Python is asked; stdlib only
 
 
-def check_kernel(name: str = "python3") -> Result:
+def check_kernel(name: str = "python3") -> Finding:
     """The notebook kernel: whether it runs this Python, or at least one that imports course_utils and torch."""
     if find_spec("jupyter_client") is None:
-        return Result(name, FAIL, "jupyter_client is not installed", fix=FIX_INSTALL)
+        return Finding(name, FAIL, "jupyter_client is not installed", fix=FIX_INSTALL)
     from jupyter_client.kernelspec import NoSuchKernel
     from jupyter_client.manager import KernelManager
 
@@ -194,11 +212,11 @@ def check_kernel(name: str = "python3") -> Result:
         manager = KernelManager(kernel_name=name)
         spec, command = manager.kernel_spec, manager.format_kernel_cmd()
     except NoSuchKernel:
-        return Result(name, FAIL, "no such kernel spec", fix=FIX_KERNEL)
+        return Finding(name, FAIL, "no such kernel spec", fix=FIX_KERNEL)
     python, jupyter = shutil.which(command[0]) or command[0], shutil.which("jupyter")
     lines = (f"spec  {spec.resource_dir}", f"argv[0] {spec.argv[0]!r} runs {python}")
     if command[0] != spec.argv[0] and jupyter and Path(jupyter).parent != Path(sys.executable).parent:
-        return Result(name, WARN, f"could not tell which Python it runs: the one running Jupyter, and `jupyter` on "
+        return Finding(name, WARN, f"could not tell which Python it runs: the one running Jupyter, and `jupyter` on "
                       f"PATH is another environment's ({jupyter})", lines, FIX_KERNEL)
     seen, notebooks = None, PROJECT_ROOT / "notebooks"  # asked from notebooks/, where a kernel starts
     with contextlib.suppress(OSError, subprocess.TimeoutExpired, json.JSONDecodeError):
@@ -206,27 +224,27 @@ def check_kernel(name: str = "python3") -> Result:
                               cwd=notebooks if notebooks.is_dir() else None)
         seen = json.loads(done.stdout) if done.returncode == 0 else None
     if seen is None:
-        return Result(name, FAIL, f"its Python {python} does not run", lines, FIX_KERNEL)
+        return Finding(name, FAIL, f"its Python {python} does not run", lines, FIX_KERNEL)
     if os.path.realpath(seen["prefix"]) == os.path.realpath(sys.prefix):
-        return Result(name, OK, "runs this Python", lines)
+        return Finding(name, OK, "runs this Python", lines)
     missing = " and ".join(module for module in ("course_utils", "torch") if not seen[module])
     whose = f"which cannot import {missing}" if missing else f"whose course_utils is {seen['course_utils']}"
-    return Result(name, FAIL if missing else WARN, f"runs another Python (prefix {seen['prefix']}), {whose}", lines,
+    return Finding(name, FAIL if missing else WARN, f"runs another Python (prefix {seen['prefix']}), {whose}", lines,
                   FIX_KERNEL)  # even with our course_utils, its packages may not be the pinned ones
 
 
-def run_checks(online: bool | None = None) -> dict[str, list[Result]]:
+def run_checks(online: bool | None = None) -> dict[str, list[Finding]]:
     """Every check, by section, in the order they are printed."""
     return {"Packages": check_packages(), "Compute": [check_device(), check_threads()],
             "Datasets": [check_dataset(name, online) for name in catalog.DATASETS], "Jupyter kernel": [check_kernel()]}
 
 
-def exit_code(results: Iterable[Result]) -> int:
+def exit_code(results: Iterable[Finding]) -> int:
     """1 when any check failed (the course cannot run), else 0."""
     return int(any(result.status == FAIL for result in results))
 
 
-def format_report(sections: dict[str, list[Result]], env_report: str = "") -> str:
+def format_report(sections: dict[str, list[Finding]], env_report: str = "") -> str:
     """The report as text: sections, one line per result (plus sub-lines), PyTorch's report, then a summary."""
     out = ["PyTorch course environment doctor"]
     for section, results in sections.items():
@@ -252,7 +270,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--offline", action="store_true", help="count only local dataset sources (no network probe)")
     parser.add_argument("--brief", action="store_true", help="leave out PyTorch's environment report")
     args = parser.parse_args(argv)
-    sections = run_checks(online=False if args.offline else None)
+    try:
+        sections = run_checks(online=False if args.offline else None)
+    except DoctorError as err:
+        print(f"doctor: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a file or folder it must read: a permission, a broken disk
+        print(f"doctor: error: cannot read {err.filename or 'a file'} ({err.strerror}): "
+              f"make it readable for you, or move it away", file=sys.stderr)
+        return 2
     env_report = ""
     if not args.brief and _torch():  # versions, CUDA build and runtime, GPUs, driver, cuDNN, CPU, packages
         from torch.utils.collect_env import get_pretty_env_info

@@ -1,6 +1,8 @@
 """The Lightning version of the course's MLP with strategy="ddp"; start it with torchrun.
 
-    torchrun --nproc_per_node=2 -m course_utils.tools.lightning_ddp --num-epochs 1 --out runs/ddp/lightning
+    TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 torchrun --nproc_per_node=2 --rdzv-backend=c10d \\
+        --rdzv-conf=store_type=file --local-addr=127.0.0.1 \\
+        -m course_utils.tools.lightning_ddp --num-epochs 1 --out runs/ddp/lightning
 
 Lightning reads torchrun's variables, wraps the model in DistributedDataParallel and gives each
 worker a DistributedSampler itself; rank 0 evaluates on the test set and writes metrics.json.
@@ -41,23 +43,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        env = distributed.launch_env()
+        # joined here, before Lightning (which then keeps this group): its store listens on MASTER_ADDR alone
+        ctx = distributed.join_group(args.device)
     except distributed.DistributedLaunchError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    quiet_lightning()
-    device = distributed.worker_device(args.device, int(env["LOCAL_RANK"]))
-    L.seed_everything(args.seed, verbose=False)  # the same initial weights on every worker
-    model = LitClassifier({"input_size": 784, "output_size": 10, "hidden_layers": [256, 128, 64], "drop_p": 0.2},
-                          lr=args.lr, sync_dist=True)  # sync_dist: logged metrics are all-reduced means
-    data = FashionMNISTDataModule(args.batch_size, args.train_subset, seed=args.seed)
-    trainer = L.Trainer(accelerator="gpu" if device.type == "cuda" else "cpu",
-                        devices=int(os.environ.get("LOCAL_WORLD_SIZE", "1")),
-                        num_nodes=int(env["WORLD_SIZE"]) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")),
-                        strategy="ddp", max_epochs=args.num_epochs, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False)
     try:
-        run(trainer, model, data, device, args.out)
+        quiet_lightning()
+        L.seed_everything(args.seed, verbose=False)  # the same initial weights on every worker
+        model = LitClassifier({"input_size": 784, "output_size": 10, "hidden_layers": [256, 128, 64], "drop_p": 0.2},
+                              lr=args.lr, sync_dist=True)  # sync_dist: logged metrics are all-reduced means
+        data = FashionMNISTDataModule(args.batch_size, args.train_subset, seed=args.seed)
+        local_world_size = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        trainer = L.Trainer(accelerator="gpu" if ctx.device.type == "cuda" else "cpu", devices=local_world_size,
+                            num_nodes=ctx.world_size // local_world_size, strategy="ddp", max_epochs=args.num_epochs,
+                            logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                            enable_model_summary=False)
+        run(trainer, model, data, ctx.device, args.out)
         trainer.strategy.barrier()  # every worker waits for rank 0's test pass, then the group goes together
     finally:
         # Lightning leaves the process group alive; a worker exiting with it alive can abort in gloo's threads
