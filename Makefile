@@ -13,7 +13,7 @@ LESSON  ?=
 REMOTE  := $(PYTHON) -m course_utils.tools.remote_lab
 NEED_HOST = @test -n "$(HOST)" || { echo "usage: make $@ HOST=user@gpu-box [SSH_OPTS='-p 2222 -i ~/.ssh/key']  (see docs/remote.md)"; exit 2; }
 
-.PHONY: setup data-packages test-packages course test lint unit lab refresh tensorboard doctor benchmark gpu-check clean progress remote-lab remote-run remote-push remote-pull
+.PHONY: setup data-packages test-packages course test lint unit ddp lab refresh tensorboard doctor benchmark gpu-check clean progress remote-lab remote-run remote-push remote-pull
 
 setup: $(VENV)/.installed
 
@@ -48,6 +48,11 @@ lint: setup
 
 unit: setup
 	$(PY) -m pytest tests -q
+
+## Lesson 16's DDP training on 2 CPU processes, every socket on 127.0.0.1 (ARGS: ddp_train's options).
+ddp: setup data-packages
+	TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 $(VENV)/bin/torchrun --nproc_per_node=2 --rdzv-backend=c10d \
+		--rdzv-conf=store_type=file --local-addr=127.0.0.1 -m course_utils.tools.ddp_train --out runs/ddp/demo $(ARGS)
 
 ## How many exercises your working copies (workspace/) solve, per lesson.
 progress: setup

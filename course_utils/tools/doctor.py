@@ -29,7 +29,8 @@ from packaging.requirements import InvalidRequirement, Requirement
 from course_utils.core.checks import THREADS_ENV, env_threads
 from course_utils.datasets import catalog
 from course_utils.datasets.catalog import Location
-from course_utils.datasets.sources import MIRROR_ENV, MIRROR_FIX, PROJECT_ROOT, data_dir, mirror_dir
+from course_utils.datasets.sources import MIRROR_ENV, MIRROR_FIX, data_dir, mirror_dir
+from course_utils.paths import NOTEBOOKS, PROJECT_ROOT
 
 OK, INFO, WARN, FAIL = "OK", "INFO", "WARN", "FAIL"
 IMPORTS = ("torch", "torchvision")  # a torchvision built for another torch installs, then fails to import
@@ -218,7 +219,7 @@ def check_kernel(name: str = "python3") -> Finding:
     if command[0] != spec.argv[0] and jupyter and Path(jupyter).parent != Path(sys.executable).parent:
         return Finding(name, WARN, f"could not tell which Python it runs: the one running Jupyter, and `jupyter` on "
                       f"PATH is another environment's ({jupyter})", lines, FIX_KERNEL)
-    seen, notebooks = None, PROJECT_ROOT / "notebooks"  # asked from notebooks/, where a kernel starts
+    seen, notebooks = None, NOTEBOOKS  # asked from notebooks/, where a kernel starts
     with contextlib.suppress(OSError, subprocess.TimeoutExpired, json.JSONDecodeError):
         done = subprocess.run([python, "-c", KERNEL_PROBE.read_text()], capture_output=True, text=True, timeout=20,
                               cwd=notebooks if notebooks.is_dir() else None)
