@@ -33,6 +33,7 @@ def torch_defaults_afterwards():
     yield
     torch.set_default_dtype(torch.float32)
     torch.set_grad_enabled(True)
+    torch.use_deterministic_algorithms(False)
 
 
 def workspace(folder, lessons: dict[str, dict[str, str]]):
@@ -163,15 +164,21 @@ def test_progress_refuses_a_timeout_that_is_not_a_positive_number(tmp_path, caps
 # ---------------------------------------------------------------- check() in the notebook
 
 def test_a_check_puts_back_the_global_settings_the_answer_changed():
-    def normalize_rows(x):  # correct values, but it changes two settings for the whole notebook
+    threads = torch.get_num_threads()
+
+    def normalize_rows(x):  # correct values, but it changes four settings for the whole notebook
         torch.set_default_dtype(torch.float64)
         torch.set_grad_enabled(False)
+        torch.use_deterministic_algorithms(True)
+        torch.set_num_threads(threads + 1)
         return x / x.sum(dim=1, keepdim=True)
 
     text = printed("01.1", normalize_rows)
     assert "note: your code changed PyTorch's global settings" in text
     assert "torch.set_default_dtype (torch.float32 -> torch.float64)" in text and "torch.set_grad_enabled" in text
+    assert "torch.use_deterministic_algorithms (False -> True)" in text and "torch.set_num_threads" in text
     assert torch.get_default_dtype() == torch.float32 and torch.is_grad_enabled()
+    assert not torch.are_deterministic_algorithms_enabled() and torch.get_num_threads() == threads
     for exercise_id in ("01.2", "03.2"):  # correct answers that failed under float64 and without grad mode
         exercise = EXERCISES[exercise_id]
         verdict = printed(exercise_id, exec_answer(exercise.solution, exercise.name))

@@ -55,6 +55,7 @@ def checked_seed() -> int:
 
 
 def cmd_list(args) -> int:
+    """One line per exercise: id, lesson, title."""
     width = max((len(e.lesson) for e in EXERCISES.values()), default=0)
     for exercise in EXERCISES.values():
         print(f"{exercise.id:<6} {exercise.lesson:<{width}}  {exercise.title}")
