@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import os
-import signal
 import sys
-import threading
 from pathlib import Path
 
 import nbformat
@@ -16,11 +13,17 @@ import nbformat
 from course_utils.core.files import atomic_write
 from course_utils.datasets.sources import PROJECT_ROOT
 from course_utils.exercises import EXERCISES
-from course_utils.exercises.framework import STRICT_ENV, exec_answer, run_check
+from course_utils.exercises.framework import STRICT_ENV, Result, seed
+from course_utils.exercises.isolation import CHECK_SECONDS, Job, check_in_children
 from course_utils.exercises.notebooks import answer_cells, inject, up_to_date
+from course_utils.exercises.rules import check_all
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
-CHECK_SECONDS = 10  # a learner's answer that loops forever counts as unsolved, it does not hang progress
+PROG = "python -m course_utils.exercises"
+
+
+class UsageError(Exception):
+    """A bad input the user can fix: main() prints it as one line and exits with status 2."""
 
 
 def default_workspace() -> Path:
@@ -32,40 +35,27 @@ def default_workspace() -> Path:
     return Path(WORKSPACE)
 
 
-@contextlib.contextmanager
-def time_limit(seconds: int):
-    """Raise TimeoutError in the block after `seconds` (where SIGALRM exists; elsewhere no limit)."""
-    if not hasattr(signal, "SIGALRM") or threading.current_thread() is not threading.main_thread():
-        yield  # signals reach only the main thread
-        return
-
-    def expire(signum, frame):
-        raise TimeoutError(f"took longer than {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+def read_notebook(path: Path):
+    """The notebook at path; UsageError naming the file if it is not one that nbformat can read."""
     try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        return nbformat.read(path, as_version=4)
+    except (ValueError, KeyError, AttributeError, TypeError, nbformat.ValidationError) as err:
+        # ValueError covers nbformat's NotJSONError and undecodable bytes; the others, JSON that is no notebook
+        raise UsageError(f"{path} is not a notebook that can be read ({type(err).__name__}: "
+                         f"{str(err).strip()[:80]}): repair it or move it out of the folder "
+                         "(`make lab` copies a missing lesson back)") from None
 
 
-def try_code(exercise, code: str, label: str):
-    """Run answer code through its exercise's check quietly; return the Result (status 'error' if the code fails)."""
-    from course_utils.exercises.framework import Result
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        try:
-            with time_limit(CHECK_SECONDS):
-                answer = exec_answer(code, exercise.name, label)
-                return run_check(exercise, answer)
-        except NotImplementedError:
-            return Result("not attempted", "")
-        except (Exception, SystemExit) as err:  # noqa: BLE001 - an answer that does not even run is unsolved
-            return Result("error", f"{type(err).__name__}: {err}")
+def checked_seed() -> int:
+    """$COURSE_EXERCISES_SEED; a bad one would make every check fail alike, so it is refused before any runs."""
+    try:
+        return seed()
+    except ValueError as err:
+        raise UsageError(str(err)) from None
 
 
 def cmd_list(args) -> int:
+    """One line per exercise: id, lesson, title."""
     width = max((len(e.lesson) for e in EXERCISES.values()), default=0)
     for exercise in EXERCISES.values():
         print(f"{exercise.id:<6} {exercise.lesson:<{width}}  {exercise.title}")
@@ -73,56 +63,51 @@ def cmd_list(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    """Every solution and alternative is correct; every wrong answer gets its own message."""
-    passed, failures = 0, []
-    for exercise in EXERCISES.values():
-        for i, code in enumerate([exercise.solution, *exercise.alternatives]):
-            label = f"{exercise.id} solution" if i == 0 else f"{exercise.id} alternative {i}"
-            result = try_code(exercise, code, label)
-            if result.status == "correct":
-                passed += 1
-            else:
-                failures.append(f"{label}: {result.status}: {result.message}")
-        if not exercise.alternatives:
-            failures.append(f"{exercise.id}: no alternative correct answer registered")
-        if len(exercise.wrong_answers) < 2:
-            failures.append(f"{exercise.id}: fewer than 2 wrong answers registered")
-        for i, (code, fragment) in enumerate(exercise.wrong_answers, 1):
-            label = f"{exercise.id} wrong answer {i}"
-            result = try_code(exercise, code, label)
-            if result.status in ("mistake", "error") and fragment in result.message:
-                passed += 1
-            else:
-                failures.append(f"{label}: expected a message with {fragment!r}, got {result.status}: {result.message}")
-        template = try_code(exercise, exercise.template, f"{exercise.id} template")
-        if template.status == "not attempted":
-            passed += 1
-        else:
-            failures.append(f"{exercise.id} template: expected 'not attempted', got {template.status}: "
-                            f"{template.message}")
-    for failure in failures:
+    """Every rule for every exercise (course_utils.exercises.rules): print each failure, then the counts."""
+    checked_seed()
+    report = check_all(EXERCISES.values(), (p.stem for p in NOTEBOOKS_DIR.glob("*.ipynb")))
+    for failure in report.failures:
         print("FAIL", failure)
-    print(f"{passed} passed, {len(failures)} failed")
-    return 1 if failures else 0
+    print(f"{report.passed} passed, {len(report.failures)} failed")
+    return 1 if report.failures else 0
+
+
+def unsolved_line(exercise_id: str, result: Result) -> str:
+    """'    01.2 timed out: took longer than ...': why one attempted answer is not (yet) solved."""
+    first = (result.message.strip().splitlines() or [""])[0]
+    return f"    {exercise_id} {result.status}: {first[:150]}{'...' if len(first) > 150 else ''}"
+
+
+def check_answers(jobs: list[Job], seconds: float) -> list[Result]:
+    """One Result per job: an untouched template is not attempted (verify proves it), the rest checked in a child."""
+    untouched = [job.code.strip() == EXERCISES[job.exercise_id].template.strip() for job in jobs]
+    # one child process per notebook, as a kernel runs one notebook; none where nothing was attempted
+    checked = iter(check_in_children([job for job, skip in zip(jobs, untouched) if not skip], seconds))
+    return [Result("not attempted", "") if skip else next(checked) for skip in untouched]
 
 
 def cmd_progress(args) -> int:
-    """Per lesson notebook in the workspace: how many of its exercises the learner's answers solve."""
+    """Per lesson notebook in the workspace: how many of its exercises the learner's answers solve, and why not."""
+    checked_seed()
     workspace = Path(args.workspace) if args.workspace else default_workspace()
-    notebooks = sorted(p for p in workspace.glob("**/*.ipynb") if ".ipynb_checkpoints" not in p.parts)
-    if not notebooks:
+    paths = sorted(p for p in workspace.glob("**/*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+    if not paths:
         print(f"no notebooks in {workspace} yet: `make lab` creates your working copies there")
         return 0
+    answers = {path: answer_cells(read_notebook(path)) for path in paths}  # every file readable before any check
     os.environ.pop(STRICT_ENV, None)  # progress counts, it never raises
     solved_total = count_total = 0
-    for path in notebooks:
-        answers = answer_cells(nbformat.read(path, as_version=4))
-        known = {i: code for i, code in answers.items() if i in EXERCISES}
-        if not known:
+    for path, cells in answers.items():
+        jobs = [Job(i, code, f"{path.stem} {i}") for i, code in cells.items() if i in EXERCISES]
+        if not jobs:
             continue
-        solved = sum(try_code(EXERCISES[i], code, f"{path.stem} {i}").status == "correct" for i, code in known.items())
-        print(f"{path.stem:<28} {solved}/{len(known)} solved")
-        solved_total, count_total = solved_total + solved, count_total + len(known)
+        results = check_answers(jobs, args.timeout)
+        solved = sum(result.status == "correct" for result in results)
+        print(f"{path.stem:<28} {solved}/{len(jobs)} solved", flush=True)
+        for job, result in zip(jobs, results):
+            if result.status not in ("correct", "not attempted"):
+                print(unsolved_line(job.exercise_id, result), flush=True)
+        solved_total, count_total = solved_total + solved, count_total + len(jobs)
     print(f"{'total':<28} {solved_total}/{count_total} solved")
     return 0
 
@@ -137,7 +122,7 @@ def cmd_inject(args) -> int:
         return 1
     stale = []
     for path in paths:
-        notebook = nbformat.read(path, as_version=4)
+        notebook = read_notebook(path)
         if up_to_date(notebook, path.stem):
             continue
         stale.append(path.name)
@@ -154,20 +139,54 @@ def cmd_inject(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m course_utils.exercises", description=__doc__)
+def seconds(text: str) -> float:
+    """A positive number of seconds (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds, e.g. --timeout 30")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: list, verify, progress, inject."""
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="one line per exercise: id, lesson, title").set_defaults(run=cmd_list)
     commands.add_parser("verify", help="every solution correct, every wrong answer its message").set_defaults(
         run=cmd_verify)
     progress = commands.add_parser("progress", help="exercises solved per lesson in your working copies")
     progress.add_argument("--workspace", help="folder of your notebooks (default: the lab's workspace)")
+    progress.add_argument("--timeout", type=seconds, default=CHECK_SECONDS,
+                          help=f"seconds one answer may take before it counts as unsolved (default {CHECK_SECONDS:g})")
     progress.set_defaults(run=cmd_progress)
     injecting = commands.add_parser("inject", help="regenerate the Exercises section of every lesson notebook")
     injecting.add_argument("--check", action="store_true", help="only report notebooks that are out of date")
     injecting.set_defaults(run=cmd_inject)
-    args = parser.parse_args(argv)
-    return args.run(args)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; an expected failure is one line on stderr and exit status 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        status = args.run(args)
+        sys.stdout.flush()  # here, so that a reader that has gone (`| head -1`) is seen below, not at exit
+        return status
+    except BrokenPipeError:
+        # the standard recipe: output nobody reads is dropped, and the exit flush must not fail again
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a tool stopped by a closed pipe
+    except UsageError as err:
+        print(f"{PROG} {args.command}: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a file or folder that cannot be read or written; the message names it
+        print(f"{PROG} {args.command}: {err}: check that it exists and that you may read and write it",
+              file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from course_utils.exercises.state import standard_settings
+
 PRELUDE = "import math\nimport torch\nfrom torch import nn\nimport torch.nn.functional as F\n"
 STRICT_ENV = "COURSE_EXERCISES_STRICT"  # "1": check() raises AssertionError unless the answer is correct
 SEED_ENV = "COURSE_EXERCISES_SEED"  # changes every checker's random inputs (default 0)
@@ -52,14 +54,16 @@ class Result:
     status: str
     message: str
     hint: str = ""
+    note: str = ""  # a global PyTorch setting the answer changed (and the check put back)
 
     def text(self, exercise_id: str) -> str:
         """The lines check() prints."""
+        note = f"\nnote: {self.note}" if self.note else ""
         if self.status == "correct":
-            return f"{exercise_id} correct: {self.message}"
+            return f"{exercise_id} correct: {self.message}{note}"
         if self.status == "not attempted":
-            return f"{exercise_id} not attempted yet"
-        return f"{exercise_id} not yet: {self.message}" + (f"\nhint: {self.hint}" if self.hint else "")
+            return f"{exercise_id} not attempted yet{note}"
+        return f"{exercise_id} not yet: {self.message}" + (f"\nhint: {self.hint}" if self.hint else "") + note
 
 
 # ---------------------------------------------------------------- running a check
@@ -90,25 +94,48 @@ def _learner_line(err: BaseException, files: set[str]) -> str:
 
 
 def run_check(exercise: Exercise, answer: Any) -> Result:
-    """Run the exercise's checker on the answer and classify the outcome; never raises for the learner's errors."""
+    """Run the exercise's checker on the answer and classify the outcome; never raises for the learner's errors.
+
+    The checker runs under PyTorch's standard global settings (float32, grad mode on, ...) whatever the notebook
+    set, and every setting the answer changes, the random state included, is put back afterwards.
+    """
     files = _learner_files(answer)
-    seed = int(os.environ.get(SEED_ENV, "0"))
-    with torch.random.fork_rng(devices=[]):  # the learner's notebook keeps its own random state
-        torch.manual_seed(seed)
-        try:
-            tested = exercise.checker(answer)
-        except NotImplementedError:
-            return Result("not attempted", "")
-        except Mistake as mistake:
-            return Result("mistake", mistake.message, mistake.hint or exercise.hint)
-        except Exception as err:  # noqa: BLE001 - the learner's own exception, reported in plain words
-            line = _learner_line(err, files)
-            if not line:
-                return Result("crash", f"the checker itself failed ({type(err).__name__}: {err}); "
-                                       "please report this", exercise.hint)
-            message = f"your code raised {type(err).__name__}: {str(err).strip() or '(no message)'}  ({line})"
-            return Result("error", message, exercise.hint)
+    checker_seed = seed()
+    with standard_settings() as changed:  # the learner's notebook keeps its own settings and random state
+        torch.manual_seed(checker_seed)
+        result = _classify(exercise, answer, files)
+    if changed:
+        result.note = (f"your code changed PyTorch's global settings: {'; '.join(changed)}; check() put them back, "
+                       "but wherever else your code runs it changes them for all the code after it")
+    return result
+
+
+def _classify(exercise: Exercise, answer: Any, files: set[str]) -> Result:
+    """The checker's verdict on the answer as a Result."""
+    try:
+        tested = exercise.checker(answer)
+    except NotImplementedError:
+        return Result("not attempted", "")
+    except Mistake as mistake:
+        return Result("mistake", mistake.message, mistake.hint or exercise.hint)
+    except Exception as err:  # noqa: BLE001 - the learner's own exception, reported in plain words
+        line = _learner_line(err, files)
+        if not line:
+            return Result("crash", f"the checker itself failed ({type(err).__name__}: {err}); "
+                                   "please report this", exercise.hint)
+        message = f"your code raised {type(err).__name__}: {str(err).strip() or '(no message)'}  ({line})"
+        return Result("error", message, exercise.hint)
     return Result("correct", tested)
+
+
+def seed() -> int:
+    """$COURSE_EXERCISES_SEED as a whole number, 0 when unset; ValueError naming the variable otherwise."""
+    text = os.environ.get(SEED_ENV, "").strip()
+    try:
+        return int(text or "0")
+    except ValueError:
+        raise ValueError(f"{SEED_ENV}={text!r} is not a whole number: unset it, or set a number such as "
+                         f"{SEED_ENV}=1") from None
 
 
 def strict() -> bool:
@@ -118,8 +145,7 @@ def strict() -> bool:
 
 def generator(exercise_id: str, offset: int = 0) -> torch.Generator:
     """A CPU generator seeded from the exercise id and $COURSE_EXERCISES_SEED: fresh inputs, but repeatable."""
-    seed = int(os.environ.get(SEED_ENV, "0"))
-    return torch.Generator().manual_seed(zlib.crc32(exercise_id.encode()) + 1000 * seed + offset)
+    return torch.Generator().manual_seed(zlib.crc32(exercise_id.encode()) + 1000 * seed() + offset)
 
 
 def randint(gen: torch.Generator, low: int, high: int) -> int:
@@ -186,6 +212,17 @@ def describe(value: Any) -> str:
     if value is None:
         return "None"
     return f"a {type(value).__name__}"
+
+
+def expect_subclass(answer: Any, base: type, name: str, hint: str = "", *, base_name: str = "",
+                    why: str = "") -> None:
+    """Raise Mistake unless `answer` is a class derived from `base` (named `base_name`, default 'package.Class')."""
+    if isinstance(answer, type) and issubclass(answer, base):
+        return
+    base_name = base_name or f"{base.__module__.split('.')[0]}.{base.__qualname__}"
+    found = "a class not derived from it" if isinstance(answer, type) else describe(answer)
+    raise Mistake(f"{name} should be a class derived from {base_name}" + (f" ({why})" if why else "")
+                  + f", but it is {found}", hint)
 
 
 def expect_tensor(got: Any, expected: torch.Tensor, what: str = "the result", *, atol: float = 1e-5,

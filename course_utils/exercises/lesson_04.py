@@ -11,6 +11,7 @@ from course_utils.exercises.framework import (
     call,
     describe,
     distinct_sizes,
+    expect_subclass,
     expect_tensor,
     generator,
     randint,
@@ -106,8 +107,7 @@ def check_mlp(MLP) -> str:
         input_size, num_classes = side * side, randint(gen, 3, 7)
         hidden_sizes = distinct_sizes(gen, depth, 8, 20)
         what = f"MLP(input_size={input_size}, hidden_sizes={hidden_sizes}, num_classes={num_classes}, dropout=0.5)"
-        if not isinstance(MLP, type) or not issubclass(MLP, nn.Module):
-            raise Mistake(f"MLP should be a class derived from nn.Module, but it is {describe(MLP)}", HINT_2)
+        expect_subclass(MLP, nn.Module, "MLP", HINT_2, base_name="nn.Module")
         model = MLP(input_size=input_size, hidden_sizes=list(hidden_sizes), num_classes=num_classes, dropout=0.5)
         linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
         sizes = [(m.in_features, m.out_features) for m in linears]

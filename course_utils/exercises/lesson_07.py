@@ -13,6 +13,7 @@ from course_utils.exercises.framework import (
     call,
     describe,
     distinct_sizes,
+    expect_subclass,
     expect_tensor,
     forbid,
     generator,
@@ -185,9 +186,7 @@ def check_image_dataset(ImageDataset) -> str:
     labels = torch.randint(0, 3, (count,), generator=gen).tolist()
     originals = photos.clone()
     expected = photos.permute(0, 3, 1, 2).float() / 255                   # (N, 3, h, w) in [0, 1]
-    if not isinstance(ImageDataset, type) or not issubclass(ImageDataset, Dataset):
-        raise Mistake(f"ImageDataset should be a class derived from torch.utils.data.Dataset, but it is "
-                      f"{describe(ImageDataset)}", HINT_3)
+    expect_subclass(ImageDataset, Dataset, "ImageDataset", HINT_3, base_name="torch.utils.data.Dataset")
     plain = ImageDataset(photos, labels)
     try:
         size = len(plain)

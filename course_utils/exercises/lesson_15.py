@@ -14,6 +14,7 @@ from course_utils.exercises.framework import (
     Mistake,
     describe,
     distinct_sizes,
+    expect_subclass,
     expect_tensor,
     generator,
     randint,
@@ -30,12 +31,7 @@ def lightning():
     return L
 
 
-def expect_subclass(answer, base, name: str, hint: str) -> None:
-    """Raise Mistake unless answer is a class derived from base."""
-    if not isinstance(answer, type) or not issubclass(answer, base):
-        found = "a class not derived from it" if isinstance(answer, type) else describe(answer)
-        raise Mistake(f"{name} should be a class derived from {base.__module__.split('.')[0]}.{base.__name__} "
-                      f"(the Trainer accepts nothing else), but it is {found}", hint)
+TRAINER_NEEDS = "the Trainer accepts nothing else"
 
 
 # ---------------------------------------------------------------- 15.1 a LightningModule's steps
@@ -63,7 +59,7 @@ def recorded_logs():
 
 def check_lit_linear(LitLinear) -> str:
     gen = generator("15.1")
-    expect_subclass(LitLinear, lightning().LightningModule, "LitLinear", HINT_1)
+    expect_subclass(LitLinear, lightning().LightningModule, "LitLinear", HINT_1, why=TRAINER_NEEDS)
     input_size, num_classes = distinct_sizes(gen, 2, 3, 9)
     lr = round(float(torch.empty(()).uniform_(0.01, 0.5, generator=gen)), 3)
     module = LitLinear(input_size, num_classes, lr)
@@ -285,7 +281,7 @@ def fake_trainer(metrics: dict[str, float], sanity_checking: bool = False) -> ty
 
 def check_plateau_stop(PlateauStop) -> str:
     gen = generator("15.2")
-    expect_subclass(PlateauStop, lightning().Callback, "PlateauStop", HINT_2)
+    expect_subclass(PlateauStop, lightning().Callback, "PlateauStop", HINT_2, why=TRAINER_NEEDS)
     stops = []
     for monitor, mode, patience, values in metric_curves(gen):
         mine, reference = PlateauStop(monitor, patience, mode=mode), ReferencePlateauStop(monitor, patience, mode)
@@ -496,7 +492,7 @@ def loader_ids(loader, inputs: torch.Tensor, what: str, batch_size: int) -> list
 
 def check_data_module(TensorDataModule) -> str:
     gen = generator("15.3")
-    expect_subclass(TensorDataModule, lightning().LightningDataModule, "TensorDataModule", HINT_3)
+    expect_subclass(TensorDataModule, lightning().LightningDataModule, "TensorDataModule", HINT_3, why=TRAINER_NEEDS)
     n, features, batch_size = randint(gen, 40, 70), randint(gen, 2, 5), randint(gen, 4, 9)
     val_fraction = round(float(torch.empty(()).uniform_(0.15, 0.35, generator=gen)), 2)
     seed = randint(gen, 0, 10_000)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import copy
+from typing import TYPE_CHECKING
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell
+if TYPE_CHECKING:  # importing nbformat takes seconds, and the processes that check answers never need it
+    import nbformat
 
 SECTION_TAG = "exercises"   # every cell of the generated section; inject removes and rewrites them
 ANSWER_TAG = "exercise"     # the answer cells (metadata exercise_id says which)
@@ -46,6 +47,7 @@ def _tags(*tags: str) -> dict:
 
 def section_cells(exercises: list) -> list:
     """The generated cells for one lesson's exercises: intro, imports, then statement, answer and check per exercise."""
+    from nbformat.v4 import new_code_cell, new_markdown_cell
     if not exercises:
         return []
     cells = [new_markdown_cell(INTRO.replace("{first}", exercises[0].id), metadata=_tags(SECTION_TAG)),
