@@ -24,8 +24,9 @@ from types import SimpleNamespace
 import nbformat
 import pytest
 
+from course_utils.paths import NOTEBOOKS, PROJECT_ROOT
 from course_utils.tools import runner
-from course_utils.tools.workspace import NOTEBOOKS, PROJECT_ROOT, lesson_title, lessons, prepare_workspace
+from course_utils.tools.workspace import lesson_title, lessons, prepare_workspace
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 LESSONS = ("01_tensors", "04_fashion_mnist")  # the first lesson and a training one

@@ -317,6 +317,21 @@ def test_progress_counts_solved_answers_per_lesson(tmp_path, monkeypatch, capsys
     assert "took longer than 3 s" in lines[1] and "SystemExit: 3" in lines[2]
 
 
+def test_progress_skips_the_backups_refresh_keeps(tmp_path, capsys):
+    """workspace/backups/ holds refresh's old copies: counting them would count a lesson twice."""
+    from course_utils.tools import workspace
+
+    stem = "01_tensors"
+    notebook = notebooks.inject(lesson_notebook(stem), stem)
+    nbformat.write(notebook, tmp_path / f"{stem}.ipynb")
+    (tmp_path / workspace.BACKUPS).mkdir()
+    nbformat.write(notebook, tmp_path / workspace.BACKUPS / f"{stem}.bak-20261207-120000.ipynb")
+    assert cli.BACKUPS == workspace.BACKUPS
+    assert cli.main(["progress", "--workspace", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1].split()[:3] == ["total", "0/3", "solved"], lines
+
+
 def test_progress_without_a_workspace_says_how_to_make_one(tmp_path, capsys):
     assert cli.main(["progress", "--workspace", str(tmp_path / "none")]) == 0
     assert "make lab" in capsys.readouterr().out

@@ -11,14 +11,15 @@ from pathlib import Path
 import nbformat
 
 from course_utils.core.files import atomic_write
-from course_utils.datasets.sources import PROJECT_ROOT
 from course_utils.exercises import EXERCISES
 from course_utils.exercises.framework import STRICT_ENV, Result, seed
 from course_utils.exercises.isolation import CHECK_SECONDS, Job, check_in_children
 from course_utils.exercises.notebooks import answer_cells, inject, up_to_date
 from course_utils.exercises.rules import check_all
+from course_utils.paths import NOTEBOOKS, WORKSPACE
 
-NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
+NOTEBOOKS_DIR = NOTEBOOKS
+BACKUPS = "backups"  # workspace/backups/: refresh's copies of replaced lessons (tools.workspace.BACKUPS), not lessons
 PROG = "python -m course_utils.exercises"
 
 
@@ -27,12 +28,8 @@ class UsageError(Exception):
 
 
 def default_workspace() -> Path:
-    """Where the learner's working copies live (course_utils.tools.lab.WORKSPACE, else workspace/)."""
-    try:
-        from course_utils.tools.lab import WORKSPACE
-    except ImportError:
-        return PROJECT_ROOT / "workspace"
-    return Path(WORKSPACE)
+    """Where the learner's working copies live: workspace/."""
+    return WORKSPACE
 
 
 def read_notebook(path: Path):
@@ -90,7 +87,8 @@ def cmd_progress(args) -> int:
     """Per lesson notebook in the workspace: how many of its exercises the learner's answers solve, and why not."""
     checked_seed()
     workspace = Path(args.workspace) if args.workspace else default_workspace()
-    paths = sorted(p for p in workspace.glob("**/*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+    paths = sorted(p for p in workspace.glob("**/*.ipynb")
+                   if ".ipynb_checkpoints" not in p.parts and p.relative_to(workspace).parts[0] != BACKUPS)
     if not paths:
         print(f"no notebooks in {workspace} yet: `make lab` creates your working copies there")
         return 0
