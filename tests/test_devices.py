@@ -54,3 +54,8 @@ def test_seed_everything_makes_runs_repeat():
 def test_setup_rejects_bad_device_before_anything_else():
     with pytest.raises(ValueError):
         devices.setup("tpu", seed=0)
+
+
+def test_describe_names_the_device_without_plumbing():
+    """Lessons print it in their set-up cell: the device, not the thread count the runner chose."""
+    assert devices.describe(torch.device("cpu")) == "cpu"

@@ -64,9 +64,7 @@ def setup(device: str = "auto", seed: int = 0, threads: int | None = None) -> to
 
 
 def describe(device: torch.device) -> str:
-    """One line naming the device, with the GPU model when there is one."""
+    """One line naming the device, with the GPU model when there is one (what a lesson shows the learner)."""
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
-    if device.type == "cpu":
-        return f"cpu ({torch.get_num_threads()} threads)"
     return device.type
