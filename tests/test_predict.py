@@ -556,6 +556,25 @@ def test_an_unreadable_artifact_or_image_is_one_line(capsys, tiny_artifacts, tmp
     code, out, err = run_cli(capsys, tiny_artifacts["onnx"], image, tmp_path / ("b" * 300 + ".jpg"))
     assert code == predict.EXIT_SOME_FAILED and len(out.splitlines()) == 6  # the other image is answered
     assert err.count("\n") == 1 and "(File name too long)" in err
+    (tmp_path / "folder.onnx").mkdir()
+    code, out, err = run_cli(capsys, tmp_path / "folder.onnx", image)
+    assert code == predict.EXIT_UNUSABLE and err.count("\n") == 1 and "is a folder, not a file" in err
+
+
+def test_an_artifact_without_read_permission_is_one_line(capsys, tiny_artifacts, tmp_path, monkeypatch):
+    image = save(Image.fromarray(pixels()), tmp_path / "ok.png")
+    read_bytes = Path.read_bytes
+
+    def refuse(path):  # what chmod 000 does, also for root, who may read anything
+        if path.suffix in (".pt2", ".onnx"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return read_bytes(path)
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    for kind in KINDS:
+        code, out, err = run_cli(capsys, tiny_artifacts[kind], image)
+        assert code == predict.EXIT_UNUSABLE and out == "" and err.count("\n") == 1
+        assert f"cannot read {tiny_artifacts[kind]}: permission denied (check the file's permissions)" in err
 
 
 def test_a_missing_gpu_ordinal_is_explained(capsys, tiny_artifacts, tmp_path, monkeypatch):

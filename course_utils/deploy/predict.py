@@ -77,7 +77,7 @@ def _read_error(path: Path, what: str, err: OSError) -> PredictError:
     if isinstance(err, FileNotFoundError):
         return PredictError(f"no {what} at {path} (check the path)")
     if isinstance(err, IsADirectoryError):
-        return PredictError(f"{path} is a folder, not {what} file (name the file)")
+        return PredictError(f"{path} is a folder, not a file (name the {what} file)")
     if isinstance(err, PermissionError):
         return PredictError(f"cannot read {path}: permission denied (check the file's permissions)")
     return PredictError(f"cannot read {path} ({err.strerror or type(err).__name__}): check the path and the file")
