@@ -392,6 +392,15 @@ def test_a_pt2_with_code_or_unknown_members_is_refused(capsys, tiny_artifacts, t
     assert words in str(err.value) and "\n" not in str(err.value)
 
 
+def test_a_pt2_with_a_member_twice_is_refused(tiny_artifacts, tmp_path, marker):
+    """Two sample inputs, the second a pickle that runs code: which one would torch read? Neither is read."""
+    with pytest.warns(UserWarning, match="Duplicate name"):
+        crafted = rewrite_pt2(tiny_artifacts["pt2"], tmp_path / "twice.pt2",
+                              add={"data/sample_inputs/model.pt": pickled(Payload(marker))})
+    with pytest.raises(predict.PredictError, match="was refused: it holds two members named .*sample_inputs"):
+        predict.load_artifact(crafted)
+
+
 def test_guards_code_in_a_pt2_is_never_executed(tiny_artifacts, tmp_path, marker):
     """.module() exec's the program's guards_code strings; predict builds the module without them."""
     def change(name, data):

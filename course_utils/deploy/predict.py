@@ -20,6 +20,7 @@ import re
 import sys
 import warnings
 import zipfile
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -254,10 +255,10 @@ def check_pt2(data: bytes, source: str | Path = "artifact") -> dict:
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
         raise PredictError(f"{source} is not a .pt2 artifact (not a readable zip archive: {err})") from None
     names = [info.filename for info in infos]
-    if not names:
-        raise not_a_program("the zip archive is empty")
+    if not names or "/" not in names[0]:
+        raise not_a_program("its members are not in one folder, as torch.export.save writes them")
     root = names[0].split("/", 1)[0] + "/"  # torch's reader takes the first member's folder as the archive's
-    duplicates = sorted({name for name in names if names.count(name) > 1})
+    duplicates = sorted(name for name, count in Counter(names).items() if count > 1)
     if duplicates:
         raise refuse(f"it holds two members named {duplicates[0]} (a reader could take either)")
     outside = [name for name in names if not name.startswith(root)]
