@@ -249,3 +249,30 @@ def test_fit_checkpoints_with_a_data_loader(tmp_path):
                  torch.device("cpu"), 1, checkpoint_path=tmp_path / "best.pt", model_config={}, verbose=False)
     checkpoint = checkpoints.load_checkpoint(tmp_path / "best.pt")
     assert checkpoint["rng_state"]["generators"] == [] and checkpoints.resume(checkpoint) == 2
+
+
+def test_a_config_claiming_a_huge_model_is_refused_before_allocating(saved, tmp_path):
+    """sizes [4, 10**6, 10**6, 3] would be 4 TB of weights: the allocator must never be asked for them."""
+    path, _ = saved
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["model_config"] = {"sizes": [4, 10**6, 10**6, 3]}
+    edited = tmp_path / "edited.pt"
+    torch.save(checkpoint, edited)
+    with pytest.raises(CheckpointError) as err:
+        checkpoints.restore(edited, make_model)
+    message = str(err.value)
+    assert "\n" not in message and str(edited) in message and "different architecture" in message
+    assert "shape differs: 0.weight is (8, 4) in the checkpoint, (1000000, 4) in the model" in message
+    assert "4.0 TB of weights, not allocated" in message and "model_config keys sizes" in message
+
+
+def test_a_builder_that_cannot_build_on_the_meta_device_is_still_restored(saved):
+    path, model = saved
+
+    def build_with_real_tensors(sizes):
+        torch.zeros(1).item()  # needs a real value: fails on the meta device, fine on the CPU
+        return make_model(sizes)
+
+    rebuilt, _ = checkpoints.restore(path, build_with_real_tensors)
+    x = torch.randn(3, 4)
+    assert torch.equal(rebuilt(x), model(x))

@@ -217,3 +217,11 @@ def test_lite0_artifacts_match_eager_on_real_photos_in_a_fresh_process(lite0_art
         diffs = [(fresh - lite0_artifacts["pipe"](images)).abs().max().item()
                  for images, fresh in zip(inputs, result["probs"], strict=True)]
     assert max(diffs) <= tolerance, diffs
+
+
+def test_lite0_pt2_passes_predicts_code_check_and_answers_like_eager(lite0_artifacts, mirror):
+    """predict refuses a .pt2 that could run code; the course's real architecture must not look like one."""
+    artifact = predict.load_artifact(lite0_artifacts["pt2"])  # check_pt2 first, then torch.export.load
+    photo = predict.load_image(mirror / "images" / "samoyed.jpg")
+    with torch.no_grad():
+        assert (predict.predict(artifact, photo) - lite0_artifacts["pipe"](photo)).abs().max().item() <= 1e-5

@@ -169,24 +169,65 @@ def _target_device(map_location: MapLocation, state: dict[str, torch.Tensor]) ->
     return next(iter(state.values())).device if state else torch.device("cpu")
 
 
+def _size_in_words(num_bytes: int) -> str:
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if num_bytes >= scale:
+            return f"{num_bytes / scale:.1f} {unit}"
+    return f"{num_bytes} bytes"
+
+
+def _different_model(path: str | Path, build_model: Callable, config: dict, err: TypeError) -> CheckpointError:
+    name = getattr(build_model, "__qualname__", repr(build_model))
+    return CheckpointError(f"{path} was saved for a different model: {name} does not accept its model_config "
+                           f"(keys {', '.join(sorted(config)) or 'none'}): {err}")
+
+
+def check_config_fits(path: str | Path, build_model: Callable[..., nn.Module], config: dict,
+                      state: dict[str, torch.Tensor]) -> None:
+    """Raise CheckpointError (one line) unless `build_model(**config)` has the shapes of `state`; allocates nothing.
+
+    The model is built on the meta device (shapes, no memory), so a model_config claiming a model
+    of terabytes is caught here, not by the allocator. A builder that cannot build on the meta
+    device is not checked here; `load_state_checked` still compares the real model after building it.
+    """
+    name = getattr(build_model, "__qualname__", repr(build_model))
+    try:
+        with torch.device("meta"):
+            skeleton = build_model(**config)
+    except TypeError as err:  # the config's keywords are not this model's: a checkpoint of another model
+        raise _different_model(path, build_model, config, err) from err
+    except Exception:  # noqa: BLE001 - e.g. a builder that needs real tensors: skip this check, the real build follows
+        return
+    if not isinstance(skeleton, nn.Module):
+        return
+    problems = state_mismatches(skeleton, state)
+    if problems:
+        first = next((line for line in problems if line.startswith("shape differs")), problems[0])
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        size = sum(t.numel() * t.element_size() for t in skeleton.state_dict().values())
+        raise CheckpointError(
+            f"{path} was saved from a different architecture than {name}(**model_config) builds "
+            f"(model_config keys {', '.join(sorted(config)) or 'none'}, {_size_in_words(size)} of weights, "
+            f"not allocated): {first}{more}; the config or the weights were changed, or it is another model's file"
+        )
+
+
 def restore(path: str | Path, build_model: Callable[..., nn.Module],
             map_location: MapLocation = "cpu") -> tuple[nn.Module, dict]:
     """Rebuild a model with `build_model(**model_config)` on `map_location` and load its weights.
 
     `map_location` is a device, a device string, or torch.load's dict form ({"cuda:0": "cpu"}).
+    The config is first checked against the weights' shapes without allocating (`check_config_fits`).
     To resume training, build the optimizer (and scheduler) on the returned model, then
     `resume(checkpoint, optimizer, scheduler)`.
     """
     checkpoint = load_checkpoint(path, map_location)
     config = checkpoint["model_config"]
+    check_config_fits(path, build_model, config, checkpoint["model_state"])
     try:
         model = build_model(**config)
-    except TypeError as err:  # the config's keywords are not this model's: a checkpoint of another model
-        name = getattr(build_model, "__qualname__", repr(build_model))
-        raise CheckpointError(
-            f"{path} was saved for a different model: {name} does not accept its model_config "
-            f"(keys {', '.join(sorted(config)) or 'none'}): {err}"
-        ) from err
+    except TypeError as err:
+        raise _different_model(path, build_model, config, err) from err
     model = model.to(_target_device(map_location, checkpoint["model_state"]))
     load_state_checked(model, checkpoint["model_state"], source=str(path))
     return model, checkpoint
