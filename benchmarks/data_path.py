@@ -222,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     threads = devices.set_threads(args.threads)
     print(f"Fashion-MNIST, one epoch, batch {args.batch_size}, MLP 784-{'-'.join(map(str, HIDDEN_SIZES))}-10 "
           f"(dropout {DROPOUT}), Adam lr {LR}")
-    print(f"device {devices.describe(device)} ({torch.get_num_threads()} threads); torch {torch.__version__}; Python {platform.python_version()}; "
+    print(f"device {devices.describe(device)} ({torch.get_num_threads()} threads); torch {torch.__version__}; "
+          f"Python {platform.python_version()}; "
           f"{platform.machine()} {platform.processor() or ''}".rstrip())
     mnist.prepare("fashion_mnist")  # fetch/verify the raw files once, outside every timer
 
