@@ -443,3 +443,17 @@ def test_every_section_a_hint_names_exists_under_that_title(module):
             wrong.append(f"{ref[0]!r}: lesson {ref['lesson'] or own} has "
                          + (f"no section {missing}" if missing else f"section {numbers[0]}: {headings[numbers[0]]!r}"))
     assert not wrong, "\n".join(wrong)
+
+
+def test_contributing_worked_example_passes_every_rule():
+    """docs/CONTRIBUTING.md's worked example is real code: copied as it stands, verify's rules all hold."""
+    import re
+
+    from course_utils.exercises.rules import check_exercise
+    from course_utils.paths import PROJECT_ROOT
+
+    guide = (PROJECT_ROOT / "docs" / "CONTRIBUTING.md").read_text()
+    code = re.search(r"### A worked example.*?```python\n(.*?)```", guide, re.S).group(1)
+    namespace = {"LESSON": "01_tensors"}
+    exec(compile("import torch\n" + code, "CONTRIBUTING.md", "exec"), namespace)
+    assert check_exercise(namespace["ROW_MEANS"]).failures == []

@@ -83,3 +83,15 @@ def test_every_lesson_has_an_output_checked_cell(path):
                     or "nbval-check-output" in cell.metadata.get("tags", []))
                and cell.get("outputs")]
     assert checked, f"{path.name}: no cell marked # NBVAL_CHECK_OUTPUT with a committed output"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
+def test_every_picture_a_lesson_shows_is_committed(path):
+    """Markdown images (e.g. lesson 14's TensorBoard screenshots) are files beside the notebooks, not links out."""
+    import re
+
+    notebook = nbformat.read(path, as_version=4)
+    targets = [target for cell in notebook.cells if cell.cell_type == "markdown"
+               for target in re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", cell.source)]
+    missing = [t for t in targets if "://" in t or not (path.parent / t).is_file()]
+    assert not missing, f"{path.name} shows pictures that are not committed files: {missing}"
