@@ -7,7 +7,7 @@ import pytest
 import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from course_utils.tools import progress, runner
+from course_utils.tools import live_display, runner
 
 
 def _notebook(path, parameters_src, body_src, tags=()):
@@ -226,17 +226,17 @@ def test_plain_lines_name_start_finish_and_at_most_one_line_per_notebook_every_3
     import io
 
     out, clock = io.StringIO(), FakeClock()
-    shown = progress.PlainProgress(["01_a", "02_b", "03_c"], out, clock)
-    shown.handle(progress.Event("02_b"))
-    shown.handle(progress.Event("02_b", 1, 4, "import torch"))
+    shown = live_display.PlainProgress(["01_a", "02_b", "03_c"], out, clock)
+    shown.handle(live_display.Event("02_b"))
+    shown.handle(live_display.Event("02_b", 1, 4, "import torch"))
     for step in range(240):  # a minute of the parent's loop, four ticks a second
         clock.now += 0.25
         if step == 20:
-            shown.handle(progress.Event("02_b", 3, 4, "train(model)"))
+            shown.handle(live_display.Event("02_b", 3, 4, "train(model)"))
         shown.tick()
     row = _row("02_b", metrics={"accuracy": 0.5})
     shown.finish(row, runner.result_line(row))
-    shown.handle(progress.Event("02_b", 4, 4, "late"))  # an event drained after its row changes nothing
+    shown.handle(live_display.Event("02_b", 4, 4, "late"))  # an event drained after its row changes nothing
     shown.tick()
     assert out.getvalue().splitlines() == ["[2/3] 02_b: started",
                                            "[2/3] 02_b  0:30  cell 3/4: train(model)",
@@ -249,9 +249,9 @@ def test_live_lines_are_redrawn_at_most_once_a_second_and_show_every_running_not
     import io
 
     out, clock = io.StringIO(), FakeClock()
-    shown = progress.LiveProgress(["01_a", "02_b"], out, clock, width=lambda: 40)
-    shown.handle(progress.Event("01_a", 2, 9, "x = torch.randn(64, 784)  # a batch of flattened images"))
-    shown.handle(progress.Event("02_b"))
+    shown = live_display.LiveProgress(["01_a", "02_b"], out, clock, width=lambda: 40)
+    shown.handle(live_display.Event("01_a", 2, 9, "x = torch.randn(64, 784)  # a batch of flattened images"))
+    shown.handle(live_display.Event("02_b"))
     draws = []
     for _ in range(40):  # ten seconds, ticked four times a second
         before = out.getvalue()
@@ -274,9 +274,9 @@ def test_plain_lines_without_a_terminal_or_in_ci():
         def isatty(self):
             return True
 
-    assert isinstance(progress.choose(["a"], io.StringIO(), {}), progress.PlainProgress)
-    assert isinstance(progress.choose(["a"], Terminal(), {"CI": "true"}), progress.PlainProgress)
-    assert isinstance(progress.choose(["a"], Terminal(), {}), progress.LiveProgress)
+    assert isinstance(live_display.choose(["a"], io.StringIO(), {}), live_display.PlainProgress)
+    assert isinstance(live_display.choose(["a"], Terminal(), {"CI": "true"}), live_display.PlainProgress)
+    assert isinstance(live_display.choose(["a"], Terminal(), {}), live_display.LiveProgress)
 
 
 def test_each_code_cell_start_reaches_the_queue_from_nbclient(course):
@@ -288,9 +288,9 @@ def test_each_code_cell_start_reaches_the_queue_from_nbclient(course):
     assert runner.execute(job, events)["status"] == "pass"
     seen = [events.get_nowait() for _ in range(events.qsize())]
     # the markdown cell is skipped; papermill's injected parameters are the second of three code cells
-    assert seen == [progress.Event("01_a"), progress.Event("01_a", 1, 3, "device = 'auto'"),
-                    progress.Event("01_a", 2, 3, "device = \"cpu\""),
-                    progress.Event("01_a", 3, 3, "from course_utils.core.report import record")]
+    assert seen == [live_display.Event("01_a"), live_display.Event("01_a", 1, 3, "device = 'auto'"),
+                    live_display.Event("01_a", 2, 3, "device = \"cpu\""),
+                    live_display.Event("01_a", 3, 3, "from course_utils.core.report import record")]
 
 
 def test_two_jobs_at_once_report_through_the_parent(course, capsys):

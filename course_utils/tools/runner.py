@@ -25,7 +25,7 @@ from course_utils.core.training import PROGRESS_ENV
 from course_utils.datasets.sources import PROJECT_ROOT
 from course_utils.exercises import fill_solutions
 from course_utils.exercises.framework import STRICT_ENV
-from course_utils.tools import progress
+from course_utils.tools import live_display
 from course_utils.tools.report_html import format_metrics, write_report
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
@@ -179,7 +179,7 @@ def source_of(job: Job) -> Path:
 def execute(job: Job, events=None) -> dict:
     """Run one notebook with papermill in its own folder; return its row of the summary.
 
-    `events` (a multiprocessing Manager queue, or None) receives a progress.Event as the notebook and each code
+    `events` (a multiprocessing Manager queue, or None) receives a live_display.Event as the notebook and each code
     cell start.
     """
     metrics_file = job.output.with_suffix(".metrics.json")
@@ -187,8 +187,8 @@ def execute(job: Job, events=None) -> dict:
     env = {**job.env, METRICS_ENV: str(metrics_file)}
     hooks = {}
     if events is not None:
-        events.put(progress.Event(job.notebook.stem))
-        cells = progress.CellEvents(job.notebook.stem, events)
+        events.put(live_display.Event(job.notebook.stem))
+        cells = live_display.CellEvents(job.notebook.stem, events)
         hooks = {"on_notebook_start": cells.on_notebook_start, "on_cell_start": cells.on_cell_start}
     start = time.perf_counter()
     error = None
@@ -211,7 +211,7 @@ def result_line(row: dict) -> str:
     return "  ".join(part for part in parts if part)
 
 
-def execute_all(jobs: list[Job], workers: int, display: progress.Progress, poll: float = 0.25) -> list[dict]:
+def execute_all(jobs: list[Job], workers: int, display: live_display.Progress, poll: float = 0.25) -> list[dict]:
     """Run the jobs `workers` at a time in child processes, showing their events on `display`; rows in job order."""
     with Manager() as manager, ProcessPoolExecutor(max_workers=workers) as pool:
         events = manager.Queue()  # a plain multiprocessing.Queue cannot be passed to pool workers
@@ -355,7 +355,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     workers = args.jobs or profile.get("jobs") or 1
     print(f"running {len(jobs)} notebooks at profile {args.profile!r}, {workers} at a time, into {out_dir}", flush=True)
-    rows = execute_all(jobs, workers, progress.choose([job.notebook.stem for job in jobs]))
+    rows = execute_all(jobs, workers, live_display.choose([job.notebook.stem for job in jobs]))
     title = f"Run `{args.profile}` ({datetime.now():%Y-%m-%d %H:%M})"
     print(write_summary(rows, out_dir, f"# {title}"))
     index = write_report(rows, out_dir, title.replace("`", ""))
