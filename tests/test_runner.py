@@ -593,6 +593,7 @@ def test_a_signal_stops_every_process_of_the_run_and_still_writes_the_summary(tm
     import sys
     import time
     import uuid
+    from pathlib import Path
 
     import psutil
 
@@ -620,6 +621,10 @@ def test_a_signal_stops_every_process_of_the_run_and_still_writes_the_summary(tm
             time.sleep(0.1)
         kernel = psutil.Process(int(pid_file.read_text()))
         connection_file = next(a for a in kernel.cmdline() if a.endswith(".json"))
+        connection = json.loads(Path(connection_file).read_text())
+        kernel_files = [connection_file, *(f"{connection['ip']}-{connection[port]}" for port in connection
+                                           if port.endswith("_port") and connection["transport"] == "ipc")]
+        assert all(os.path.exists(f) for f in kernel_files)
         assert kernel in psutil.Process(run.pid).children(recursive=True)
         if to_group:
             os.killpg(run.pid, signum)
@@ -635,7 +640,7 @@ def test_a_signal_stops_every_process_of_the_run_and_still_writes_the_summary(tm
     assert err.splitlines()[-1].startswith(f"runner: interrupted by {signame}: stopped 1 running notebook(s), "
                                            "1 not started; summary in")
     assert left == []  # no worker, kernel or manager runs on
-    assert not os.path.exists(connection_file)  # the kernel's files went with it
+    assert not [f for f in kernel_files if os.path.exists(f)]  # the kernel's files went with it
     summary = (tmp_path / "run" / "summary.md").read_text()
     assert re.search(rf"\| 01_sleep \| interrupted \| [\d.]+ \| \*\*stopped by {signame} after \d+ s\*\* \|", summary)
     assert "| 02_next | interrupted | 0.0 | **not started** |" in summary
