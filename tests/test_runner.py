@@ -646,3 +646,18 @@ def test_a_signal_stops_every_process_of_the_run_and_still_writes_the_summary(tm
     assert "| 02_next | interrupted | 0.0 | **not started** |" in summary
     assert "0/2 passed, 2 interrupted" in summary
     assert "interrupted" in (tmp_path / "run" / "index.html").read_text()
+
+
+def test_the_report_links_what_it_can_render_and_says_what_it_could_not(tmp_path):
+    from course_utils.tools import report_html
+
+    _notebook(tmp_path / "01_a.ipynb", "seed = 0\n", "print('fine')")
+    (tmp_path / "02_b.ipynb").write_text('{"cells": [')  # cut short, as by a full disk before atomic writes
+    problems = []
+    index = report_html.write_report([_row("01_a"), _row("02_b", "interrupted", error="stopped by SIGTERM")],
+                                     tmp_path, "t", problems)
+    assert _links(index) == ["01_a.html"] and (tmp_path / "01_a.html").is_file()
+    assert problems == ["02_b.html (Notebook does not appear to be JSON: '{\"cells\": [')"]
+    assert '<td class="interrupted">interrupted</td>' in index.read_text() and "stopped by SIGTERM" in index.read_text()
+    with pytest.raises(ValueError, match="does not appear to be JSON"):  # without a list, the library raises
+        report_html.write_report([_row("02_b")], tmp_path, "t")
