@@ -419,7 +419,7 @@ def _answers(folder):
                                           ("notebooks", "notebooks is the lessons, which a run must not write over"),
                                           (".", "is a folder above .*(workspace|notebooks)"),
                                           ("mine", r"already holds notebooks the runner did not write \(notes.ipynb\)"),
-                                          ("mine/solution-sources/..", "already holds notebooks")])
+                                          ("theirs", r"already holds notebooks the runner did not write \(x.ipynb\)")])
 def test_a_run_never_writes_over_the_lessons_the_working_copies_or_other_notebooks(course, monkeypatch, capsys,
                                                                                   out, message):
     monkeypatch.chdir(course)  # the project's root, as `make course` runs it
@@ -428,6 +428,8 @@ def test_a_run_never_writes_over_the_lessons_the_working_copies_or_other_noteboo
     _notebook(course / "workspace" / "01_a.ipynb", "device = 'auto'\n", "answer = 42  # the learner's own work")
     (course / "mine").mkdir()
     _notebook(course / "mine" / "notes.ipynb", "seed = 0\n", "my notes")
+    (course / "theirs" / "solution-sources").mkdir(parents=True)  # where --solutions puts its filled copies
+    _notebook(course / "theirs" / "solution-sources" / "x.ipynb", "seed = 0\n", "someone else's")
     before = _answers(course)
     assert runner.main(["--profile", "ci", "--out", out]) == 2
     assert re.search(message, _one_error_line(capsys))
