@@ -110,7 +110,7 @@ def check_parameters(block: object, path: Path, where: str) -> None:
 def kind(value: object) -> str:
     """`the number 5`, `a list`: what a YAML value is, for an error message."""
     if isinstance(value, bool):
-        return f"{str(value).lower()}"
+        return str(value).lower()
     if isinstance(value, int | float):
         return f"the number {value}"
     if isinstance(value, str):
