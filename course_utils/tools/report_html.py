@@ -23,7 +23,10 @@ OFFLINE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 """
 STYLE = """body { font-family: system-ui, sans-serif; margin: 2em; }
 table { border-collapse: collapse; } th, td { border: 1px solid #ccc; padding: 0.3em 0.7em; text-align: left; }
-td.minutes { text-align: right; } .pass { color: #1a7f37; } .fail { color: #cf222e; font-weight: bold; }"""
+td.minutes { text-align: right; } .pass { color: #1a7f37; } .fail { color: #cf222e; font-weight: bold; }
+.interrupted { color: #9a6700; font-weight: bold; }"""
+# a notebook that cannot be read or rendered: nbformat and nbconvert raise any of these, depending on the damage
+UNRENDERABLE = (OSError, ValueError, KeyError, TypeError, AttributeError, nbformat.ValidationError)
 
 
 def format_metrics(metrics: dict) -> str:
@@ -67,12 +70,23 @@ def index_page(rows: list[dict], links: dict[str, str], title: str) -> str:
         f"<p>{passed}/{len(rows)} passed, {total:.1f} notebook-minutes</p>", "</body>", "</html>", ""])
 
 
-def write_report(rows: list[dict], out_dir: Path, title: str) -> Path:
-    """Render each executed notebook beside its .ipynb in `out_dir`, then write index.html; return its path."""
+def write_report(rows: list[dict], out_dir: Path, title: str, problems: list[str] | None = None) -> Path:
+    """Render each executed notebook beside its .ipynb in `out_dir`, then write index.html; return its path.
+
+    With a `problems` list, a notebook page that cannot be written or rendered is noted there and left unlinked;
+    without one, the error is raised.
+    """
     html_exporter = exporter()
     links = {}
     for row in rows:
         executed = out_dir / f"{row['notebook']}.ipynb"
-        if executed.is_file():  # papermill writes the notebook of a failed run too, up to its error
+        if not executed.is_file():
+            continue  # papermill writes the notebook of a failed or stopped run too, up to where it got
+        try:
             links[row["notebook"]] = render_notebook(executed, executed.with_suffix(".html"), html_exporter).name
+        except UNRENDERABLE as err:
+            if problems is None:
+                raise
+            reason = getattr(err, "strerror", None) or (str(err).strip().splitlines() or [type(err).__name__])[0]
+            problems.append(f"{executed.with_suffix('.html').name} ({reason})")
     return atomic_write(out_dir / INDEX, index_page(rows, links, title))
