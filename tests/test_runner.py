@@ -7,6 +7,7 @@ import pytest
 import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from course_utils.paths import PROJECT_ROOT
 from course_utils.tools import live_display, runner
 from course_utils.tools.profiles import ProfileError
 
@@ -195,7 +196,7 @@ def test_gpu_check_fails_clearly_without_cuda(tmp_path):
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a CUDA device: `make gpu-check` runs the real check")
-    done = subprocess.run(["bash", str(runner.PROJECT_ROOT / "scripts" / "gpu-check.sh")], capture_output=True,
+    done = subprocess.run(["bash", str(PROJECT_ROOT / "scripts" / "gpu-check.sh")], capture_output=True,
                           text=True, timeout=120, env={**os.environ, "PY": sys.executable, "OUT": str(tmp_path / "o")})
     assert done.returncode == 2 and "gpu-check: no CUDA device" in done.stderr
     assert not (tmp_path / "o").exists()  # nothing ran

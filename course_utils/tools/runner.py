@@ -32,15 +32,15 @@ from course_utils.core.checks import THREADS_ENV, check_count
 from course_utils.core.files import atomic_write
 from course_utils.core.report import METRICS_ENV
 from course_utils.core.training import PROGRESS_ENV
-from course_utils.datasets.sources import PROJECT_ROOT
 from course_utils.exercises import fill_solutions
 from course_utils.exercises.framework import STRICT_ENV
+from course_utils.paths import NOTEBOOKS, RUNS, WORKSPACE
 from course_utils.tools import live_display, profiles
 from course_utils.tools.profiles import ProfileError, merge  # noqa: F401 - merge: runner.merge, as before
 from course_utils.tools.report_html import format_metrics, write_report
 
-NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
-WORKSPACE_DIR = PROJECT_ROOT / "workspace"  # the learner's working copies (course_utils.tools.lab.WORKSPACE)
+NOTEBOOKS_DIR = NOTEBOOKS  # tests point these at folders of their own
+WORKSPACE_DIR = WORKSPACE  # the learner's working copies
 PROFILES_DIR = profiles.PROFILES_DIR
 STRIP_TAG = "strip-output"
 SOLUTION_SOURCES = "solution-sources"
@@ -236,7 +236,7 @@ def check_run_folder(out_dir: Path) -> None:
     """A RunnerError unless `out_dir` can take a run without touching the lessons or anyone's notebooks."""
     out = out_dir.resolve()
     protected = {WORKSPACE_DIR: "your working copies", NOTEBOOKS_DIR: "the lessons",
-                 PROJECT_ROOT / "notebooks": "the lessons"}
+                 NOTEBOOKS: "the lessons"}
     for folder, what in protected.items():
         folder = folder.resolve()
         relation = (what if out == folder else f"inside {folder} ({what})" if folder in out.parents
@@ -711,7 +711,7 @@ def run(args: argparse.Namespace) -> int:
     """Plan every job from the profile and the command line, then execute them and write the summary."""
     profile = load_profile(args.profile)
     overrides = cli_overrides(args)
-    out_dir = (args.out or PROJECT_ROOT / "runs" / f"{args.profile}-{datetime.now():%Y%m%d-%H%M%S}").resolve()
+    out_dir = (args.out or RUNS / f"{args.profile}-{datetime.now():%Y%m%d-%H%M%S}").resolve()
     if args.solutions and args.commit:
         raise RunnerError("--solutions runs are never committed: the lessons keep their exercises unattempted")
     check_run_folder(out_dir)
