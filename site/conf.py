@@ -41,6 +41,7 @@ html_theme_options = {
     "show_toc_level": 2,
     "navigation_with_keys": False,
     "home_page_in_toc": True,
+    "navbar_persistent": [],  # search sits in the sidebar (and Ctrl+K), not in a second bar above the page
 }
 html_favicon = "_static/favicon.svg"  # browsers ask for one; without it every page would log a 404
 # Light or dark as the reader's system prefers until they pick one (empty, the theme logs an error on a first visit).

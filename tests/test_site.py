@@ -140,7 +140,7 @@ def test_every_lesson_is_a_page_in_course_order_with_its_facts_and_notebook(buil
             assert neighbour(text, "right-next") == pages[i + 1].name, f"{path.stem}: next lesson"
         assert 'id="exercises"' in text, f"{path.stem}: no Exercises section"
         for fact in ("device", "torch", "profile", "date", "minutes"):
-            assert f"<td><p>{fact}</p></td>" in text, f"{path.stem}: no {fact} in the run's facts"
+            assert f"<strong>{fact}</strong>" in text and f"<th>{fact}</th>" in text, f"{path.stem}: no {fact}"
         download = [link for link in links if link.endswith(f"/{path.stem}.ipynb")]
         assert download, f"{path.stem}: no link to download the notebook"
         notebook = (path.parent / unquote(download[0])).resolve()

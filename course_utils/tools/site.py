@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import functools
 import hashlib
+import html
 import json
 import re
 import shutil
@@ -191,16 +192,17 @@ def run_facts(notebook: dict, stem: str, readme: str, root: Path = PROJECT_ROOT)
 
 def facts_cell(notebook: dict, stem: str, readme: str, root: Path = PROJECT_ROOT) -> str:
     """The generated markdown cell a lesson page opens with: its run's facts and the notebook to download."""
-    rows = "\n".join(f"| {fact} | {value} | {source} |" for fact, value, source in
-                     run_facts(notebook, stem, readme, root))
+    facts = run_facts(notebook, stem, readme, root)
+    line = " · ".join(f"**{fact}** {value}" for fact, value, _ in facts)
+    rows = "".join(f"<tr><th>{html.escape(fact)}</th><td>{html.escape(value)}</td><td>{html.escape(source)}</td></tr>"
+                   for fact, value, source in facts)
     return (
-        "```{admonition} Verified: the outputs below are this notebook's committed ones\n"
+        "```{admonition} The run behind these outputs\n"
         ":class: course-facts\n\n"
-        "The site shows them as the course's runner produced them; nothing was executed to build this page.\n\n"
-        "| fact | value | source |\n|---|---|---|\n"
-        f"{rows}\n\n"
-        f"{{download}}`Download {stem}.ipynb <../_notebooks/{stem}.ipynb>` and open it in JupyterLab "
-        "(or work on your own copy: `make lab`).\n"
+        f"{line}\n\n"
+        f"{{download}}`Download {stem}.ipynb <../_notebooks/{stem}.ipynb>` · the outputs below are the committed "
+        "ones, shown as the course's runner produced them (nothing was executed to build this page).\n\n"
+        f"<details><summary>Where each fact comes from</summary><table>{rows}</table></details>\n"
         "```\n"
     )
 
