@@ -5,8 +5,6 @@ the styles beside it are the site's only hand-written parts. Notebooks are never
 """
 
 project = "PyTorch, from tensors to a deployable model"
-author = "the course's authors"
-copyright = "the course's authors"  # noqa: A001 - Sphinx's name for it
 language = "en"
 
 extensions = ["myst_nb", "sphinx_copybutton"]
@@ -32,6 +30,7 @@ html_title = "PyTorch course"
 html_static_path = ["_static"]
 html_css_files = ["course.css"]
 html_last_updated_fmt = None
+html_show_copyright = False
 html_show_sourcelink = False
 html_copy_source = False
 html_theme_options = {

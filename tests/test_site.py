@@ -244,7 +244,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         driver.quit()
 
 
-def wait_for(condition, timeout: float = 20.0, step: float = 0.1):
+def wait_for(condition, timeout: float = 20.0, step: float = 0.05):
     """condition()'s first value that is not None or False, polled until `timeout` (then its last value)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -269,7 +269,6 @@ return [all.length, done.length];
 
 def visit(browser, url: str) -> dict:
     """Open a page and wait for its images and formulas; what it requested and logged, and its state."""
-    browser.get("about:blank")  # the previous page stops (search fetches result pages after it has shown them)
     browser.get_log("performance")  # drop what earlier pages left
     browser.get_log("browser")
     browser.get(url)
@@ -322,6 +321,8 @@ def test_search_finds_a_word_from_the_middle_of_a_lesson(built, server, browser)
     found = wait_for(lambda: browser.execute_script(
         "const a = [...document.querySelectorAll('#search-results ul.search li a')].map(a => a.href);"
         "return a.length ? a : null;"), 30)
+    wait_for(lambda: "Search finished" in browser.execute_script("return document.body.innerText") or None, 30)
+    browser.get("about:blank")  # search fetches its result pages for their summaries: stop it before the next test
     assert any(f"notebooks/{lesson.stem}.html" in href for href in found or []), (word, lesson.stem, found)
 
 

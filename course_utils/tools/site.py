@@ -376,7 +376,15 @@ def serve(out: Path = OUT_DIR, port: int = 8000) -> None:
     if not (out / "index.html").exists():
         raise SiteError(f"no site in {out}: run `make site` first")
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(out))
-    with http.server.ThreadingHTTPServer(("127.0.0.1", port), handler) as server:
+    for candidate in range(port, port + 20):
+        try:
+            server = http.server.ThreadingHTTPServer(("127.0.0.1", candidate), handler)
+            break
+        except OSError:
+            print(f"port {candidate} is busy; trying {candidate + 1}", flush=True)
+    else:
+        raise SiteError(f"ports {port} to {port + 19} are all busy: pick one with PORT=N")
+    with server:
         print(f"serving {out} at http://127.0.0.1:{server.server_address[1]}/ (Ctrl-C stops)", flush=True)
         try:
             server.serve_forever()
@@ -391,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     build_cmd.add_argument("--force", action="store_true", help="build even when no input changed")
     build_cmd.add_argument("--verbose", action="store_true", help="show Sphinx's progress")
     serve_cmd = commands.add_parser("serve", help="serve build/site/ on 127.0.0.1")
-    serve_cmd.add_argument("--port", type=int, default=8000)
+    serve_cmd.add_argument("--port", type=int, default=8000, help="first port tried (default: %(default)s)")
     args = parser.parse_args(argv)
     try:
         if args.command == "build":
