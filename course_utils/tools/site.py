@@ -280,7 +280,7 @@ def lay_out(src: Path = SOURCE_DIR, root: Path = PROJECT_ROOT) -> None:
     for path in notebooks:
         shutil.copy2(path, src / "_notebooks" / path.name)  # the download: the notebook byte for byte
         nb = json.loads(path.read_text())
-        cell = {"cell_type": "markdown", "metadata": {"tags": ["course-facts"]},
+        cell = {"cell_type": "markdown", "id": "course-facts", "metadata": {"tags": ["course-facts"]},
                 "source": facts_cell(nb, path.stem, readme, root)}
         after_title = 1 if nb["cells"] and nb["cells"][0]["cell_type"] == "markdown" else 0
         nb["cells"].insert(after_title, cell)
