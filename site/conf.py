@@ -29,6 +29,7 @@ html_theme = "sphinx_book_theme"
 html_title = "PyTorch course"
 html_static_path = ["_static"]
 html_css_files = ["course.css"]
+html_js_files = ["course.js"]
 html_last_updated_fmt = None
 html_show_copyright = False
 html_show_sourcelink = False

@@ -363,3 +363,9 @@ def test_the_site_works_from_file_and_screenshots(built, browser):
             assert overflow <= 1, f"{page.name} is {overflow} px wider than a phone's screen"
     finally:
         browser.set_window_size(1400, 1000)
+    # Search from file:// too: results without their summaries, which a browser refuses to fetch there.
+    result = visit(browser, (built / "search.html").as_uri() + "?q=gradient")
+    wait_for(lambda: "Search finished" in browser.execute_script("return document.body.innerText") or None, 30)
+    found = browser.execute_script("return document.querySelectorAll('#search-results ul.search li a').length")
+    errors = result["errors"] + [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert found and not errors, (found, errors)
