@@ -13,7 +13,7 @@ LESSON  ?=
 REMOTE  := $(PYTHON) -m course_utils.tools.remote_lab
 NEED_HOST = @test -n "$(HOST)" || { echo "usage: make $@ HOST=user@gpu-box [SSH_OPTS='-p 2222 -i ~/.ssh/key']  (see docs/remote.md)"; exit 2; }
 
-.PHONY: setup data-packages test-packages course test lint unit ddp lab refresh tensorboard doctor benchmark gpu-check clean progress remote-lab remote-run remote-push remote-pull
+.PHONY: setup data-packages test-packages course test lint unit ddp lab refresh tensorboard doctor benchmark gpu-check clean progress remote-lab remote-run remote-push remote-pull site site-serve
 
 setup: $(VENV)/.installed
 
@@ -106,3 +106,12 @@ remote-pull:
 	$(NEED_HOST)
 	@test -n "$(SRC)" || { echo "usage: make remote-pull HOST=user@gpu-box SRC=remote/path [DEST=local/path]"; exit 2; }
 	$(REMOTE) pull $(HOST) $(SRC) $(DEST) $(SSH_OPTS)
+
+## The course as a website in build/site/ from the committed notebooks, README and docs/ (nothing executed;
+## skipped when no input changed; works offline, from file:// too). ARGS="--force" rebuilds anyway.
+site: setup
+	$(PY) -m course_utils.tools.site build $(ARGS)
+
+## Serve build/site/ on 127.0.0.1 (port 8000 or the next free one; PORT=N picks it); Ctrl-C stops it.
+site-serve: site
+	$(PY) -m course_utils.tools.site serve $(if $(PORT),--port $(PORT))
