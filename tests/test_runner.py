@@ -4,6 +4,7 @@ import re
 
 import nbformat
 import pytest
+import torch
 import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
@@ -114,6 +115,9 @@ def test_commit_strips_tagged_outputs_and_skips_parameterised_runs(course):
     assert runner.main(["--profile", "default", "--only", "03", "--commit", "--out", str(course / "o")]) == 0
     committed = nbformat.read(nb_path, as_version=4)
     assert committed.cells[2].outputs == [] and "papermill" not in committed.metadata
+    facts = committed.metadata[runner.RUN_FACTS]  # what the website shows of the run behind the outputs
+    assert facts["profile"] == "default" and facts["torch"] == torch.__version__.split("+")[0]
+    assert facts["minutes"] >= 0 and len(facts["date"]) == 10 and set(facts) == {"profile", "date", "minutes", "torch"}
     before = (course / "notebooks" / "01_a.ipynb").read_text()
     runner.main(["--profile", "ci", "--only", "01", "--commit", "--out", str(course / "o2")])
     assert (course / "notebooks" / "01_a.ipynb").read_text() == before  # parameters were injected

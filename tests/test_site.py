@@ -116,6 +116,11 @@ def test_run_facts_come_from_the_notebook_or_say_they_are_not_recorded():
     assert facts["profile"] == 'parameters injected: {"num_epochs": 1}'
     assert facts["date"] == "2027-01-05" and facts["minutes"] == "1.5"
     assert "Python" not in facts  # not recorded, so not shown
+    committed = dict(bare, metadata={"course_run": {"profile": "default", "date": "2026-12-07", "minutes": 2.1,
+                                                    "torch": "2.14.1"}})
+    facts = {fact: (value, source) for fact, value, source in site.run_facts(committed, "04_x", readme)}
+    assert [facts[k][0] for k in ("profile", "date", "minutes", "torch")] == ["default", "2026-12-07", "2.1", "2.14.1"]
+    assert all("recorded in the notebook" in facts[k][1] for k in ("profile", "date", "minutes", "torch"))
 
 
 def neighbour(text: str, which: str) -> str | None:

@@ -580,13 +580,28 @@ def write_notebook(path: Path, notebook: nbformat.NotebookNode) -> None:
     atomic_write(path, text if text.endswith("\n") else text + "\n")
 
 
-def commit_outputs(rows: list[dict], jobs: list[Job]) -> list[str]:
-    """Copy executed notebooks that passed with no injected parameters back over notebooks/."""
+RUN_FACTS = "course_run"  # notebook metadata: the run its committed outputs come from (the website shows it)
+
+
+def run_facts(profile: str, seconds: float, when: datetime) -> dict:
+    """What a committed notebook records of the run behind its outputs: profile, date, minutes, torch."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        torch_version = version("torch")  # the kernel's torch: the runner starts kernels from its own environment
+    except PackageNotFoundError:
+        torch_version = None
+    return {"profile": profile, "date": f"{when:%Y-%m-%d}", "minutes": round(seconds / 60, 1), "torch": torch_version}
+
+
+def commit_outputs(rows: list[dict], jobs: list[Job], profile: str = "default") -> list[str]:
+    """Copy executed notebooks that passed with no injected parameters back over notebooks/, with the run's facts."""
     updated = []
     for row, job in zip(rows, jobs):
         if row["status"] != "pass" or job.parameters:
             continue
         notebook = strip_outputs(nbformat.read(job.output, as_version=4))
+        notebook.metadata[RUN_FACTS] = run_facts(profile, row["seconds"], datetime.now())
         write_notebook(job.notebook, notebook)
         updated.append(job.notebook.name)
     return updated
@@ -763,7 +778,7 @@ def write_results(args: argparse.Namespace, profile: dict, jobs: list[Job], rows
     except OSError as err:
         problems.append(f"index.html ({err.strerror or err})")
     if args.commit:
-        updated = commit_outputs(rows, jobs)
+        updated = commit_outputs(rows, jobs, args.profile)
         print(f"committed outputs of {len(updated)} notebooks: {', '.join(updated) or 'none'}")
     try:  # resolved: extends applied
         atomic_write(out_dir / "profile.yaml", yaml.safe_dump(profile, sort_keys=False))

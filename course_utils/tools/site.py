@@ -143,22 +143,28 @@ def run_facts(notebook: dict, stem: str, readme: str, root: Path = PROJECT_ROOT)
     """
     meta = notebook.get("metadata", {})
     paper = meta.get("papermill") or {}
+    run = meta.get("course_run") or {}  # written by the runner when it commits a notebook's outputs
     number = stem.split("_", 1)[0]
     facts = []
+    recorded = "recorded in the notebook by the run that committed its outputs"
 
     device = printed(notebook, r"^device: (.+)$")
     facts.append(("device", device or "not recorded",
                   "printed by the notebook's set-up cell" if device else "the notebook printed no `device:` line"))
 
     torch_version = printed(notebook, r"\btorch: (\d[\w.+]*)")
-    if torch_version:
+    if run.get("torch"):
+        facts.append(("torch", run["torch"], recorded))
+    elif torch_version:
         facts.append(("torch", torch_version, "printed by the notebook"))
     else:
         pin = pinned("torch", root)
         facts.append(("torch", "not recorded", "the run does not record it" + (
             f"; requirements.txt pins {pin}" if pin else "")))
 
-    if "parameters" in paper:
+    if run.get("profile"):
+        facts.append(("profile", run["profile"], recorded))
+    elif "parameters" in paper:
         injected = paper.get("parameters") or {}
         facts.append(("profile", "parameters injected: " + json.dumps(injected) if injected else "default",
                       "papermill's metadata in the notebook"))
@@ -168,7 +174,9 @@ def run_facts(notebook: dict, stem: str, readme: str, root: Path = PROJECT_ROOT)
 
     end = paper.get("end_time")
     measured = minutes_measured_on(readme)
-    if end:
+    if run.get("date"):
+        facts.append(("date", run["date"], recorded))
+    elif end:
         facts.append(("date", str(end)[:10], "papermill's metadata in the notebook"))
     else:
         facts.append(("date", f"{measured} (README)" if measured else "not recorded",
@@ -177,7 +185,9 @@ def run_facts(notebook: dict, stem: str, readme: str, root: Path = PROJECT_ROOT)
 
     duration = paper.get("duration")
     minutes = lesson_minutes(readme).get(number)
-    if duration is not None:
+    if run.get("minutes") is not None:
+        facts.append(("minutes", f"{float(run['minutes']):.1f}", recorded + " (wall-clock)"))
+    elif duration is not None:
         facts.append(("minutes", f"{float(duration) / 60:.1f}", "papermill's metadata in the notebook"))
     else:
         facts.append(("minutes", minutes or "not recorded",
