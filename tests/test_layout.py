@@ -63,3 +63,20 @@ def test_no_course_file_imports_an_old_name():
     files += [root / "README.md", root / "Makefile"]
     offenders = [f"{p.relative_to(root)}: {m.group(0)}" for p in files for m in pattern.finditer(p.read_text())]
     assert not offenders, offenders
+
+
+def test_readme_layout_names_every_module_and_folder():
+    """README's Layout block is the architecture at a glance: it must not fall behind the tree."""
+    from pathlib import Path
+
+    root = Path(course_utils.__file__).parents[1]
+    readme = (root / "README.md").read_text()
+    layout = readme.split("## Layout", 1)[1].split("```", 2)[1]
+    modules = [p for p in (root / "course_utils").rglob("*.py")
+               if p.name not in {"__init__.py", "__main__.py"} and not p.name.startswith("lesson_")]
+    missing = [str(p.relative_to(root)) for p in modules if p.name not in layout]
+    folders = [p.name + "/" for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
+               and p.name not in {"build", "runs", "workspace", "checkpoints", "course_utils.egg-info"}
+               and not p.name.endswith(".egg-info")]
+    missing += [f for f in folders if f not in layout]
+    assert not missing, f"README's Layout does not name: {missing}"
