@@ -1,4 +1,4 @@
-"""The syllabus's fully connected network and its train / validation / save / load functions, made current."""
+"""The older notes' fully connected network and its train / validation / save / load functions, made current."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def _model_device(model: nn.Module) -> torch.device:
 
 @torch.no_grad()
 def validation(model: nn.Module, testloader, criterion) -> tuple[float, float]:
-    """Sum over batches of (loss, accuracy): divide each by len(testloader), as the syllabus does."""
+    """Sum over batches of (loss, accuracy): divide each by len(testloader), as the older notes do."""
     device = _model_device(model)
     test_loss, accuracy = 0.0, 0.0
     for images, labels in testloader:
@@ -50,9 +50,9 @@ def validation(model: nn.Module, testloader, criterion) -> tuple[float, float]:
 
 def train(model: nn.Module, trainloader, testloader, criterion, optimizer,
           epochs: int = 5, print_every: int = 40) -> None:
-    """The syllabus's loop: train on the model's device, validate on `testloader` every `print_every` steps.
+    """The older notes' loop: train on the model's device, validate on `testloader` every `print_every` steps.
 
-    The syllabus calls the argument `testloader`; give it validation data (the test set is for the end).
+    The older notes call the argument `testloader`; give it validation data (the test set is for the end).
     """
     check_count("epochs", epochs)
     check_count("print_every", print_every)

@@ -1,4 +1,4 @@
-"""The syllabus's helper functions (imshow, view_classify, view_recon, test_network), made current."""
+"""The older notes' helper functions (imshow, view_classify, view_recon, test_network), made current."""
 
 from __future__ import annotations
 
