@@ -49,3 +49,25 @@ def test_show_grid_titles_with_class_names():
     assert [ax.get_title() for ax in axes.flat[:3]] == ["cat", "dog", "dog"]
     assert not axes.flat[3].axison  # the spare cell is blank
     plt.close("all")
+
+
+def test_show_predictions_marks_wrong_ones_in_red():
+    axes = plotting.show_predictions(torch.zeros(3, 1, 8, 8), [0, 1, 0], [0, 0, 0], ["cat", "dog"], ncols=3)
+    titles = [ax.title for ax in axes.flat]
+    assert [t.get_text() for t in titles] == ["cat\n(cat)", "dog\n(cat)", "cat\n(cat)"]
+    assert [t.get_color() for t in titles] == ["black", "tab:red", "black"]
+    with pytest.raises(ValueError, match="3 images, 2 predictions and 3 labels"):
+        plotting.show_predictions(torch.zeros(3, 1, 8, 8), [0, 1], [0, 0, 0], ["cat", "dog"])
+    plt.close("all")
+
+
+def test_plot_confusion_matrix_writes_every_count_and_names_the_axes():
+    confusion = torch.tensor([[5, 1], [0, 7]])
+    ax = plotting.plot_confusion_matrix(confusion, ["cat", "dog"])
+    assert sorted(t.get_text() for t in ax.texts) == ["0", "1", "5", "7"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["cat", "dog"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["cat", "dog"]
+    assert ax.get_xlabel() == "predicted class" and ax.get_ylabel() == "true class"
+    with pytest.raises(ValueError, match="for 3 class names"):
+        plotting.plot_confusion_matrix(confusion, ["a", "b", "c"])
+    plt.close("all")

@@ -1,4 +1,4 @@
-"""Pictures for the lessons: training curves, images, image grids and class probabilities."""
+"""Pictures for the lessons: training curves, images, image grids, predictions and class probabilities."""
 
 from __future__ import annotations
 
@@ -77,6 +77,44 @@ def show_grid(images: torch.Tensor, labels: Sequence[int] | torch.Tensor | None 
         imshow(images[i], ax=ax, title=title, mean=mean, std=std)
     fig.tight_layout()
     return axes
+
+
+def show_predictions(images: torch.Tensor, predictions: Sequence[int] | torch.Tensor,
+                     labels: Sequence[int] | torch.Tensor, class_names: Sequence[str], mean=None, std=None,
+                     ncols: int = 8, size: float = 1.5) -> np.ndarray:
+    """A grid of images titled "predicted (true)", wrong predictions in red; return the array of Axes."""
+    if not len(images) == len(predictions) == len(labels):
+        raise ValueError(f"{len(images)} images, {len(predictions)} predictions and {len(labels)} labels")
+    axes = show_grid(images, predictions, class_names, mean=mean, std=std, ncols=ncols, size=size)
+    for ax, predicted, true in zip(axes.flat, predictions, labels):
+        predicted, true = int(predicted), int(true)
+        wrong = predicted != true
+        ax.set_title(f"{class_names[predicted]}\n({class_names[true]})", size="small",
+                     color="tab:red" if wrong else "black", fontweight="bold" if wrong else "normal")
+    axes.flat[0].figure.tight_layout()
+    return axes
+
+
+def plot_confusion_matrix(confusion: torch.Tensor, class_names: Sequence[str], ax: plt.Axes | None = None,
+                          cmap: str = "Blues") -> plt.Axes:
+    """A confusion matrix (rows: true class, columns: predicted) as a heatmap with its counts; return the Axes."""
+    counts = torch.as_tensor(confusion).detach().cpu().numpy()
+    if counts.shape != (len(class_names), len(class_names)):
+        raise ValueError(f"a {counts.shape} matrix for {len(class_names)} class names")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(0.6 * len(class_names) + 2, 0.6 * len(class_names) + 1.5))
+    image = ax.imshow(counts, cmap=cmap)
+    threshold = counts.max() / 2
+    for (row, col), count in np.ndenumerate(counts):
+        ax.text(col, row, f"{count:g}", ha="center", va="center", size="small",
+                color="white" if count > threshold else "black")
+    positions = np.arange(len(class_names))
+    ax.set_xticks(positions, labels=class_names, rotation=45, ha="right")
+    ax.set_yticks(positions, labels=class_names)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    return ax
 
 
 def view_classify(image: torch.Tensor, probs: torch.Tensor, class_names: Sequence[str],
