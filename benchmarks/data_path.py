@@ -161,7 +161,7 @@ def profile_library(seed: int, batch_size: int, device: torch.device, epochs: in
 def time_syllabus(seed: int, batch_size: int, device: torch.device, print_every: int) -> dict:
     """(b) DataLoader + PIL transforms, fc_model.train validating on the whole test set every `print_every` steps."""
     start = time.perf_counter()
-    transform = mnist.classic_transform()  # ToTensor() + Normalize((0.5,), (0.5,))
+    transform = mnist.classic_transform()  # v2 ToImage + ToDtype(scale) + Normalize((0.5,), (0.5,))
     trainset = mnist.torchvision_dataset("fashion_mnist", train=True, transform=transform)
     testset = mnist.torchvision_dataset("fashion_mnist", train=False, transform=transform)
     trainloader = DataLoader(trainset, batch_size=batch_size, shuffle=True,

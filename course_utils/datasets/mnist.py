@@ -7,7 +7,8 @@ from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, Subset, TensorDataset
-from torchvision import datasets, transforms
+from torchvision import datasets
+from torchvision.transforms import v2
 
 from course_utils.core.checks import check_count
 from course_utils.datasets import catalog
@@ -41,9 +42,9 @@ def torchvision_dataset(name: str, train: bool, transform=None) -> datasets.MNIS
     return TORCHVISION_CLASS[name](root, train=train, transform=transform, download=False)
 
 
-def classic_transform() -> transforms.Compose:
-    """PIL image -> normalised (1, 28, 28) float tensor, as the classic DataLoader path uses."""
-    return transforms.Compose([transforms.ToTensor(), transforms.Normalize((MEAN,), (STD,))])
+def classic_transform() -> v2.Compose:
+    """PIL image -> normalised (1, 28, 28) float tensor, as the classic DataLoader path uses (transforms.v2)."""
+    return v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize((MEAN,), (STD,))])
 
 
 def load_tensors(name: str, train: bool, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:

@@ -349,7 +349,7 @@ class EarlyStopping:
 EX_3 = Exercise(
     id="05.3", lesson=LESSON, title="Early stopping", name="EarlyStopping",
     statement="""
-Lesson 05's curves show the validation loss reaching a minimum and then rising. Write a class
+The curves of section 4 show the validation loss reaching a minimum and then rising. Write a class
 `EarlyStopping` with `__init__(self, patience, min_delta=0.0)` and `step(self, val_loss) -> bool`, called
 once per epoch with that epoch's validation loss (a float). An epoch **improves** when its loss is lower
 than the best so far by more than `min_delta` (the first epoch always improves). `step` returns `True`
