@@ -95,3 +95,11 @@ def test_every_picture_a_lesson_shows_is_committed(path):
                for target in re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", cell.source)]
     missing = [t for t in targets if "://" in t or not (path.parent / t).is_file()]
     assert not missing, f"{path.name} shows pictures that are not committed files: {missing}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
+def test_every_cell_has_a_tags_list(path):
+    """papermill looks for the parameters cell through every cell's metadata.tags, and fails on a cell without."""
+    notebook = nbformat.read(path, as_version=4)
+    untagged = [cell.get("id") for cell in notebook.cells if not isinstance(cell.metadata.get("tags"), list)]
+    assert not untagged, f"{path.name}: cells without metadata.tags: {untagged}"

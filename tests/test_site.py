@@ -150,7 +150,7 @@ def test_every_lesson_is_a_page_in_course_order_with_its_facts_and_notebook(buil
         assert download, f"{path.stem}: no link to download the notebook"
         notebook = (path.parent / unquote(download[0])).resolve()
         assert notebook.read_bytes() == (site.PROJECT_ROOT / "notebooks" / notebook.name).read_bytes()
-    assert "cpu (1 threads)" in pages[0].read_text(encoding="utf-8")  # lesson 01 printed its device
+    assert "<strong>device</strong> cpu" in pages[0].read_text(encoding="utf-8")  # lesson 01 printed its device
 
 
 def test_readme_and_docs_are_pages(built):

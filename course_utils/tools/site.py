@@ -59,7 +59,9 @@ PAGES = (
 # Where each group of pages sits in the navigation (and so in the previous / next path).
 START_PAGES = ("quickstart", "lessons", "jupyterlab", "exercises")
 MORE_PAGES = ("running", "deployment", "data", "remote-gpu", "docs/remote", "troubleshooting",
-              "docs/troubleshooting", "docs/CONTRIBUTING", "docs/STYLE", "data/README", "layout")
+              "docs/troubleshooting", "docs/older-material", "docs/CONTRIBUTING", "docs/STYLE", "data/README",
+              "layout")
+README_LINK = re.compile(r"\]\(\.\./README\.md(?:#([\w-]+))?\)")  # a lesson's link to a README section
 
 
 class SiteError(Exception):
@@ -272,6 +274,29 @@ def index_page(readme: str, notebooks: list[Path]) -> str:
             + toc("More", MORE_PAGES))
 
 
+def anchor(heading: str) -> str:
+    """The anchor a code host gives a Markdown heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def readme_links_to_pages(notebook: dict, readme: str) -> dict:
+    """The notebook with each link to a README section pointing at the site page that includes that section."""
+    sections = {anchor(heading): name for name, headings in PAGES for heading in headings}
+    known = {anchor(heading) for heading in readme_sections(readme)}
+
+    def target(match: re.Match) -> str:
+        wanted = match.group(1)
+        if wanted and wanted not in known:
+            raise SiteError(f"a lesson links to README#{wanted}, a section README does not have")
+        return f"](../{sections.get(wanted, 'quickstart')}.md)"
+
+    for cell in notebook["cells"]:
+        if cell["cell_type"] == "markdown":
+            text = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+            cell["source"] = README_LINK.sub(target, text)
+    return notebook
+
+
 def lay_out(src: Path = SOURCE_DIR, root: Path = PROJECT_ROOT) -> None:
     """Write the Sphinx source folder from the repository's files (the folder is replaced)."""
     readme = (root / "README.md").read_text()
@@ -289,12 +314,14 @@ def lay_out(src: Path = SOURCE_DIR, root: Path = PROJECT_ROOT) -> None:
             shutil.copy2(doc, src / folder / doc.name)
     for path in notebooks:
         shutil.copy2(path, src / "_notebooks" / path.name)  # the download: the notebook byte for byte
-        nb = json.loads(path.read_text())
+        nb = readme_links_to_pages(json.loads(path.read_text()), readme)
         cell = {"cell_type": "markdown", "id": "course-facts", "metadata": {"tags": ["course-facts"]},
                 "source": facts_cell(nb, path.stem, readme, root)}
         after_title = 1 if nb["cells"] and nb["cells"][0]["cell_type"] == "markdown" else 0
         nb["cells"].insert(after_title, cell)
         atomic_write(src / "notebooks" / path.name, json.dumps(nb, indent=1) + "\n")
+    if (root / "notebooks" / "figures").is_dir():  # pictures the lessons' markdown shows
+        shutil.copytree(root / "notebooks" / "figures", src / "notebooks" / "figures")
     for name, sections in PAGES:
         atomic_write(src / f"{name}.md", page(name, sections, readme))
     atomic_write(src / "index.md", index_page(readme, notebooks))
@@ -319,6 +346,7 @@ def input_files(root: Path = PROJECT_ROOT) -> list[Path]:
     files = [root / "README.md", root / "requirements.txt", Path(__file__).resolve(), *lessons(root)]
     files += sorted((root / "docs").glob("*.md")) + sorted((root / "data").glob("README.md"))
     files += sorted(p for p in (root / "site").rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    files += sorted((root / "notebooks" / "figures").glob("*"))
     return files
 
 
