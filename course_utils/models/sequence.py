@@ -122,6 +122,18 @@ def train_chars(model: nn.Module, train_batches, val_batches, optimizer: torch.o
 
 
 @torch.no_grad()
+def check_sampling(prompt: str, length: int, temperature: float, top_k: int | None, vocab_size: int) -> None:
+    """Raise ValueError naming the argument when a sampler's arguments cannot give text."""
+    if not prompt:
+        raise ValueError("the prompt must have at least one character: the model continues a text")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    if top_k is not None and not 1 <= top_k <= vocab_size:
+        raise ValueError(f"top_k must be between 1 and {vocab_size}, got {top_k}")
+    if length < 0:
+        raise ValueError(f"length must be at least 0, got {length}")
+
+
 def sample(model: CharLSTM, vocab: CharVocab, prompt: str, length: int, device: torch.device, *,
            temperature: float = 1.0, top_k: int | None = None, generator: torch.Generator | None = None) -> str:
     """`prompt` followed by `length` characters drawn one at a time from the model.
@@ -130,14 +142,7 @@ def sample(model: CharLSTM, vocab: CharVocab, prompt: str, length: int, device: 
     restricted to the `top_k` most likely characters when given. A prompt character outside the
     vocabulary raises UnknownCharactersError naming it.
     """
-    if not prompt:
-        raise ValueError("the prompt must have at least one character: the model continues a text")
-    if not temperature > 0:
-        raise ValueError(f"temperature must be positive, got {temperature}")
-    if top_k is not None and not 1 <= top_k <= len(vocab):
-        raise ValueError(f"top_k must be between 1 and {len(vocab)}, got {top_k}")
-    if length < 0:
-        raise ValueError(f"length must be at least 0, got {length}")
+    check_sampling(prompt, length, temperature, top_k, len(vocab))
     ids = torch.tensor([vocab.encode(prompt)], device=device)  # (1, len(prompt))
     model.eval()
     logits, hidden = model(ids)

@@ -9,6 +9,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from course_utils.datasets.text import CharVocab
+from course_utils.models.sequence import check_sampling
 
 Cache = list[tuple[torch.Tensor, torch.Tensor]]  # per block: keys and values (batch, heads, seen, head_dim)
 
@@ -176,12 +177,7 @@ def generate(model: GPT, vocab: CharVocab, prompt: str, length: int, device: tor
     The model reads at most `context_length` characters. When the text fills them, it drops the oldest
     half and reads the rest again (and the cache starts again from them).
     """
-    if not prompt:
-        raise ValueError("the prompt must have at least one character: the model continues a text")
-    if not temperature > 0:
-        raise ValueError(f"temperature must be positive, got {temperature}")
-    if top_k is not None and not 1 <= top_k <= len(vocab):
-        raise ValueError(f"top_k must be between 1 and {len(vocab)}, got {top_k}")
+    check_sampling(prompt, length, temperature, top_k, len(vocab))
     model.eval()
     ids = vocab.encode(prompt)
     window = model.context_length
