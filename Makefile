@@ -34,11 +34,10 @@ test-packages:
 course: setup data-packages
 	$(PY) -m course_utils.tools.runner --profile $(PROFILE) $(ARGS)
 
-## Unit tests, every exercise's solution and wrong answers, then every notebook executed at the ci
+## Unit tests (every exercise's rules among them, as verify checks them), then every notebook executed at the ci
 ## profile with the reference solutions filled in (their checks strict: one not correct fails), checked by nbval.
 test: setup test-packages
 	rm -rf build/nbval
-	$(PY) -m course_utils.exercises verify
 	$(PY) -m course_utils.tools.runner --profile ci --prepare-only --solutions --out build/nbval
 	$(PY) -m pytest tests build/nbval --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider -n 2 --dist loadfile
 
