@@ -9,6 +9,8 @@ from pathlib import Path
 from course_utils.core.files import atomic_write
 
 METRICS_ENV = "COURSE_METRICS_FILE"
+# Notebook metadata key: the run a committed notebook's outputs come from (the runner writes it, the website shows it).
+RUN_FACTS = "course_run"
 
 
 def readable(value: float) -> str:

@@ -17,9 +17,9 @@ from course_utils.exercises.isolation import CHECK_SECONDS, Job, check_in_childr
 from course_utils.exercises.notebooks import answer_cells, inject, up_to_date
 from course_utils.exercises.rules import check_all
 from course_utils.paths import NOTEBOOKS, WORKSPACE
+from course_utils.tools.workspace import BACKUPS  # refresh's copies of replaced lessons, not lessons
 
 NOTEBOOKS_DIR = NOTEBOOKS
-BACKUPS = "backups"  # workspace/backups/: refresh's copies of replaced lessons (tools.workspace.BACKUPS), not lessons
 PROG = "python -m course_utils.exercises"
 
 

@@ -30,7 +30,7 @@ from papermill.iorw import LocalHandler, papermill_io
 
 from course_utils.core.checks import THREADS_ENV, check_count
 from course_utils.core.files import atomic_write
-from course_utils.core.report import METRICS_ENV
+from course_utils.core.report import METRICS_ENV, RUN_FACTS
 from course_utils.core.training import PROGRESS_ENV
 from course_utils.exercises import fill_solutions
 from course_utils.exercises.framework import STRICT_ENV
@@ -580,10 +580,7 @@ def write_notebook(path: Path, notebook: nbformat.NotebookNode) -> None:
     atomic_write(path, text if text.endswith("\n") else text + "\n")
 
 
-RUN_FACTS = "course_run"  # notebook metadata: the run its committed outputs come from (the website shows it)
-
-
-def run_facts(profile: str, seconds: float, when: datetime) -> dict:
+def run_record(profile: str, seconds: float, when: datetime) -> dict:
     """What a committed notebook records of the run behind its outputs: profile, date, minutes, torch."""
     from importlib.metadata import PackageNotFoundError, version
 
@@ -601,7 +598,7 @@ def commit_outputs(rows: list[dict], jobs: list[Job], profile: str = "default") 
         if row["status"] != "pass" or job.parameters:
             continue
         notebook = strip_outputs(nbformat.read(job.output, as_version=4))
-        notebook.metadata[RUN_FACTS] = run_facts(profile, row["seconds"], datetime.now())
+        notebook.metadata[RUN_FACTS] = run_record(profile, row["seconds"], datetime.now())
         write_notebook(job.notebook, notebook)
         updated.append(job.notebook.name)
     return updated

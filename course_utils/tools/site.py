@@ -30,6 +30,7 @@ from importlib import metadata
 from pathlib import Path
 
 from course_utils.core.files import atomic_write
+from course_utils.core.report import RUN_FACTS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SITE_DIR = PROJECT_ROOT / "site"  # conf.py, templates, styles: the site's own committed files
@@ -145,7 +146,7 @@ def run_facts(notebook: dict, stem: str, readme: str, root: Path = PROJECT_ROOT)
     """
     meta = notebook.get("metadata", {})
     paper = meta.get("papermill") or {}
-    run = meta.get("course_run") or {}  # written by the runner when it commits a notebook's outputs
+    run = meta.get(RUN_FACTS) or {}  # written by the runner when it commits a notebook's outputs
     number = stem.split("_", 1)[0]
     facts = []
     recorded = "recorded in the notebook by the run that committed its outputs"
