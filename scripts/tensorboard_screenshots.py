@@ -21,10 +21,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+from course_utils.tools import chromium
+
 ROOT = Path(__file__).resolve().parents[1]
 RUN = ROOT / "runs" / "tensorboard" / "14_tensorboard"
 OUT = ROOT / "notebooks" / "figures"
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 # dashboard (TensorBoard's URL fragment) -> the file the lesson shows
 DASHBOARDS = {"scalars&tagFilter=%5Eval%2F": "14_tensorboard_scalars.png", "images": "14_tensorboard_images.png",
               "histograms": "14_tensorboard_histograms.png", "hparams": "14_tensorboard_hparams.png"}
@@ -60,16 +61,8 @@ def start_tensorboard(logdir: Path, port: int) -> subprocess.Popen:
 def browser(profile: str):
     """Headless Chromium that may reach 127.0.0.1 only."""
     from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=1280,900", "--proxy-server=direct://",
-                 "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1", f"--user-data-dir={profile}"):
-        options.add_argument(flag)
-    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    return webdriver.Chrome(service=chromium.service(), options=chromium.options(profile, "1280,900"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,10 +25,10 @@ import nbformat
 import pytest
 
 from course_utils.paths import NOTEBOOKS, PROJECT_ROOT
-from course_utils.tools import runner
+from course_utils.tools import chromium, runner
 from course_utils.tools.workspace import lesson_title, lessons, prepare_workspace
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+CHROMIUM, CHROMEDRIVER = chromium.CHROMIUM, chromium.CHROMEDRIVER
 LESSONS = ("01_tensors", "04_fashion_mnist")  # the first lesson and a training one
 SHOTS = PROJECT_ROOT / "build" / "browser"
 LOOPBACK_HEX = "0100007F"  # 127.0.0.1 as /proc/net/tcp writes it
@@ -196,17 +196,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """Headless Chromium through Debian's chromedriver; it may resolve and reach 127.0.0.1 only."""
     from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=1400,1000", "--proxy-server=direct://",
-                 "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
-        options.add_argument(flag)
-    service = Service(CHROMEDRIVER, popen_kw={"start_new_session": True})
+    options = chromium.options(tmp_path_factory.mktemp("chromium-profile"), "1400,1000")
+    service = chromium.service()
     driver = webdriver.Chrome(service=service, options=options)
     driver.set_script_timeout(60)
     seen: set[int] = set()

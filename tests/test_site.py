@@ -26,9 +26,9 @@ from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
 import pytest
 
-from course_utils.tools import site
+from course_utils.tools import chromium, site
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+CHROMIUM, CHROMEDRIVER = chromium.CHROMIUM, chromium.CHROMEDRIVER
 SHOTS = site.PROJECT_ROOT / "build" / "site-check"
 HAVE_BROWSER = os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)
 needs_browser = pytest.mark.skipif(not HAVE_BROWSER, reason="Debian's chromium and chromium-driver are not "
@@ -226,19 +226,11 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     if not HAVE_BROWSER:
         pytest.skip("Debian's chromium and chromium-driver are not installed (make test-packages)")
     from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=1400,1000", "--proxy-server=direct://",
-                 "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1", "--allow-file-access-from-files",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
-        options.add_argument(flag)
+    options = chromium.options(tmp_path_factory.mktemp("chromium-profile"), "1400,1000",
+                               "--allow-file-access-from-files")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    service = Service(CHROMEDRIVER, popen_kw={"start_new_session": True})
-    driver = webdriver.Chrome(service=service, options=options)
+    driver = webdriver.Chrome(service=chromium.service(), options=options)
     driver.set_page_load_timeout(60)
     driver.set_script_timeout(60)
     driver.get("about:blank")  # what Chromium loads of its own at start (chrome:// pages) is not the site's
