@@ -46,11 +46,44 @@ def test_exercise_follows_every_rule_verify_checks(exercise):
     # every wrong answer caught with its message and a hint, the template not attempted, the statement a contract
     report = rules.check_exercise(exercise)
     assert report.failures == []
-    assert report.passed == 2 + len(exercise.alternatives) + len(exercise.wrong_answers)
+    assert report.passed == 4 + len(exercise.alternatives) + len(exercise.wrong_answers)
 
 
 def test_the_course_follows_the_rules_across_exercises():
     assert rules.check_course(ALL, (p.stem for p in NOTEBOOKS)).failures == []
+
+
+@pytest.mark.parametrize("module", sorted({e.checker.__module__ for e in ALL}))
+def test_every_exercise_module_has_the_one_layout(module):
+    import importlib
+    assert rules.check_module(importlib.import_module(module)).failures == []
+
+
+def test_no_solution_retypes_a_lesson_cell():
+    # an exercise asks to use an idea on a new case: no reference solution is a near-copy of a code cell
+    assert rules.check_originality(ALL, notebooks.lesson_code_cells(NOTEBOOKS)).failures == []
+
+
+def test_the_transcription_measure_finds_a_copy_inside_a_longer_cell_and_passes_a_new_case():
+    cell = "import torch\nx = torch.rand(3, 4)\ntotals = x.sum(dim=1, keepdim=True)\nprint(x / totals)\n"
+    copy_ = "def f(x):\n    totals = x.sum(dim=1, keepdim=True)\n    return x / totals\n"
+    new_case = "def f(x):\n    low = x.amin(dim=0)\n    return (x - low) / (x.amax(dim=0) - low)\n"
+    assert rules.transcription(copy_, {"c": cell})[0] >= rules.TRANSCRIPTION
+    assert rules.transcription(new_case, {"c": cell})[0] < rules.TRANSCRIPTION
+
+
+def test_hint_gives_the_tiers_in_order_then_points_at_the_solution(monkeypatch):
+    monkeypatch.setattr(exercises, "_hints_given", {})
+    tiers = EXERCISES["01.1"].hints()
+    shown = []
+    for _ in range(len(tiers) + 1):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            exercises.hint("01.1")
+        shown.append(out.getvalue())
+    assert [tier in text for tier, text in zip(tiers, shown)] == [True] * len(tiers)
+    assert tiers[-1] in shown[-1] and "exercises.solution('01.1')" in shown[-1]
+    assert "solution" not in shown[0]
 
 
 def test_every_lesson_notebook_with_a_module_has_exercises():
@@ -71,9 +104,10 @@ def test_check_prints_correct_and_mistakes_with_a_hint():
     ex = EXERCISES["01.1"]
     assert printed("01.1", exec_answer(ex.solution, ex.name)).startswith("01.1 correct: ")
     wrong = printed("01.1", exec_answer("def normalize_rows(x):\n    return x / x.sum()\n", ex.name))
-    first, second = wrong.splitlines()
+    first, second, third = wrong.splitlines()
     assert first.startswith("01.1 not yet: ") and "is wrong at index" in first and "expected" in first
     assert second.startswith("hint: section 5")
+    assert "exercises.hint('01.1')" in third
 
 
 def test_a_learners_exception_is_reported_with_its_line_not_raised():
@@ -456,4 +490,4 @@ def test_contributing_worked_example_passes_every_rule():
     code = re.search(r"### A worked example.*?```python\n(.*?)```", guide, re.S).group(1)
     namespace = {"LESSON": "01_tensors"}
     exec(compile("import torch\n" + code, "CONTRIBUTING.md", "exec"), namespace)
-    assert check_exercise(namespace["ROW_MEANS"]).failures == []
+    assert check_exercise(namespace["EX_9"]).failures == []

@@ -53,6 +53,20 @@ def check(exercise_id: str, answer: Any, strict: bool | None = None) -> None:
     print(text)
 
 
+_hints_given: dict[str, int] = {}  # per exercise, how many hints this kernel has printed
+
+
+def hint(exercise_id: str) -> None:
+    """Print the next hint of one exercise: the first call the section to reread, each later call a more specific one."""
+    tiers = get(exercise_id).hints()
+    given = _hints_given.get(exercise_id, 0)
+    shown = min(given, len(tiers) - 1)
+    _hints_given[exercise_id] = given + 1
+    print(f"{exercise_id} hint {shown + 1} of {len(tiers)}: {tiers[shown]}")
+    if shown == len(tiers) - 1:
+        print(f"that is the last hint; exercises.solution({exercise_id!r}) prints a reference solution")
+
+
 def solution(exercise_id: str) -> None:
     """Print the reference solution of one exercise."""
     exercise = get(exercise_id)
@@ -62,4 +76,4 @@ def solution(exercise_id: str) -> None:
 
 from course_utils.exercises.notebooks import fill_solutions  # noqa: E402 - needs EXERCISES
 
-__all__ = ["EXERCISES", "PRELUDE", "Exercise", "Mistake", "Result", "check", "fill_solutions", "get", "solution"]
+__all__ = ["EXERCISES", "PRELUDE", "Exercise", "Mistake", "Result", "check", "fill_solutions", "get", "hint", "solution"]

@@ -14,8 +14,8 @@ from course_utils.core.files import atomic_write
 from course_utils.exercises import EXERCISES
 from course_utils.exercises.framework import STRICT_ENV, Result, seed
 from course_utils.exercises.isolation import CHECK_SECONDS, Job, check_in_children
-from course_utils.exercises.notebooks import answer_cells, inject, up_to_date
-from course_utils.exercises.rules import check_all
+from course_utils.exercises.notebooks import answer_cells, inject, lesson_code_cells, up_to_date
+from course_utils.exercises.rules import check_all, check_module, check_originality
 from course_utils.paths import NOTEBOOKS, WORKSPACE
 from course_utils.tools.workspace import BACKUPS  # refresh's copies of replaced lessons, not lessons
 
@@ -62,7 +62,11 @@ def cmd_list(args) -> int:
 def cmd_verify(args) -> int:
     """Every rule for every exercise (course_utils.exercises.rules): print each failure, then the counts."""
     checked_seed()
-    report = check_all(EXERCISES.values(), (p.stem for p in NOTEBOOKS_DIR.glob("*.ipynb")))
+    lessons = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
+    report = check_all(EXERCISES.values(), (p.stem for p in lessons))
+    for module in sorted({sys.modules[e.checker.__module__] for e in EXERCISES.values()}, key=lambda m: m.__name__):
+        report.add(check_module(module))
+    report.add(check_originality(EXERCISES.values(), lesson_code_cells(lessons)))
     for failure in report.failures:
         print("FAIL", failure)
     print(f"{report.passed} passed, {len(report.failures)} failed")

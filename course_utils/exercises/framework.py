@@ -44,7 +44,12 @@ class Exercise:
     checker: Callable[[Any], str]            # answer -> what was tested; raises Mistake
     wrong_answers: list[tuple[str, str]] = field(default_factory=list)  # (code, fragment of the message it gets)
     alternatives: list[str] = field(default_factory=list)               # other correct answers
-    hint: str = ""                           # the lesson section to reread, used when a Mistake names none
+    hint: str = ""                           # first hint: the lesson section to reread (used when a Mistake names none)
+    more_hints: list[str] = field(default_factory=list)  # later hints, each more specific; never the solution
+
+    def hints(self) -> list[str]:
+        """The hint tiers in order: the section to reread first, then the more specific ones."""
+        return [h for h in (self.hint, *self.more_hints) if h]
 
 
 @dataclass
@@ -63,7 +68,9 @@ class Result:
             return f"{exercise_id} correct: {self.message}{note}"
         if self.status == "not attempted":
             return f"{exercise_id} not attempted yet{note}"
-        return f"{exercise_id} not yet: {self.message}" + (f"\nhint: {self.hint}" if self.hint else "") + note
+        return (f"{exercise_id} not yet: {self.message}" + (f"\nhint: {self.hint}" if self.hint else "")
+                + f"\nstuck? exercises.hint({exercise_id!r}) gives a nudge; call it again for a more specific one"
+                + note)
 
 
 # ---------------------------------------------------------------- running a check

@@ -15,17 +15,19 @@ COMPARED_METADATA = ("tags", "exercise_id")
 INTRO = """## Exercises
 
 Each exercise below asks you to write one function (or class) in its answer cell: replace
-`raise NotImplementedError` with your code, run the cell, then run the check cell under it. The check
-calls your code on fresh random inputs, compares it with PyTorch's own result and prints one of:
+`raise NotImplementedError` with your code, run the cell, then run the check cell under it. Its
+statement ends with the contract: what goes **In**, what comes **Out**, what you may **Use**, what
+**Correct means**, and which section to **Reread**. The check calls your code on fresh inputs and prints
+one of:
 
 - `not attempted yet`: the answer cell still raises `NotImplementedError`;
 - `correct: ...`: what was tested;
 - `not yet: ...`: what is wrong (a shape, a value and where, an input changed in place, a forbidden
   call, ...) and a `hint:` with the section of this lesson to reread.
 
-The answer cells need only `math`, `torch`, `nn` and `F` (`torch.nn.functional`), imported here. Stuck?
-`exercises.solution("{first}")` prints a reference solution; try the check first, the message usually says
-enough. Work in your own copy of the notebooks (`make lab`), so your answers survive course updates."""
+Stuck? `exercises.hint("{first}")` gives a nudge, and calling it again a more specific one;
+`exercises.solution("{first}")` prints a reference solution, the last resort. Work in your own copy of
+the notebooks (`make lab`), so your answers survive course updates."""
 
 IMPORTS = """# the checks, and what every answer cell may use
 import math
@@ -96,6 +98,17 @@ def answer_cells(notebook: nbformat.NotebookNode) -> dict[str, str]:
     """exercise_id -> source of each answer cell."""
     return {c.metadata["exercise_id"]: c.source for c in notebook.cells
             if c.cell_type == "code" and "exercise_id" in c.metadata}
+
+
+def lesson_code_cells(paths) -> dict[str, str]:
+    """'<stem> cell <id>' -> source of every code cell of the lessons outside their Exercises sections."""
+    import nbformat
+    cells = {}
+    for path in paths:
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type == "code" and SECTION_TAG not in cell.metadata.get("tags", []):
+                cells[f"{path.stem} cell {cell.get('id')}"] = cell.source
+    return cells
 
 
 def check_source(exercise, strict: bool = False) -> str:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import ast
+import difflib
+import io
+import re
+import tokenize
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from types import ModuleType
 
 from course_utils.exercises.framework import Exercise
 from course_utils.exercises.isolation import try_code
@@ -12,6 +18,10 @@ from course_utils.exercises.isolation import try_code
 MIN_WRONG_ANSWERS = 2
 MIN_PER_LESSON = 3
 SECONDS = 300.0  # the course's own code: a limit only so that a checker that hangs fails instead
+MIN_HINTS = 2
+STATEMENT_LABELS = ("In", "Out", "Use", "Correct means", "Reread")  # the contract's lines, in this order
+TRANSCRIPTION = 0.7  # a solution this similar to a stretch of a lesson's code cell retypes it instead of using it
+PUBLIC_NAME = re.compile(r"^(LESSON|EXERCISES|EX_\d+|SOLUTION_\d+|HINT_\d+|check_\w+)$")
 
 
 @dataclass
@@ -31,7 +41,7 @@ class Report:
 def check_exercise(exercise: Exercise) -> Report:
     """Every rule for one exercise: solution, alternatives, wrong answers, template, statement, hint."""
     report = Report()
-    for rule in (_correct_answers, _wrong_answers, _template, _statement_and_hint):
+    for rule in (_correct_answers, _wrong_answers, _template, _statement, _hints):
         report.add(rule(exercise))
     return report
 
@@ -108,14 +118,114 @@ def _template(exercise: Exercise) -> Report:
     return report
 
 
-def _statement_and_hint(exercise: Exercise) -> Report:
-    """The statement is a contract ('Correct means ...') ending with the section to read; the exercise has a hint."""
+def _statement(exercise: Exercise) -> Report:
+    """One format: what to write (naming the answer), then the contract's lines In, Out, Use, Correct means, Reread."""
     report = Report()
-    last_paragraph = exercise.statement.strip().split("\n\n")[-1]
-    if "Correct means" not in exercise.statement:
-        report.failures.append(f"{exercise.id} statement: no 'Correct means ...' (what the check tests)")
-    if "section" not in last_paragraph:
-        report.failures.append(f"{exercise.id} statement: its last paragraph must name the lesson section to read")
-    if not exercise.hint:
-        report.failures.append(f"{exercise.id}: no hint (the section an answer that raises is sent to)")
+    blocks = exercise.statement.strip().split("\n\n")
+    if f"`{exercise.name}" not in blocks[0]:
+        report.failures.append(f"{exercise.id} statement: its first paragraph must name `{exercise.name}`")
+    bullets = [line for line in blocks[-1].splitlines() if line.startswith("- **")]
+    labels = [line[4:].split(":**", 1)[0] for line in bullets]
+    if len(blocks) < 2 or tuple(labels) != STATEMENT_LABELS:
+        wanted = ", ".join(f"- **{label}:**" for label in STATEMENT_LABELS)
+        report.failures.append(f"{exercise.id} statement: it must end with the lines {wanted} (found {labels})")
+    elif "section" not in bullets[-1]:
+        report.failures.append(f"{exercise.id} statement: the Reread line must name the lesson section")
+    else:
+        report.passed += 1
+    return report
+
+
+def _hints(exercise: Exercise) -> Report:
+    """At least two hint tiers, all different, none that hands over a line of the solution."""
+    report = Report()
+    tiers = exercise.hints()
+    solution_lines = {line.split("#")[0].strip() for line in exercise.solution.splitlines()}
+    given_away = [line for line in solution_lines if len(line) >= 25 and any(line in tier for tier in tiers)]
+    if len(tiers) < MIN_HINTS or len(set(tiers)) < len(tiers):
+        report.failures.append(f"{exercise.id}: {len(set(tiers))} different hints, at least {MIN_HINTS} wanted "
+                               "(hint=the section to reread, more_hints=[more specific ones])")
+    elif given_away:
+        report.failures.append(f"{exercise.id}: a hint gives away the solution's line {given_away[0]!r}")
+    else:
+        report.passed += 1
+    return report
+
+
+def check_module(module: ModuleType) -> Report:
+    """One layout for every lesson module: EX_<n>, SOLUTION_<n>, HINT_<n>, check_<answer name>; the rest private."""
+    report = Report()
+    name = module.__name__.rsplit(".", 1)[-1]
+    for exercise in module.EXERCISES:
+        n = exercise.id.split(".")[1]
+        if getattr(module, f"EX_{n}", None) is not exercise:
+            report.failures.append(f"{name}: exercise {exercise.id} is not named EX_{n}")
+        if getattr(module, f"SOLUTION_{n}", None) != exercise.solution:
+            report.failures.append(f"{name}: exercise {exercise.id}'s solution is not SOLUTION_{n}")
+        checker = getattr(exercise.checker, "__name__", "")
+        wanted = "check_" + re.sub(r"(?<!^)(?=[A-Z][a-z])", "_", exercise.name).lower()
+        if checker != wanted or getattr(exercise.checker, "__module__", "") != module.__name__:
+            report.failures.append(f"{name}: exercise {exercise.id}'s checker is {checker!r}, wanted {wanted!r} "
+                                   "defined in the module")
+    tree = ast.parse(open(module.__file__, encoding="utf-8").read())
+    for node in tree.body:
+        targets = [node.name] if isinstance(node, (ast.FunctionDef, ast.ClassDef)) else \
+            [t.id for t in getattr(node, "targets", [getattr(node, "target", None)]) if isinstance(t, ast.Name)]
+        for target in targets:
+            if not target.startswith("_") and not PUBLIC_NAME.match(target):
+                report.failures.append(f"{name}: module-level name {target!r} is neither part of the layout "
+                                       "(LESSON, EXERCISES, EX_n, SOLUTION_n, HINT_n, check_...) nor private (_name)")
+    if not report.failures:
+        report.passed += 1
+    return report
+
+
+def code_tokens(source: str) -> list[str]:
+    """The tokens of Python source without comments, docstrings and layout; [] for source that does not tokenize."""
+    skip = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER}
+    try:
+        return [t.string for t in tokenize.generate_tokens(io.StringIO(source).readline)
+                if t.type not in skip and not (t.type == tokenize.STRING and t.string.startswith(('"""', "'''")))]
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        return []
+
+
+def transcription(solution: str, cells: dict[str, str], floor: float = 0.0) -> tuple[float, str]:
+    """How closely the solution retypes some stretch of a code cell: the best difflib ratio of its tokens against
+    every same-length stretch of every cell's tokens, and that cell's name (stretches that cannot reach floor are
+    skipped: the tokens two sequences share bound their ratio)."""
+    wanted = code_tokens(solution)
+    size, need = len(wanted), Counter(wanted)
+    best, where = floor, ""
+    matcher = difflib.SequenceMatcher(None, wanted, autojunk=False)
+    for cell_name, source in cells.items():
+        tokens = code_tokens(source)
+        if not size or sum((need & Counter(tokens)).values()) / size <= best:
+            continue  # no stretch of this cell can beat the best so far
+        window: Counter = Counter()
+        shared = 0  # tokens the window shares with the solution, kept up to date as the window slides
+        for end, token in enumerate(tokens):
+            window[token] += 1
+            shared += window[token] <= need[token]
+            if end >= size:
+                old = tokens[end - size]
+                shared -= window[old] <= need[old]
+                window[old] -= 1
+            if end + 1 >= min(size, len(tokens)) and shared / size > best:
+                matcher.set_seq2(tokens[max(0, end + 1 - size):end + 1])
+                if matcher.ratio() > best:
+                    best, where = matcher.ratio(), cell_name
+    return (best, where) if where else (0.0, "")
+
+
+def check_originality(exercises: Iterable[Exercise], cells: dict[str, str]) -> Report:
+    """No reference solution is a near-copy of a lesson's code cell: an exercise asks to use an idea, not retype it."""
+    report = Report()
+    for exercise in exercises:
+        score, where = transcription(exercise.solution, cells, floor=TRANSCRIPTION - 0.05)
+        if score >= TRANSCRIPTION:
+            report.failures.append(f"{exercise.id}: its solution retypes {where} (token similarity {score:.2f}, "
+                                   f"at most {TRANSCRIPTION} allowed): ask for the idea on a new case")
+        else:
+            report.passed += 1
     return report
