@@ -57,7 +57,7 @@ _hints_given: dict[str, int] = {}  # per exercise, how many hints this kernel ha
 
 
 def hint(exercise_id: str) -> None:
-    """Print the next hint of one exercise: the first call the section to reread, each later call a more specific one."""
+    """Print the next hint of one exercise: first the section to reread, at each later call a more specific one."""
     tiers = get(exercise_id).hints()
     given = _hints_given.get(exercise_id, 0)
     shown = min(given, len(tiers) - 1)
@@ -76,4 +76,5 @@ def solution(exercise_id: str) -> None:
 
 from course_utils.exercises.notebooks import fill_solutions  # noqa: E402 - needs EXERCISES
 
-__all__ = ["EXERCISES", "PRELUDE", "Exercise", "Mistake", "Result", "check", "fill_solutions", "get", "hint", "solution"]
+__all__ = ["EXERCISES", "PRELUDE", "Exercise", "Mistake", "Result", "check", "fill_solutions", "get", "hint",
+           "solution"]
