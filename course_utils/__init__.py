@@ -33,6 +33,7 @@ MOVED = {
     "pipeline": "deploy.pipeline", "predict": "deploy.predict",
     "runner": "tools.runner", "doctor": "tools.doctor", "remote_lab": "tools.remote_lab",
     "deploy.cat_dog": "models.cat_dog",  # release 1.1: lesson 08's model is a model, not a deployment tool
+    "core.checks": "core.arguments",  # release 1.1: "check" alone names too many things; these check arguments
 }
 
 

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_utils.core.arguments import check_count
 from course_utils.core.checkpoints import restore, save_checkpoint
-from course_utils.core.checks import check_count
 
 
 class Network(nn.Module):

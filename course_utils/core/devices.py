@@ -7,7 +7,7 @@ import random
 import numpy as np
 import torch
 
-from course_utils.core.checks import THREADS_ENV, check_count, env_threads  # noqa: F401 (devices.THREADS_ENV)
+from course_utils.core.arguments import THREADS_ENV, check_count, env_threads  # noqa: F401 (devices.THREADS_ENV)
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 
 from course_utils.core.files import atomic_write
@@ -31,15 +32,27 @@ def record(**metrics: float | int | str) -> dict:
     return metrics
 
 
-def check_at_least(name: str, value: float, floor: float) -> None:
-    """Fail loudly when `value` is below `floor`."""
+def require_at_least(name: str, value: float, floor: float) -> None:
+    """A lesson's floor: fail loudly when the measured `value` is below `floor`."""
     if not value >= floor:  # also catches NaN
         raise AssertionError(f"{name} = {readable(value)} is below the floor of {floor}: this lesson did not work")
     print(f"check passed: {name} = {readable(value)} >= {floor}")
 
 
-def check_at_most(name: str, value: float, ceiling: float) -> None:
-    """Fail loudly when `value` is above `ceiling`."""
+def require_at_most(name: str, value: float, ceiling: float) -> None:
+    """A lesson's ceiling: fail loudly when the measured `value` is above `ceiling`."""
     if not value <= ceiling:
         raise AssertionError(f"{name} = {readable(value)} is above the ceiling of {ceiling}: this lesson did not work")
     print(f"check passed: {name} = {readable(value)} <= {ceiling}")
+
+
+def check_at_least(name: str, value: float, floor: float) -> None:
+    """Deprecated name of require_at_least (release 1.1), kept for notebooks that still use it."""
+    warnings.warn("report.check_at_least is deprecated: use report.require_at_least", DeprecationWarning, stacklevel=2)
+    require_at_least(name, value, floor)
+
+
+def check_at_most(name: str, value: float, ceiling: float) -> None:
+    """Deprecated name of require_at_most (release 1.1), kept for notebooks that still use it."""
+    warnings.warn("report.check_at_most is deprecated: use report.require_at_most", DeprecationWarning, stacklevel=2)
+    require_at_most(name, value, ceiling)

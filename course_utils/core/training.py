@@ -13,8 +13,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from course_utils.core.arguments import check_count  # also importable from here (sequence, lessons)
 from course_utils.core.checkpoints import save_checkpoint
-from course_utils.core.checks import check_count  # also importable from here (sequence, lessons)
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 HISTORY_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")

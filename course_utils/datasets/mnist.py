@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader, Subset, TensorDataset
 from torchvision import datasets
 from torchvision.transforms import v2
 
-from course_utils.core.checks import check_count
+from course_utils.core.arguments import check_count
 from course_utils.datasets import catalog
 from course_utils.datasets.sources import data_dir, fetch
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from course_utils.core.checks import check_count
+from course_utils.core.arguments import check_count
 from course_utils.datasets import catalog
 from course_utils.datasets.sources import Candidate, candidates, fetch
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 from torch import nn
 
-from course_utils.core.checks import check_count
+from course_utils.core.arguments import check_count
 
 if TYPE_CHECKING:
     from torchvision.transforms import v2

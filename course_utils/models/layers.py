@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from course_utils.core.checks import check_count
+from course_utils.core.arguments import check_count
 
 Size = int | tuple[int, ...]
 

@@ -29,8 +29,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
 from course_utils.core import distributed, training
+from course_utils.core.arguments import check_count
 from course_utils.core.checkpoints import save_checkpoint
-from course_utils.core.checks import check_count
 from course_utils.core.files import atomic_write
 from course_utils.datasets import mnist
 from course_utils.fc_model import Network

@@ -26,7 +26,7 @@ from urllib.parse import urlparse
 from packaging.requirements import InvalidRequirement, Requirement
 
 # checks, catalog and sources are stdlib only: the doctor runs where torch does not import
-from course_utils.core.checks import THREADS_ENV, env_threads
+from course_utils.core.arguments import THREADS_ENV, env_threads
 from course_utils.datasets import catalog
 from course_utils.datasets.catalog import Location
 from course_utils.datasets.sources import MIRROR_ENV, MIRROR_FIX, data_dir, mirror_dir
@@ -54,7 +54,7 @@ class Finding:
     fix: str = ""
 
 
-def check_packages(requirements: Path | None = None) -> list[Finding]:
+def diagnose_packages(requirements: Path | None = None) -> list[Finding]:
     """Which Python runs; whether torch and torchvision import; the packages requirements.txt pins.
 
     A missing pin (the EfficientNet weights are one) stops a lesson: FAIL. Another version (a Jetson's torch build,
@@ -104,7 +104,7 @@ def _installed(distribution: str) -> str:
 
 
 def _torch():
-    """The torch module, or None when it does not import (check_packages says why): the doctor still runs."""
+    """The torch module, or None when it does not import (diagnose_packages says why): the doctor still runs."""
     with contextlib.suppress(Exception):  # ImportError, or an OSError from a broken CUDA library
         import torch
 
@@ -112,7 +112,7 @@ def _torch():
     return None
 
 
-def check_device() -> Finding:
+def diagnose_device() -> Finding:
     """What the lessons' device="auto" picks. PyTorch's report has CUDA's details, but says nothing of Apple's MPS."""
     if _torch() is None:
         return Finding("device", INFO, "unknown: torch does not import (see Packages)")
@@ -121,7 +121,7 @@ def check_device() -> Finding:
     return Finding("device", INFO, f'device="auto" picks {devices.describe(devices.get_device("auto"))}')
 
 
-def check_threads() -> Finding:
+def diagnose_threads() -> Finding:
     """The CPU thread setting: torch's count, $COURSE_THREADS and the cores this process may use."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     try:
@@ -162,7 +162,7 @@ def probe(url: str, timeout: float = 2.0) -> bool | None:
     return reached.wait(timeout)
 
 
-def check_dataset(name: str, online: bool | None = None) -> Finding:
+def diagnose_dataset(name: str, online: bool | None = None) -> Finding:
     """OK when local places cover every part, WARN when downloads could, else FAIL.
 
     `online`: True assumes downloads work, False that they don't, None probes the host (only if needed).
@@ -202,7 +202,7 @@ def check_dataset(name: str, online: bool | None = None) -> Finding:
 KERNEL_PROBE = Path(__file__).with_name("kernel_probe.py")  # what a kernel's Python is asked; stdlib only
 
 
-def check_kernel(name: str = "python3") -> Finding:
+def diagnose_kernel(name: str = "python3") -> Finding:
     """The notebook kernel: whether it runs this Python, or at least one that imports course_utils and torch."""
     if find_spec("jupyter_client") is None:
         return Finding(name, FAIL, "jupyter_client is not installed", fix=FIX_INSTALL)
@@ -234,10 +234,11 @@ def check_kernel(name: str = "python3") -> Finding:
                   FIX_KERNEL)  # even with our course_utils, its packages may not be the pinned ones
 
 
-def run_checks(online: bool | None = None) -> dict[str, list[Finding]]:
-    """Every check, by section, in the order they are printed."""
-    return {"Packages": check_packages(), "Compute": [check_device(), check_threads()],
-            "Datasets": [check_dataset(name, online) for name in catalog.DATASETS], "Jupyter kernel": [check_kernel()]}
+def diagnose_all(online: bool | None = None) -> dict[str, list[Finding]]:
+    """Every diagnosis, by section, in the order they are printed."""
+    return {"Packages": diagnose_packages(), "Compute": [diagnose_device(), diagnose_threads()],
+            "Datasets": [diagnose_dataset(name, online) for name in catalog.DATASETS],
+            "Jupyter kernel": [diagnose_kernel()]}
 
 
 def exit_code(results: Iterable[Finding]) -> int:
@@ -272,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--brief", action="store_true", help="leave out PyTorch's environment report")
     args = parser.parse_args(argv)
     try:
-        sections = run_checks(online=False if args.offline else None)
+        sections = diagnose_all(online=False if args.offline else None)
     except DoctorError as err:
         print(f"doctor: error: {err}", file=sys.stderr)
         return 2

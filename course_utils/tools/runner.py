@@ -28,7 +28,7 @@ import psutil  # installed with ipykernel (through IPython), which every run nee
 import yaml
 from papermill.iorw import LocalHandler, papermill_io
 
-from course_utils.core.checks import THREADS_ENV, check_count
+from course_utils.core.arguments import THREADS_ENV, check_count
 from course_utils.core.files import atomic_write
 from course_utils.core.report import METRICS_ENV, RUN_FACTS
 from course_utils.core.training import PROGRESS_ENV

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from course_utils import fc_model
-from course_utils.core import checks, devices, training
+from course_utils.core import arguments, devices, training
 from course_utils.datasets import images, mnist, text
 from course_utils.models import layers
 
@@ -29,15 +29,15 @@ def test_every_count_is_a_whole_number_of_at_least_one(call):
 
 
 def test_check_count_returns_the_value():
-    assert checks.check_count("n", 3) == 3
-    assert training.check_count is checks.check_count
+    assert arguments.check_count("n", 3) == 3
+    assert training.check_count is arguments.check_count
 
 
 @pytest.mark.parametrize("value", ["0", "abc", "2.0", " 2", "-1", "²"])  # "²".isdigit(), but int() refuses it
 def test_a_thread_count_from_the_environment_that_is_not_a_count_is_refused_by_name(monkeypatch, value):
-    monkeypatch.setenv(checks.THREADS_ENV, value)
+    monkeypatch.setenv(arguments.THREADS_ENV, value)
     with pytest.raises(ValueError, match=rf"^\$COURSE_THREADS={value!r} is not a whole number >= 1$"):
-        checks.env_threads()
+        arguments.env_threads()
     with pytest.raises(ValueError, match="COURSE_THREADS"):  # the lessons' setup reads it the same way
         devices.set_threads()
 
@@ -45,7 +45,7 @@ def test_a_thread_count_from_the_environment_that_is_not_a_count_is_refused_by_n
 @pytest.mark.parametrize("value, expected", [(None, None), ("", None), ("3", 3)])
 def test_a_thread_count_from_the_environment(monkeypatch, value, expected):
     if value is None:
-        monkeypatch.delenv(checks.THREADS_ENV, raising=False)
+        monkeypatch.delenv(arguments.THREADS_ENV, raising=False)
     else:
-        monkeypatch.setenv(checks.THREADS_ENV, value)
-    assert checks.env_threads() == expected
+        monkeypatch.setenv(arguments.THREADS_ENV, value)
+    assert arguments.env_threads() == expected

@@ -1,4 +1,4 @@
-"""Argument checks shared by the library and its command lines. Stdlib only."""
+"""Argument checks shared by the library and its command lines: check_<what> refuses a bad value. Stdlib only."""
 
 from __future__ import annotations
 
