@@ -109,3 +109,27 @@ def test_exercise_plateau_stop_stops_a_real_trainer_where_early_stopping_does(tm
         trainer.fit(LitClassifier(CONFIG, lr=0.2), tiny_loaders()[0], val)
         stopped[name] = trainer.current_epoch
     assert stopped["PlateauStop"] == stopped["EarlyStopping"] < 30, stopped
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--num-epochs", "0"], "--num-epochs must be a whole number >= 1, got 0"),
+    (["--batch-size", "abc"], "argument --batch-size: invalid int value: 'abc'"),
+    (["--lr", "-1"], "--lr must be a number above 0"),
+    (["--device", "cuda:7"], "--device cuda:7"),
+])
+def test_lightning_ddp_refuses_a_bad_argument_in_one_line_before_training(capsys, tmp_path, args, words):
+    from course_utils.tools import lightning_ddp
+    if args[:2] == ["--device", "cuda:7"] and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a cuda:7")
+    assert lightning_ddp.main([*args, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and words in err and err.startswith("lightning_ddp: error: ")
+    assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
+
+
+def test_lightning_ddp_refuses_an_out_it_cannot_write(capsys, tmp_path):
+    from course_utils.tools import lightning_ddp
+    (tmp_path / "file").write_text("")
+    assert lightning_ddp.main(["--out", str(tmp_path / "file")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "--out" in err and "is not a folder" in err

@@ -593,3 +593,15 @@ def test_a_missing_gpu_ordinal_is_explained(capsys, tiny_artifacts, tmp_path, mo
     code, out, err = run_cli(capsys, tiny_artifacts["pt2"], image, "--device", "cuda:3")
     assert code == predict.EXIT_UNUSABLE and out == "" and err.count("\n") == 1
     assert "this machine has 1 CUDA GPU(s); use --device cuda:0 up to cuda:0" in err
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(tiny_artifacts, tmp_path):
+    """`predict model.onnx *.jpg | head -1`: the reader goes; predict stops quietly with a closed pipe's status."""
+    images = [save(Image.fromarray(pixels(seed=i)), tmp_path / f"{i}.png") for i in range(3)]
+    reader_gone = subprocess.Popen(["true"], stdin=subprocess.PIPE)  # reads nothing and exits: a closed pipe
+    reader_gone.wait(timeout=30)
+    run = subprocess.run([sys.executable, "-m", "course_utils.deploy.predict", str(tiny_artifacts["onnx"]),
+                          *map(str, images)], cwd=PROJECT_ROOT, stdout=reader_gone.stdin, stderr=subprocess.PIPE,
+                         text=True, timeout=300)
+    reader_gone.stdin.close()
+    assert run.returncode == 141 and run.stderr == ""

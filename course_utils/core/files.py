@@ -33,3 +33,16 @@ def atomic_write(path: str | Path, content: bytes | str | Callable[[BinaryIO], N
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+EXIT_CLOSED_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a tool stopped by a closed pipe
+
+
+def drop_stdout() -> int:
+    """After a BrokenPipeError on stdout (`... | head -1`): send the rest of the output nowhere, so the flush at
+    exit cannot fail again, and return the exit status a closed pipe gives. The standard recipe."""
+    import contextlib
+    import sys
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return EXIT_CLOSED_PIPE

@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
+from course_utils.core.files import drop_stdout
 from course_utils.datasets.transforms import open_rgb, pil_to_tensor, to_rgb  # noqa: F401  (open_rgb re-exported)
 
 ARTIFACT_FORMAT = "course_utils.deploy.pipeline/2"  # written into every artifact's metadata
@@ -588,19 +589,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"predict: error: {err}", file=sys.stderr)
         return EXIT_UNUSABLE
     results = classify_files(artifact, files, args.top_k)
+    try:
+        print_results(results, args.json, len(artifact.class_names))
+        sys.stdout.flush()  # here, so that a reader that has gone (`| head -1`) is seen below, not at exit
+    except BrokenPipeError:
+        return drop_stdout()
+    return EXIT_SOME_FAILED if any("error" in result for result in results) else EXIT_OK
+
+
+def print_results(results: list[dict], as_json: bool, num_classes: int) -> None:
+    """One block (or one JSON line) per image on stdout; warnings and errors on stderr."""
     for result in results:
         if "warning" in result:
             print(f"predict: warning: {result['warning']}", file=sys.stderr)
-        if args.json:
+        if as_json:
             print(json.dumps(result))
         elif "error" in result:
             print(f"predict: error: {result['error']}", file=sys.stderr)
         else:
             print(f"{Path(result['file']).name} ({result['width']}x{result['height']}): "
-                  f"top {len(result['top_k'])} of {len(artifact.class_names)} classes")
+                  f"top {len(result['top_k'])} of {num_classes} classes")
             for entry in result["top_k"]:
                 print(f"  {entry['probability']:.4f}  {entry['class']}")
-    return EXIT_SOME_FAILED if any("error" in result for result in results) else EXIT_OK
 
 
 if __name__ == "__main__":

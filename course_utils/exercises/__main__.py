@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 from pathlib import Path
 
 import nbformat
 
-from course_utils.core.files import atomic_write
+from course_utils.core.files import atomic_write, drop_stdout
 from course_utils.exercises import EXERCISES
 from course_utils.exercises.framework import STRICT_ENV, Result, seed
 from course_utils.exercises.isolation import CHECK_SECONDS, Job, check_in_children
@@ -177,11 +176,8 @@ def main(argv: list[str] | None = None) -> int:
         status = args.run(args)
         sys.stdout.flush()  # here, so that a reader that has gone (`| head -1`) is seen below, not at exit
         return status
-    except BrokenPipeError:
-        # the standard recipe: output nobody reads is dropped, and the exit flush must not fail again
-        with contextlib.suppress(OSError, ValueError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141  # 128 + SIGPIPE, what a shell reports for a tool stopped by a closed pipe
+    except BrokenPipeError:  # `... | head -1`: output nobody reads is dropped
+        return drop_stdout()
     except UsageError as err:
         print(f"{PROG} {args.command}: {err}", file=sys.stderr)
         return 2

@@ -22,12 +22,20 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from course_utils.core import distributed, training
+from course_utils.core.arguments import check_count
 from course_utils.core.files import atomic_write
 from course_utils.models.lightning import FashionMNISTDataModule, LitClassifier, quiet_lightning
+from course_utils.tools.ddp_train import TrainError, check_device, check_out
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str):
+        """A bad argument is one line, like every other error of this command (argparse prints usage first)."""
+        raise TrainError(f"{message} (see --help)")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _ArgumentParser(prog="python -m course_utils.tools.lightning_ddp", description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto", help="auto: one CUDA GPU per worker if there are GPUs, else CPU")
     parser.add_argument("--num-epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=64, help="per worker")
@@ -35,18 +43,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--train-subset", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args(argv)
-    training.check_epochs(args.num_epochs)
+    return check_args(parser.parse_args(argv))
+
+
+def check_args(args: argparse.Namespace) -> argparse.Namespace:
+    """`args` when every number is usable; TrainError naming the first bad parameter otherwise."""
+    try:
+        for name in ("--num-epochs", "--batch-size", *(["--train-subset"] if args.train_subset is not None else [])):
+            check_count(name, getattr(args, name[2:].replace("-", "_")))
+    except ValueError as err:
+        raise TrainError(str(err)) from err
+    if not args.lr > 0:  # also refuses nan
+        raise TrainError(f"--lr must be a number above 0, got {args.lr}")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
     try:
+        args = parse_args(argv)  # every check before the process group, so a mistake costs no training
+        check_device(args.device, int(os.environ.get("LOCAL_RANK", "0")))
+        if os.environ.get("RANK", "0") == "0":  # rank 0 alone writes
+            check_out(args.out)
         # joined here, before Lightning (which then keeps this group): its store listens on MASTER_ADDR alone
         ctx = distributed.join_group(args.device)
-    except distributed.DistributedLaunchError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (TrainError, distributed.DistributedLaunchError) as err:
+        print(f"lightning_ddp: error: {err}", file=sys.stderr)
         return 2
     try:
         quiet_lightning()
