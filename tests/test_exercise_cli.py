@@ -70,7 +70,7 @@ def test_verify_requires_a_hint_for_every_exercise_and_every_wrong_answer(monkey
     monkeypatch.setattr(cli, "EXERCISES", lesson_01(hint="", checker=checker_without_hints))
     assert cli.main(["verify"]) == 1
     out = capsys.readouterr().out
-    assert "FAIL 01.1: no hint" in out
+    assert "hints, at least 2 wanted" in out.split("FAIL 01.1: ", 1)[1].splitlines()[0]
     assert "FAIL 01.1 wrong answer 1: caught, but with no hint where to reread" in out
     monkeypatch.setattr(cli, "EXERCISES", lesson_01())
     assert cli.main(["verify"]) == 0
@@ -83,7 +83,8 @@ def test_verify_requires_three_exercises_per_lesson_and_a_contract(monkeypatch, 
     assert cli.main(["verify"]) == 1
     out = capsys.readouterr().out
     assert "FAIL lesson 01_tensors: 2 exercises, at least 3 wanted" in out
-    assert "FAIL 01.1 statement: no 'Correct means" in out and "FAIL 01.1 statement: its last paragraph" in out
+    assert "FAIL 01.1 statement: its first paragraph must name" in out
+    assert "FAIL 01.1 statement: it must end with the lines - **In:**" in out
 
 
 def test_expect_subclass_names_the_base_and_what_it_got():

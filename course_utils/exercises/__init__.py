@@ -13,12 +13,20 @@ from course_utils.exercises.framework import PRELUDE, Exercise, Mistake, Result,
 from course_utils.exercises.framework import strict as strict_from_env
 
 
+def _modules() -> list:
+    """The lesson modules (lesson_<prefix>.py), in lesson order."""
+    names = sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name.startswith("lesson_"))
+    return [importlib.import_module(f"{__name__}.{name}") for name in names]
+
+
+MODULES = _modules()
+
+
 def _collect() -> dict[str, Exercise]:
     """Every lesson module's exercises by id, in lesson order; ids must be unique and match their lesson."""
     found: dict[str, Exercise] = {}
-    names = sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name.startswith("lesson_"))
-    for module_name in names:
-        module = importlib.import_module(f"{__name__}.{module_name}")
+    for module in MODULES:
+        module_name = module.__name__.rsplit(".", 1)[-1]
         for exercise in module.EXERCISES:
             if exercise.id in found:
                 raise ValueError(f"exercise id {exercise.id} is used twice ({module_name})")
@@ -76,5 +84,5 @@ def solution(exercise_id: str) -> None:
 
 from course_utils.exercises.notebooks import fill_solutions  # noqa: E402 - needs EXERCISES
 
-__all__ = ["EXERCISES", "PRELUDE", "Exercise", "Mistake", "Result", "check", "fill_solutions", "get", "hint",
+__all__ = ["EXERCISES", "MODULES", "PRELUDE", "Exercise", "Mistake", "Result", "check", "fill_solutions", "get", "hint",
            "solution"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 
 from course_utils.core.files import atomic_write, drop_stdout
-from course_utils.exercises import EXERCISES
+from course_utils.exercises import EXERCISES, MODULES
 from course_utils.exercises.framework import STRICT_ENV, Result, seed
 from course_utils.exercises.isolation import CHECK_SECONDS, Job, check_in_children
 from course_utils.exercises.notebooks import answer_cells, inject, lesson_code_cells, up_to_date
@@ -63,7 +63,7 @@ def cmd_verify(args) -> int:
     checked_seed()
     lessons = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
     report = check_all(EXERCISES.values(), (p.stem for p in lessons))
-    for module in sorted({sys.modules[e.checker.__module__] for e in EXERCISES.values()}, key=lambda m: m.__name__):
+    for module in MODULES:
         report.add(check_module(module))
     report.add(check_originality(EXERCISES.values(), lesson_code_cells(lessons)))
     for failure in report.failures:
