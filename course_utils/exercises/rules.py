@@ -10,6 +10,7 @@ import tokenize
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 
 from course_utils.exercises.framework import Exercise
@@ -167,7 +168,7 @@ def check_module(module: ModuleType) -> Report:
         if checker != wanted or getattr(exercise.checker, "__module__", "") != module.__name__:
             report.failures.append(f"{name}: exercise {exercise.id}'s checker is {checker!r}, wanted {wanted!r} "
                                    "defined in the module")
-    tree = ast.parse(open(module.__file__, encoding="utf-8").read())
+    tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
     for node in tree.body:
         targets = [node.name] if isinstance(node, (ast.FunctionDef, ast.ClassDef)) else \
             [t.id for t in getattr(node, "targets", [getattr(node, "target", None)]) if isinstance(t, ast.Name)]
