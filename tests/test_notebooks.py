@@ -79,10 +79,17 @@ def test_every_lesson_has_an_output_checked_cell(path):
     """nbval (--nbval-lax) compares outputs only of marked cells: a lesson with none is executed, never compared."""
     notebook = nbformat.read(path, as_version=4)
     checked = [index for index, cell in enumerate(notebook.cells) if cell.cell_type == "code"
-               and (cell.source.lstrip().startswith("# NBVAL_CHECK_OUTPUT")
-                    or "nbval-check-output" in cell.metadata.get("tags", []))
+               and "nbval-check-output" in cell.metadata.get("tags", [])
                and cell.get("outputs")]
-    assert checked, f"{path.name}: no cell marked # NBVAL_CHECK_OUTPUT with a committed output"
+    assert checked, f"{path.name}: no cell tagged nbval-check-output with a committed output"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
+def test_the_test_harness_stays_out_of_the_learners_code(path):
+    """nbval's markers are cell tags: a learner reads no `# NBVAL_...` comment (nbval honours both)."""
+    marked = [cell.get("id") for cell in nbformat.read(path, as_version=4).cells
+              if cell.cell_type == "code" and "NBVAL_" in cell.source]
+    assert not marked, f"{path.name}: cells {marked} carry an nbval comment; tag them (nbval-check-output) instead"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
