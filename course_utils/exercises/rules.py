@@ -32,6 +32,14 @@ class Report:
     passed: int = 0
     failures: list[str] = field(default_factory=list)
 
+    def judge(self, *rules: tuple[bool, str]) -> None:
+        """(broken, message) pairs in order: the first broken one is recorded as the failure; none broken is a pass."""
+        broken = [message for failed, message in rules if failed]
+        if broken:
+            self.failures.append(broken[0])
+        else:
+            self.passed += 1
+
     def add(self, other: Report) -> Report:
         """This report with the other's counts and failures added."""
         self.passed += other.passed
@@ -77,12 +85,8 @@ def _correct_answers(exercise: Exercise) -> Report:
         if i and code.strip() == exercise.solution.strip():
             report.failures.append(f"{label}: the same code as the solution")
         result = try_code(exercise, code, label, SECONDS)
-        if result.status != "correct":
-            report.failures.append(f"{label}: {result.status}: {result.message}")
-        elif not result.message:
-            report.failures.append(f"{label}: correct, but the checker does not say what it tested")
-        else:
-            report.passed += 1
+        report.judge((result.status != "correct", f"{label}: {result.status}: {result.message}"),
+                     (not result.message, f"{label}: correct, but the checker does not say what it tested"))
     return report
 
 
@@ -94,13 +98,9 @@ def _wrong_answers(exercise: Exercise) -> Report:
     for i, (code, fragment) in enumerate(exercise.wrong_answers, 1):
         label = f"{exercise.id} wrong answer {i}"
         result = try_code(exercise, code, label, SECONDS)
-        if result.status not in ("mistake", "error") or fragment not in result.message:
-            report.failures.append(f"{label}: expected a message with {fragment!r}, got {result.status}: "
-                                   f"{result.message}")
-        elif not result.hint:
-            report.failures.append(f"{label}: caught, but with no hint where to reread")
-        else:
-            report.passed += 1
+        report.judge((result.status not in ("mistake", "error") or fragment not in result.message,
+                      f"{label}: expected a message with {fragment!r}, got {result.status}: {result.message}"),
+                     (not result.hint, f"{label}: caught, but with no hint where to reread"))
     return report
 
 
@@ -111,11 +111,8 @@ def _template(exercise: Exercise) -> Report:
         report.failures.append(f"{exercise.id} template: it must define {exercise.name} and raise "
                                "NotImplementedError")
     result = try_code(exercise, exercise.template, f"{exercise.id} template", SECONDS)
-    if result.status == "not attempted":
-        report.passed += 1
-    else:
-        report.failures.append(f"{exercise.id} template: expected 'not attempted', got {result.status}: "
-                               f"{result.message}")
+    report.judge((result.status != "not attempted",
+                  f"{exercise.id} template: expected 'not attempted', got {result.status}: {result.message}"))
     return report
 
 
@@ -127,13 +124,11 @@ def _statement(exercise: Exercise) -> Report:
         report.failures.append(f"{exercise.id} statement: its first paragraph must name `{exercise.name}`")
     bullets = [line for line in blocks[-1].splitlines() if line.startswith("- **")]
     labels = [line[4:].split(":**", 1)[0] for line in bullets]
-    if len(blocks) < 2 or tuple(labels) != STATEMENT_LABELS:
-        wanted = ", ".join(f"- **{label}:**" for label in STATEMENT_LABELS)
-        report.failures.append(f"{exercise.id} statement: it must end with the lines {wanted} (found {labels})")
-    elif "section" not in bullets[-1]:
-        report.failures.append(f"{exercise.id} statement: the Reread line must name the lesson section")
-    else:
-        report.passed += 1
+    wanted = ", ".join(f"- **{label}:**" for label in STATEMENT_LABELS)
+    report.judge((len(blocks) < 2 or tuple(labels) != STATEMENT_LABELS,
+                  f"{exercise.id} statement: it must end with the lines {wanted} (found {labels})"),
+                 (not bullets or "section" not in bullets[-1],
+                  f"{exercise.id} statement: the Reread line must name the lesson section"))
     return report
 
 
@@ -143,13 +138,10 @@ def _hints(exercise: Exercise) -> Report:
     tiers = exercise.hints()
     solution_lines = {line.split("#")[0].strip() for line in exercise.solution.splitlines()}
     given_away = [line for line in solution_lines if len(line) >= 25 and any(line in tier for tier in tiers)]
-    if len(tiers) < MIN_HINTS or len(set(tiers)) < len(tiers):
-        report.failures.append(f"{exercise.id}: {len(set(tiers))} different hints, at least {MIN_HINTS} wanted "
-                               "(hint=the section to reread, more_hints=[more specific ones])")
-    elif given_away:
-        report.failures.append(f"{exercise.id}: a hint gives away the solution's line {given_away[0]!r}")
-    else:
-        report.passed += 1
+    report.judge((len(tiers) < MIN_HINTS or len(set(tiers)) < len(tiers),
+                  f"{exercise.id}: {len(set(tiers))} different hints, at least {MIN_HINTS} wanted "
+                  "(hint=the section to reread, more_hints=[more specific ones])"),
+                 (bool(given_away), f"{exercise.id}: a hint gives away the solution's line {given_away[:1]}"))
     return report
 
 
@@ -224,9 +216,7 @@ def check_originality(exercises: Iterable[Exercise], cells: dict[str, str]) -> R
     report = Report()
     for exercise in exercises:
         score, where = transcription(exercise.solution, cells, floor=TRANSCRIPTION - 0.05)
-        if score >= TRANSCRIPTION:
-            report.failures.append(f"{exercise.id}: its solution retypes {where} (token similarity {score:.2f}, "
-                                   f"at most {TRANSCRIPTION} allowed): ask for the idea on a new case")
-        else:
-            report.passed += 1
+        report.judge((score >= TRANSCRIPTION, f"{exercise.id}: its solution retypes {where} (token similarity "
+                                              f"{score:.2f}, below {TRANSCRIPTION} wanted): ask for the idea on a "
+                                              "new case"))
     return report
