@@ -48,8 +48,13 @@ def check_pad_batch(pad_batch) -> str:
         args = (length,) if keep is None else (length, keep)
         with forbid((text, "pad_or_truncate"), (text, "encode_tokens"), what="text.pad_or_truncate",
                     hint=HINT_1):
-            got = pad_batch([list(s) for s in sequences], *args)
+            given = [list(s) for s in sequences]
+            got = pad_batch(given, *args)
         what = f'pad_batch(..., {length}, keep="{keep}")' if keep else f"pad_batch(..., {length}) without keep"
+        if given != sequences:
+            raise Mistake(f"{what} changed the lists it was given (a review of {len(sequences[1])} ids now has "
+                          f"{len(given[1])}): extend or append on a review changes the caller's list; build "
+                          "new lists with + or slices", HINT_1)
         if isinstance(got, torch.Tensor) and got.shape == expected.shape:
             kept = [s[-length:] if (keep or "last") == "last" else s[:length] for s in sequences]
             left = torch.tensor([[0] * (length - len(k)) + k for k in kept])
@@ -122,6 +127,18 @@ def pad_batch(sequences, length, keep="last"):
     rows = [(ids[-length:] if keep == "last" else ids[:length]) for ids in sequences]
     return torch.tensor([r + [0.0] * (length - len(r)) for r in rows])
 ''', "dtype"),
+        (variant(SOLUTION_1, ('keep="last"):', 'keep="first"):')), "without keep"),
+        ("from course_utils.datasets import text\n\n\ndef pad_batch(sequences, length, keep=\"last\"):\n"
+         "    return torch.tensor([text.pad_or_truncate(s, length, keep) for s in sequences])\n",
+         "your code called text.pad_or_truncate"),
+        ('''
+def pad_batch(sequences, length, keep="last"):
+    rows = []
+    for ids in sequences:
+        ids.extend([0] * (length - len(ids)))
+        rows.append(ids[-length:] if keep == "last" else ids[:length])
+    return torch.tensor(rows)
+''', "changed the lists it was given"),
     ],
     checker=check_pad_batch,
 )

@@ -136,7 +136,7 @@ def masked_attention(q, k, v, mask):
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 ''', "your code called F.scaled_dot_product_attention"),
         ("from course_utils.models import transformer\n\n\ndef masked_attention(q, k, v, mask):\n"
-         "    return transformer.attention(q, k, v, mask)[0]\n", "your code called F.scaled_dot_product_attention"),
+         "    return transformer.attention(q, k, v, mask)[0]\n", "or the course's attention"),
         (variant(SOLUTION_1, ('scores.softmax(dim=-1), v)', 'scores.softmax(dim=-1), v), scores')),
          "returned a tuple"),
     ],
