@@ -9,6 +9,7 @@ from course_utils.exercises.framework import (
     Exercise,
     Mistake,
     call,
+    describe,
     expect_tensor,
     forbid,
     generator,
@@ -18,13 +19,11 @@ from course_utils.exercises.framework import (
 )
 
 LESSON = "12b_char_lstm"
-HINT_LOSS = ("lesson 12b, sections 4-5 (The model; Training): F.cross_entropy wants (N, classes) logits "
-             "and (N,) targets")
-HINT_BATCHES = "lesson 12b, section 3 (Batches of sequences)"
-HINT_SAMPLING = "lesson 12b, section 6 (Writing: temperature and top-k)"
 
 
 # ---------------------------------------------------------------- 12b.1 loss per character
+
+HINT_1 = "section 5 (Training): F.cross_entropy wants (N, classes) logits and (N,) targets"
 
 def check_char_loss(char_loss) -> str:
     gen = generator("12b.1")
@@ -37,36 +36,36 @@ def check_char_loss(char_loss) -> str:
         expected = F.cross_entropy(logits.detach().reshape(-1, vocab), targets.reshape(-1))
         what = f"for logits {tuple(logits.shape)} and targets {tuple(targets.shape)}"
         try:
-            got = call(char_loss, logits, targets, hint=HINT_LOSS)
+            got = call(char_loss, logits, targets, hint=HINT_1)
         except RuntimeError as err:
             if "view size is not compatible" in str(err):
                 raise Mistake(f"{what} your code raised RuntimeError: {str(err).split('.')[0]}: .view() needs a "
                               "contiguous tensor, and logits coming out of a transpose are not; .reshape() (or "
-                              ".flatten(0, 1)) copies when it must", HINT_LOSS) from None
+                              ".flatten(0, 1)) copies when it must", HINT_1) from None
             if "Expected target size" in str(err):
                 raise Mistake(f"{what} your code raised RuntimeError: {err}: F.cross_entropy reads dimension 1 as "
                               "the classes; flatten logits to (batch * seq, vocab) and targets to (batch * seq,)",
-                              HINT_LOSS) from None
+                              HINT_1) from None
             raise
         if isinstance(got, torch.Tensor) and got.numel() == 1:
             flat = logits.detach().reshape(-1, vocab)
             if torch.isclose(got.detach().reshape(()), expected * targets.numel(), rtol=1e-4):
                 raise Mistake(f"{what} your loss is the sum over all characters; the lesson's loss is the mean "
-                              "per character (nats per character)", HINT_LOSS)
+                              "per character (nats per character)", HINT_1)
             if torch.isclose(got.detach().reshape(()), F.cross_entropy(flat.softmax(1), targets.reshape(-1)),
                              rtol=1e-4):
                 raise Mistake(f"{what} your code applied softmax before F.cross_entropy, which applies "
-                              "log_softmax itself: give it the logits", HINT_LOSS)
-        expect_tensor(got, expected, f"the loss {what}", hint=HINT_LOSS)
+                              "log_softmax itself: give it the logits", HINT_1)
+        expect_tensor(got, expected, f"the loss {what}", hint=HINT_1)
         if got.grad_fn is None:
             raise Mistake(f"{what} your loss has no gradient history: compute it from the logits with torch "
                           "operations (no .item(), .detach() or .numpy()) so that backward() can train the "
-                          "model", HINT_LOSS)
+                          "model", HINT_1)
         tested.append(f"{tuple(logits.shape)}")
     return f"equals F.cross_entropy over every character for non-contiguous logits {', '.join(tested)}, differentiable"
 
 
-SOLUTION_12b_1 = '''
+SOLUTION_1 = '''
 def char_loss(logits, targets):
     """Mean cross-entropy per character: logits (batch, seq, vocab), targets (batch, seq) -> a 0-d tensor."""
     vocab = logits.shape[-1]
@@ -74,25 +73,30 @@ def char_loss(logits, targets):
     return F.cross_entropy(logits.reshape(-1, vocab), targets.reshape(-1))  # (batch * seq, vocab), (batch * seq,)
 '''
 
-LOSS = Exercise(
-    id="12b.1", lesson=LESSON, title="The loss of every next-character prediction", name="char_loss", hint=HINT_LOSS,
+EX_1 = Exercise(
+    id="12b.1", lesson=LESSON, title="The loss of every next-character prediction", name="char_loss",
+    hint=HINT_1,
+    more_hints=["make the batch and time dimensions one: logits to (batch * seq, vocab) and targets to "
+                "(batch * seq,); .reshape copies where .view refuses a tensor that came out of a transpose",
+                "F.cross_entropy already applies log_softmax and takes the mean: hand it the raw logits"],
     statement="""
 Write `char_loss(logits, targets)`: the cross-entropy of every next-character prediction, averaged
 over all `batch × seq` characters, the loss `sequence.train_chars` trains with.
+
 `F.cross_entropy` wants logits of shape `(N, classes)` and targets `(N,)`, so the batch and time
 dimensions have to become one.
 
-- in: `logits` (batch, seq, vocab), which may come out of a transpose (not contiguous in memory);
-  `targets` (batch, seq) int64 character ids
-- out: a 0-dimensional tensor that `backward()` can go through; no input may change
-
-Correct means: equal to `F.cross_entropy` over all characters within 1e-5, for random sizes and a
-batch of 1.
-
-See lesson 12b, sections 4-5 (The model; Training).
+- **In:** `logits`, float32 (batch, seq, vocab), which may come out of a transpose (not contiguous
+  in memory); `targets`, int64 (batch, seq) character ids.
+- **Out:** a 0-dimensional tensor that `backward()` can go through (no `.item()`, no
+  `.detach()`); no input may change.
+- **Use:** `F.cross_entropy` and tensor reshaping.
+- **Correct means:** equal to `F.cross_entropy` over all characters within 1e-5, with a gradient
+  history, for non-contiguous logits of random sizes and a batch of 1.
+- **Reread:** section 5, *Training* (and section 4, *The model*, for the logits).
 """,
-    template=template_of(SOLUTION_12b_1),
-    solution=SOLUTION_12b_1,
+    template=template_of(SOLUTION_1),
+    solution=SOLUTION_1,
     alternatives=['''
 def char_loss(logits, targets):
     # cross_entropy also takes (batch, classes, seq) with (batch, seq) targets
@@ -116,10 +120,12 @@ def char_loss(logits, targets):
 def char_loss(logits, targets):
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="sum")
 ''', "sum over all characters"),
-        (variant(SOLUTION_12b_1,
+        (variant(SOLUTION_1,
             ('vocab = logits.shape[-1]', 'probs = logits.softmax(dim=-1)'),
             ('logits.reshape(-1, vocab', 'probs.reshape(-1, probs.shape[-1]'),
         ), "applied softmax before F.cross_entropy"),
+        (variant(SOLUTION_1, ('targets.reshape(-1))  #', 'targets.reshape(-1)).detach()  #')),
+         "no gradient history"),
     ],
     checker=check_char_loss,
 )
@@ -127,49 +133,65 @@ def char_loss(logits, targets):
 
 # ---------------------------------------------------------------- 12b.2 batches whose rows continue
 
+HINT_2 = "section 3 (Batches of sequences): long rows first, then seq_length columns at a time"
+
 def check_char_batches(char_batches) -> str:
     gen = generator("12b.2")
     tested = []
-    for batch_size, seq_length in ((randint(gen, 2, 4), randint(gen, 3, 6)), (1, randint(gen, 2, 5))):
+    # fixed cases on every seed: a length that is an exact multiple of batch_size * seq_length (one id short
+    # of that many batches); exactly num_batches whole batches plus the one id for the last target; a tail
+    # that fills no batch; and batch_size 1
+    for batch_size, seq_length, tail in ((randint(gen, 2, 4), randint(gen, 2, 5), "multiple"),
+                                         (randint(gen, 2, 4), randint(gen, 2, 5), "exact"),
+                                         (randint(gen, 2, 4), randint(gen, 3, 6), "tail"),
+                                         (1, randint(gen, 2, 5), "tail")):
         num_batches = randint(gen, 2, 4)
-        extra = randint(gen, 1, batch_size * seq_length - 1)
-        length = num_batches * batch_size * seq_length + 1 + extra  # +1 target, then a tail that fills no batch
+        per_batch = batch_size * seq_length
+        length = num_batches * per_batch + {"tail": 1 + randint(gen, 1, per_batch - 1), "exact": 1,
+                                            "multiple": 0}[tail]
         ids = torch.randperm(length, generator=gen) + 1000  # all different: a misplaced id shows
-        reference = text.CharBatches(ids, batch_size, seq_length)
-        with forbid((text, "CharBatches"), what="text.CharBatches", hint=HINT_BATCHES):
-            got = call(char_batches, ids, batch_size, seq_length, hint=HINT_BATCHES)
+        expected = list(text.CharBatches(ids, batch_size, seq_length))
         what = f"for {length} ids, batch_size {batch_size}, seq_length {seq_length}"
+        why = {"tail": "", "exact": f" ({num_batches} whole batches and the one id for the last target)",
+               "multiple": f" (an exact multiple of batch_size * seq_length = {per_batch}: the last batch's "
+                           "last target would be the id after the text)"}[tail]
         try:
-            got = list(got)
-        except TypeError:
-            raise Mistake(f"{what} your code returned {type(got).__name__}; return a list of (inputs, targets) "
-                          "pairs", HINT_BATCHES) from None
-        expected = list(reference)
+            with forbid((text, "CharBatches"), what="text.CharBatches", hint=HINT_2):
+                got = call(char_batches, ids, batch_size, seq_length, hint=HINT_2)
+        except (RuntimeError, IndexError) as err:
+            if tail != "multiple" or isinstance(err, NotImplementedError):
+                raise
+            raise Mistake(f"{what}{why} your code raised {type(err).__name__}: {str(err).splitlines()[0]}: "
+                          f"there is no id after the text for the last target, so only {len(expected)} batches "
+                          "fit; keep one id back when you count the batches", HINT_2) from None
+        if not isinstance(got, list):
+            raise Mistake(f"{what} your code returned {describe(got)}; return a list of (inputs, targets) pairs "
+                          "(a list can be read twice and has a len(); a generator or zip cannot)", HINT_2)
         if len(got) != len(expected):
-            raise Mistake(f"{what} your code made {len(got)} batches, expected {len(expected)}: every batch is "
-                          "complete, and the ids that cannot fill one (keeping one id for the last target) are "
-                          "left out", HINT_BATCHES)
+            raise Mistake(f"{what}{why} your code made {len(got)} batches, expected {len(expected)}: every batch "
+                          "is complete, and the ids that cannot fill one (keeping one id for the last target) are "
+                          "left out", HINT_2)
         for k, (pair, (inputs, targets)) in enumerate(zip(got, expected)):
             if not (isinstance(pair, tuple) and len(pair) == 2):
-                raise Mistake(f"{what} batch {k} is {type(pair).__name__}, expected a pair (inputs, targets)",
-                              HINT_BATCHES)
+                raise Mistake(f"{what} batch {k} is {describe(pair)}, expected a pair (inputs, targets)", HINT_2)
             got_inputs, got_targets = pair
             block = ids[k * inputs.numel():(k + 1) * inputs.numel()].reshape(inputs.shape)  # consecutive ids
             if batch_size > 1 and isinstance(got_inputs, torch.Tensor) and got_inputs.shape == inputs.shape \
                     and torch.equal(got_inputs, block) and not torch.equal(block, inputs):
                 raise Mistake(f"{what} your batches cut the text into consecutive blocks, so row i of a batch does "
                               "not continue row i of the batch before; cut the text into batch_size long rows first, "
-                              "then read them seq_length columns at a time", HINT_BATCHES)
-            expect_tensor(got_inputs, inputs, f"{what}: the inputs of batch {k}", hint=HINT_BATCHES)
+                              "then read them seq_length columns at a time", HINT_2)
+            expect_tensor(got_inputs, inputs, f"{what}: the inputs of batch {k}", hint=HINT_2)
             if isinstance(got_targets, torch.Tensor) and torch.equal(got_targets, inputs):
                 raise Mistake(f"{what} your targets equal the inputs; they are the inputs shifted one id ahead "
-                              "(the next character)", HINT_BATCHES)
-            expect_tensor(got_targets, targets, f"{what}: the targets of batch {k}", hint=HINT_BATCHES)
-        tested.append(f"{len(expected)} batches of {batch_size} x {seq_length}")
-    return f"equal to text.CharBatches' batches ({', '.join(tested)}), an incomplete tail left out"
+                              "(the next character)", HINT_2)
+            expect_tensor(got_targets, targets, f"{what}: the targets of batch {k}", hint=HINT_2)
+        tested.append(f"{length} ids as {len(expected)} batches of {batch_size} x {seq_length}")
+    return (f"equal to text.CharBatches' batches ({'; '.join(tested)}): a tail left out, an exact fit, a length "
+            "that is a multiple of the batch, batch_size 1")
 
 
-SOLUTION_12b_2 = '''
+SOLUTION_2 = '''
 def char_batches(ids, batch_size, seq_length):
     """[(inputs, targets), ...], each (batch_size, seq_length); row i of a batch continues row i of the one before."""
     num_batches = (len(ids) - 1) // (batch_size * seq_length)  # keep one id for the last target
@@ -180,27 +202,34 @@ def char_batches(ids, batch_size, seq_length):
             for start in range(0, inputs.shape[1], seq_length)]
 '''
 
-BATCHES = Exercise(
-    id="12b.2", lesson=LESSON, title="Batches whose rows continue each other", name="char_batches", hint=HINT_BATCHES,
+EX_2 = Exercise(
+    id="12b.2", lesson=LESSON, title="Batches whose rows continue each other", name="char_batches",
+    hint=HINT_2,
+    more_hints=["how many whole batches fit: the inputs use num_batches * batch_size * seq_length ids, and the "
+                "targets need one id more; count with // on one id less than the text",
+                "reshape the ids the inputs use into batch_size rows (and the same ids one later for the "
+                "targets), then slice columns start:start + seq_length for each batch"],
     statement="""
 Write `char_batches(ids, batch_size, seq_length)`: the (inputs, targets) batches of lesson 12b.
+
 Cut the text into `batch_size` equal rows and read them left to right, `seq_length` columns at a
 time, so that row `i` of each batch continues row `i` of the batch before (the LSTM can carry its
 state across). The targets are the inputs shifted one id ahead. Only whole batches: use the
 largest `num_batches` with `num_batches · batch_size · seq_length + 1 ≤ len(ids)` (one more id for
 the last target) and leave the rest out.
 
-- in: `ids`, a 1-d int64 tensor; `batch_size`, `seq_length`, ints
-- out: a list of `num_batches` pairs `(inputs, targets)`, each of shape (batch_size, seq_length)
-- not allowed: `text.CharBatches` (the course's version)
-
-Correct means: the same batches, in the same order, as `text.CharBatches`, for random lengths with
-a tail that fills no batch, and `batch_size = 1`.
-
-See lesson 12b, section 3 (Batches of sequences).
+- **In:** `ids`, a 1-d int64 tensor; `batch_size` and `seq_length`, ints.
+- **Out:** a Python `list` of `num_batches` tuples `(inputs, targets)`, each tensor int64 of
+  shape (batch_size, seq_length); `ids` must not change.
+- **Use:** tensor reshaping and slicing; not the course's `text.CharBatches`.
+- **Correct means:** the same batches, in the same order, as `text.CharBatches`, for a text with a
+  tail that fills no batch, a text of exactly `num_batches` batches plus one id, a text whose
+  length is an exact multiple of `batch_size · seq_length` (one batch fewer fits), and
+  `batch_size = 1`.
+- **Reread:** section 3, *Batches of sequences*.
 """,
-    template=template_of(SOLUTION_12b_2),
-    solution=SOLUTION_12b_2,
+    template=template_of(SOLUTION_2),
+    solution=SOLUTION_2,
     alternatives=['''
 def char_batches(ids, batch_size, seq_length):
     row_length = (len(ids) - 1) // (batch_size * seq_length) * seq_length
@@ -235,12 +264,21 @@ def char_batches(ids, batch_size, seq_length):
     inputs, targets = ids[:used].reshape(batch_size, -1), ids[1:used + 1].reshape(batch_size, -1)
     return [(inputs[:, s:s + seq_length], targets[:, s:s + seq_length]) for s in range(0, inputs.shape[1], seq_length)]
 ''', "batches, expected"),
+        (variant(SOLUTION_2, ('(len(ids) - 1) //', 'len(ids) //')), "an exact multiple of batch_size"),
+        (variant(SOLUTION_2, ('(len(ids) - 1) //', '(len(ids) - 2) //')), "whole batches and the one id"),
+        (variant(SOLUTION_2, ('return [(inputs', 'return ((inputs'), ('seq_length)]', 'seq_length))')),
+         "a generator or zip cannot"),
+        ("from course_utils.datasets import text\n\n\ndef char_batches(ids, batch_size, seq_length):\n"
+         "    return list(text.CharBatches(ids, batch_size, seq_length))\n", "your code called text.CharBatches"),
     ],
     checker=check_char_batches,
 )
 
 
 # ---------------------------------------------------------------- 12b.3 temperature and top-k
+
+HINT_3 = "section 6 (Writing: temperature and top-k): divide by T, keep the top k, softmax again"
+
 
 def _top_k_reference(logits: torch.Tensor, temperature: float, k: int) -> torch.Tensor:
     scaled = logits.double() / temperature
@@ -258,27 +296,43 @@ def check_top_k_probs(top_k_probs) -> str:
         temperature = float(torch.rand((), generator=gen)) * 1.5 + 0.5
         k = randint(gen, 2, vocab // 2)  # enough probability left outside the top k to tell mistakes apart
         expected = _top_k_reference(logits, temperature, k)
-        got = call(top_k_probs, logits, temperature, k, hint=HINT_SAMPLING)
         what = f"for logits {tuple(shape)}, temperature {temperature:.2f}, k {k}"
+        try:
+            got = call(top_k_probs, logits, temperature, k, hint=HINT_3)
+        except (IndexError, RuntimeError) as err:
+            message = str(err).splitlines()[0] if str(err) else ""
+            if "out of range" not in message or isinstance(err, NotImplementedError):
+                raise
+            reason = "the vocabulary is the last dimension in both shapes (one row or a batch of rows): " \
+                     "take the top k, scatter and softmax along dim=-1, never a fixed dim=1 or dim=0"
+            if "selected index k out of range" in message:
+                reason = f"topk ran along a dimension with fewer than k = {k} entries: " + reason
+            raise Mistake(f"{what} your code raised {type(err).__name__} ({message}): {reason}", HINT_3) from None
         if isinstance(got, torch.Tensor) and got.shape == expected.shape:
             if torch.allclose(got, _top_k_reference(logits * temperature * temperature, temperature, k), atol=1e-6):
                 raise Mistake(f"{what} your code multiplied the logits by the temperature; divide them: a "
-                              "temperature below 1 must sharpen the distribution", HINT_SAMPLING)
+                              "temperature below 1 must sharpen the distribution", HINT_3)
             full = (logits / temperature).softmax(dim=-1)
             if torch.allclose(got, torch.where(expected > 0, full, torch.zeros_like(full)), atol=1e-6) and \
                     not torch.allclose(got, expected, atol=1e-6):
                 raise Mistake(f"{what} your probabilities sum to {got.sum(-1).min().item():.3f}, not 1: after "
                               "dropping all but the top k, share the probability among them again (softmax over "
-                              "the k kept logits, or divide by the sum)", HINT_SAMPLING)
+                              "the k kept logits, or divide by the sum)", HINT_3)
+            kept = (logits / temperature).topk(k, dim=-1)
+            masked = torch.full_like(logits, float("-inf")).scatter(-1, kept.indices, kept.values)
+            if len(shape) == 2 and shape[0] > 1 and torch.allclose(got, masked.softmax(dim=0), atol=1e-6,
+                                                                   equal_nan=True):
+                raise Mistake(f"{what} your softmax runs down the columns (dim=0), across the rows of the batch; "
+                              "each row is one distribution: softmax along the vocabulary, dim=-1", HINT_3)
             if torch.allclose(got, full, atol=1e-6) and not torch.allclose(got, expected, atol=1e-6):
                 raise Mistake(f"{what} every character keeps a probability above 0: only the k most likely may "
-                              "be drawn", HINT_SAMPLING)
-        expect_tensor(got, expected, f"the probabilities {what}", atol=1e-6, hint=HINT_SAMPLING)
+                              "be drawn", HINT_3)
+        expect_tensor(got, expected, f"the probabilities {what}", atol=1e-6, hint=HINT_3)
         tested.append(str(tuple(shape)))
     return f"softmax(logits / T) over the top k, zeros elsewhere, for logits of shapes {', '.join(tested)}"
 
 
-SOLUTION_12b_3 = '''
+SOLUTION_3 = '''
 def top_k_probs(logits, temperature, k):
     """softmax(logits / temperature) over the k largest per row, 0 for the others; same shape as logits."""
     scaled = logits / temperature                             # T < 1 sharpens, T > 1 flattens
@@ -288,25 +342,28 @@ def top_k_probs(logits, temperature, k):
     return masked.softmax(dim=-1)
 '''
 
-TOP_K = Exercise(
-    id="12b.3", lesson=LESSON, title="Temperature and top-k", name="top_k_probs", hint=HINT_SAMPLING,
+EX_3 = Exercise(
+    id="12b.3", lesson=LESSON, title="Temperature and top-k", name="top_k_probs", hint=HINT_3,
+    more_hints=["tensor.topk(k, dim=-1) gives the k largest values and their indices; a tensor full of -inf with "
+                "those values scattered back at those indices softmaxes to 0 everywhere else",
+                "work along dim=-1 throughout: the vocabulary is the last dimension of a single row (vocab,) "
+                "and of a batch (batch, vocab) alike"],
     statement="""
 Write `top_k_probs(logits, temperature, k)`: the probabilities the model draws its next character
 from. Divide the logits by the temperature; keep only the `k` largest of each row; turn those into
 probabilities that sum to 1, and give every other character probability 0.
 
-- in: `logits` of shape (vocab,) or (batch, vocab); `temperature` > 0, a float; `k`, an int
-  below vocab
-- out: a tensor of the logits' shape and dtype, each row summing to 1 with exactly `k` values
-  above 0; `logits` must not change
-
-Correct means: within 1e-6 of the exact answer for one row, several rows and a batch of one, at
-random temperatures.
-
-See lesson 12b, section 6 (Writing: temperature and top-k).
+- **In:** `logits`, float32 of shape (vocab,) for one row or (batch, vocab); `temperature`, a
+  float > 0; `k`, an int below vocab.
+- **Out:** a tensor of the logits' shape and dtype, each row summing to 1 with exactly `k` values
+  above 0; `logits` must not change.
+- **Use:** tensor operations (`topk`, `softmax`, masking); no Python loop over the rows needed.
+- **Correct means:** within 1e-6 of the exact answer for one 1-d row, several rows and a batch of
+  one, at random temperatures.
+- **Reread:** section 6, *Writing: temperature and top-k*.
 """,
-    template=template_of(SOLUTION_12b_3),
-    solution=SOLUTION_12b_3,
+    template=template_of(SOLUTION_3),
+    solution=SOLUTION_3,
     alternatives=['''
 def top_k_probs(logits, temperature, k):
     probs = (logits / temperature).softmax(dim=-1)
@@ -315,7 +372,7 @@ def top_k_probs(logits, temperature, k):
     return probs / probs.sum(dim=-1, keepdim=True)
 '''],
     wrong_answers=[
-        (variant(SOLUTION_12b_3,
+        (variant(SOLUTION_3,
             (' logits / temperature', ' logits * temperature'),
         ), "multiplied the logits by the temperature"),
         ('''
@@ -332,8 +389,10 @@ def top_k_probs(logits, temperature, k):
 def top_k_probs(logits, temperature, k):
     return (logits / temperature).topk(k).values.softmax(dim=-1)
 ''', "has shape"),
+        (variant(SOLUTION_3, ('scaled.topk(k, dim=-1)', 'scaled.topk(k, dim=1)')), "never a fixed dim=1"),
+        (variant(SOLUTION_3, ('masked.softmax(dim=-1)', 'masked.softmax(dim=0)')), "runs down the columns"),
     ],
     checker=check_top_k_probs,
 )
 
-EXERCISES = [LOSS, BATCHES, TOP_K]
+EXERCISES = [EX_1, EX_2, EX_3]

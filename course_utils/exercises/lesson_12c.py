@@ -1,5 +1,7 @@
-"""Exercises of lesson 12c: padding and truncation, masked mean pooling, the last real word's output, packing."""
+"""Exercises of lesson 12c: padding and truncation, attention pooling, the last real word's output, packing."""
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -18,8 +20,6 @@ from course_utils.exercises.framework import (
 )
 
 LESSON = "12c_sentiment_lstm"
-HINT_PAD = "lesson 12c, section 5 (Fixed-length tensors: padding and truncation)"
-HINT_POOL = "lesson 12c, section 6 (The model: embedding → LSTM → one vector per review → linear)"
 
 
 def _padded_ids(gen: torch.Generator, batch: int, seq: int, full_row: bool) -> torch.Tensor:
@@ -33,6 +33,8 @@ def _padded_ids(gen: torch.Generator, batch: int, seq: int, full_row: bool) -> t
 
 # ---------------------------------------------------------------- 12c.1 padding and truncation
 
+HINT_1 = "section 5 (Fixed-length tensors: padding and truncation): cut first, then pad on the right"
+
 def check_pad_batch(pad_batch) -> str:
     gen = generator("12c.1")
     length = randint(gen, 4, 8)
@@ -41,28 +43,35 @@ def check_pad_batch(pad_batch) -> str:
     tested = []
     padded = {keep: torch.tensor([text.pad_or_truncate(s, length, keep) for s in sequences])
               for keep in ("last", "first")}
-    for keep, other in (("last", "first"), ("first", "last")):
-        expected = padded[keep]
+    for keep, other in (("last", "first"), ("first", "last"), (None, "first")):
+        expected = padded[keep or "last"]
+        args = (length,) if keep is None else (length, keep)
         with forbid((text, "pad_or_truncate"), (text, "encode_tokens"), what="text.pad_or_truncate",
-                    hint=HINT_PAD):
-            got = pad_batch([list(s) for s in sequences], length, keep)
-        what = f'pad_batch(..., {length}, keep="{keep}")'
+                    hint=HINT_1):
+            given = [list(s) for s in sequences]
+            got = pad_batch(given, *args)
+        what = f'pad_batch(..., {length}, keep="{keep}")' if keep else f"pad_batch(..., {length}) without keep"
+        if given != sequences:
+            raise Mistake(f"{what} changed the lists it was given (a review of {len(sequences[1])} ids now has "
+                          f"{len(given[1])}): extend or append on a review changes the caller's list; build "
+                          "new lists with + or slices", HINT_1)
         if isinstance(got, torch.Tensor) and got.shape == expected.shape:
-            kept = [s[-length:] if keep == "last" else s[:length] for s in sequences]
+            kept = [s[-length:] if (keep or "last") == "last" else s[:length] for s in sequences]
             left = torch.tensor([[0] * (length - len(k)) + k for k in kept])
             if torch.equal(got, left):
                 raise Mistake(f"{what} padded on the left; the lesson pads on the right, after the real "
-                              "words, so the LSTM reads the review first", HINT_PAD)
+                              "words, so the LSTM reads the review first", HINT_1)
             if torch.equal(got, padded[other]):
-                raise Mistake(f'{what} kept the {other} words of the long review; keep="{keep}" keeps its '
-                              f"{keep} {length}", HINT_PAD)
-        expect_tensor(got, expected, what, hint=HINT_PAD)
+                raise Mistake(f'{what} kept the {other} words of the long review; keep="{keep or "last"}" keeps '
+                              f"its {keep or 'last'} {length}" + (' (keep="last" is the default)' if keep is None
+                                                                 else ""), HINT_1)
+        expect_tensor(got, expected, what, hint=HINT_1)
         tested.append(keep)
     return (f"reviews longer, shorter and exactly {length} ids long, and one of 1 id, with keep="
-            f"\"{tested[0]}\" and \"{tested[1]}\"")
+            f"\"{tested[0]}\" and \"{tested[1]}\", and keep left out (\"last\")")
 
 
-SOLUTION_12c_1 = '''
+SOLUTION_1 = '''
 def pad_batch(sequences, length, keep="last"):
     """(len(sequences), length) int64 ids: cut to `length` (keep "last" or "first"), padded with 0 on the right."""
     rows = []
@@ -72,26 +81,31 @@ def pad_batch(sequences, length, keep="last"):
     return torch.tensor(rows, dtype=torch.int64)
 '''
 
-PAD = Exercise(
-    id="12c.1", lesson=LESSON, title="Pad and truncate a batch of reviews", name="pad_batch", hint=HINT_PAD,
+EX_1 = Exercise(
+    id="12c.1", lesson=LESSON, title="Pad and truncate a batch of reviews", name="pad_batch", hint=HINT_1,
+    more_hints=["a Python list slice does the cutting: the last `length` items are ids[-length:], the first "
+                "ids[:length]; a list shorter than that is left whole",
+                "append `length - len(ids)` zeros to each cut list, then make one tensor of all the rows with "
+                "dtype torch.int64"],
     statement=f"""
 Write `pad_batch(sequences, length, keep="last")`: one int64 tensor of shape
-(len(sequences), length) from reviews of different lengths. A review longer than `length` keeps
-its last `length` ids (`keep="last"`) or its first (`keep="first"`); a shorter one is filled up
-with the padding id `{text.PAD_ID}` **on the right**.
+(len(sequences), length) from reviews of different lengths.
 
-- in: `sequences`, a list of lists of ints (word ids, all ≥ 2); `length`, an int; `keep`,
-  `"last"` or `"first"`
-- out: an int64 tensor (len(sequences), length)
-- not allowed: `text.pad_or_truncate`, `text.encode_tokens`
+A review longer than `length` keeps its last `length` ids (`keep="last"`, the default) or its
+first (`keep="first"`); a shorter one is filled up with the padding id `{text.PAD_ID}` **on the
+right**.
 
-Correct means: equal to the course's padding for reviews longer, shorter and exactly `length`
-long, with both values of `keep`.
-
-See lesson 12c, section 5 (Fixed-length tensors: padding and truncation).
+- **In:** `sequences`, a list of lists of ints (word ids, all ≥ 2); `length`, an int; `keep`,
+  `"last"` (the default) or `"first"`.
+- **Out:** an int64 tensor (len(sequences), length); `sequences` must not change.
+- **Use:** Python lists and `torch.tensor`; not the course's `text.pad_or_truncate` or
+  `text.encode_tokens`.
+- **Correct means:** equal to the course's padding for reviews longer, shorter and exactly
+  `length` long and one of a single id, with `keep="last"`, `keep="first"` and `keep` left out.
+- **Reread:** section 5, *Fixed-length tensors: padding and truncation*.
 """,
-    template=template_of(SOLUTION_12c_1),
-    solution=SOLUTION_12c_1,
+    template=template_of(SOLUTION_1),
+    solution=SOLUTION_1,
     alternatives=['''
 def pad_batch(sequences, length, keep="last"):
     batch = torch.zeros(len(sequences), length, dtype=torch.long)
@@ -101,7 +115,7 @@ def pad_batch(sequences, length, keep="last"):
     return batch
 '''],
     wrong_answers=[
-        (variant(SOLUTION_12c_1,
+        (variant(SOLUTION_1,
             ('ids + [0] * (length - len(ids))', '[0] * (length - len(ids)) + ids'),
         ), "padded on the left"),
         ('''
@@ -113,87 +127,150 @@ def pad_batch(sequences, length, keep="last"):
     rows = [(ids[-length:] if keep == "last" else ids[:length]) for ids in sequences]
     return torch.tensor([r + [0.0] * (length - len(r)) for r in rows])
 ''', "dtype"),
+        (variant(SOLUTION_1, ('keep="last"):', 'keep="first"):')), "without keep"),
+        ("from course_utils.datasets import text\n\n\ndef pad_batch(sequences, length, keep=\"last\"):\n"
+         "    return torch.tensor([text.pad_or_truncate(s, length, keep) for s in sequences])\n",
+         "your code called text.pad_or_truncate"),
+        ('''
+def pad_batch(sequences, length, keep="last"):
+    rows = []
+    for ids in sequences:
+        ids.extend([0] * (length - len(ids)))
+        rows.append(ids[-length:] if keep == "last" else ids[:length])
+    return torch.tensor(rows)
+''', "changed the lists it was given"),
     ],
     checker=check_pad_batch,
 )
 
 
-# ---------------------------------------------------------------- 12c.2 masked mean pooling
+# ---------------------------------------------------------------- 12c.2 attention pooling
 
-def check_masked_mean(masked_mean) -> str:
+HINT_2 = ("section 6 (The model: embedding → LSTM → one vector per review → linear): the padded positions "
+          "masked out with -inf before the pooling")
+
+
+def _attention_pool_reference(outputs, real, w, dim=1, fill=-math.inf):
+    """The softmax-weighted sum over `dim`, padded scores set to `fill` (other values recognise mistakes)."""
+    scores = (outputs.double() @ w.double()).masked_fill(~real, fill)     # (batch, seq)
+    return (scores.softmax(dim=dim).unsqueeze(-1) * outputs.double()).sum(dim=1).float()
+
+
+def check_attention_pool(attention_pool) -> str:
     gen = generator("12c.2")
     tested = []
     for batch, full_row in ((randint(gen, 3, 6), True), (1, False)):
-        seq, hidden = randint(gen, 5, 9), randint(gen, 3, 6)
+        seq, hidden = randint(gen, 5, 9), randint(gen, 2, 4)  # seq != hidden: (batch, seq) weights cannot broadcast
         ids = _padded_ids(gen, batch, seq, full_row)
+        real = ids != text.PAD_ID                                            # (batch, seq)
+        w = torch.randn(hidden, generator=gen)
         outputs = torch.randn(batch, seq, hidden, generator=gen)
-        real = (ids != text.PAD_ID).unsqueeze(-1)                         # (batch, seq, 1)
-        expected = (outputs * real).sum(1) / real.sum(1)                  # (batch, hidden)
-        got = call(masked_mean, outputs, ids, hint=HINT_POOL)
-        what = f"for outputs {tuple(outputs.shape)}"
-        if isinstance(got, torch.Tensor) and got.shape == expected.shape:
-            if torch.allclose(got, outputs.mean(1), atol=1e-5):
-                raise Mistake(f"{what} your mean includes the padded positions: average only where ids != 0",
-                              HINT_POOL)
-            if torch.allclose(got, (outputs * real).sum(1) / outputs.shape[1], atol=1e-5):
-                raise Mistake(f"{what} your code summed the real positions but divided by the full length; "
-                              "divide each row by its own number of real words", HINT_POOL)
-            if batch > 1 and torch.allclose(got, (outputs * real).sum(1) / real.sum(), atol=1e-5):
-                raise Mistake(f"{what} your code divided by the real words of the whole batch; divide each row "
-                              "by its own count, real.sum(dim=1)", HINT_POOL)
-        expect_tensor(got, expected, f"the pooled vectors {what}", hint=HINT_POOL)
+        # padded positions score high: a pooling that lets them in gives them most of the weight
+        outputs = torch.where(real.unsqueeze(-1), outputs, outputs + 3 * w / w.norm())
+        expected = _attention_pool_reference(outputs, real, w)
+        what = f"for outputs {tuple(outputs.shape)} and ids with {real.sum(1).tolist()} real words per row"
+        try:
+            got = call(attention_pool, outputs, ids, w, hint=HINT_2)
+        except RuntimeError as err:
+            if isinstance(err, NotImplementedError) or "size" not in str(err):
+                raise
+            raise Mistake(f"{what} your code raised RuntimeError ({str(err).splitlines()[0]}): the scores are "
+                          "(batch, seq), one per position; to weight the (batch, seq, hidden) outputs give them a "
+                          "last dimension of 1 (unsqueeze(-1))", HINT_2) from None
+        if isinstance(got, torch.Tensor) and got.shape == expected.shape and got.is_floating_point() and \
+                not torch.allclose(got, expected, atol=1e-5):
+            everything = torch.ones_like(real)
+            if torch.allclose(got, _attention_pool_reference(outputs, everything, w), atol=1e-5):
+                raise Mistake(f"{what} your weights include the padded positions: set their scores to -inf before "
+                              "the softmax, so that they get weight 0", HINT_2)
+            if torch.allclose(got, _attention_pool_reference(outputs, real, w, fill=0.0), atol=1e-5):
+                raise Mistake(f"{what} your padded scores are 0, and exp(0) = 1 still gives padding a weight; "
+                              "fill them with -inf (math.inf), whose exp is 0", HINT_2)
+            weights = (outputs @ w).softmax(dim=1) * real
+            if torch.allclose(got, (weights.unsqueeze(-1) * outputs).sum(1), atol=1e-5):
+                raise Mistake(f"{what} you zeroed the padded weights after the softmax, so each review's weights "
+                              "no longer sum to 1: mask the scores (-inf) before the softmax", HINT_2)
+            if batch > 1 and torch.allclose(got, _attention_pool_reference(outputs, real, w, dim=0).nan_to_num(),
+                                            atol=1e-5, equal_nan=True):
+                raise Mistake(f"{what} your softmax runs over the reviews of the batch (dim=0); each review's "
+                              "weights are over its own words: softmax along the positions, dim=1", HINT_2)
+            if torch.allclose(got, (outputs * real.unsqueeze(-1)).sum(1) / real.sum(1, keepdim=True), atol=1e-5):
+                raise Mistake(f"{what} your result is the plain mean over the real words: w was not used; the "
+                              "weights are the softmax of the scores outputs @ w", HINT_2)
+        expect_tensor(got, expected, f"the pooled vectors {what}", hint=HINT_2)
         tested.append(str(tuple(outputs.shape)))
-    return f"the mean over real words only, per review, for outputs {' and '.join(tested)}"
+    return (f"softmax(outputs @ w) over the real words only, per review, for outputs {' and '.join(tested)} "
+            "(a row without padding, a batch of 1)")
 
 
-SOLUTION_12c_2 = '''
-def masked_mean(outputs, ids):
-    """(batch, seq, hidden) outputs, (batch, seq) ids -> (batch, hidden): the mean over positions where ids != 0."""
-    real = (ids != 0).unsqueeze(-1).to(outputs.dtype)  # (batch, seq, 1): 1 for a word, 0 for padding
-    return (outputs * real).sum(dim=1) / real.sum(dim=1)  # (batch, hidden) / (batch, 1)
+SOLUTION_2 = '''
+def attention_pool(outputs, ids, w):
+    """(batch, seq, hidden), (batch, seq), (hidden,) -> (batch, hidden): outputs weighted by softmax over real words."""
+    scores = outputs @ w                                     # (batch, seq): how much each position counts
+    scores = scores.masked_fill(ids == 0, -math.inf)         # padding: weight exp(-inf) = 0
+    weights = scores.softmax(dim=1)                          # over each review's positions, summing to 1
+    return (weights.unsqueeze(-1) * outputs).sum(dim=1)      # (batch, seq, 1) * (batch, seq, hidden) -> sum
 '''
 
-MEAN = Exercise(
-    id="12c.2", lesson=LESSON, title="Masked mean pooling", name="masked_mean", hint=HINT_POOL,
+EX_2 = Exercise(
+    id="12c.2", lesson=LESSON, title="Attention pooling: a learned weight per word", name="attention_pool",
+    hint=HINT_2,
+    more_hints=["a matrix product of the outputs with w gives one score per position, (batch, seq); "
+                "masked_fill with -math.inf where ids == 0 keeps padding out",
+                "softmax the masked scores over the positions (dim=1), give the weights a last dimension of 1, "
+                "multiply with the outputs and sum over the positions"],
     statement=f"""
-Write `masked_mean(outputs, ids)`: one vector per review, the mean of the LSTM's outputs over the
-review's **real** words only. The padded positions, where `ids == {text.PAD_ID}`, must not count.
+Write `attention_pool(outputs, ids, w)`: one vector per review that lets the model choose which
+words count. Position `t` of a review gets the score `outputs[:, t] @ w`; the softmax of a
+review's scores over its **real** words gives their weights (summing to 1), and the result is the
+weighted sum of the outputs.
 
-- in: `outputs` (batch, seq, hidden), float; `ids` (batch, seq), int64, each row with at least one
-  real word (padding on the right, some rows without any)
-- out: (batch, hidden); no input may change
-- no Python loop over the reviews
+This is a third pooling beside the lesson's mean and max: the padded positions (`ids ==
+{text.PAD_ID}`) must get weight exactly 0, as they are kept out of the max.
 
-Correct means: within 1e-5 of the exact mean over each review's real words, for random lengths
-and a batch of 1.
-
-See lesson 12c, section 6 (The model: one vector per review).
+- **In:** `outputs`, float32 (batch, seq, hidden); `ids`, int64 (batch, seq), padding on the right,
+  each row with at least one real word (some rows without padding); `w`, float32 (hidden,).
+- **Out:** float32 (batch, hidden); no input may change.
+- **Use:** tensor operations (`@`, `masked_fill`, `softmax`, `sum`); `math` is imported; no
+  Python loop over the reviews is needed.
+- **Correct means:** within 1e-5 of the exact weighted sum, for padded positions whose outputs
+  would score high, a row without padding, and a batch of 1.
+- **Reread:** section 6, *The model: embedding → LSTM → one vector per review → linear*.
 """,
-    template=template_of(SOLUTION_12c_2),
-    solution=SOLUTION_12c_2,
+    template=template_of(SOLUTION_2),
+    solution=SOLUTION_2,
+    checker=check_attention_pool,
     alternatives=['''
-def masked_mean(outputs, ids):
-    mask = ids.ne(0)
-    zeroed = outputs.masked_fill(~mask[:, :, None], 0.0)
-    return zeroed.sum(1) / mask.sum(1, keepdim=True)
+def attention_pool(outputs, ids, w):
+    scores = torch.einsum("bsh,h->bs", outputs, w)
+    scores = torch.where(ids != 0, scores, torch.full_like(scores, float("-inf")))
+    return torch.einsum("bs,bsh->bh", torch.softmax(scores, dim=-1), outputs)
 ''', '''
-def masked_mean(outputs, ids):
-    weights = (ids != 0).float()
-    weights = weights / weights.sum(dim=1, keepdim=True)      # (batch, seq), each row sums to 1
-    return torch.einsum("bs,bsh->bh", weights, outputs)
+def attention_pool(outputs, ids, w):
+    real = (ids != 0).float()
+    e = torch.exp(outputs @ w - (outputs @ w).max()) * real      # exp, 0 on padding
+    weights = e / e.sum(dim=1, keepdim=True)
+    return weights[:, None, :].bmm(outputs).squeeze(1)
 '''],
     wrong_answers=[
-        ("def masked_mean(outputs, ids):\n    return outputs.mean(dim=1)\n", "includes the padded positions"),
-        (variant(SOLUTION_12c_2,
-            ('dim=1) / real.sum(dim=1)', '1) / outputs.shape[1]'),
-        ), "divided by the full length"),
-        (variant(SOLUTION_12c_2, ('dim=1) / real.sum(dim=1', '1) / real.sum(')), "real words of the whole batch"),
+        (variant(SOLUTION_2, ('    scores = scores.masked_fill(ids == 0, -math.inf)', '')),
+         "your weights include the padded positions"),
+        (variant(SOLUTION_2, ('-math.inf)', '0.0)')), "exp(0) = 1"),
+        (variant(SOLUTION_2, ('scores = scores.masked_fill(ids == 0, -math.inf)', 'real = ids != 0'),
+                 ('scores.softmax(dim=1)', 'scores.softmax(dim=1) * real')), "zeroed the padded weights"),
+        (variant(SOLUTION_2, ('scores.softmax(dim=1)', 'scores.softmax(dim=0).nan_to_num()')),
+         "runs over the reviews of the batch"),
+        (variant(SOLUTION_2, ('weights.unsqueeze(-1) * outputs', 'weights * outputs')), "unsqueeze(-1)"),
+        ("def attention_pool(outputs, ids, w):\n    real = (ids != 0).unsqueeze(-1)\n"
+         "    return (outputs * real).sum(1) / real.sum(1)\n", "w was not used"),
     ],
-    checker=check_masked_mean,
 )
 
 
 # ---------------------------------------------------------------- 12c.3 the last real word's output
+
+HINT_3 = ("section 6 (The model: embedding → LSTM → one vector per review → linear): pool = \"last\" "
+          "takes the output after the last real word")
 
 def check_last_real_output(last_real_output) -> str:
     gen = generator("12c.3")
@@ -204,21 +281,21 @@ def check_last_real_output(last_real_output) -> str:
         outputs = torch.randn(batch, seq, hidden, generator=gen)
         lengths = (ids != text.PAD_ID).sum(1)
         expected = outputs[torch.arange(batch), lengths - 1]            # (batch, hidden)
-        got = call(last_real_output, outputs, ids, hint=HINT_POOL)
+        got = call(last_real_output, outputs, ids, hint=HINT_3)
         what = f"for outputs {tuple(outputs.shape)}"
         if isinstance(got, torch.Tensor) and got.shape == expected.shape:
             if torch.allclose(got, outputs[:, -1]) and not torch.allclose(expected, outputs[:, -1]):
                 raise Mistake(f"{what} your code took the last position, outputs[:, -1]; in a padded row that is "
-                              "an output after reading padding: take each row's last real word", HINT_POOL)
+                              "an output after reading padding: take each row's last real word", HINT_3)
             if not full_row and torch.allclose(got, outputs[torch.arange(batch), lengths]):
                 raise Mistake(f"{what} your code took the position after the last real word: a row with n real "
-                              "words has its last one at position n - 1", HINT_POOL)
-        expect_tensor(got, expected, f"the last real outputs {what}", hint=HINT_POOL)
+                              "words has its last one at position n - 1", HINT_3)
+        expect_tensor(got, expected, f"the last real outputs {what}", hint=HINT_3)
         tested.append(str(tuple(outputs.shape)))
     return f"each row's output at its last real word, for outputs {', '.join(tested)} (a row without padding included)"
 
 
-SOLUTION_12c_3 = '''
+SOLUTION_3 = '''
 def last_real_output(outputs, ids):
     """(batch, seq, hidden), (batch, seq) -> (batch, hidden): each row's output at its last position where ids != 0."""
     lengths = (ids != 0).sum(dim=1)                        # (batch,) real words per row
@@ -226,26 +303,29 @@ def last_real_output(outputs, ids):
     return outputs[rows, lengths - 1]                      # one (row, position) pair per review
 '''
 
-LAST = Exercise(
+EX_3 = Exercise(
     id="12c.3", lesson=LESSON, title="The output after each review's last real word", name="last_real_output",
-    hint=HINT_POOL,
+    hint=HINT_3,
+    more_hints=["count each row's real words with (ids != 0).sum(dim=1); the last one sits at that count minus 1",
+                "index with two tensors at once, one of row numbers and one of positions: "
+                "outputs[rows, positions] picks one (hidden,) vector per row"],
     statement=f"""
 Write `last_real_output(outputs, ids)`, what `pool = "last"` uses: for every review, the LSTM's
-output at its **last real word**, the one that has read the whole review and no padding. Padding
-(`{text.PAD_ID}`) is on the right, so a review with `n` real words ends at position `n - 1`.
+output at its **last real word**, the one that has read the whole review and no padding.
 
-- in: `outputs` (batch, seq, hidden); `ids` (batch, seq), int64, every row with at least one real
-  word; some rows have no padding at all
-- out: (batch, hidden); no input may change
-- no Python loop over the reviews (index with a tensor of positions, or `gather`)
+Padding (`{text.PAD_ID}`) is on the right, so a review with `n` real words ends at position `n - 1`.
 
-Correct means: exactly the outputs at each row's last real position, for random lengths, rows
-without padding and a batch of 1.
-
-See lesson 12c, section 6 (The model: one vector per review).
+- **In:** `outputs`, float32 (batch, seq, hidden); `ids`, int64 (batch, seq), every row with at
+  least one real word; some rows have no padding at all.
+- **Out:** float32 (batch, hidden); no input may change.
+- **Use:** tensor indexing (a tensor of positions, or `gather`); no Python loop over the reviews
+  is needed.
+- **Correct means:** exactly the outputs at each row's last real position, for random lengths,
+  rows without padding and a batch of 1.
+- **Reread:** section 6, *The model: embedding → LSTM → one vector per review → linear*.
 """,
-    template=template_of(SOLUTION_12c_3),
-    solution=SOLUTION_12c_3,
+    template=template_of(SOLUTION_3),
+    solution=SOLUTION_3,
     alternatives=['''
 def last_real_output(outputs, ids):
     last = (ids != 0).sum(1) - 1                                          # (batch,)
@@ -271,40 +351,50 @@ def last_real_output(outputs, ids):
 
 # ---------------------------------------------------------------- 12c.4 packing
 
+HINT_4 = ("section 6 (The model: embedding → LSTM → one vector per review → linear): packing with "
+          "pack_padded_sequence")
+
 def check_packed_last_state(packed_last_state) -> str:
     gen = generator("12c.4")
     tested = []
-    for batch in (randint(gen, 3, 6), 1):
+    for batch, layers in ((randint(gen, 3, 6), 2), (1, 1)):   # two layers on every seed: "the top layer" shows
         seq, features, hidden = randint(gen, 5, 9), randint(gen, 2, 4), randint(gen, 3, 6)
-        lstm = nn.LSTM(features, hidden, batch_first=True)
+        lstm = nn.LSTM(features, hidden, num_layers=layers, batch_first=True)
         lengths = torch.randint(1, seq + 1, (batch,), generator=gen)
         if batch > 1:
             lengths[0], lengths[1] = 2, seq                 # not sorted: the order of real batches
         embedded = torch.randn(batch, seq, features, generator=gen)
         embedded = embedded.masked_fill((torch.arange(seq) >= lengths[:, None]).unsqueeze(-1), 0.0)
         with torch.no_grad():
-            expected = torch.cat([lstm(embedded[i:i + 1, :n])[1][0][-1] for i, n in enumerate(lengths.tolist())])
+            alone = [lstm(embedded[i:i + 1, :n])[1][0] for i, n in enumerate(lengths.tolist())]  # (layers, 1, h)
+            expected = torch.cat([h_n[-1] for h_n in alone])                # the top layer
+            bottom = torch.cat([h_n[0] for h_n in alone])                   # the first layer
             unpacked = lstm(embedded)[1][0][-1]
-        what = f"for a batch of {batch} with lengths {lengths.tolist()}"
+        what = f"for a {layers}-layer LSTM and a batch of {batch} with lengths {lengths.tolist()}"
         try:
             with torch.no_grad():
-                got = call(packed_last_state, lstm, embedded, lengths.clone(), hint=HINT_POOL)
+                got = call(packed_last_state, lstm, embedded, lengths.clone(), hint=HINT_4)
         except RuntimeError as err:
             if "must be sorted in decreasing order" in str(err):
                 raise Mistake(f"{what} your code raised RuntimeError: {str(err).splitlines()[0]}: reviews come "
-                              "in any order, so pass enforce_sorted=False", HINT_POOL) from None
+                              "in any order, so pass enforce_sorted=False", HINT_4) from None
             raise
         if isinstance(got, torch.Tensor) and got.shape == expected.shape and \
                 torch.allclose(got, unpacked, atol=1e-5) and not torch.allclose(unpacked, expected, atol=1e-5):
             raise Mistake(f"{what} your state is the one after reading the padding too: pack the batch with "
                           "nn.utils.rnn.pack_padded_sequence so that each review stops at its own length",
-                          HINT_POOL)
-        expect_tensor(got, expected, f"the last states {what}", hint=HINT_POOL)
+                          HINT_4)
+        if layers > 1 and isinstance(got, torch.Tensor) and got.shape == expected.shape and \
+                torch.allclose(got, bottom, atol=1e-5):
+            raise Mistake(f"{what} your states are the first layer's, h_n[0]; h_n holds one state per layer, "
+                          "(num_layers, batch, hidden), and the top layer is the last one, h_n[-1]", HINT_4)
+        expect_tensor(got, expected, f"the last states {what}", hint=HINT_4)
         tested.append(lengths.tolist())
-    return f"h_n equals each review's own final state, reviews of lengths {tested[0]} (unsorted) and {tested[1]}"
+    return (f"h_n's top layer equals each review's own final state: 2 layers, lengths {tested[0]} (unsorted); "
+            f"1 layer, lengths {tested[1]}")
 
 
-SOLUTION_12c_4 = '''
+SOLUTION_4 = '''
 def packed_last_state(lstm, embedded, lengths):
     """(batch, seq, features) padded, (batch,) lengths -> (batch, hidden): each review's final top-layer h."""
     packed = nn.utils.rnn.pack_padded_sequence(embedded, lengths.cpu(), batch_first=True,
@@ -313,26 +403,30 @@ def packed_last_state(lstm, embedded, lengths):
     return h_n[-1]
 '''
 
-PACKED = Exercise(
+EX_4 = Exercise(
     id="12c.4", lesson=LESSON, title="Let the LSTM stop at each review's end: packing", name="packed_last_state",
-    hint=HINT_POOL,
+    hint=HINT_4,
+    more_hints=["the lengths arrive unsorted: pack_padded_sequence sorts them itself when told "
+                "enforce_sorted=False, and puts h_n back in the batch's order",
+                "h_n has shape (num_layers, batch, hidden): the top layer is the last entry along dim 0"],
     statement="""
 Write `packed_last_state(lstm, embedded, lengths)`: run `lstm` over a padded batch so that it
 stops at each review's own length, and return the top layer's final hidden state per review.
+
 `nn.utils.rnn.pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=...)`
 packs the batch; given a packed batch, the LSTM returns `h_n` at each review's last real step.
 
-- in: `lstm`, an `nn.LSTM(..., batch_first=True)`; `embedded` (batch, seq, features), padded on the
-  right; `lengths` (batch,) int64, the real length of each review, **in any order**
-- out: (batch, hidden), the top layer's `h_n`, rows in the order of the batch
-
-Correct means: within 1e-5 of running the LSTM on each review alone, without its padding, for
-lengths in no particular order and a batch of 1.
-
-See lesson 12c, section 6 (packing, `pack_padded_sequence`).
+- **In:** `lstm`, an `nn.LSTM(..., batch_first=True)` with one or more layers; `embedded`, float32
+  (batch, seq, features), padded on the right; `lengths`, int64 (batch,), the real length of each
+  review, **in any order**.
+- **Out:** float32 (batch, hidden): the top (last) layer's `h_n`, rows in the order of the batch.
+- **Use:** `nn.utils.rnn.pack_padded_sequence` and the LSTM.
+- **Correct means:** within 1e-5 of running the LSTM on each review alone, without its padding,
+  for a two-layer LSTM with lengths in no particular order and a one-layer LSTM with a batch of 1.
+- **Reread:** section 6, *The model: embedding → LSTM → one vector per review → linear* (packing).
 """,
-    template=template_of(SOLUTION_12c_4),
-    solution=SOLUTION_12c_4,
+    template=template_of(SOLUTION_4),
+    solution=SOLUTION_4,
     alternatives=['''
 def packed_last_state(lstm, embedded, lengths):
     order = lengths.argsort(descending=True)
@@ -359,8 +453,9 @@ def packed_last_state(lstm, embedded, lengths):
     _, (h_n, _) = lstm(packed)
     return h_n[-1]
 ''', "the last states for"),
+        (variant(SOLUTION_4, ('return h_n[-1]', 'return h_n[0]')), "first layer's, h_n[0]"),
     ],
     checker=check_packed_last_state,
 )
 
-EXERCISES = [PAD, MEAN, LAST, PACKED]
+EXERCISES = [EX_1, EX_2, EX_3, EX_4]
