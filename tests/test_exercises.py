@@ -103,7 +103,8 @@ def test_ids_are_lesson_dot_number_and_unique():
 def test_check_prints_correct_and_mistakes_with_a_hint():
     ex = EXERCISES["01.1"]
     assert printed("01.1", exec_answer(ex.solution, ex.name)).startswith("01.1 correct: ")
-    wrong = printed("01.1", exec_answer("def scale_rows(x):\n    return (x - x.min()) / (x.max() - x.min())\n", ex.name))
+    global_range = "def scale_rows(x):\n    return (x - x.min()) / (x.max() - x.min())\n"
+    wrong = printed("01.1", exec_answer(global_range, ex.name))
     first, second, third = wrong.splitlines()
     assert first.startswith("01.1 not yet: ") and "is wrong at index" in first and "expected" in first
     assert second.startswith("hint: section 5")
@@ -418,10 +419,10 @@ def test_runner_solutions_run_sets_strict_and_is_never_committed(course, monkeyp
 
 
 def test_the_checks_own_sgd_matches_torch_optim():
-    from course_utils.exercises.lesson_03 import MomentumSGD
+    from course_utils.exercises.lesson_03 import _MomentumSGD
     ours, theirs = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
     theirs.load_state_dict(ours.state_dict())
-    optimizers = {ours: MomentumSGD(ours.parameters(), lr=0.5, momentum=0.9),
+    optimizers = {ours: _MomentumSGD(ours.parameters(), lr=0.5, momentum=0.9),
                   theirs: torch.optim.SGD(theirs.parameters(), lr=0.5, momentum=0.9)}
     for step in range(3):
         for model, optimizer in optimizers.items():
