@@ -130,9 +130,9 @@ def test_a_notebook_cell_answer_is_reported_with_its_line():
 
 
 def test_an_exception_in_a_learners_class_is_reported_with_its_line():
-    code = EXERCISES["04.2"].solution.replace("return self.net(x)", "return self.net(x.view(7, -1))")
-    text = printed("04.2", exec_answer(code, "MLP"))
-    assert "your code raised RuntimeError" in text and "return self.net(x.view(7, -1)))" in text
+    code = EXERCISES["04.2"].solution.replace("features = self.body(x) ", "features = self.body(x.view(7, -1)) ")
+    text = printed("04.2", exec_answer(code, "ClassifierWithFeatures"))
+    assert "your code raised RuntimeError" in text and "features = self.body(x.view(7, -1))" in text
 
 
 def test_a_failing_checker_is_a_crash_not_the_learners_fault(monkeypatch):
