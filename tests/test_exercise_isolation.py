@@ -88,7 +88,7 @@ def test_an_answer_that_changes_a_global_setting_does_not_change_the_others_verd
 
 def test_an_endless_loop_or_an_exit_is_stopped_and_reported_and_the_rest_counted(tmp_path):
     """One `make progress`: an answer that ends the process, then one that swallows the time limit's alarm."""
-    exits = "import os\n\n\ndef normalize_rows(x):\n    os._exit(0)\n"
+    exits = "import os\n\n\ndef scale_rows(x):\n    os._exit(0)\n"
     swallow = ("def pairwise_distances(a, b):\n    while True:\n        try:\n            while True:\n"
                "                pass\n        except BaseException:\n            pass\n")
     folder = workspace(tmp_path, {"01_tensors": {"01.1": exits, "01.2": swallow, "01.3": SOLUTION["01.3"]},
@@ -103,7 +103,7 @@ def test_an_endless_loop_or_an_exit_is_stopped_and_reported_and_the_rest_counted
 
 
 def test_progress_says_why_each_attempted_answer_is_unsolved(tmp_path, capsys):
-    raises = "def normalize_rows(x):\n    return x.nope()\n"
+    raises = "def scale_rows(x):\n    return x.nope()\n"
     folder = workspace(tmp_path, {"01_tensors": {"01.1": raises, "01.2": EXERCISES["01.2"].wrong_answers[0][0],
                                                  "01.3": EXERCISES["01.3"].template}})
     assert cli.main(["progress", "--workspace", str(folder), "--timeout", TIMEOUT]) == 0
@@ -133,7 +133,7 @@ def test_progress_refuses_a_seed_that_is_not_a_whole_number(tmp_path, monkeypatc
     assert captured.err.count("\n") == 1 and f"{SEED_ENV}={value!r} is not a whole number" in captured.err
     assert cli.main(["verify"]) == 2 and SEED_ENV in capsys.readouterr().err
     with pytest.raises(ValueError, match=f"{SEED_ENV}={value!r} is not a whole number"):
-        exercises.check("01.1", exec_answer(SOLUTION["01.1"], "normalize_rows"))  # the library raises
+        exercises.check("01.1", exec_answer(SOLUTION["01.1"], "scale_rows"))  # the library raises
 
 
 @pytest.mark.parametrize("value", ["-1", "3"])
@@ -156,14 +156,15 @@ def test_progress_refuses_a_timeout_that_is_not_a_positive_number(tmp_path, caps
 def test_a_check_puts_back_the_global_settings_the_answer_changed():
     threads = torch.get_num_threads()
 
-    def normalize_rows(x):  # correct values, but it changes four settings for the whole notebook
+    def scale_rows(x):  # correct values, but it changes four settings for the whole notebook
         torch.set_default_dtype(torch.float64)
         torch.set_grad_enabled(False)
         torch.use_deterministic_algorithms(True)
         torch.set_num_threads(threads + 1)
-        return x / x.sum(dim=1, keepdim=True)
+        low, high = x.min(dim=1, keepdim=True).values, x.max(dim=1, keepdim=True).values
+        return (x - low) / (high - low)
 
-    text = printed("01.1", normalize_rows)
+    text = printed("01.1", scale_rows)
     assert "note: your code changed PyTorch's global settings" in text
     assert "torch.set_default_dtype (torch.float32 -> torch.float64)" in text and "torch.set_grad_enabled" in text
     assert "torch.use_deterministic_algorithms (False -> True)" in text and "torch.set_num_threads" in text

@@ -102,7 +102,8 @@ def test_ids_are_lesson_dot_number_and_unique():
 def test_check_prints_correct_and_mistakes_with_a_hint():
     ex = EXERCISES["01.1"]
     assert printed("01.1", exec_answer(ex.solution, ex.name)).startswith("01.1 correct: ")
-    wrong = printed("01.1", exec_answer("def normalize_rows(x):\n    return x / x.sum()\n", ex.name))
+    global_range = "def scale_rows(x):\n    return (x - x.min()) / (x.max() - x.min())\n"
+    wrong = printed("01.1", exec_answer(global_range, ex.name))
     first, second, third = wrong.splitlines()
     assert first.startswith("01.1 not yet: ") and "is wrong at index" in first and "expected" in first
     assert second.startswith("hint: section 5")
@@ -110,8 +111,8 @@ def test_check_prints_correct_and_mistakes_with_a_hint():
 
 
 def test_a_learners_exception_is_reported_with_its_line_not_raised():
-    code = "def normalize_rows(x):\n    total = x.sum(dim=1, keepdim=True)\n    return x / (total - total) / 0\n"
-    answer = exec_answer(code.replace("/ 0", "/ int('oops')"), "normalize_rows")
+    code = "def scale_rows(x):\n    total = x.sum(dim=1, keepdim=True)\n    return x / (total - total) / 0\n"
+    answer = exec_answer(code.replace("/ 0", "/ int('oops')"), "scale_rows")
     text = printed("01.1", answer)
     assert "not yet: your code raised ValueError: invalid literal for int()" in text
     assert "(line 3: return x / (total - total) / int('oops'))" in text
@@ -120,17 +121,17 @@ def test_a_learners_exception_is_reported_with_its_line_not_raised():
 
 def test_a_notebook_cell_answer_is_reported_with_its_line():
     # IPython compiles each cell under its own file name and puts its source in linecache
-    source, namespace = "import torch\n\ndef normalize_rows(x):\n    return x.nope()\n", {}
+    source, namespace = "import torch\n\ndef scale_rows(x):\n    return x.nope()\n", {}
     linecache.cache["cell-7"] = (len(source), None, source.splitlines(keepends=True), "cell-7")
     exec(compile(source, "cell-7", "exec"), namespace)
-    assert "AttributeError" in printed("01.1", namespace["normalize_rows"])
-    assert "(line 4: return x.nope())" in printed("01.1", namespace["normalize_rows"])
+    assert "AttributeError" in printed("01.1", namespace["scale_rows"])
+    assert "(line 4: return x.nope())" in printed("01.1", namespace["scale_rows"])
 
 
 def test_an_exception_in_a_learners_class_is_reported_with_its_line():
-    code = EXERCISES["04.2"].solution.replace("return self.net(x)", "return self.net(x.view(7, -1))")
-    text = printed("04.2", exec_answer(code, "MLP"))
-    assert "your code raised RuntimeError" in text and "return self.net(x.view(7, -1)))" in text
+    code = EXERCISES["04.2"].solution.replace("features = self.body(x) ", "features = self.body(x.view(7, -1)) ")
+    text = printed("04.2", exec_answer(code, "ClassifierWithFeatures"))
+    assert "your code raised RuntimeError" in text and "features = self.body(x.view(7, -1))" in text
 
 
 def test_a_failing_checker_is_a_crash_not_the_learners_fault(monkeypatch):
@@ -153,7 +154,7 @@ def test_strict_mode_raises_unless_correct(monkeypatch):
     ex = EXERCISES["01.1"]
     with pytest.raises(AssertionError, match="01.1 not attempted yet"):
         exercises.check("01.1", exec_answer(ex.template, ex.name))
-    with pytest.raises(AssertionError, match="not yet: .*divided column j"):
+    with pytest.raises(AssertionError, match="not yet: .*column j was scaled"):
         exercises.check("01.1", exec_answer(ex.wrong_answers[0][0], ex.name))
     assert printed("01.1", exec_answer(ex.solution, ex.name)).startswith("01.1 correct")
 
@@ -381,7 +382,7 @@ def course(tmp_path, monkeypatch):
     cells = [new_code_cell("seed = 0\n", metadata={"tags": ["parameters"]}),
              new_code_cell("from course_utils import exercises"),
              new_code_cell(template, metadata={"tags": ["exercises", "exercise"], "exercise_id": "01.1"}),
-             new_code_cell('exercises.check("01.1", normalize_rows)')]
+             new_code_cell('exercises.check("01.1", scale_rows)')]
     kernel = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
     nbformat.write(new_notebook(cells=cells, metadata=kernel), notebooks_dir / "01_tensors.ipynb")
     (profiles / "ci.yaml").write_text("parameters: {}\n")
@@ -417,10 +418,10 @@ def test_runner_solutions_run_sets_strict_and_is_never_committed(course, monkeyp
 
 
 def test_the_checks_own_sgd_matches_torch_optim():
-    from course_utils.exercises.lesson_03 import MomentumSGD
+    from course_utils.exercises.lesson_03 import _MomentumSGD
     ours, theirs = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
     theirs.load_state_dict(ours.state_dict())
-    optimizers = {ours: MomentumSGD(ours.parameters(), lr=0.5, momentum=0.9),
+    optimizers = {ours: _MomentumSGD(ours.parameters(), lr=0.5, momentum=0.9),
                   theirs: torch.optim.SGD(theirs.parameters(), lr=0.5, momentum=0.9)}
     for step in range(3):
         for model, optimizer in optimizers.items():

@@ -26,11 +26,10 @@ from course_utils.exercises.framework import (
 LESSON = "03_training"
 
 
-# ---------------------------------------------------------------- 03.1 cross-entropy
+# ---- 03.1 Cross-entropy by hand
 
-HINT_1 = ("section 3 (Which loss?): the cross-entropy is minus the log-probability of the correct class, "
-          "averaged over the batch; log-softmax is z - logsumexp(z), which stays finite where log(softmax) gives -inf")
-LOSSES = ((F, "cross_entropy"), (F, "nll_loss"), (F, "log_softmax"), (torch, "log_softmax"),
+HINT_1 = "section 3 (Which loss?): the cross-entropy as minus the log-probability of the correct class"
+_LOSSES = ((F, "cross_entropy"), (F, "nll_loss"), (F, "log_softmax"), (torch, "log_softmax"),
           (torch.Tensor, "log_softmax"), (nn.CrossEntropyLoss, "forward"), (nn.NLLLoss, "forward"),
           (nn.LogSoftmax, "forward"))
 
@@ -46,13 +45,13 @@ def check_cross_entropy(cross_entropy) -> str:
              "a batch of one": (torch.randn(1, classes, generator=gen), targets[:1])}
     for name, (logits, labels) in cases.items():
         expected = F.cross_entropy(logits.double(), labels).float()  # 0-d
-        with forbid(*LOSSES, what="PyTorch's cross-entropy, NLL loss or log-softmax", hint=HINT_1):
+        with forbid(*_LOSSES, what="PyTorch's cross-entropy, NLL loss or log-softmax", hint=HINT_1):
             loss = call(cross_entropy, logits, labels, hint=HINT_1)
         expect_tensor(loss, expected, f"the loss on {name}", atol=1e-5, hint=HINT_1)
     return f"matches F.cross_entropy on ({batch}, {classes}) logits, very unlikely correct classes and a batch of one"
 
 
-SOLUTION_03_1 = '''
+SOLUTION_1 = '''
 def cross_entropy(logits, targets):
     """logits: (batch, classes), targets: (batch,) class indices -> mean cross-entropy, a 0-d tensor."""
     log_probs = logits - torch.logsumexp(logits, dim=1, keepdim=True)  # (batch, classes), stable log-softmax
@@ -62,19 +61,26 @@ def cross_entropy(logits, targets):
 
 EX_1 = Exercise(
     id="03.1", lesson=LESSON, title="Cross-entropy by hand", name="cross_entropy",
+    hint=HINT_1,
+    more_hints=["log-softmax is z - logsumexp(z) along the classes (dim=1, keepdim=True): it stays finite where "
+                "log(softmax(z)) gives -inf",
+                "pick each row's correct class with advanced indexing (a range of rows and the targets) or "
+                "gather, then average and negate"],
     statement="""
-Write `cross_entropy(logits, targets)` for logits of shape `(batch, classes)` (float32) and class indices
-`targets` of shape `(batch,)` (int64) that returns the mean cross-entropy as a 0-d tensor: minus the
+Write `cross_entropy(logits, targets)` that returns the mean cross-entropy of a batch: minus the
 log-probability of each sample's correct class, averaged over the batch. It must stay finite when the
-correct class is very unlikely (a logit of -200 below the others), and must not change its inputs.
-Do not use `F.cross_entropy`, `F.nll_loss`, log-softmax (`F.log_softmax`, `.log_softmax`, `nn.LogSoftmax`)
-or the loss classes; `torch.logsumexp` is allowed.
+correct class is very unlikely (its logit 200 below the others).
 
-Correct means: within 1e-5 (plus 1e-4 relative) of `F.cross_entropy(logits, targets)`. See section 3,
-*Which loss?*
+- **In:** `logits`, a float32 tensor `(batch, classes)`; `targets`, an int64 tensor `(batch,)` of class indices.
+- **Out:** a 0-d float32 tensor; neither input may change.
+- **Use:** tensor operations and `torch.logsumexp`; not `F.cross_entropy`, `F.nll_loss`, log-softmax
+  (`F.log_softmax`, `.log_softmax`, `nn.LogSoftmax`) or the loss classes (the check refuses them).
+- **Correct means:** within 1e-5 (plus 1e-4 relative) of `F.cross_entropy(logits, targets)` on ordinary
+  logits, on logits where every correct class scores -200, and on a batch of one.
+- **Reread:** section 3, *Which loss?*
 """,
-    template=template_of(SOLUTION_03_1),
-    solution=SOLUTION_03_1,
+    template=template_of(SOLUTION_1),
+    solution=SOLUTION_1,
     alternatives=['''
 def cross_entropy(logits, targets):
     shifted = logits - logits.max(dim=1, keepdim=True).values
@@ -96,14 +102,32 @@ def cross_entropy(logits, targets):
         ("def cross_entropy(logits, targets):\n    log_probs = logits - torch.logsumexp(logits, 1, keepdim=True)\n"
          "    return -log_probs[:, targets].mean(0)\n", "has shape"),
     ],
-    checker=check_cross_entropy, hint=HINT_1,
+    checker=check_cross_entropy,
 )
 
 
-# ---------------------------------------------------------------- 03.2 an SGD step
+# ---- 03.2 One SGD step by hand
 
-HINT_2 = ("section 4 (The network and the optimiser): SGD does w <- w - lr * grad, in place, inside "
-          "torch.no_grad() (lesson 02 section 4); parameters without a gradient are left alone")
+HINT_2 = "section 4 (The network and the optimiser): what one step of SGD does to every weight"
+
+
+class _OneShot:
+    """The tensors to step, walked through only once like model.parameters(); counts the walks started."""
+
+    def __init__(self, items):
+        self.items, self.position, self.walks, self.walking = list(items), 0, 0, False
+
+    def __iter__(self):
+        if not self.walking or self.position:  # a first walk, or a new one after items were taken
+            self.walks, self.walking = self.walks + 1, True
+        return self
+
+    def __next__(self):
+        if self.position >= len(self.items):
+            self.walking = False  # used up: iterating again starts a second walk, which sees nothing
+            raise StopIteration
+        self.position += 1
+        return self.items[self.position - 1]
 
 
 def check_sgd_step(sgd_step) -> str:
@@ -117,12 +141,18 @@ def check_sgd_step(sgd_step) -> str:
     parameters = [*model.parameters(), unused]
     expected = [(p - lr * p.grad if p.grad is not None else p).detach().clone() for p in parameters]
     originals = [p.detach().clone() for p in parameters]
+    walked = _OneShot(parameters)  # walked through only once, like model.parameters()
     with forbid((torch.optim.SGD, "step"), (torch.optim.SGD, "__init__"), what="torch.optim.SGD", hint=HINT_2):
-        call(sgd_step, (p for p in parameters), lr, hint=HINT_2)  # a generator, like model.parameters()
+        call(sgd_step, walked, lr, hint=HINT_2)
     for i, (p, before, wanted) in enumerate(zip(parameters, originals, expected)):
         if not p.requires_grad or p.grad_fn is not None:
             raise Mistake(f"parameter {i} is no longer a trainable leaf tensor: update it inside torch.no_grad()",
                           HINT_2)
+        if p.grad is not None and torch.equal(p.detach(), before) and walked.walks > 1:
+            raise Mistake(f"parameter {i} did not change: `parameters` can be walked through only once (like "
+                          "model.parameters()), and your code walked through it a second time: that walk only saw "
+                          "what the first had left; walk through it once, or make a list first "
+                          "(`list(parameters)`)", HINT_2)
         if p.grad is not None and torch.equal(p.detach(), before):
             raise Mistake(f"parameter {i} did not change: `p = p - lr * p.grad` only makes a new tensor named p; "
                           "change the parameter itself in place (p -= ..., p.sub_(...))", HINT_2)
@@ -130,7 +160,7 @@ def check_sgd_step(sgd_step) -> str:
     return f"all {len(parameters)} parameters match w - lr * grad (lr {lr:.3f}), one without a gradient untouched"
 
 
-SOLUTION_03_2 = '''
+SOLUTION_2 = '''
 def sgd_step(parameters, lr):
     """Update every parameter with a gradient in place: p <- p - lr * p.grad."""
     with torch.no_grad():  # the update itself is not part of the model's computation
@@ -141,18 +171,25 @@ def sgd_step(parameters, lr):
 
 EX_2 = Exercise(
     id="03.2", lesson=LESSON, title="One SGD step by hand", name="sgd_step",
+    hint=HINT_2,
+    more_hints=["change each tensor in place (`p -= ...` or `p.sub_(...)`) inside `with torch.no_grad():`; "
+                "`p = p - ...` only makes a new tensor named p",
+                "skip the tensors whose `.grad` is None; one loop over `parameters` does it all"],
     statement="""
-Write `sgd_step(parameters, lr)` that does what `torch.optim.SGD(parameters, lr).step()` does: for every
-tensor `p` in `parameters` (an iterable like `model.parameters()`, which can be walked through only once)
-whose `p.grad` is not `None`, replace `p` **in place** by `p - lr * p.grad`. Tensors whose gradient is
-`None` stay as they are. The parameters must stay trainable leaf tensors (`requires_grad=True`). Return
-nothing; do not use `torch.optim`.
+Write `sgd_step(parameters, lr)` that does what `torch.optim.SGD(parameters, lr).step()` does: every tensor
+`p` whose `p.grad` is not `None` becomes `p - lr * p.grad`, **in place**.
 
-Correct means: every parameter within 1e-6 of `w - lr * grad` after the call, for a small network after one
-`backward()`. See section 4, *The network and the optimiser*.
+- **In:** `parameters`, an iterable of tensors like `model.parameters()`, which can be walked through only
+  once; `lr`, a Python float.
+- **Out:** nothing is returned; each tensor with a gradient is changed in place and stays a trainable leaf
+  tensor (`requires_grad=True`); a tensor whose `.grad` is `None` stays as it is.
+- **Use:** `torch.no_grad()` and in-place operations; not `torch.optim` (the check refuses `torch.optim.SGD`).
+- **Correct means:** every tensor within 1e-6 of `w - lr * grad` after the call, for a small network after one
+  `backward()` plus one tensor without a gradient, passed as a one-pass iterable.
+- **Reread:** section 4, *The network and the optimiser*.
 """,
-    template=template_of(SOLUTION_03_2),
-    solution=SOLUTION_03_2,
+    template=template_of(SOLUTION_2),
+    solution=SOLUTION_2,
     alternatives=['''
 @torch.no_grad()
 def sgd_step(parameters, lr):
@@ -162,28 +199,29 @@ def sgd_step(parameters, lr):
         p.add_(p.grad, alpha=-lr)
 '''],
     wrong_answers=[
-        (variant(SOLUTION_03_2, ('p -= lr * p.grad', 'p = p - lr * p.grad')), "did not change"),
+        (variant(SOLUTION_2, ('p -= lr * p.grad', 'p = p - lr * p.grad')), "did not change"),
         ("def sgd_step(parameters, lr):\n    for p in parameters:\n        if p.grad is not None:\n"
          "            p -= lr * p.grad\n", "a leaf Variable that requires grad"),
-        (variant(SOLUTION_03_2,
+        (variant(SOLUTION_2,
             ('if p.grad is not None:\n'
              '                p',
              'p'),
         ), "your code raised TypeError"),
-        (variant(SOLUTION_03_2, ('p -=', 'p +=')), "is wrong at index"),
+        (variant(SOLUTION_2, ('p -=', 'p +=')), "is wrong at index"),
+        (variant(SOLUTION_2, ('    with torch.no_grad():',
+                              '    if not any(p.grad is not None for p in parameters):\n'
+                              '        return\n    with torch.no_grad():')), "can be walked through only once"),
     ],
-    checker=check_sgd_step, hint=HINT_2,
+    checker=check_sgd_step,
 )
 
 
-# ---------------------------------------------------------------- 03.3 one training epoch
+# ---- 03.3 One epoch of training
 
-HINT_3 = ("section 5 (The training loop, written out): model.train(), then per batch: logits, loss, "
-          "optimizer.zero_grad(), loss.backward(), optimizer.step(); add loss.item() * batch size and divide "
-          "by the number of samples")
+HINT_3 = "section 5 (The training loop, written out): the steps of one batch, and the loss per sample"
 
 
-class MomentumSGD:
+class _MomentumSGD:
     """SGD with momentum, as torch.optim.SGD(params, lr, momentum) computes it; the check's optimizer.
 
     torch.optim's first step() imports torch._dynamo (seconds); this keeps the check well under a second.
@@ -223,12 +261,12 @@ def check_train_epoch(train_epoch) -> str:
 
     modes = []
     model.register_forward_pre_hook(lambda module, args: modes.append(module.training))
-    reference_epoch = exec_answer(SOLUTION_03_3, "train_epoch", "03.3 reference")  # the solution is the reference
+    reference_epoch = exec_answer(SOLUTION_3, "train_epoch", "03.3 reference")  # the solution is the reference
     torch.manual_seed(seed)  # the same dropout masks for both runs
     expected_loss = reference_epoch(reference, loader, nn.CrossEntropyLoss(),
-                                    MomentumSGD(reference.parameters(), lr=0.5, momentum=0.9))
+                                    _MomentumSGD(reference.parameters(), lr=0.5, momentum=0.9))
     torch.manual_seed(seed)
-    loss = call(train_epoch, model, loader, nn.CrossEntropyLoss(), MomentumSGD(model.parameters(), lr=0.5,
+    loss = call(train_epoch, model, loader, nn.CrossEntropyLoss(), _MomentumSGD(model.parameters(), lr=0.5,
                                                                                momentum=0.9), hint=HINT_3)
     if len(modes) != len(loader):
         raise Mistake(f"the model was called {len(modes)} times for {len(loader)} batches", HINT_3)
@@ -250,7 +288,7 @@ def check_train_epoch(train_epoch) -> str:
             f"sample {expected_loss:.4f}")
 
 
-SOLUTION_03_3 = '''
+SOLUTION_3 = '''
 def train_epoch(model, loader, loss_fn, optimizer):
     """Train for one pass over loader; return the mean loss per sample (a float)."""
     model.train()                              # dropout on
@@ -267,19 +305,28 @@ def train_epoch(model, loader, loss_fn, optimizer):
 
 EX_3 = Exercise(
     id="03.3", lesson=LESSON, title="One epoch of training", name="train_epoch",
+    hint=HINT_3,
+    more_hints=["call model.train() first (the model has dropout and may arrive in evaluation mode); per batch: "
+                "loss, optimizer.zero_grad(), loss.backward(), optimizer.step()",
+                "loss_fn gives a batch's mean: multiply its .item() by the batch size, add up, and divide by the "
+                "number of samples at the end"],
     statement="""
-Write `train_epoch(model, loader, loss_fn, optimizer)` that trains `model` for one pass over `loader`
-(an iterable of `(inputs, targets)` batches, already on the right device; the last batch may be smaller)
-and returns the epoch's mean loss **per sample** as a Python `float`. `loss_fn(logits, targets)` returns the
-mean over a batch, like `nn.CrossEntropyLoss()`. The model may arrive in evaluation mode; it has dropout, so
-put it in training mode. Per batch: compute the loss, clear old gradients, backpropagate, step.
+Write `train_epoch(model, loader, loss_fn, optimizer)` that trains `model` for one pass over `loader` and
+returns the epoch's mean loss **per sample**. Per batch: compute the loss, clear old gradients,
+backpropagate, step.
 
-Correct means: after your epoch the weights equal those of a correct loop run with the same dropout masks
-(within 1e-5), and the returned loss is within 1e-5 of the per-sample mean. See section 5, *The training
-loop, written out*.
+- **In:** `model`, an `nn.Module` with dropout, possibly in evaluation mode; `loader`, an iterable of
+  `(inputs, targets)` batches on the right device, the last one possibly smaller; `loss_fn(logits, targets)`,
+  the mean over a batch like `nn.CrossEntropyLoss()`; `optimizer`, with `zero_grad()` and `step()`.
+- **Out:** a Python `float`, the mean loss per sample over the epoch; the model's weights are trained.
+- **Use:** the loop of section 5; the model must be in training mode while it trains.
+- **Correct means:** the model called once per batch, in training mode; its weights within 1e-5 of those of a
+  correct loop with the same dropout masks; the returned `float` within 1e-5 of the per-sample mean, with a
+  last batch smaller than the others.
+- **Reread:** section 5, *The training loop, written out*.
 """,
-    template=template_of(SOLUTION_03_3),
-    solution=SOLUTION_03_3,
+    template=template_of(SOLUTION_3),
+    solution=SOLUTION_3,
     alternatives=['''
 def train_epoch(model, loader, loss_fn, optimizer):
     model.train(True)
@@ -308,16 +355,16 @@ def train_epoch(model, loader, loss_fn, optimizer):
         means.append(loss.item())
     return sum(means) / len(means)
 ''', "a mean of batch means"),
-        (variant(SOLUTION_03_3,
+        (variant(SOLUTION_3,
             ('batch\n'
              '        optimizer.zero_grad()                  # gradients accumulate unless cleared',
              'batch'),
         ), "optimizer.zero_grad()"),
-        (variant(SOLUTION_03_3, ('    model.train()                              # dropout on\n', '')),
+        (variant(SOLUTION_3, ('    model.train()                              # dropout on\n', '')),
          "call model.train() first"),
-        (variant(SOLUTION_03_3, ('loss.item()', 'loss')), "return a Python float"),
+        (variant(SOLUTION_3, ('loss.item()', 'loss')), "return a Python float"),
     ],
-    checker=check_train_epoch, hint=HINT_3,
+    checker=check_train_epoch,
 )
 
 EXERCISES = [EX_1, EX_2, EX_3]
