@@ -32,12 +32,22 @@ def _torchvision_names(function) -> list[str]:
     while codes:
         current = codes.pop()
         for name in (*current.co_names, *current.co_freevars):
+            if name.split(".")[0] == "torchvision" and name not in found:   # an import inside the function
+                found.append(name)
             value = closure.get(name, namespace.get(name))
             origin = value.__name__ if isinstance(value, ModuleType) else getattr(value, "__module__", None)
             if isinstance(origin, str) and origin.split(".")[0] == "torchvision" and name not in found:
                 found.append(name)
         codes += [const for const in current.co_consts if isinstance(const, CodeType)]
     return found
+
+
+def _torchvision_croppers() -> tuple:
+    """torchvision's crop functions, if torchvision is loaded already (the lesson loads it)."""
+    functional = sys.modules.get("torchvision.transforms.v2.functional")
+    v2 = sys.modules.get("torchvision.transforms.v2")
+    return (((functional, "center_crop"), (functional, "crop")) if functional is not None else ()) + \
+        (((v2.CenterCrop, "forward"),) if v2 is not None else ())
 
 
 def _refuse_torchvision(function, what: str, hint: str) -> None:
@@ -255,7 +265,8 @@ def check_center_crop(center_crop) -> str:
         single = ("a single image (channels, height, width) must work too: take the height and width from the last "
                   "two dimensions (images.shape[-2], images.shape[-1]) and slice them with images[..., rows, columns]")
         try:
-            got = call(center_crop, images, height, width, hint=HINT_3)
+            with forbid(*_torchvision_croppers(), what="torchvision's crop", hint=HINT_3):
+                got = call(center_crop, images, height, width, hint=HINT_3)
         except IndexError as err:
             if len(shape) != 3:
                 raise
@@ -328,6 +339,8 @@ def center_crop(images, height, width):
         ("from torchvision.transforms.v2.functional import center_crop as crop\n\n\n"
          "def center_crop(images, height, width):\n    return crop(images, [height, width])\n",
          "your code uses torchvision (crop)"),
+        ("def center_crop(images, height, width):\n    import torchvision.transforms.v2.functional as TF\n\n"
+         "    return TF.center_crop(images, [height, width])\n", "your code uses torchvision"),
     ],
     checker=check_center_crop, hint=HINT_3,
     more_hints=["the margin is what is cut away along a side, H - height; the crop starts at margin // 2, and "

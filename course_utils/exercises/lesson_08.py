@@ -83,7 +83,7 @@ def check_unfreeze_last(unfreeze_last) -> str:
                               "is [0:], the whole list: start the slice at len(blocks) - n", HINT_1)
             first_n = {name for name in before if name.startswith("blocks.") and int(name.split(".")[1]) < n}
             if n not in (0, num_blocks) and trainable - {t for t in trainable if t.startswith("fc.")} == first_n:
-                raise Mistake(f"{what}: you unfroze the first {n} blocks; fine-tuning unfreezes the last ones, "
+                raise Mistake(f"{what}: you unfroze the first {n} block(s); fine-tuning unfreezes the last ones, "
                               "nearest the head", HINT_1)
             for name in sorted(wanted - trainable):
                 if name.startswith("fc."):
@@ -168,6 +168,8 @@ def unfreeze_last(model, n):
         (variant(SOLUTION_1, ("    return [p for p in model.parameters() if p.requires_grad]",
                               "    return (p for p in model.parameters() if p.requires_grad)")),
          "expected a list of parameters"),
+        ("from course_utils.models import transfer\n\n\ndef unfreeze_last(model, n):\n"
+         "    return transfer.unfreeze_last_blocks(model, n)\n", "your code called transfer.unfreeze_last_blocks"),
     ],
     checker=check_unfreeze_last, hint=HINT_1,
     more_hints=["the last n of a list of length L start at index L - n; a slice [-n:] goes wrong for n = 0",
