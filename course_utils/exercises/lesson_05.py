@@ -30,7 +30,7 @@ LESSON = "05_inference_validation"
 
 HINT_1 = ("section 2 (Dropout): in training each value is zeroed with probability p and the survivors are "
           "multiplied by 1 / (1 - p); in evaluation dropout is the identity")
-DROPOUTS = ((F, "dropout"), (torch, "dropout"), (torch, "dropout_"), (torch, "native_dropout"),
+_DROPOUTS = ((F, "dropout"), (torch, "dropout"), (torch, "dropout_"), (torch, "native_dropout"),
             (nn.Dropout, "forward"))
 
 
@@ -41,7 +41,7 @@ def check_dropout(dropout) -> str:
     x = torch.randn(3, 4, 5, generator=gen)
 
     def run(values, training, seed=seed):
-        with forbid(*DROPOUTS, what="PyTorch's dropout", hint=HINT_1):
+        with forbid(*_DROPOUTS, what="PyTorch's dropout", hint=HINT_1):
             return call(dropout, values, p, training, torch.Generator().manual_seed(seed), hint=HINT_1)
 
     expect_tensor(run(x, False), x, "dropout(x, p, training=False), which must equal x,", hint=HINT_1)
@@ -72,7 +72,7 @@ def check_dropout(dropout) -> str:
            "and the mask drawn from the given generator"
 
 
-SOLUTION_05_1 = '''
+SOLUTION_1 = '''
 def dropout(x, p, training, generator):
     """Inverted dropout: in training zero each value with probability p and scale the rest by 1 / (1 - p)."""
     if not training:
@@ -84,18 +84,23 @@ def dropout(x, p, training, generator):
 EX_1 = Exercise(
     id="05.1", lesson=LESSON, title="Dropout by hand", name="dropout",
     statement="""
-Write `dropout(x, p, training, generator)` for a float tensor `x` of any shape, a probability `0 < p < 1`,
-a flag `training` and a `torch.Generator`. In training (`training=True`) each value is set to 0 with
-probability `p`, independently, and each surviving value is divided by `1 - p`; draw the random numbers
-from `generator` (e.g. `torch.rand(x.shape, generator=generator)`). In evaluation (`training=False`) the
-result equals `x`. The result has `x`'s shape; `x` must not change. Do not use `F.dropout` or `nn.Dropout`.
+Write `dropout(x, p, training, generator)`, inverted dropout by hand: in training each value is set to 0 with
+probability `p`, independently, and each surviving value is divided by `1 - p`; in evaluation it changes
+nothing.
 
-Correct means: evaluation returns `x`; in training every value is 0 or `x / (1 - p)` (within 1e-6), the share
-of zeros over 100,000 values is within 0.01 of `p`, and the mask depends only on the generator. See
-section 2, *Dropout*.
+- **In:** `x`, a float tensor of any shape; `p`, a probability with `0 < p < 1`; `training`, a bool;
+  `generator`, a `torch.Generator`.
+- **Out:** a tensor of `x`'s shape: `x` itself (or an equal copy) when `training` is False; otherwise each
+  value 0 or `x / (1 - p)`. `x` must not change.
+- **Use:** tensor operations, drawing every random number from `generator` (e.g.
+  `torch.rand(x.shape, generator=generator)`); not `F.dropout`, `torch.dropout` or `nn.Dropout`.
+- **Correct means:** evaluation returns `x`; in training every value is 0 or `x / (1 - p)` (within 1e-6), the
+  share of zeros over 100,000 values is within 0.01 of `p`, two generators seeded alike give the same mask
+  and generators seeded differently do not.
+- **Reread:** section 2, *Dropout*.
 """,
-    template=template_of(SOLUTION_05_1),
-    solution=SOLUTION_05_1,
+    template=template_of(SOLUTION_1),
+    solution=SOLUTION_1,
     alternatives=['''
 def dropout(x, p, training, generator):
     if training:
@@ -116,6 +121,10 @@ def dropout(x, p, training, generator):
          "your code called PyTorch's dropout"),
     ],
     checker=check_dropout, hint=HINT_1,
+    more_hints=["draw one uniform number per value from the generator; a value survives when its number is at "
+                "least p, and a boolean mask multiplies like 0 and 1",
+                "scale the survivors by 1 / (1 - p) so that the average output equals the average input; when "
+                "training is False, return x straight away"],
 )
 
 
@@ -133,7 +142,7 @@ def check_evaluate(evaluate) -> str:
     loader = [(torch.randn(n, n_in, generator=gen), torch.randint(0, n_classes, (n,), generator=gen)) for n in sizes]
     model = nn.Sequential(nn.Linear(n_in, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, n_classes))
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    reference_evaluate = exec_answer(SOLUTION_05_2, "evaluate", "05.2 reference")  # the solution is the reference
+    reference_evaluate = exec_answer(SOLUTION_2, "evaluate", "05.2 reference")  # the solution is the reference
     expected = reference_evaluate(model, loader, nn.CrossEntropyLoss())
     calls = []
     model.register_forward_pre_hook(lambda module, args: calls.append((module.training, torch.is_grad_enabled())))
@@ -159,7 +168,7 @@ def check_evaluate(evaluate) -> str:
                           + ", expected a dict with 'loss' and 'accuracy'", HINT_2)
         for key in ("loss", "accuracy"):
             value = result[key]
-            if isinstance(value, torch.Tensor) or not isinstance(value, (int, float)):
+            if not isinstance(value, float):
                 raise Mistake(f"result[{key!r}] is {describe(value)}: make it a Python float (.item())", HINT_2)
             if abs(value - expected[key]) > 1e-5:
                 extra = " (a mean of batch means counts the small last batch's samples more)" if key == "loss" else ""
@@ -169,7 +178,7 @@ def check_evaluate(evaluate) -> str:
             "in eval mode without gradients, the mode restored from training and from eval")
 
 
-SOLUTION_05_2 = '''
+SOLUTION_2 = '''
 def evaluate(model, loader, loss_fn):
     """{"loss": mean loss per sample, "accuracy": share correct} in eval mode without gradients; mode restored."""
     was_training = model.training
@@ -188,19 +197,25 @@ def evaluate(model, loader, loss_fn):
 EX_2 = Exercise(
     id="05.2", lesson=LESSON, title="A validation pass that leaves the model as it found it", name="evaluate",
     statement="""
-Write `evaluate(model, loader, loss_fn)` that measures `model` on `loader` (an iterable of `(inputs,
-targets)` batches; the last may be smaller) and returns `{"loss": ..., "accuracy": ...}`, both Python
-`float`s **per sample**: `loss_fn(logits, targets)` returns a batch's mean (like `nn.CrossEntropyLoss()`),
-and the accuracy is the share of samples whose highest logit is their target. The model has dropout:
-evaluate in evaluation mode, without recording gradients, without changing the weights, and leave the
-model in the mode it was in when `evaluate` was called.
+Write `evaluate(model, loader, loss_fn)` that measures `model` on `loader` and returns the loss and the
+accuracy **per sample**, in evaluation mode and without recording gradients, and leaves the model in the
+mode it found it in.
 
-Correct means: loss and accuracy within 1e-5 of the per-sample values, every forward pass in eval mode with
-gradients off, and the mode restored, for a model arriving in training mode and one arriving in eval mode.
-See sections 3 and 5, *Two switches* and *Validation after every epoch*.
+- **In:** `model`, an `nn.Module` with dropout; `loader`, an iterable of `(inputs, targets)` batches (the
+  last may be smaller); `loss_fn`, a loss that returns a batch's mean, like `nn.CrossEntropyLoss()`.
+- **Out:** a dict `{"loss": ..., "accuracy": ...}`, both Python `float`s: the mean loss per sample and the
+  share of samples whose highest logit is their target. The weights must not change, and the model must be
+  back in the mode it was in when `evaluate` was called.
+- **Use:** `model.eval()`, `torch.no_grad()` (or `torch.inference_mode()`) and tensor operations.
+  `model.training` is `True` while the model is in training mode and `False` after `model.eval()`, and
+  `model.train(flag)` puts it in training mode when `flag` is `True`, in evaluation mode when it is `False`.
+- **Correct means:** loss and accuracy are `float`s within 1e-5 of the per-sample values (the small last
+  batch weighs by its samples); every forward pass runs in eval mode with gradients off; the weights are
+  unchanged; the mode is restored, for a model arriving in training mode and one arriving in eval mode.
+- **Reread:** section 3, *Two switches*.
 """,
-    template=template_of(SOLUTION_05_2),
-    solution=SOLUTION_05_2,
+    template=template_of(SOLUTION_2),
+    solution=SOLUTION_2,
     alternatives=['''
 def evaluate(model, loader, loss_fn):
     mode = model.training
@@ -219,9 +234,9 @@ def evaluate(model, loader, loss_fn):
     return {"loss": float(sum(losses)) / count, "accuracy": hits / count}
 '''],
     wrong_answers=[
-        (variant(SOLUTION_05_2, ('    model.eval()                                   # dropout off\n', '')),
+        (variant(SOLUTION_2, ('    model.eval()                                   # dropout off\n', '')),
          "call model.eval() first"),
-        (variant(SOLUTION_05_2,
+        (variant(SOLUTION_2,
             ('\n'
              '    model.train(was_training)                      # back to the mode we found',
              ''),
@@ -239,14 +254,24 @@ def evaluate(model, loader, loss_fn):
     model.train(was_training)
     return {"loss": total / seen, "accuracy": correct / seen}
 ''', "torch.no_grad()"),
-        (variant(SOLUTION_05_2,
+        (variant(SOLUTION_2,
             ('total, correct, seen = 0.0', 'losses, correct, seen = []'),
             ('total += loss_fn(logits, targets).item() * len(targets',
              'losses.append(loss_fn(logits, targets).item()'),
             ('total / seen', 'sum(losses) / len(losses)'),
         ), "a mean of batch means"),
+        (variant(SOLUTION_2, ('"loss": total / seen', '"loss": torch.tensor(total / seen)')),
+         "make it a Python float"),
+        (variant(SOLUTION_2, ('correct += (logits.argmax(dim=1) == targets).sum().item()',
+                              'correct += (logits.argmax(dim=1) == targets).sum()'),
+                 ('"accuracy": correct / seen', '"accuracy": correct / seen * 1')), "make it a Python float"),
+        (variant(SOLUTION_2, ('model.train(was_training) ', 'model.train() ')), "put it back the way it was"),
     ],
     checker=check_evaluate, hint=HINT_2,
+    more_hints=["remember model.training in a variable before model.eval(), and hand it to model.train(...) "
+                "at the end",
+                "a batch's mean loss times its number of samples is its summed loss: add those up, count the "
+                "samples, and divide once at the end; .item() turns a one-number tensor into a float"],
 )
 
 
@@ -257,7 +282,7 @@ HINT_3 = ("section 4 (Overfitting, on a plot) and section 5: keep the lowest val
           "count reaches patience")
 
 
-class ReferenceEarlyStopping:
+class _ReferenceEarlyStopping:
     def __init__(self, patience, min_delta=0.0):
         self.patience, self.min_delta = patience, min_delta
         self.best_loss, self.best_epoch, self.epoch, self.waited = math.inf, 0, 0, 0
@@ -271,15 +296,9 @@ class ReferenceEarlyStopping:
         return self.waited >= self.patience
 
 
-def replay(patience: int, min_delta: float, losses: list[float]) -> tuple[bool, float, int]:
-    """What a correct EarlyStopping(patience, min_delta) holds after these losses: (stop, best_loss, best_epoch)."""
-    reference = ReferenceEarlyStopping(patience, min_delta)
-    stop = [reference.step(loss) for loss in losses][-1]
-    return stop, reference.best_loss, reference.best_epoch
-
-
-def loss_curves(gen: torch.Generator) -> list[tuple[int, float, list[float]]]:
-    """(patience, min_delta, losses): noisy falling-then-rising curves, plus one where small gains must not count."""
+def _loss_curves(gen: torch.Generator) -> list[tuple[int, float, list[float]]]:
+    """(patience, min_delta, losses): noisy falling-then-rising curves, then fixed ones: small gains that must not
+    count, and a gain of exactly min_delta (in binary fractions, so that the tie is exact)."""
     curves = []
     for patience, min_delta in ((2, 0.0), (3, 0.05), (1, 0.0), (4, 0.0)):
         epochs = 25
@@ -288,7 +307,34 @@ def loss_curves(gen: torch.Generator) -> list[tuple[int, float, list[float]]]:
         losses = 1.0 + 0.02 * (t - turn) ** 2 / turn + 0.08 * torch.randn(epochs, generator=gen, dtype=torch.float64)
         curves.append((patience, min_delta, [round(v, 4) for v in losses.tolist()]))
     curves.append((2, 0.1, [1.0, 0.95, 0.92, 0.91, 0.7, 0.65, 0.64, 0.5]))  # gains of at most 0.1 do not count
+    curves.append((2, 0.25, [1.0, 0.75, 0.5, 0.25, 0.125]))                  # 0.75 is exactly 0.25 below 1.0
     return curves
+
+
+def _diagnose(setting: str, seen: list[float], mine, reference: _ReferenceEarlyStopping, best_before: float,
+              got: bool, wanted: bool) -> Mistake:
+    """The message for the first call where the answer and the reference part: what differs, and why."""
+    loss, min_delta = seen[-1], reference.min_delta
+    took_it = mine.best_loss == loss and reference.best_loss != loss
+    if took_it and best_before != math.inf:
+        drop = best_before - loss
+        if min_delta and drop == min_delta:
+            return Mistake(f"with {setting}, after the losses {seen} the loss fell from {best_before} to {loss}, "
+                           f"by exactly min_delta, and your class counted it as an improvement (best_loss became "
+                           f"{loss}, expected to stay {best_before}): an epoch improves only when the loss is "
+                           "lower by more than min_delta, strictly", HINT_3)
+        if min_delta and 0 < drop < min_delta:
+            return Mistake(f"with {setting}, after the losses {seen} the loss fell from {best_before} to {loss}, "
+                           f"by {drop:.4g}, less than min_delta, and your class counted it as an improvement "
+                           f"(best_loss became {loss}, expected to stay {best_before}): min_delta is ignored",
+                           HINT_3)
+    if got != wanted:
+        return Mistake(f"with {setting}, after the losses {seen} step returned {got}, expected {wanted} "
+                       f"({reference.waited} epoch(s) in a row without an improvement of more than {min_delta})",
+                       HINT_3)
+    return Mistake(f"with {setting}, after the losses {seen} best_loss, best_epoch are {mine.best_loss}, "
+                   f"{mine.best_epoch}; expected {reference.best_loss}, {reference.best_epoch} (epochs count from 1)",
+                   HINT_3)
 
 
 def check_early_stopping(EarlyStopping) -> str:
@@ -296,35 +342,27 @@ def check_early_stopping(EarlyStopping) -> str:
     if not isinstance(EarlyStopping, type):
         raise Mistake(f"EarlyStopping should be a class, but it is {describe(EarlyStopping)}", HINT_3)
     stops = []
-    for patience, min_delta, losses in loss_curves(gen):
-        mine, reference = EarlyStopping(patience, min_delta=min_delta), ReferenceEarlyStopping(patience, min_delta)
+    for patience, min_delta, losses in _loss_curves(gen):
+        mine, reference = EarlyStopping(patience, min_delta=min_delta), _ReferenceEarlyStopping(patience, min_delta)
         seen = []
         for loss in losses:
             seen.append(loss)
+            best_before = reference.best_loss
             got, wanted = mine.step(loss), reference.step(loss)
-            setting = f"patience={patience}, min_delta={min_delta}"
             if not isinstance(got, bool):
-                raise Mistake(f"step returned {describe(got)}, expected True or False", HINT_3)
-            answer = (got, mine.best_loss, mine.best_epoch)
-            if min_delta and answer != (wanted, reference.best_loss, reference.best_epoch) \
-                    and answer == replay(patience, 0.0, seen):
-                raise Mistake(f"with {setting}, after the losses {seen} step returned {got}, expected {wanted}: "
-                              f"min_delta is ignored (an epoch improves only when the loss falls by more than "
-                              f"min_delta below the best)", HINT_3)
-            if got != wanted:
-                raise Mistake(f"with {setting}, after the losses {seen} step returned {got}, expected {wanted} "
-                              f"({reference.waited} epoch(s) without an improvement of more than {min_delta})", HINT_3)
-            if (mine.best_loss, mine.best_epoch) != (reference.best_loss, reference.best_epoch):
-                raise Mistake(f"with {setting}, after the losses {seen} best_loss, best_epoch are "
-                              f"{mine.best_loss}, {mine.best_epoch}; expected {reference.best_loss}, "
-                              f"{reference.best_epoch} (epochs count from 1)", HINT_3)
+                raise Mistake(f"step returned {got!r}, of type {type(got).__name__}, expected True or False "
+                              "(a bool)", HINT_3)
+            if (got, mine.best_loss, mine.best_epoch) != (wanted, reference.best_loss, reference.best_epoch):
+                raise _diagnose(f"patience={patience}, min_delta={min_delta}", seen, mine, reference, best_before,
+                                got, wanted)
             if wanted:
                 stops.append(len(seen))
                 break
-    return f"stopping epochs {stops} and best epochs on {len(stops)} loss curves with patience 1 to 4 and a min_delta"
+    return (f"stopping epochs {stops} and best epochs on {len(stops)} loss curves with patience 1 to 4, small gains "
+            "below min_delta and a gain of exactly min_delta")
 
 
-SOLUTION_05_3 = '''
+SOLUTION_3 = '''
 class EarlyStopping:
     """step(val_loss) -> True once `patience` epochs in a row have not improved the best loss by more than min_delta."""
 
@@ -349,19 +387,24 @@ class EarlyStopping:
 EX_3 = Exercise(
     id="05.3", lesson=LESSON, title="Early stopping", name="EarlyStopping",
     statement="""
-The curves of section 4 show the validation loss reaching a minimum and then rising. Write a class
-`EarlyStopping` with `__init__(self, patience, min_delta=0.0)` and `step(self, val_loss) -> bool`, called
-once per epoch with that epoch's validation loss (a float). An epoch **improves** when its loss is lower
-than the best so far by more than `min_delta` (the first epoch always improves). `step` returns `True`
-(stop training) once `patience` epochs in a row have not improved, else `False`. Keep two attributes up to
-date: `best_loss` (the loss of the last improving epoch) and `best_epoch` (its number, counting from 1).
+Write a class `EarlyStopping` whose `step(val_loss)`, called once per epoch with that epoch's validation
+loss, says when to stop training: once `patience` epochs in a row have not improved the best loss. An epoch
+**improves** when its loss is lower than the best so far by **more than** `min_delta` (the first epoch
+always improves).
 
-Correct means: the same answers and the same `best_loss`, `best_epoch` after every call as a correct
-implementation, on noisy loss curves with several `patience` and `min_delta` values. See sections 4 and 5,
-*Overfitting* and *Validation after every epoch*.
+- **In:** `EarlyStopping(patience, min_delta=0.0)`: `patience` a positive int, `min_delta` a float >= 0;
+  then `step(val_loss)` with a Python float, once per epoch.
+- **Out:** `step` returns a `bool`: `True` once `patience` epochs in a row have not improved, else `False`.
+  Two attributes stay up to date: `best_loss` (the loss of the last improving epoch) and `best_epoch` (its
+  number, counting from 1).
+- **Use:** plain Python (`math.inf` is a handy first best loss).
+- **Correct means:** after every call, the same answer, `best_loss` and `best_epoch` as a correct
+  implementation, on noisy loss curves with patience 1 to 4, on a curve whose small gains (at most
+  `min_delta`) must not count, and on a curve with a gain of exactly `min_delta` (which does not count).
+- **Reread:** section 5, *Validation after every epoch*.
 """,
-    template=template_of(SOLUTION_05_3),
-    solution=SOLUTION_05_3,
+    template=template_of(SOLUTION_3),
+    solution=SOLUTION_3,
     alternatives=['''
 class EarlyStopping:
     def __init__(self, patience, min_delta=0.0):
@@ -377,16 +420,25 @@ class EarlyStopping:
 '''],
     wrong_answers=[
         # forgets to reset the count when an epoch improves
-        (variant(SOLUTION_05_3, ('            self.epochs_without_improvement = 0\n', '')),
+        (variant(SOLUTION_3, ('            self.epochs_without_improvement = 0\n', '')),
          "step returned True, expected False"),
-        (variant(SOLUTION_05_3, ('val_loss < self.best_loss - self.min_delta', 'val_loss < self.best_loss')),
+        (variant(SOLUTION_3, ('val_loss < self.best_loss - self.min_delta', 'val_loss < self.best_loss')),
          "min_delta is ignored"),
         # counts the epoch after comparing: best_epoch from 0
-        (variant(SOLUTION_05_3, ('        self.epoch += 1\n        if', '        if'),
+        (variant(SOLUTION_3, ('        self.epoch += 1\n        if', '        if'),
                  ('        return', '        self.epoch += 1\n        return')), "epochs count from 1"),
-        (variant(SOLUTION_05_3, ('>= self.patience', '> self.patience')), "step returned False, expected True"),
+        (variant(SOLUTION_3, ('>= self.patience', '> self.patience')), "step returned False, expected True"),
+        (variant(SOLUTION_3, ('val_loss < self.best_loss - self.min_delta',
+                              'val_loss <= self.best_loss - self.min_delta')),
+         "lower by more than min_delta, strictly"),
+        (variant(SOLUTION_3, ('return self.epochs_without_improvement >= self.patience',
+                              'return int(self.epochs_without_improvement >= self.patience)')), "(a bool)"),
     ],
     checker=check_early_stopping, hint=HINT_3,
+    more_hints=["keep four numbers on self: the best loss (math.inf at first), its epoch, the epoch count and "
+                "the epochs waited since the last improvement",
+                "an epoch improves when val_loss < best_loss - min_delta (strictly: a gain of exactly min_delta "
+                "does not count); reset the wait to 0 then, else add 1, and stop when the wait reaches patience"],
 )
 
 EXERCISES = [EX_1, EX_2, EX_3]

@@ -1,4 +1,4 @@
-"""Exercises of lesson 08: trainable parameters, freezing and replacing a head, a confusion matrix, worst mistakes."""
+"""Exercises for lesson 08: unfreezing the last blocks, replacing a head, precision and recall, the worst mistakes."""
 from __future__ import annotations
 
 import torch
@@ -8,6 +8,7 @@ from course_utils.exercises.framework import (
     Exercise,
     Mistake,
     call,
+    describe,
     expect_tensor,
     forbid,
     generator,
@@ -18,9 +19,6 @@ from course_utils.exercises.framework import (
 from course_utils.models import transfer
 
 LESSON = "08_transfer_learning"
-HINT_FREEZE = "lesson 08, section 2 (Freeze the backbone, replace the head)"
-HINT_CONFUSION = "lesson 08, section 6 (Evaluate on the test split): torch.bincount of true * C + predicted"
-HINT_WRONG = "lesson 08, section 6 (The most confidently wrong photos)"
 
 
 class _Backbone(nn.Module):
@@ -42,80 +40,149 @@ def _backbone(gen: torch.Generator, head_name: str) -> _Backbone:
     return _Backbone(head_name, randint(gen, 1, 3), randint(gen, 10, 40), randint(gen, 20, 50))
 
 
-# ---------------------------------------------------------------- 08.1 trainable parameters
+# ---------------------------------------------------------------- 08.1 unfreeze the last blocks
 
-def check_count_trainable(count_trainable) -> str:
+HINT_1 = ("section 5 (Fine-tuning): unfreeze the last blocks, train them with the head; section 2 (Freeze the "
+          "backbone, replace the head): requires_grad decides what the optimiser may change")
+
+
+class _Stack(nn.Module):
+    """A frozen stand-in for a pretrained network: a stem, blocks of several layers each, and a trainable head."""
+
+    def __init__(self, gen: torch.Generator, num_blocks: int):
+        super().__init__()
+        width = randint(gen, 3, 6)
+        self.stem = nn.Conv2d(1, width, 3, padding=1)
+        self.blocks = nn.Sequential(*[nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width),
+                                                    nn.ReLU()) for _ in range(num_blocks)])
+        self.fc = nn.Linear(width, 2)
+        self.requires_grad_(False)
+        self.fc.requires_grad_(True)                      # after the head's training: only the head trains
+
+    def forward(self, x):
+        return self.fc(self.blocks(self.stem(x)).mean(dim=(2, 3)))
+
+
+def check_unfreeze_last(unfreeze_last) -> str:
     gen = generator("08.1")
-    model = _backbone(gen, "fc")
-    for p in model.stem.parameters():
-        p.requires_grad_(False)
-    cases = [("a model with a frozen stem", model, sum(p.numel() for p in model.parameters() if p.requires_grad)),
-             ("a fully frozen model", transfer.freeze(_backbone(gen, "fc")), 0),
-             ("an unfrozen model", _backbone(gen, "fc"), None)]
-    with forbid((transfer, "count_parameters"), what="transfer.count_parameters", hint=HINT_FREEZE):
-        for what, network, expected in cases:
-            if expected is None:
-                expected = sum(p.numel() for p in network.parameters())
-            got = count_trainable(network)
-            if isinstance(got, torch.Tensor) and got.numel() == 1:
-                got = got.item()
-            if not isinstance(got, int) or isinstance(got, bool):
-                raise Mistake(f"for {what} your code returned {type(got).__name__} {got!r}; return an int",
-                              HINT_FREEZE)
-            if got != expected:
-                why = ""
-                if got == sum(p.numel() for p in network.parameters()):
-                    why = ": that counts every parameter; count only those with requires_grad"
-                elif got == sum(1 for p in network.parameters() if p.requires_grad):
-                    why = ": that counts parameter tensors; count their numbers, p.numel()"
-                raise Mistake(f"for {what} your code returned {got}, expected {expected}{why}", HINT_FREEZE)
-    return "the trainable parameters of a partly frozen, a frozen and an unfrozen model"
+    num_blocks = randint(gen, 3, 5)
+    tested = []
+    with forbid((transfer, "unfreeze_last_blocks"), what="transfer.unfreeze_last_blocks", hint=HINT_1):
+        for n in (0, 1, num_blocks, randint(gen, 2, num_blocks - 1)):      # none, one, all, some
+            model = _Stack(gen, num_blocks)
+            before = {name: p.detach().clone() for name, p in model.named_parameters()}
+            first = num_blocks - n                                          # blocks[first:] are the last n
+            wanted = {name for name, _ in model.named_parameters()
+                      if name.startswith("fc.") or (name.startswith("blocks.") and int(name.split(".")[1]) >= first)}
+            result = call(unfreeze_last, model, n, hint=HINT_1)
+            what = f"unfreeze_last(model, {n}) for a model with {num_blocks} blocks"
+            trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+            if n == 0 and trainable != wanted and {f"blocks.{i}" for i in range(num_blocks)} <= \
+                    {".".join(name.split(".")[:2]) for name in trainable}:
+                raise Mistake(f"{what}: you unfroze every block, but n = 0 asks for none; a slice [-n:] with n = 0 "
+                              "is [0:], the whole list: start the slice at len(blocks) - n", HINT_1)
+            first_n = {name for name in before if name.startswith("blocks.") and int(name.split(".")[1]) < n}
+            if n not in (0, num_blocks) and trainable - {t for t in trainable if t.startswith("fc.")} == first_n:
+                raise Mistake(f"{what}: you unfroze the first {n} block(s); fine-tuning unfreezes the last ones, "
+                              "nearest the head", HINT_1)
+            for name in sorted(wanted - trainable):
+                if name.startswith("fc."):
+                    raise Mistake(f"{what}: the head's {name} is frozen; the head must stay trainable "
+                                  "(unfreeze blocks, do not freeze the model again)", HINT_1)
+                raise Mistake(f"{what}: {name} is still frozen, though it belongs to block "
+                              f"{name.split('.')[1]}, one of the last {n}: every layer of those blocks must train "
+                              "(block.parameters() reaches them all)", HINT_1)
+            for name in sorted(trainable - wanted):
+                raise Mistake(f"{what}: {name} now requires grad, but only the last {n} blocks and the head may "
+                              "train; the stem and the earlier blocks stay frozen", HINT_1)
+            changed = [name for name, p in model.named_parameters() if not torch.equal(p, before[name])]
+            if changed:
+                raise Mistake(f"{what}: your code changed the pretrained weights {changed[0]}", HINT_1)
+            expected = [p for p in model.parameters() if p.requires_grad]
+            if not isinstance(result, list):
+                raise Mistake(f"{what} returned {describe(result)}, expected a list of parameters", HINT_1)
+            if len(result) == len(expected) and all(any(r is p for p in expected) for r in result) and \
+                    any(r is not p for r, p in zip(result, expected)):
+                raise Mistake(f"{what}: the right parameters, but not in the order of model.parameters()", HINT_1)
+            if len(result) != len(expected) or any(r is not p for r, p in zip(result, expected)):
+                head = [p for p in model.fc.parameters()]
+                lacks_head = not any(r is p for r in result for p in head)
+                raise Mistake(f"{what} returned {len(result)} tensors, expected the {len(expected)} parameters that "
+                              "require grad" + (": the head's are missing, and the optimiser must get them too"
+                                                if lacks_head else ""), HINT_1)
+            tested.append(str(n))
+    return (f"n = {', '.join(tested)} of {num_blocks} blocks of three layers: exactly the last n blocks and the head "
+            "trainable, the rest frozen and unchanged, the trainable parameters returned in order")
 
 
-SOLUTION_08_1 = '''
-def count_trainable(model):
-    """Number of elements in the parameters of `model` that require grad."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+SOLUTION_1 = '''
+def unfreeze_last(model, n):
+    """Make the last n blocks of model.blocks trainable; return every trainable parameter, in order."""
+    blocks = list(model.blocks)
+    for block in blocks[len(blocks) - n:]:         # not blocks[-n:]: with n = 0 that is every block
+        for parameter in block.parameters():       # every layer of the block
+            parameter.requires_grad = True
+    return [p for p in model.parameters() if p.requires_grad]
 '''
 
-COUNT = Exercise(
-    id="08.1", lesson=LESSON, title="Count the trainable parameters", name="count_trainable", hint=HINT_FREEZE,
+EX_1 = Exercise(
+    id="08.1", lesson=LESSON, title="Unfreeze the last blocks", name="unfreeze_last",
     statement="""
-Write `count_trainable(model)`: how many numbers the optimiser can change, i.e. the total number
-of elements of the parameters that have `requires_grad` set.
+Write `unfreeze_last(model, n)` that prepares fine-tuning: it makes the parameters of the last `n` blocks of
+`model.blocks` trainable, leaves the rest of the backbone frozen, and returns the parameters the optimiser
+must get.
 
-- in: an `nn.Module`, possibly partly frozen
-- out: an `int` (0 for a fully frozen model)
-- not allowed: `transfer.count_parameters` (the course's version)
-
-Correct means: exact for a partly frozen, a frozen and an unfrozen model.
-
-See lesson 08, section 2 (Freeze the backbone, replace the head).
+- **In:** `model`, an `nn.Module` with a `stem`, a `blocks` attribute (an `nn.Sequential` of blocks, each
+  holding several layers) and a head `fc`; everything is frozen except the head. `n`, an int from 0 to
+  `len(model.blocks)`.
+- **Out:** a `list` of every parameter of `model` that requires grad afterwards, in the order of
+  `model.parameters()` (the head's included). Every parameter of the last `n` blocks requires grad; the stem
+  and the earlier blocks stay frozen; the head stays trainable; no weight changes.
+- **Use:** `requires_grad`, `.parameters()`, slicing a list; not `transfer.unfreeze_last_blocks`.
+- **Correct means:** for `n` = 0, 1, all the blocks, and one in between, on blocks of three layers: exactly
+  the parameters of the last `n` blocks and of the head require grad, the weights are unchanged, and the
+  list holds exactly those parameters (the same objects), in order.
+- **Reread:** section 5, *Train the new head, then fine-tune*.
 """,
-    template=template_of(SOLUTION_08_1),
-    solution=SOLUTION_08_1,
+    template=template_of(SOLUTION_1),
+    solution=SOLUTION_1,
     alternatives=['''
-def count_trainable(model):
-    total = 0
-    for _, parameter in model.named_parameters():
-        if parameter.requires_grad:
-            total += math.prod(parameter.shape)
-    return total
+def unfreeze_last(model, n):
+    count = len(model.blocks)
+    for index, block in enumerate(model.blocks):
+        if index >= count - n:
+            block.requires_grad_(True)
+    return list(filter(lambda p: p.requires_grad, model.parameters()))
 '''],
     wrong_answers=[
-        (variant(SOLUTION_08_1, (' if p.requires_grad', '')),
-         "count only those with requires_grad"),
-        ("def count_trainable(model):\n    return len([p for p in model.parameters() if p.requires_grad])\n",
-         "counts parameter tensors"),
-        ("def count_trainable(model):\n"
-         "    return float(sum(p.numel() for p in model.parameters() if p.requires_grad))\n",
-         "return an int"),
+        (variant(SOLUTION_1, ("blocks[len(blocks) - n:]", "blocks[-n:]")), "n = 0 asks for none"),
+        (variant(SOLUTION_1, ("blocks[len(blocks) - n:]", "blocks[:n]")), "you unfroze the first"),
+        (variant(SOLUTION_1, ("in block.parameters()", "in block[0].parameters()")),
+         "every layer of those blocks must train"),
+        (variant(SOLUTION_1, ("    blocks = list(model.blocks)\n",
+                              "    blocks = list(model.blocks)\n    model.requires_grad_(False)\n")),
+         "the head must stay trainable"),
+        (variant(SOLUTION_1, ("for p in model.parameters() if p.requires_grad]",
+                              "for block in blocks[len(blocks) - n:] for p in block.parameters()]")),
+         "the head's are missing"),
+        (variant(SOLUTION_1, ("    return [p for p in model.parameters() if p.requires_grad]",
+                              "    return (p for p in model.parameters() if p.requires_grad)")),
+         "expected a list of parameters"),
+        ("from course_utils.models import transfer\n\n\ndef unfreeze_last(model, n):\n"
+         "    return transfer.unfreeze_last_blocks(model, n)\n", "your code called transfer.unfreeze_last_blocks"),
     ],
-    checker=check_count_trainable,
+    checker=check_unfreeze_last, hint=HINT_1,
+    more_hints=["the last n of a list of length L start at index L - n; a slice [-n:] goes wrong for n = 0",
+                "a block holds several layers: block.parameters() (or block.requires_grad_(True)) reaches them "
+                "all; then collect every parameter of the model that requires grad"],
 )
 
 
 # ---------------------------------------------------------------- 08.2 freeze and replace the head
+
+HINT_2 = ("section 2 (Freeze the backbone, replace the head): requires_grad = False on every parameter, then a "
+          "fresh nn.Linear in the head's place; new modules are trainable")
+
 
 def check_replace_head(replace_head) -> str:
     gen = generator("08.2")
@@ -129,39 +196,39 @@ def check_replace_head(replace_head) -> str:
         result = replace_head(model, head_name, num_classes)
         if result is not model:
             raise Mistake("replace_head should change the model it is given and return it (the same object), "
-                          "not build another one", HINT_FREEZE)
+                          "not build another one", HINT_2)
         head = getattr(model, head_name)
         if head is old_head:
             raise Mistake(f"model.{head_name} is still the old head: assign a new nn.Linear to it "
-                          f"(setattr(model, head_name, ...) when the name is in a variable)", HINT_FREEZE)
+                          f"(setattr(model, head_name, ...) when the name is in a variable)", HINT_2)
         if not isinstance(head, nn.Linear):
-            raise Mistake(f"model.{head_name} is a {type(head).__name__}, expected an nn.Linear", HINT_FREEZE)
+            raise Mistake(f"model.{head_name} is a {type(head).__name__}, expected an nn.Linear", HINT_2)
         if head.in_features != old_head.in_features or head.out_features != num_classes:
             raise Mistake(f"the new head is Linear({head.in_features}, {head.out_features}), expected "
                           f"Linear({old_head.in_features}, {num_classes}): take in_features from the old head, "
-                          "whose input size the backbone fixes", HINT_FREEZE)
+                          "whose input size the backbone fixes", HINT_2)
         for name, p in model.named_parameters():
             if name.startswith(head_name + "."):
                 if not p.requires_grad:
                     raise Mistake(f"the new head's {name} is frozen: freeze the backbone first, then put the "
                                   "new head in (new modules are trainable), or the model cannot learn at all",
-                                  HINT_FREEZE)
+                                  HINT_2)
             elif p.requires_grad:
                 raise Mistake(f"the backbone's {name} still requires grad: freeze every parameter of the old "
-                              "model (requires_grad = False)", HINT_FREEZE)
+                              "model (requires_grad = False)", HINT_2)
             elif not torch.equal(p, backbone_before[name]):
                 raise Mistake(f"your code changed the pretrained weights {name}: freezing must keep them as they "
-                              "are", HINT_FREEZE)
+                              "are", HINT_2)
         batch = randint(gen, 1, 3)
         x = torch.randn(batch, model.stem[0].in_channels, 8, 8, generator=gen)
         logits = model.eval()(x)
         if logits.shape != (batch, num_classes):
-            raise Mistake(f"the model now returns {tuple(logits.shape)}, expected {(batch, num_classes)}", HINT_FREEZE)
+            raise Mistake(f"the model now returns {tuple(logits.shape)}, expected {(batch, num_classes)}", HINT_2)
         tested.append(f"model.{head_name} -> {num_classes} classes")
     return f"heads under three names ({', '.join(tested)}): backbone frozen and unchanged, new head trainable"
 
 
-SOLUTION_08_2 = '''
+SOLUTION_2 = '''
 def replace_head(model, head_name, num_classes):
     """Freeze `model` and put a new trainable nn.Linear(in_features, num_classes) under `head_name`; return it."""
     for parameter in model.parameters():
@@ -171,26 +238,30 @@ def replace_head(model, head_name, num_classes):
     return model
 '''
 
-HEAD = Exercise(
-    id="08.2", lesson=LESSON, title="Freeze the backbone and replace the head", name="replace_head", hint=HINT_FREEZE,
+EX_2 = Exercise(
+    id="08.2", lesson=LESSON, title="Freeze the backbone and replace the head", name="replace_head", hint=HINT_2,
+    more_hints=["getattr(model, head_name) is the old head, and its in_features is the size of the new head's "
+                "input; setattr(model, head_name, new_layer) puts a layer under a name held in a variable",
+                "freeze first, then assign the new head: a module made after the freeze is trainable"],
     statement="""
-Write `replace_head(model, head_name, num_classes)` for transfer learning: freeze every parameter of
-`model`, then replace its last layer, the `nn.Linear` stored under the attribute `head_name`
-(`"fc"` for ResNet, `"classifier"` for DenseNet, `"_fc"` for EfficientNet-Lite0), by a fresh
-`nn.Linear` with the same number of inputs and `num_classes` outputs. Return the model.
+Write `replace_head(model, head_name, num_classes)` for transfer learning: freeze every parameter of `model`,
+then replace its last layer, the `nn.Linear` stored under the attribute `head_name` (`"fc"` for ResNet,
+`"classifier"` for DenseNet, `"_fc"` for EfficientNet-Lite0), by a fresh `nn.Linear` with the same number of
+inputs and `num_classes` outputs.
 
-- in: `model`, an `nn.Module`; `head_name`, a string; `num_classes`, an int
-- out: the same model object, changed in place (`getattr` and `setattr` work with a name held in a
-  variable)
-
-Correct means: for heads of random sizes under three names, the new head has the old head's
-`in_features` and `num_classes` outputs and is trainable; every other parameter is frozen and
-unchanged; the model returns (batch, num_classes).
-
-See lesson 08, section 2 (Freeze the backbone, replace the head).
+- **In:** `model`, an `nn.Module` with several layers before the head; `head_name`, a string; `num_classes`,
+  an int.
+- **Out:** the same model object, changed in place: the new head trainable, every other parameter frozen
+  and unchanged.
+- **Use:** `requires_grad`, `nn.Linear`, and `getattr` / `setattr`, which read and set an attribute whose
+  name is held in a variable.
+- **Correct means:** for heads of random sizes under the three names: the same object returned; the new head
+  is an `nn.Linear` with the old head's `in_features` and `num_classes` outputs, and trainable; every other
+  parameter is frozen and unchanged; the model returns `(batch, num_classes)`.
+- **Reread:** section 2, *A pretrained backbone and its head*.
 """,
-    template=template_of(SOLUTION_08_2),
-    solution=SOLUTION_08_2,
+    template=template_of(SOLUTION_2),
+    solution=SOLUTION_2,
     alternatives=['''
 def replace_head(model, head_name, num_classes):
     old = model.get_submodule(head_name)
@@ -228,97 +299,111 @@ def replace_head(model, head_name, num_classes):
 )
 
 
-# ---------------------------------------------------------------- 08.3 confusion matrix
+# ---------------------------------------------------------------- 08.3 precision and recall from a confusion matrix
 
-def check_confusion_matrix(confusion_matrix) -> str:
+HINT_3 = ("section 6 (Evaluate on the test split): the confusion matrix's rows are the true classes, its columns "
+          "the predicted ones, and the correct answers lie on the diagonal")
+
+
+def _confusions(gen: torch.Generator) -> list[torch.Tensor]:
+    """A random matrix, then a fixed one where class 1 never occurs and class 2 is never predicted."""
+    size = randint(gen, 3, 6)
+    random = torch.randint(0, 10, (size, size), generator=gen)
+    random[0, 1] += 20                                              # not symmetric: swapped sums show
+    fixed = torch.tensor([[5, 3, 0, 1], [0, 0, 0, 0], [2, 1, 0, 0], [1, 4, 0, 6]])
+    return [random, fixed]
+
+
+def check_precision_recall(precision_recall) -> str:
     gen = generator("08.3")
-    tested = []
-    for num_classes, size in ((randint(gen, 3, 6), randint(gen, 30, 80)), (2, randint(gen, 5, 10))):
-        labels = torch.randint(0, num_classes - 1, (size,), generator=gen)   # the last class never occurs...
-        predictions = torch.randint(0, num_classes - 1, (size,), generator=gen)  # ...nor is it predicted
-        predictions[0] = (labels[0] + 1) % (num_classes - 1) if num_classes > 2 else 1 - labels[0]
-        expected = torch.zeros(num_classes, num_classes, dtype=torch.int64)
-        for t, p in zip(labels.tolist(), predictions.tolist()):
-            expected[t, p] += 1
-        try:
-            got = call(confusion_matrix, labels, predictions, num_classes, hint=HINT_CONFUSION)
-        except RuntimeError as err:
-            if "is invalid for input of size" not in str(err):
-                raise
-            raise Mistake(f"your code raised RuntimeError: {err}: when a class never occurs, bincount returns "
-                          "fewer than num_classes² counts unless you pass minlength", HINT_CONFUSION) from None
-        what = f"confusion_matrix for {size} samples of {num_classes} classes"
-        if isinstance(got, torch.Tensor) and got.shape == expected.shape and not torch.equal(expected, expected.T) \
-                and torch.equal(got.to(torch.int64), expected.T):
-            raise Mistake(f"{what}: your matrix is transposed: rows must be the true classes, columns the "
-                          "predicted ones (confusion[true, predicted])", HINT_CONFUSION)
-        if isinstance(got, torch.Tensor) and got.numel() < expected.numel():
-            raise Mistake(f"{what} has shape {tuple(got.shape)}, expected {tuple(expected.shape)}: when the last "
-                          "class never occurs, bincount returns fewer counts unless you pass minlength",
-                          HINT_CONFUSION)
-        expect_tensor(got, expected, what, hint=HINT_CONFUSION)
-        tested.append(f"{num_classes} classes")
-    return f"counts equal to a loop's for {' and '.join(tested)}, with a class that never occurs"
+    for confusion in _confusions(gen):
+        correct = confusion.diagonal().double()
+        expected = [torch.where(total > 0, correct / total.clamp(min=1), 0.0).float()
+                    for total in (confusion.sum(dim=0).double(), confusion.sum(dim=1).double())]
+        what = f"precision_recall for the confusion matrix {confusion.tolist()}"
+        got = call(precision_recall, confusion, hint=HINT_3)
+        if not isinstance(got, tuple) or len(got) != 2:
+            raise Mistake(f"{what} returned {describe(got)}, expected a tuple (precision, recall)", HINT_3)
+        precision, recall = got
+        tensors = all(isinstance(t, torch.Tensor) and t.shape == expected[0].shape for t in got)
+        if tensors and torch.allclose(precision.double().nan_to_num(), expected[1].double(), atol=1e-6) and \
+                torch.allclose(recall.double().nan_to_num(), expected[0].double(), atol=1e-6):
+            raise Mistake(f"{what}: your precision and recall are swapped; recall divides the diagonal by the row "
+                          "sums (the samples of each true class), precision by the column sums (the predictions "
+                          "of each class)", HINT_3)
+        for name, mine, wanted in (("precision", precision, expected[0]), ("recall", recall, expected[1])):
+            if isinstance(mine, torch.Tensor) and mine.shape == wanted.shape and bool(mine.isnan().any()):
+                c = int(mine.isnan().nonzero()[0])
+                never = "is never predicted" if name == "precision" else "never occurs"
+                raise Mistake(f"{what}: your {name} of class {c} is nan: class {c} {never}, so it divides 0 by 0; "
+                              f"its {name} must be 0", HINT_3)
+            expect_tensor(mine, wanted, f"the {name} of {what}", atol=1e-6, hint=HINT_3)
+    return "precision and recall of a random matrix and of one with a class never true and one never predicted (0)"
 
 
-SOLUTION_08_3 = '''
-def confusion_matrix(labels, predictions, num_classes):
-    """(N,) true and (N,) predicted classes -> (num_classes, num_classes) int64 counts, [true, predicted]."""
-    pairs = labels * num_classes + predictions                # one number per (true, predicted) pair
-    counts = torch.bincount(pairs, minlength=num_classes ** 2)  # minlength: classes that never occur count 0
-    return counts.reshape(num_classes, num_classes)
+SOLUTION_3 = '''
+def precision_recall(confusion):
+    """(C, C) counts [true, predicted] -> (precision, recall), each (C,) float32; 0 where nothing was counted."""
+    correct = confusion.diagonal().float()                 # the right answers of each class
+    predicted = confusion.sum(dim=0).float()               # column sums: how often each class was predicted
+    actual = confusion.sum(dim=1).float()                  # row sums: how many samples of each class
+    return correct / predicted.clamp(min=1), correct / actual.clamp(min=1)  # a 0 total has 0 correct
 '''
 
-CONFUSION = Exercise(
-    id="08.3", lesson=LESSON, title="A confusion matrix without a loop", name="confusion_matrix", hint=HINT_CONFUSION,
+EX_3 = Exercise(
+    id="08.3", lesson=LESSON, title="Precision and recall from a confusion matrix", name="precision_recall",
     statement="""
-Write `confusion_matrix(labels, predictions, num_classes)`: the matrix whose entry `[t, p]` counts
-the samples of true class `t` that were predicted as class `p`. Rows are true classes, columns
-predicted ones, so correct answers lie on the diagonal.
+Write `precision_recall(confusion)` that reads two numbers per class off a confusion matrix: the
+**precision** of class `c`, the share of the samples predicted as `c` that really are `c`, and its
+**recall**, the share of the samples of class `c` that were predicted as `c`.
 
-- in: `labels` and `predictions`, int64 tensors of shape (N,) with values in `0 … num_classes - 1`
-- out: an int64 tensor (num_classes, num_classes), even when some classes never occur; the inputs
-  must not change
-- no Python loop over the samples: one `torch.bincount` does it
-
-Correct means: equal to counting in a loop, for random labels where the last class never occurs.
-
-See lesson 08, section 6 (Evaluate on the test split).
+- **In:** `confusion`, an int64 tensor `(C, C)` whose entry `[t, p]` counts the samples of true class `t`
+  predicted as `p` (rows true, columns predicted, as in the lesson).
+- **Out:** a tuple `(precision, recall)` of two float32 tensors of shape `(C,)`: the diagonal divided by the
+  column sums, and by the row sums. A class that is never predicted has precision 0; a class that never occurs
+  has recall 0 (not nan). `confusion` must not change.
+- **Use:** tensor operations: `confusion.diagonal()`, sums over a dim, `torch.where` or `clamp`.
+- **Correct means:** within 1e-6 of the exact values on a random matrix that is not symmetric, and on a fixed
+  one with a class that never occurs and a class that is never predicted.
+- **Reread:** section 6, *Evaluate on the test split*.
 """,
-    template=template_of(SOLUTION_08_3),
-    solution=SOLUTION_08_3,
+    template=template_of(SOLUTION_3),
+    solution=SOLUTION_3,
     alternatives=['''
-def confusion_matrix(labels, predictions, num_classes):
-    matrix = torch.zeros(num_classes, num_classes, dtype=torch.int64)
-    matrix.index_put_((labels, predictions), torch.ones_like(labels), accumulate=True)
-    return matrix
-''', '''
-def confusion_matrix(labels, predictions, num_classes):
-    one_hot_true = F.one_hot(labels, num_classes)        # (N, C)
-    one_hot_predicted = F.one_hot(predictions, num_classes)
-    return one_hot_true.T @ one_hot_predicted
+def precision_recall(confusion):
+    hits = torch.diag(confusion).to(torch.float32)
+    by_prediction = confusion.sum(0)
+    by_truth = confusion.sum(1)
+    precision = torch.where(by_prediction > 0, hits / by_prediction, torch.zeros_like(hits))
+    recall = torch.where(by_truth > 0, hits / by_truth, torch.zeros_like(hits))
+    return precision, recall
 '''],
     wrong_answers=[
-        ('''
-def confusion_matrix(labels, predictions, num_classes):
-    counts = torch.bincount(predictions * num_classes + labels, minlength=num_classes ** 2)
-    return counts.reshape(num_classes, num_classes)
-''', "transposed"),
-        ('''
-def confusion_matrix(labels, predictions, num_classes):
-    return torch.bincount(labels * num_classes + predictions).reshape(num_classes, num_classes)
-''', "minlength"),
-        ('''
-def confusion_matrix(labels, predictions, num_classes):
-    counts = torch.bincount(labels * num_classes + predictions, minlength=num_classes ** 2)
-    return counts.reshape(num_classes, num_classes).float()
-''', "dtype"),
+        (variant(SOLUTION_3, ("sum(dim=0)", "sum(dim=2)"), ("sum(dim=1)", "sum(dim=0)"), ("sum(dim=2)", "sum(dim=1)")),
+         "precision and recall are swapped"),
+        (variant(SOLUTION_3, ("correct / predicted.clamp(min=1), correct / actual.clamp(min=1)",
+                              "correct / predicted, correct / actual")), "divides 0 by 0"),
+        (variant(SOLUTION_3, ("correct = confusion.diagonal().float()", "correct = confusion.diagonal().double()")),
+         "dtype"),
+        (variant(SOLUTION_3, ("    return correct / predicted.clamp(min=1), correct / actual.clamp(min=1)",
+                              "    return [correct / predicted.clamp(min=1), correct / actual.clamp(min=1)]")),
+         "expected a tuple (precision, recall)"),
+        (variant(SOLUTION_3, ("predicted.clamp(min=1), correct", "predicted.clamp(min=1) * 100, correct")),
+         "the precision of"),
     ],
-    checker=check_confusion_matrix,
+    checker=check_precision_recall, hint=HINT_3,
+    more_hints=["confusion.diagonal() holds the correct answers of each class; sum(dim=0) adds up each column (the "
+                "predictions of a class), sum(dim=1) each row (its true samples)",
+                "a total of 0 comes with 0 correct answers: dividing by the total clamped to at least 1 gives 0 "
+                "there instead of nan"],
 )
 
 
 # ---------------------------------------------------------------- 08.4 the most confident mistakes
+
+HINT_4 = ("section 6 (The most confidently wrong photos): the mistakes are where the predicted class differs "
+          "from the label; sort them by the probability of the predicted class")
+
 
 def check_most_confident_mistakes(most_confident_mistakes) -> str:
     gen = generator("08.4")
@@ -333,26 +418,37 @@ def check_most_confident_mistakes(most_confident_mistakes) -> str:
         wrong = (predicted != labels).nonzero().flatten()
         confidence = probs.max(dim=1).values
         expected = wrong[confidence[wrong].argsort(descending=True)][:k]
-        got = call(most_confident_mistakes, probs, labels, k, hint=HINT_WRONG)
+        try:
+            got = call(most_confident_mistakes, probs, labels, k, hint=HINT_4)
+        except RuntimeError as err:
+            if "selected index k out of range" in str(err) or "out of range" in str(err) and "k" in str(err):
+                raise Mistake(f"for {size} samples and k = {k}, topk asked for more values than there are "
+                              f"({err}): when there are fewer than k mistakes, ask for min(k, number of mistakes)",
+                              HINT_4) from None
+            if "must match the size of tensor" in str(err):
+                raise Mistake(f"for {size} samples of {num_classes} classes your code compared tensors of different "
+                              f"sizes ({err}): the max (or argmax) ran over dim 0, across the samples, giving one "
+                              "value per class; a sample's class probabilities lie along dim=1", HINT_4) from None
+            raise
         what = f"for {size} samples and k = {k}"
         if isinstance(got, torch.Tensor) and got.dtype == torch.int64 and got.dim() == 1:
             positions = confidence[wrong].argsort(descending=True)[:k]
             if got.shape == expected.shape and torch.equal(got, positions) and not torch.equal(positions, expected):
                 raise Mistake(f"{what} your indices are positions among the mistakes, not in the whole batch: "
                               "index the tensor of mistake indices with the sorted order "
-                              "(wrong[order])", HINT_WRONG)
+                              "(wrong[order])", HINT_4)
             if bool((got < size).all()) and bool((got >= 0).all()) and bool((predicted[got] == labels[got]).any()):
                 raise Mistake(f"{what} your indices include samples the model got right; keep only the mistakes, "
-                              "predicted != labels", HINT_WRONG)
+                              "predicted != labels", HINT_4)
             if got.shape == expected.shape and torch.equal(got, expected.flip(0)) and len(expected) > 1:
                 raise Mistake(f"{what} your order is reversed: the most confident mistake comes first "
-                              "(descending=True)", HINT_WRONG)
-        expect_tensor(got, expected, f"the indices {what}", hint=HINT_WRONG)
+                              "(descending=True)", HINT_4)
+        expect_tensor(got, expected, f"the indices {what}", hint=HINT_4)
         tested.append(f"{len(expected)} of {len(wrong)} mistakes")
     return f"indices in the batch, most confident first: {', '.join(tested)} (fewer mistakes than k included)"
 
 
-SOLUTION_08_4 = '''
+SOLUTION_4 = '''
 def most_confident_mistakes(probs, labels, k):
     """Indices (into the batch) of at most k misclassified samples, highest predicted probability first."""
     confidence, predicted = probs.max(dim=1)                  # (N,), (N,)
@@ -361,23 +457,29 @@ def most_confident_mistakes(probs, labels, k):
     return wrong[order][:k]
 '''
 
-MISTAKES = Exercise(
+EX_4 = Exercise(
     id="08.4", lesson=LESSON, title="The most confidently wrong predictions", name="most_confident_mistakes",
-    hint=HINT_WRONG,
+    hint=HINT_4,
+    more_hints=["probs.max(dim=1) gives each sample's confidence and predicted class; (predicted != labels)"
+                ".nonzero() the indices of the mistakes",
+                "sort the confidences of the mistakes with argsort(descending=True), use that order to index the "
+                "tensor of mistake indices, and keep the first k"],
     statement="""
-Write `most_confident_mistakes(probs, labels, k)`: the indices of the samples the model got
-**wrong**, ordered by the probability it gave its (wrong) answer, most confident first; at most
-`k` of them (all of them when there are fewer than `k` mistakes).
+Write `most_confident_mistakes(probs, labels, k)` that returns the indices of the samples the model got
+**wrong**, ordered by the probability it gave its (wrong) answer, most confident first: at most `k` of them,
+all of them when there are fewer than `k` mistakes.
 
-- in: `probs` (N, C) class probabilities; `labels` (N,) int64 true classes; `k` an int
-- out: an int64 tensor of shape (min(k, number of mistakes),) of indices into the batch (0 … N-1)
-
-Correct means: equal to the exact answer on random batches, one with fewer mistakes than `k`.
-
-See lesson 08, section 6 (The most confidently wrong photos).
+- **In:** `probs`, a float tensor `(N, C)` of class probabilities; `labels`, an int64 tensor `(N,)` of true
+  classes; `k`, an int (it may exceed `N`).
+- **Out:** an int64 tensor of shape `(min(k, number of mistakes),)` of indices into the batch (0 to N-1).
+  The inputs must not change.
+- **Use:** tensor operations: `max` / `argmax` over the classes, `nonzero`, `argsort` or `topk`.
+- **Correct means:** equal to the exact answer on a large random batch and on a small one with fewer mistakes
+  than `k` (and `k` larger than the batch).
+- **Reread:** section 6, *Evaluate on the test split*.
 """,
-    template=template_of(SOLUTION_08_4),
-    solution=SOLUTION_08_4,
+    template=template_of(SOLUTION_4),
+    solution=SOLUTION_4,
     alternatives=['''
 def most_confident_mistakes(probs, labels, k):
     confidence = probs.max(1).values.clone()
@@ -403,8 +505,16 @@ def most_confident_mistakes(probs, labels, k):
     wrong = (predicted != labels).nonzero().flatten()
     return wrong[confidence[wrong].argsort()][-k:]
 ''', "order is reversed"),
+        ('''
+def most_confident_mistakes(probs, labels, k):
+    confidence = probs.max(1).values.clone()
+    confidence[probs.argmax(1) == labels] = -1.0
+    return confidence.topk(k).indices
+''', "ask for min(k, number of mistakes)"),
+        (variant(SOLUTION_4, ("probs.max(dim=1)", "probs.max(dim=0)")),
+         "a sample's class probabilities lie along dim=1"),
     ],
     checker=check_most_confident_mistakes,
 )
 
-EXERCISES = [COUNT, HEAD, CONFUSION, MISTAKES]
+EXERCISES = [EX_1, EX_2, EX_3, EX_4]
