@@ -219,7 +219,8 @@ submodules, output during that forward pass. The model's `forward` is not a simp
 (the checker's has a shortcut), so use a **forward hook** rather than calling the layers yourself.
 
 - **In:** `model`, an `nn.Module`; `layer`, one of its submodules; `x`, a batch for the model.
-- **Out:** the layer's output tensor, detached (`requires_grad` False); afterwards no hook is left on the layer or model.
+- **Out:** the layer's output tensor, detached (`requires_grad` False); afterwards no hook is left
+  on the layer or the model.
 - **Use:** `register_forward_hook` and its handle; calling `layer(x)` yourself does not work (the layer
   gets what the layers before it output, not `x`).
 - **Correct means:** equal to the layer's real output within 1e-5, for a batch of several images and
