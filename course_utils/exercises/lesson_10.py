@@ -46,7 +46,9 @@ def check_fans(fans) -> str:
         expected = (weight.shape[1] * receptive, weight.shape[0] * receptive)
         what = f"fans(weight) for a weight of shape {tuple(weight.shape)}"
         try:
-            got = call(fans, weight, hint=HINT_1)
+            with forbid((nn.init, "_calculate_fan_in_and_fan_out"), what="nn.init._calculate_fan_in_and_fan_out",
+                        hint=HINT_1):
+                got = call(fans, weight, hint=HINT_1)
         except IndexError as err:
             raise Mistake(f"{what} raised IndexError ({err}): your code reads a dimension this weight does not "
                           f"have; a weight has 2 dims (linear) or 2 plus one per kernel side (convolutions of 1, 2 or "
@@ -94,7 +96,8 @@ the `1/√n` rule); `fan_out` is the number of output values each input feeds. A
 
 - **In:** `weight`, a tensor of 2 to 5 dims: `(out, in)` or `(out, in, *kernel)`; kernels may be non-square.
 - **Out:** a tuple `(fan_in, fan_out)` of two Python `int`s (not tensors); `weight` unchanged.
-- **Use:** the weight's shape or indexing and `.numel()` (`math.prod` is fine); no `nn.init` helpers.
+- **Use:** the weight's shape or indexing and `.numel()` (`math.prod` is fine); not
+  `nn.init._calculate_fan_in_and_fan_out`, which does it for you.
 - **Correct means:** exactly `(in * k, out * k)`, k the number of kernel positions, as Python `int`s, for
   a linear weight and a Conv1d, Conv2d and Conv3d weight on every run.
 - **Reread:** section 2, *Initialisation functions and `Module.apply`*.
@@ -124,6 +127,10 @@ def fans(weight):
     kernel = weight.shape[2] * weight.shape[3]
     return weight.shape[1] * kernel, weight.shape[0] * kernel
 ''', "reads a dimension this weight does not have"),
+        ('''
+def fans(weight):
+    return nn.init._calculate_fan_in_and_fan_out(weight)
+''', "your code called nn.init._calculate_fan_in_and_fan_out"),
     ],
     checker=check_fans,
 )
