@@ -15,23 +15,25 @@ from course_utils.exercises.framework import (
     forbid,
     generator,
     randint,
+    spy,
     template_of,
     variant,
 )
 from course_utils.models import layers
 
 LESSON = "09_cnn"
-HINT_SIZE = "lesson 09, section 2 (The output size): W_out = floor((W_in + 2P - D(F - 1) - 1) / S) + 1"
-HINT_HOOK = "lesson 09, section 5 (What the network learned): register_forward_hook, and remove the handle"
-HINT_UNFOLD = ("lesson 09, sections 1-3 (what Conv2d computes: each output value is one filter times one "
-               "C_in x kH x kW patch, plus the bias)")
 
 
-# ---------------------------------------------------------------- 09.1 output size
+# ---------------------------------------------------------------- 09.1 The output size of a convolution
+
+HINT_1 = "section 2 (The output size): the formula for W_out, with padding on both sides and a dilated kernel"
 
 def _size_cases(gen: torch.Generator) -> list[tuple[int, int, int, int, int]]:
     """(W_in, F, S, P, D) settings, random but always with room for at least one window."""
-    cases = [(randint(gen, 9, 40), 3, 1, 0, 1), (randint(gen, 9, 40), 3, 1, 1, 1)]  # the two every CNN uses
+    cases = [(randint(gen, 9, 40), 3, 1, 0, 1), (randint(gen, 9, 40), 3, 1, 1, 1),  # the two every CNN uses
+             (2 * randint(gen, 5, 20), 3, 2, 0, 1),    # even size, kernel 3, stride 2: the stride does not divide
+             (randint(gen, 12, 30), 3, 1, 0, 2),        # a dilated kernel spans 5 pixels, not 3
+             (randint(gen, 9, 30), 5, 1, 2, 1)]         # padding 2 on both sides keeps the size
     while len(cases) < 12:
         kernel, stride = randint(gen, 1, 7), randint(gen, 1, 4)
         padding, dilation = randint(gen, 0, 3), randint(gen, 1, 3)
@@ -56,7 +58,7 @@ def check_conv_output_size(conv_output_size) -> str:
     gen = generator("09.1")
     cases = _size_cases(gen)
     answers = []
-    with forbid((layers, "conv_output_size"), what="layers.conv_output_size", hint=HINT_SIZE):
+    with forbid((layers, "conv_output_size"), what="layers.conv_output_size", hint=HINT_1):
         for w_in, kernel, stride, padding, dilation in cases:
             conv = nn.Conv2d(1, 1, kernel, stride=stride, padding=padding, dilation=dilation)
             expected = conv(torch.zeros(1, 1, w_in, w_in)).shape[-1]
@@ -64,10 +66,10 @@ def check_conv_output_size(conv_output_size) -> str:
             call_text = f"conv_output_size({w_in}, {kernel}, stride={stride}, padding={padding}, dilation={dilation})"
             if isinstance(got, float) and got == expected:
                 raise Mistake(f"{call_text} returned the float {got}; sizes are whole numbers: use // (floor "
-                              "division), not /", HINT_SIZE)
+                              "division), not /", HINT_1)
             if not isinstance(got, int) or isinstance(got, bool):
                 raise Mistake(f"{call_text} should return an int, your code returned {type(got).__name__} {got!r}",
-                              HINT_SIZE)
+                              HINT_1)
             answers.append((call_text, got, expected))
     wrong = [(text, got, expected) for text, got, expected in answers if got != expected]
     if wrong:
@@ -75,34 +77,36 @@ def check_conv_output_size(conv_output_size) -> str:
         why = next((f": {reason}" for formula, reason in _WRONG_SIZES
                     if all(formula(*case) == got for case, (_, got, _) in zip(cases, answers))), "")
         raise Mistake(f"{text} returned {got}, but nn.Conv2d gives {expected}{why} ({len(wrong)} of "
-                      f"{len(cases)} settings differ)", HINT_SIZE)
-    return f"{len(cases)} random settings of size, kernel, stride, padding and dilation, each compared with nn.Conv2d"
+                      f"{len(cases)} settings differ)", HINT_1)
+    return (f"{len(cases)} settings of size, kernel, stride, padding and dilation (a stride that does not divide, a "
+            "dilation of 2 and a padding of 2 every time), each compared with nn.Conv2d")
 
 
-SOLUTION_09_1 = '''
+SOLUTION_1 = '''
 def conv_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
     """Height (or width) of nn.Conv2d's output for an input of this height (or width)."""
     span = dilation * (kernel_size - 1) + 1  # pixels one (dilated) window covers
     return (size + 2 * padding - span) // stride + 1  # // rounds down: a window that does not fit is dropped
 '''
 
-CONV_SIZE = Exercise(
-    id="09.1", lesson=LESSON, title="The output size of a convolution", name="conv_output_size", hint=HINT_SIZE,
+EX_1 = Exercise(
+    id="09.1", lesson=LESSON, title="The output size of a convolution", name="conv_output_size", hint=HINT_1,
+    more_hints=["a dilated kernel covers dilation * (kernel_size - 1) + 1 pixels; count how many windows of that "
+                "span fit in the padded size when each starts `stride` pixels after the last",
+                "a window that does not fit completely is dropped: round down with //, which also keeps an int"],
     statement="""
 Write `conv_output_size(size, kernel_size, stride=1, padding=0, dilation=1)`: the height (or width)
 of what `nn.Conv2d` returns for an input of height (or width) `size`, with a square kernel.
 
-- in: five `int`s
-- out: an `int`
-- not allowed: `layers.conv_output_size` (the course's own version)
-
-Correct means: equal to the size of a real `nn.Conv2d`'s output for a dozen random settings, with
-strides that do not divide evenly and dilations above 1.
-
-See lesson 09, section 2 (The output size).
+- **In:** five Python `int`s: `size`, `kernel_size`, `stride`, `padding`, `dilation`.
+- **Out:** a Python `int` (not a float, not a tensor), the output's height (or width).
+- **Use:** plain arithmetic on ints (`math` is imported); not `layers.conv_output_size` (the course's own version).
+- **Correct means:** equal to the size of a real `nn.Conv2d`'s output for a dozen settings, always
+  including a stride that does not divide evenly, a dilation of 2 and a padding of 2; the result must be an `int`.
+- **Reread:** section 2, *The output size*.
 """,
-    template=template_of(SOLUTION_09_1),
-    solution=SOLUTION_09_1,
+    template=template_of(SOLUTION_1),
+    solution=SOLUTION_1,
     alternatives=['''
 def conv_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
     return int(math.floor((size + 2 * padding - dilation * (kernel_size - 1) - 1) / stride + 1))
@@ -129,7 +133,9 @@ def conv_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
 )
 
 
-# ---------------------------------------------------------------- 09.2 a forward hook
+# ---------------------------------------------------------------- 09.2 Catch a layer's feature maps with a forward hook
+
+HINT_2 = "section 5 (What the network learned): a forward hook catches what a layer outputs; remove its handle after"
 
 class _SkipNet(nn.Module):
     """A small CNN whose forward is not a plain chain (a shortcut), so it cannot be sliced like nn.Sequential."""
@@ -158,25 +164,32 @@ def check_feature_maps(feature_maps) -> str:
             h = torch.relu(model.conv1(x))
             expected = model.conv2(h)                    # (batch, channels, size, size)
             logits = model(x)
-        got = call(feature_maps, model, model.conv2, x, hint=HINT_HOOK)
+        try:
+            got = call(feature_maps, model, model.conv2, x, hint=HINT_2)
+        except RuntimeError as err:
+            if "channels" not in str(err):
+                raise
+            raise Mistake(f"your code raised RuntimeError ({str(err).strip()}): the layer was called on the model's "
+                          "input x, but inside the model it gets what the layers before it output; let model(x) "
+                          "run and catch the layer's output with a forward hook", HINT_2) from None
         if model.conv2._forward_hooks or model._forward_hooks:
             raise Mistake("after your function returned, a forward hook is still registered: keep the handle that "
                           "register_forward_hook returns and call handle.remove(), or it fires on every later "
-                          "forward pass", HINT_HOOK)
+                          "forward pass", HINT_2)
         if isinstance(got, torch.Tensor) and got.shape == logits.shape:
             raise Mistake(f"your function returned the model's output {tuple(logits.shape)}, not the output of "
-                          f"the layer {tuple(expected.shape)}", HINT_HOOK)
+                          f"the layer {tuple(expected.shape)}", HINT_2)
         expect_tensor(got, expected, f"the feature maps of model.conv2 for x of shape {tuple(x.shape)}",
-                      hint=HINT_HOOK)
+                      hint=HINT_2)
         if got.requires_grad:
             raise Mistake("the feature maps still require grad: detach them (output.detach()) or run the model "
-                          "under torch.no_grad()", HINT_HOOK)
+                          "under torch.no_grad()", HINT_2)
         tested.append(tuple(x.shape))
     return (f"the output of a layer inside a model with a shortcut, for inputs {tested[0]} and {tested[1]}; "
             "no hook left behind")
 
 
-SOLUTION_09_2 = '''
+SOLUTION_2 = '''
 def feature_maps(model, layer, x):
     """What `layer` (a submodule of `model`) outputs while `model(x)` runs."""
     caught = []
@@ -193,24 +206,29 @@ def feature_maps(model, layer, x):
     return caught[0]
 '''
 
-FEATURE_MAPS = Exercise(
+EX_2 = Exercise(
     id="09.2", lesson=LESSON, title="Catch a layer's feature maps with a forward hook", name="feature_maps",
-    hint=HINT_HOOK,
+    hint=HINT_2,
+    more_hints=["register_forward_hook(fn) calls fn(module, inputs, output) during the forward pass: let fn store "
+                "output (detached) in a list or dict that your function can read afterwards",
+                "register_forward_hook returns a handle; call its remove() once model(x) has run, even if it raised "
+                "(try/finally)"],
     statement="""
 Write `feature_maps(model, layer, x)`: run `model(x)` and return what `layer`, one of the model's
 submodules, output during that forward pass. The model's `forward` is not a simple chain of layers
 (the checker's has a shortcut), so use a **forward hook** rather than calling the layers yourself.
 
-- in: `model`, an `nn.Module`; `layer`, a submodule of it; `x`, a batch for the model
-- out: the layer's output, detached (no gradient graph)
-
-Correct means: equal to the layer's real output, for a batch of several images and of 1; after the
-call no hook may be left on the layer.
-
-See lesson 09, section 5 (forward hooks).
+- **In:** `model`, an `nn.Module`; `layer`, one of its submodules; `x`, a batch for the model.
+- **Out:** the layer's output tensor, detached (`requires_grad` False); afterwards no hook is left
+  on the layer or the model.
+- **Use:** `register_forward_hook` and its handle; calling `layer(x)` yourself does not work (the layer
+  gets what the layers before it output, not `x`).
+- **Correct means:** equal to the layer's real output within 1e-5, for a batch of several images and
+  a batch of 1; no forward hook left on the layer or the model; the output does not require grad.
+- **Reread:** section 5, *What the network learned*.
 """,
-    template=template_of(SOLUTION_09_2),
-    solution=SOLUTION_09_2,
+    template=template_of(SOLUTION_2),
+    solution=SOLUTION_2,
     alternatives=['''
 def feature_maps(model, layer, x):
     store = {}
@@ -244,29 +262,64 @@ def feature_maps(model, layer, x):
 def feature_maps(model, layer, x):
     with torch.no_grad():
         return layer(x)
-''', "RuntimeError"),
+''', "the layer was called on the model's input x"),
     ],
     checker=check_feature_maps,
 )
 
 
-# ---------------------------------------------------------------- 09.3 a convolution from unfold
+# ---------------------------------------------------------------- 09.3 A convolution from unfold and a matrix product
+
+HINT_3 = ("section 1 (Conv2d and MaxPool2d: parameters and defaults): each output value is one filter times one "
+          "C_in x kH x kW patch, plus the filter's bias")
+
+
+def _unfold_mistake(err: RuntimeError) -> str:
+    """The usual cause of a RuntimeError in a convolution written with unfold, in plain words, or ''."""
+    text = str(err).strip()
+    if "cannot be multiplied" in text or "Expected size for first two dimensions" in text:
+        return (f"your code raised RuntimeError ({text}): a shape mismatch in the matrix product; the filters "
+                "flattened are (C_out, C_in*kH*kW) and the columns (N, C_in*kH*kW, L): the shared C_in*kH*kW must "
+                "be the last dim of the left factor and the middle dim of the right one")
+    if "is invalid for input of size" in text:
+        return (f"your code raised RuntimeError ({text}): the sizes of your reshape do not multiply to the number "
+                "of values: there are L = H_out * W_out positions, each side rounded down as in 09.1 (//)")
+    return ""
+
 
 def check_conv2d(conv2d) -> str:
     gen = generator("09.3")
     tested = []
     cases = [(randint(gen, 2, 4), 1, 0), (1, randint(gen, 2, 3), randint(gen, 1, 2)), (randint(gen, 2, 3), 2, 1)]
-    for batch, stride, padding in cases:
+    for i, (batch, stride, padding) in enumerate(cases):
         c_in, c_out = randint(gen, 1, 4), randint(gen, 2, 6)
         kernel = (randint(gen, 1, 2), randint(gen, 3, 4))          # non-square: rows and columns must not mix
         height, width = randint(gen, 6, 10), randint(gen, 11, 15)   # non-square image too
+        if i == 2:  # the stride does not divide: the last row and column of windows do not fit and are dropped
+            height += (height + 2 * padding - kernel[0]) % stride == 0
+            width += (width + 2 * padding - kernel[1]) % stride == 0
         x = torch.randn(batch, c_in, height, width, generator=gen)
         weight = torch.randn(c_out, c_in, *kernel, generator=gen)
         bias = torch.randn(c_out, generator=gen)
         expected = F.conv2d(x, weight, bias, stride=stride, padding=padding)  # (batch, c_out, H_out, W_out)
-        with forbid((F, "conv2d"), (torch, "conv2d"), what="F.conv2d (nn.Conv2d calls it)", hint=HINT_UNFOLD):
-            got = call(conv2d, x, weight, bias, stride=stride, padding=padding, hint=HINT_UNFOLD)
         what = (f"conv2d for x {tuple(x.shape)}, weight {tuple(weight.shape)}, stride {stride}, padding {padding}")
+        with forbid((F, "conv2d"), (torch, "conv2d"), what="F.conv2d (nn.Conv2d calls it)", hint=HINT_3), \
+                spy(F, "unfold") as unfolds:
+            try:
+                got = call(conv2d, x, weight, bias, stride=stride, padding=padding, hint=HINT_3)
+            except RuntimeError as err:
+                cause = _unfold_mistake(err)
+                if not cause:
+                    raise
+                raise Mistake(f"{what}: {cause}", HINT_3) from None
+        if not unfolds:
+            raise Mistake(f"{what}: your code did not call F.unfold; this exercise asks for the convolution as "
+                          "F.unfold's columns times the flattened filters", HINT_3)
+        plain = (batch, c_out, height - kernel[0] + 1, width - kernel[1] + 1)  # stride 1, no padding
+        if isinstance(got, torch.Tensor) and got.shape == plain != expected.shape:
+            raise Mistake(f"{what}: your result has shape {plain}, that of stride 1 without padding, but "
+                          f"F.conv2d gives {tuple(expected.shape)}: pass stride and padding to F.unfold and use them "
+                          "in H_out and W_out", HINT_3)
         if isinstance(got, torch.Tensor) and got.shape == expected.shape:
             n, o, h_out, w_out = expected.shape
             no_bias = expected - bias.view(1, -1, 1, 1)
@@ -274,16 +327,16 @@ def check_conv2d(conv2d) -> str:
             if not torch.allclose(expected, scrambled) and torch.allclose(got, scrambled, atol=1e-4):
                 raise Mistake(f"{what}: the right numbers in the wrong places: your code reshaped a (batch, L, "
                               "C_out) result straight to (batch, C_out, H_out, W_out); put the channels before the "
-                              "positions first (transpose(1, 2))", HINT_UNFOLD)
+                              "positions first (transpose(1, 2))", HINT_3)
             if torch.allclose(got, expected - bias.view(1, -1, 1, 1), atol=1e-4):
                 raise Mistake(f"{what}: every value is off by its channel's bias: add bias.view(1, -1, 1, 1)",
-                              HINT_UNFOLD)
-        expect_tensor(got, expected, what, atol=1e-4, hint=HINT_UNFOLD)
+                              HINT_3)
+        expect_tensor(got, expected, what, atol=1e-4, hint=HINT_3)
         tested.append(f"{tuple(x.shape)} * {tuple(weight.shape)} (stride {stride}, padding {padding})")
-    return "matches F.conv2d for " + "; ".join(tested)
+    return "matches F.conv2d for " + "; ".join(tested) + " (the last with a stride that does not divide)"
 
 
-SOLUTION_09_3 = '''
+SOLUTION_3 = '''
 def conv2d(x, weight, bias, stride=1, padding=0):
     """(N, C_in, H, W) conv (C_out, C_in, kH, kW) + bias (C_out,) -> (N, C_out, H_out, W_out), via F.unfold."""
     n, _, height, width = x.shape
@@ -295,8 +348,12 @@ def conv2d(x, weight, bias, stride=1, padding=0):
     return out.reshape(n, c_out, h_out, w_out) + bias.view(1, c_out, 1, 1)
 '''
 
-CONV2D = Exercise(
-    id="09.3", lesson=LESSON, title="A convolution from unfold and a matrix product", name="conv2d", hint=HINT_UNFOLD,
+EX_3 = Exercise(
+    id="09.3", lesson=LESSON, title="A convolution from unfold and a matrix product", name="conv2d", hint=HINT_3,
+    more_hints=["flatten the weight to (C_out, C_in*kH*kW): one row per filter; a row times a column of F.unfold is "
+                "one output value, so the matrix product of the two gives (N, C_out, L)",
+                "L lists the positions row by row: (N, C_out, L) reshapes to (N, C_out, H_out, W_out), with H_out "
+                "and W_out from 09.1's formula per side; the bias, viewed as (1, C_out, 1, 1), is added last"],
     statement="""
 Write `conv2d(x, weight, bias, stride=1, padding=0)`, what `nn.Conv2d` computes, with
 `F.unfold` and a matrix product. `F.unfold(x, kernel_size, padding=padding, stride=stride)` cuts
@@ -304,18 +361,16 @@ every `C_in × kH × kW` patch out of `x` and lays it out as a column: `(N, C_in
 column per output position, `L = H_out · W_out`. Each filter, flattened to `C_in·kH·kW` numbers,
 times a column, plus the filter's bias, is one output value.
 
-- in: `x` (N, C_in, H, W); `weight` (C_out, C_in, kH, kW), kernels may be non-square; `bias` (C_out,);
-  `stride` and `padding` ints
-- out: (N, C_out, H_out, W_out), the sizes of 09.1 per dimension; no input may change
-- not allowed: `F.conv2d`, `nn.Conv2d`, and Python loops over positions
-
-Correct means: equal to `F.conv2d` within 1e-4 on random non-square inputs and kernels, with strides
-and paddings, including a batch of 1.
-
-See lesson 09, sections 1-3 (what `Conv2d` computes) and section 2 for the output size.
+- **In:** `x` (N, C_in, H, W); `weight` (C_out, C_in, kH, kW), kernels may be non-square; `bias` (C_out,);
+  `stride` and `padding`, Python `int`s.
+- **Out:** a tensor (N, C_out, H_out, W_out), the sizes of 09.1 per side; no input may change.
+- **Use:** `F.unfold` (the check makes sure it is called) and a matrix product; not `F.conv2d` or `nn.Conv2d`.
+- **Correct means:** equal to `F.conv2d` within 1e-4 on three non-square inputs with non-square kernels:
+  stride 1 without padding, a batch of 1 with padding, and a stride of 2 that does not divide the padded size.
+- **Reread:** section 1, *`Conv2d` and `MaxPool2d`: parameters and defaults*.
 """,
-    template=template_of(SOLUTION_09_3),
-    solution=SOLUTION_09_3,
+    template=template_of(SOLUTION_3),
+    solution=SOLUTION_3,
     alternatives=['''
 def conv2d(x, weight, bias, stride=1, padding=0):
     kh, kw = weight.shape[2:]
@@ -325,7 +380,7 @@ def conv2d(x, weight, bias, stride=1, padding=0):
     return out.unflatten(2, (h_out, -1))
 '''],
     wrong_answers=[
-        (variant(SOLUTION_09_3,
+        (variant(SOLUTION_3,
             ('  columns =', '  cols ='),
             ('weight.reshape(c_out, -1) @ columns', 'cols.transpose(1, 2) @ weight.reshape(c_out, -1).T'),
         ), "the right numbers in the wrong places"),
@@ -349,9 +404,27 @@ def conv2d(x, weight, bias, stride=1, padding=0):
     cols = F.unfold(x, (kh, kw))
     out = weight.reshape(c_out, -1) @ cols
     return out.reshape(n, c_out, height - kh + 1, width - kw + 1) + bias.view(1, c_out, 1, 1)
-''', "has shape"),
+''', "pass stride and padding to F.unfold"),
+        (variant(SOLUTION_3, ('weight.reshape(c_out, -1) @ columns', 'columns @ weight.reshape(c_out, -1)')),
+         "a shape mismatch in the matrix product"),
+        (variant(SOLUTION_3, ('h_out = (height + 2 * padding - kh) // stride + 1',
+                              'h_out = -(-(height + 2 * padding - kh) // stride) + 1')),
+         "rounded down as in 09.1"),
+        ('''
+def conv2d(x, weight, bias, stride=1, padding=0):
+    kh, kw = weight.shape[2:]
+    x = F.pad(x, (padding, padding, padding, padding))
+    h_out = (x.shape[2] - kh) // stride + 1
+    w_out = (x.shape[3] - kw) // stride + 1
+    out = torch.empty(x.shape[0], weight.shape[0], h_out, w_out)
+    for i in range(h_out):
+        for j in range(w_out):
+            patch = x[:, :, i * stride:i * stride + kh, j * stride:j * stride + kw]
+            out[:, :, i, j] = patch.flatten(1) @ weight.flatten(1).T + bias
+    return out
+''', "did not call F.unfold"),
     ],
     checker=check_conv2d,
 )
 
-EXERCISES = [CONV_SIZE, FEATURE_MAPS, CONV2D]
+EXERCISES = [EX_1, EX_2, EX_3]
