@@ -328,8 +328,8 @@ def test_verify_fails_on_a_broken_exercise(monkeypatch, capsys):
     assert "FAIL 01.1 wrong answer 1: expected a message with 'is wrong', got correct" in out
     monkeypatch.setattr(cli, "EXERCISES", lesson)
     assert cli.main(["verify"]) == 0
-    # per exercise: solution, alternatives, wrong answers, template
-    passed = sum(2 + len(e.alternatives) + len(e.wrong_answers) for e in lesson.values())
+    # per exercise: solution, alternatives, wrong answers, template, statement, hints, originality; per module: layout
+    passed = sum(5 + len(e.alternatives) + len(e.wrong_answers) for e in lesson.values()) + len(exercises.MODULES)
     assert capsys.readouterr().out.strip().endswith(f"{passed} passed, 0 failed")
 
 
