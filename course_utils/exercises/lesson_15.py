@@ -416,7 +416,7 @@ one always does); once `patience` validations in a row have not improved, set
 - **Out:** nothing; `trainer.should_stop` set to `True` at the right validation. Any other mode raises a
   `ValueError`; a `monitor` missing from `callback_metrics` (a typo) raises a `ValueError` whose message
   names it.
-- **Use:** `lightning` (the template imports it as `L`) and `math`; not `EarlyStopping`.
+- **Use:** `lightning` (the template imports it as `L`); `math` (`math.inf`) is imported already.
 - **Correct means:** `should_stop` becomes `True` after the same validation as in a correct callback,
   on loss curves (`"min"`) and accuracy curves (`"max"`) with patiences 1 to 3, on a curve whose values
   tie the best (no improvement), with the sanity check ignored; and the two `ValueError`s. The check
