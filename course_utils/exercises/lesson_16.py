@@ -391,6 +391,12 @@ def check_accumulate_gradients(accumulate_gradients) -> str:
         before = {"inputs": inputs.clone(), "targets": targets.clone()}
         try:
             accumulate_gradients(model, loss_fn, inputs, targets, micro_batches)
+        except ValueError as err:  # cross-entropy's own words for pieces of inputs and targets that differ
+            if "to match target batch_size" not in str(err):
+                raise
+            raise Mistake(f"for a batch of {n} in micro_batches={micro_batches} a piece of the inputs and its piece "
+                          f"of the targets have different sizes (the loss said: {err}): split both the same way, "
+                          "with torch.tensor_split and the same number of pieces", HINT_3) from None
         finally:
             hook.remove()  # the reference gradients below run copies of the model
         expect_unchanged(before, {"inputs": inputs, "targets": targets}, HINT_3)
@@ -499,6 +505,8 @@ def accumulate_gradients(model, loss_fn, inputs, targets, micro_batches):
                               "        torch.optim.SGD(model.parameters(), lr=0.1).step()")), "the weights changed"),
         (variant(SOLUTION_3, ("    model.zero_grad()", "    inputs -= inputs.mean(dim=0)\n    model.zero_grad()")),
          "changed its input `inputs` in place"),
+        (variant(SOLUTION_3, ("torch.tensor_split(targets, micro_batches)", "targets.chunk(micro_batches)")),
+         "have different sizes"),
     ],
     checker=check_accumulate_gradients, hint=HINT_3,
     more_hints=["zero the gradients first; then weight each piece's mean loss by its share of the batch, "

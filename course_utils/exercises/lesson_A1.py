@@ -247,7 +247,14 @@ def check_bfloat16_gap(bfloat16_gap) -> str:
     x = torch.cat([torch.tensor(powers), below, spread])
     x = x[torch.randperm(len(x), generator=gen)]
     expected = _bfloat16_gap(x)
-    got = call(bfloat16_gap, x, hint=HINT_3)
+    try:
+        got = call(bfloat16_gap, x, hint=HINT_3)
+    except (TypeError, ValueError) as err:
+        if "only one element tensors" not in str(err) and "must be real number" not in str(err):
+            raise
+        raise Mistake(f"your code handed the whole tensor to a function of one number (such as math.log2), which "
+                      f"raised {type(err).__name__}: {err}; torch.log2 and torch.floor work on every value of a "
+                      "tensor at once", HINT_3) from None
     if not isinstance(got, torch.Tensor):
         raise Mistake(f"bfloat16_gap(x) returned {describe(got)}, expected a float32 tensor of shape "
                       f"{tuple(x.shape)}", HINT_3)
@@ -309,6 +316,8 @@ def bfloat16_gap(x):
         (variant(SOLUTION_3, ("2.0 ** (k - 7)", "2.0 ** (k - 8)")), "half the gap"),
         (variant(SOLUTION_3, ("torch.log2(x.double())", "torch.log2(x)")), "values just below a power of two"),
         (variant(SOLUTION_3, ("torch.floor(", "torch.ceil(")), "is wrong at index"),
+        (variant(SOLUTION_3, ("torch.floor(torch.log2(x.double()))", "math.floor(math.log2(x))")),
+         "a function of one number"),
         (variant(SOLUTION_3, ("(2.0 ** (k - 7)).float()", "2.0 ** (k - 7)")), "has dtype torch.float64"),
     ],
     checker=check_bfloat16_gap,
