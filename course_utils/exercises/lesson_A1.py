@@ -40,8 +40,9 @@ def check_to_model(to_model) -> str:
         if next(model.parameters()).device != device or next(model.parameters()).dtype != dtype:
             raise Mistake(f"for {what} your code moved or converted the model; move the batch to the model, "
                           "not the model to the batch (the optimiser holds the model's parameters)", HINT_1)
-        if not torch.equal(x, x_before):
-            raise Mistake(f"for {what} your code changed the batch it was given", HINT_1)
+        if x.dtype != x_before.dtype or x.device != x_before.device or not torch.equal(x, x_before):
+            raise Mistake(f"for {what} your code changed the batch it was given (now {describe(x)}, was "
+                          f"{describe(x_before)}): return a new tensor and leave the caller's batch as it was", HINT_1)
         if not isinstance(got, torch.Tensor):
             raise Mistake(f"for {what} your code returned {type(got).__name__}, expected the batch as a tensor",
                           HINT_1)
@@ -108,6 +109,9 @@ def to_model(model, batch):
     model.to(batch.device, batch.dtype)
     return batch
 ''', "your code moved or converted the model"),
+        (variant(SOLUTION_1, ("    return batch.to(device=parameter.device, dtype=parameter.dtype)",
+                              "    batch.data = batch.data.to(parameter.dtype)\n"
+                              "    return batch.to(device=parameter.device)")), "changed the batch it was given"),
         ('''
 def to_model(model, batch):
     return batch.to("cpu", dtype=next(model.parameters()).dtype)
