@@ -310,13 +310,18 @@ def forbid(*targets: tuple[Any, str], what: str, hint: str = ""):
 
 
 @contextlib.contextmanager
-def spy(owner: Any, attr: str):
-    """While active, record every call of owner.attr as (args, kwargs) in the yielded list, and still make it."""
+def spy(owner: Any, attr: str, *, call_through: bool = True):
+    """While active, record every call of owner.attr as (args, kwargs) in the yielded list, and still make it.
+
+    With call_through=False the call is only recorded (and returns None): for a method that cannot run where the
+    check calls it, such as a LightningModule's log without a Trainer. A method patched on a class records `self`
+    as args[0].
+    """
     original, calls = getattr(owner, attr), []
 
     def recorded(*args, **kwargs):
         calls.append((args, kwargs))
-        return original(*args, **kwargs)
+        return original(*args, **kwargs) if call_through else None
 
     setattr(owner, attr, recorded)
     try:

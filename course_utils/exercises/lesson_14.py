@@ -25,7 +25,7 @@ LESSON = "14_tensorboard"
 
 
 @contextlib.contextmanager
-def event_folder():
+def _event_folder():
     """A SummaryWriter on a fresh temporary folder, and a function that closes it and reads the folder back."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # imported when checked
     from torch.utils.tensorboard import SummaryWriter
@@ -45,26 +45,39 @@ def event_folder():
 
 # ---------------------------------------------------------------- 14.1 a history as scalars
 
-HINT_1 = ("section 2 (Logging while training): writer.add_scalar(tag, value, step) with the epoch as the step, "
-          "so that every run's curves line up; the part of the tag before '/' is the section in TensorBoard")
-KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_accuracy")
+HINT_1 = "section 2 (Logging while training): one writer.add_scalar(tag, value, step) per point, the epoch as the step"
+_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_accuracy")
+_TWO_UNDERSCORES = "val_top5_accuracy"  # in every history: "val/top5_accuracy", not "val/top5/accuracy"
 
 
-def random_history(gen: torch.Generator) -> dict[str, list[float]]:
-    """A history dict as training.fit returns it: a few of KEYS, one value per epoch."""
+def _random_history(gen: torch.Generator) -> dict[str, list[float]]:
+    """A history dict as training.fit returns it: a few of _KEYS, one value per epoch, and always a key with two
+    `_` (only the first one becomes '/')."""
     epochs = randint(gen, 3, 6)
-    chosen = [KEYS[i] for i in sorted(torch.randperm(len(KEYS), generator=gen)[:randint(gen, 2, 4)].tolist())]
+    chosen = [_KEYS[i] for i in sorted(torch.randperm(len(_KEYS), generator=gen)[:randint(gen, 2, 4)].tolist())]
+    chosen.insert(randint(gen, 0, len(chosen)), _TWO_UNDERSCORES)
     return {key: [round(float(v), 4) for v in torch.rand(epochs, generator=gen)] for key in chosen}
 
 
 def check_log_history(log_history) -> str:
     gen = generator("14.1")
-    history = random_history(gen)
-    with event_folder() as (writer, read):
-        log_history(writer, history)
+    history = _random_history(gen)
+    with _event_folder() as (writer, read):
+        try:
+            log_history(writer, history)
+        except NotImplementedError as err:  # what add_scalar raises for a list; the template's raise has no message
+            if "numpy array or torch tensor are expected" not in str(err):
+                raise
+            said = str(err).strip()
+            raise Mistake(f"your code passed a list to writer.add_scalar, which logs one number per call (the "
+                          f"SummaryWriter said: {said}); log each value at its own step", HINT_1) from None
         run = read()
     tags = sorted(run.Tags()["scalars"])
     expected_tags = sorted(key.replace("_", "/", 1) for key in history)
+    if tags == sorted(key.replace("_", "/") for key in history):
+        raise Mistake(f"the event file holds the tag {_TWO_UNDERSCORES.replace('_', '/')!r}: only the key's first "
+                      f"'_' becomes '/', so {_TWO_UNDERSCORES!r} is logged as "
+                      f"{_TWO_UNDERSCORES.replace('_', '/', 1)!r}", HINT_1)
     if tags != expected_tags:
         kept = " (the key's first '_' becomes '/': 'val_loss' -> 'val/loss')" if set(tags) & set(history) else ""
         raise Mistake(f"the event file holds the scalar tags {tags}, expected {expected_tags}{kept}", HINT_1)
@@ -85,7 +98,7 @@ def check_log_history(log_history) -> str:
            f"{len(next(iter(history.values())))}, read back with EventAccumulator"
 
 
-SOLUTION_14_1 = '''
+SOLUTION_1 = '''
 def log_history(writer, history):
     """Every history[key][i] as the scalar tag key.replace("_", "/", 1) at step i + 1."""
     for key, values in history.items():
@@ -97,19 +110,24 @@ def log_history(writer, history):
 EX_1 = Exercise(
     id="14.1", lesson=LESSON, title="A history as TensorBoard scalars", name="log_history",
     statement="""
-Write `log_history(writer, history)` that writes a history dict, as `training.fit` returns it (e.g.
-`{"train_loss": [0.61, 0.42, 0.38], "val_loss": [...], "val_accuracy": [...]}`, one value per epoch), to
-a `SummaryWriter`. Each key becomes one scalar tag whose first `_` is replaced by `/` (`"val_loss"` →
-`"val/loss"`, so TensorBoard groups the curves by split), and its values are logged with the epoch as the
-step, counting from 1. The keys vary; log every key there is, and nothing else. You need not close the
-writer.
+Write `log_history(writer, history)` that writes a history dict, as `training.fit` returns it, to a
+`SummaryWriter`: one scalar tag per key, one point per epoch.
 
-Correct means: the event file, read back with `EventAccumulator`, holds exactly the expected tags, each
-with one point per epoch at steps 1, 2, ... and the history's values (within float32 rounding). See
-section 2, *Logging while training*.
+Each key becomes the tag whose **first** `_` is replaced by `/` (`"val_loss"` → `"val/loss"`,
+`"val_top5_accuracy"` → `"val/top5_accuracy"`), so that TensorBoard groups the curves by split.
+
+- **In:** `writer`, a `SummaryWriter`; `history`, a dict of key → list of floats, one per epoch (e.g.
+  `{"train_loss": [0.61, 0.42, 0.38], "val_loss": [...]}`); the keys vary, every list has the same length.
+- **Out:** nothing; every key logged, nothing else, each value at the epoch as the step, counting from 1.
+  You need not close the writer.
+- **Use:** `writer.add_scalar`; string methods for the tag.
+- **Correct means:** the event file, read back with `EventAccumulator`, holds exactly the expected tags
+  (the history always has a key with two `_`), each with one point per epoch at steps 1, 2, ... and the
+  history's values (within float32 rounding).
+- **Reread:** section 2, *Logging while training*.
 """,
-    template=template_of(SOLUTION_14_1),
-    solution=SOLUTION_14_1,
+    template=template_of(SOLUTION_1),
+    solution=SOLUTION_1,
     alternatives=['''
 def log_history(writer, history):
     epochs = len(next(iter(history.values())))
@@ -123,10 +141,14 @@ def log_history(writer, history):
         ("def log_history(writer, history):\n    for key, values in history.items():\n"
          "        for epoch, value in enumerate(values):\n"
          "            writer.add_scalar(key.replace('_', '/', 1), value, epoch)\n", "epochs count from 1"),
-        (variant(SOLUTION_14_1,
+        (variant(SOLUTION_1,
             ('writer.add_scalar(tag,', 'writer.add_scalar(key,'),
         ),
          "the key's first '_' becomes '/'"),
+        ("def log_history(writer, history):\n    for key, values in history.items():\n"
+         "        writer.add_scalar(key.replace('_', '/', 1), values, 1)\n", "logs one number per call"),
+        (variant(SOLUTION_1, ('tag = key.replace("_", "/", 1)', 'tag = key.replace("_", "/")')),
+         "only the key's first"),
         ("def log_history(writer, history):\n    for key, values in history.items():\n"
          "        writer.add_scalar(key.replace('_', '/', 1), values[-1], len(values))\n",
          "expected one point per epoch"),
@@ -135,17 +157,17 @@ def log_history(writer, history):
          "            writer.add_scalar(key.replace('_', '/', 1), value, epoch)\n", "(history['"),
     ],
     checker=check_log_history, hint=HINT_1,
+    more_hints=["str.replace takes a third argument, the number of replacements to make; enumerate(values, "
+                "start=1) gives the epoch numbers from 1"],
 )
 
 
 # ---------------------------------------------------------------- 14.2 weight and gradient histograms
 
-HINT_2 = ("section 2 (Logging while training): writer.add_histogram(f\"weights/{name}\", parameter, step) and "
-          "writer.add_histogram(f\"gradients/{name}\", parameter.grad, step) for each of model.named_parameters(); "
-          "a frozen parameter has no gradient (.grad is None)")
+HINT_2 = "section 2 (Logging while training): writer.add_histogram(tag, values, step), once per tensor"
 
 
-def partly_frozen_model(gen: torch.Generator) -> nn.Module:
+def _partly_frozen_model(gen: torch.Generator) -> nn.Module:
     """A small MLP whose first layer is frozen, after one backward pass: the others have gradients, it has none."""
     n_in, n_hidden, n_out = distinct_sizes(gen, 3, 3, 9)
     model = nn.Sequential(nn.Linear(n_in, n_hidden), nn.ReLU(), nn.Linear(n_hidden, n_hidden), nn.ReLU(),
@@ -160,12 +182,12 @@ def partly_frozen_model(gen: torch.Generator) -> nn.Module:
 
 def check_log_histograms(log_histograms) -> str:
     gen = generator("14.2")
-    model = partly_frozen_model(gen)
+    model = _partly_frozen_model(gen)
     step = randint(gen, 2, 9)
     expected = {f"weights/{name}": p for name, p in model.named_parameters()}
     expected |= {f"gradients/{name}": p.grad for name, p in model.named_parameters() if p.grad is not None}
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
-    with event_folder() as (writer, read):
+    with _event_folder() as (writer, read):
         add_histogram = writer.add_histogram
 
         def refuse_none(tag, values, *args, **kwargs):
@@ -204,7 +226,7 @@ def check_log_histograms(log_histograms) -> str:
             "frozen layer's, read back with EventAccumulator")
 
 
-SOLUTION_14_2 = '''
+SOLUTION_2 = '''
 def log_histograms(writer, model, step):
     """Histograms weights/<name> of every parameter and gradients/<name> of every gradient there is, at step."""
     for name, parameter in model.named_parameters():
@@ -216,18 +238,23 @@ def log_histograms(writer, model, step):
 EX_2 = Exercise(
     id="14.2", lesson=LESSON, title="Weight and gradient histograms", name="log_histograms",
     statement="""
-Write `log_histograms(writer, model, step)` that logs, with `writer.add_histogram` at `step`, a histogram
-of every parameter of `model` under the tag `weights/<name>` and one of its gradient under
-`gradients/<name>`, where `<name>` is the name `model.named_parameters()` gives (e.g. `2.weight`). The
-model's first layer is frozen (`requires_grad=False`): its parameters have no gradient (`.grad is None`),
-so log their weights but no gradient for them. The weights must not change.
+Write `log_histograms(writer, model, step)` that logs a histogram of every parameter of `model` and of
+every gradient it has, at `step`.
 
-Correct means: read back with `EventAccumulator`, exactly those tags, each logged once at `step`, each
-histogram over the right tensor (its number of values and their sum). See section 2, *Logging while
-training*.
+The model's first layer is frozen (`requires_grad=False`): its parameters have no gradient
+(`.grad is None`), so log their weights but no gradient for them.
+
+- **In:** `writer`, a `SummaryWriter`; `model`, an `nn.Module` after one backward pass; `step`, an int.
+- **Out:** nothing; the histogram `weights/<name>` of every parameter and `gradients/<name>` of every
+  gradient there is, `<name>` as `model.named_parameters()` gives it (e.g. `2.weight`), each at `step`.
+  The weights must not change.
+- **Use:** `writer.add_histogram`, `model.named_parameters()`.
+- **Correct means:** read back with `EventAccumulator`, exactly those tags, each logged once at `step`,
+  each histogram over the right tensor (its number of values and their sum); the weights unchanged.
+- **Reread:** section 2, *Logging while training*.
 """,
-    template=template_of(SOLUTION_14_2),
-    solution=SOLUTION_14_2,
+    template=template_of(SOLUTION_2),
+    solution=SOLUTION_2,
     alternatives=['''
 def log_histograms(writer, model, step):
     params = dict(model.named_parameters())
@@ -256,19 +283,23 @@ def log_histograms(writer, model, step):
          "        writer.add_histogram(f'weights/{name}', p, 0)\n"
          "        if p.grad is not None:\n            writer.add_histogram(f'gradients/{name}', p.grad, 0)\n",
          "expected once at step"),
+        (variant(SOLUTION_2, ('        writer.add_histogram(f"weights/{name}", parameter, step)',
+                              '        writer.add_histogram(f"weights/{name}", parameter.data.clamp_(-1, 1), step)')),
+         "changed the model's weights"),
     ],
     checker=check_log_histograms, hint=HINT_2,
+    more_hints=["loop over model.named_parameters(): log every parameter under f\"weights/{name}\", and its .grad "
+                "under f\"gradients/{name}\" only when .grad is not None"],
 )
 
 
 # ---------------------------------------------------------------- 14.3 operator calls per step
 
-HINT_3 = ("section 7 (Where does the time go? torch.profiler): a warm-up step outside the profiler, then "
-          "`with profile(activities=[ProfilerActivity.CPU]) as prof:` around the steps; each entry of "
-          "prof.key_averages() has .key (the operator's name) and .count (its calls)")
+HINT_3 = ("section 7 (Where does the time go? torch.profiler): a warm-up step outside the profiler, then the "
+          "profiled steps inside `with profile(...) as prof:`")
 
 
-class TrainStep:
+class _TrainStep:
     """One hand-written training step of a small MLP: forward, backward, momentum update (state made on call 1)."""
 
     def __init__(self, gen: torch.Generator):
@@ -296,7 +327,7 @@ class TrainStep:
                 p.sub_(0.01 * velocity)
 
 
-def reference_calls(step, num_steps: int) -> dict[str, float]:
+def _reference_calls(step, num_steps: int) -> dict[str, float]:
     from torch.profiler import ProfilerActivity, profile
     step()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -312,7 +343,7 @@ def check_calls_per_step(calls_per_step) -> str:
     gen = generator("14.3")
     num_steps = randint(gen, 3, 6)
     state = gen.get_state()
-    step = TrainStep(gen)
+    step = _TrainStep(gen)
     calls: list[int] = []
     inner = step.__call__
 
@@ -322,7 +353,7 @@ def check_calls_per_step(calls_per_step) -> str:
 
     got = calls_per_step(counted, num_steps)
     gen.set_state(state)
-    expected = reference_calls(TrainStep(gen), num_steps)
+    expected = _reference_calls(_TrainStep(gen), num_steps)
     if len(calls) != num_steps + 1:
         raise Mistake(f"your code called step() {len(calls)} times for num_steps={num_steps}: once to warm up, "
                       f"then {num_steps} times inside the profiler", HINT_3)
@@ -343,18 +374,21 @@ def check_calls_per_step(calls_per_step) -> str:
     for name, count in expected.items():
         value = got[name]
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise Mistake(f"{name}'s entry is {describe(value)}, expected a number", HINT_3)
+            raise Mistake(f"{name}'s entry is {describe(value)}, expected a float", HINT_3)
         if abs(value - count * num_steps) < 1e-9 and num_steps > 1 and abs(value - count) > 1e-9:
             raise Mistake(f"{name} has {value:g}, the total over the {num_steps} profiled steps: divide by "
                           "num_steps for the calls per step", HINT_3)
         if abs(value - count) > 1e-9:
             raise Mistake(f"{name} has {value:g} calls per step, expected {count:g}", HINT_3)
+        if not isinstance(value, float):
+            raise Mistake(f"{name}'s entry is the int {value}, the right count but not the type asked for: the "
+                          "calls per step are a float, .count / num_steps (true division, not //)", HINT_3)
     layers = len(step.layers)
     return (f"{len(expected)} operators over {num_steps} profiled steps after a warm-up, e.g. aten::addmm "
             f"{expected['aten::addmm']:g} and aten::mm {expected['aten::mm']:g} per step for {layers} Linear layers")
 
 
-SOLUTION_14_3 = '''
+SOLUTION_3 = '''
 from torch.profiler import ProfilerActivity, profile
 
 
@@ -370,20 +404,26 @@ def calls_per_step(step, num_steps):
 EX_3 = Exercise(
     id="14.3", lesson=LESSON, title="Operator calls per step, from the profiler", name="calls_per_step",
     statement="""
-Write `calls_per_step(step, num_steps)` for a function `step()` that runs one training step. Call it
-once to warm up, outside the profiler (the first step of a run does one-off work, such as creating the
-optimiser's state), then record `num_steps` calls of `step()` with `torch.profiler.profile` (CPU
-activity). Return a dict that maps each operator's name in `prof.key_averages()` that starts with
-`"aten::"` (so not your own `record_function` labels) to its number of calls **per step**: its `.count`
-divided by `num_steps`, a float.
+Write `calls_per_step(step, num_steps)` that profiles a training step and returns how often each operator
+runs per step.
 
-Correct means: `step()` called `num_steps + 1` times, and the same operators with the same calls per
-step as the profiler reports for this step (`aten::addmm` once per `Linear` layer, for instance). See
-section 7, *Where does the time go? `torch.profiler`*.
+Call `step()` once to warm up, outside the profiler (the first step of a run does one-off work, such as
+creating the optimiser's state), then record `num_steps` calls of `step()` with `torch.profiler.profile`
+(CPU activity).
+
+- **In:** `step`, a function of no argument that runs one training step; `num_steps`, an int ≥ 1.
+- **Out:** a dict that maps each operator's name in `prof.key_averages()` that starts with `"aten::"`
+  (so not `record_function` labels) to its calls **per step**, a Python `float`: its `.count` divided by
+  `num_steps`.
+- **Use:** `torch.profiler` (the template imports `profile` and `ProfilerActivity`).
+- **Correct means:** `step()` called `num_steps + 1` times; the same operators with the same calls per
+  step as the profiler reports for this step (`aten::addmm` once per `Linear` layer, for instance), each
+  a `float`.
+- **Reread:** section 7, *Where does the time go? `torch.profiler`*.
 """,
-    template=template_of(SOLUTION_14_3),
-    solution=SOLUTION_14_3,
-    alternatives=[variant(SOLUTION_14_3,
+    template=template_of(SOLUTION_3),
+    solution=SOLUTION_3,
+    alternatives=[variant(SOLUTION_3,
             ('from torch.profiler import ProfilerActivity, profile',
              'import torch.profiler'),
             ('profile(activities=[ProfilerActivity.CPU]', 'torch.profiler.profile('),
@@ -400,11 +440,14 @@ def calls_per_step(step, num_steps):
             step()
     return {e.key: e.count / num_steps for e in prof.key_averages() if e.key.startswith("aten::")}
 ''', "warm up with one step() before the profiler starts"),
-        (variant(SOLUTION_14_3, ('event.count / num_steps', 'event.count')), "divide by num_steps"),
-        (variant(SOLUTION_14_3, (' if event.key.startswith("aten::")', '')), "not operators"),
-        (variant(SOLUTION_14_3, ('range(num_steps)', 'range(num_steps - 1)')), "called step()"),
+        (variant(SOLUTION_3, ('event.count / num_steps', 'event.count')), "divide by num_steps"),
+        (variant(SOLUTION_3, (' if event.key.startswith("aten::")', '')), "not operators"),
+        (variant(SOLUTION_3, ('range(num_steps)', 'range(num_steps - 1)')), "called step()"),
+        (variant(SOLUTION_3, ('event.count / num_steps', 'event.count // num_steps')), "are a float"),
     ],
     checker=check_calls_per_step, hint=HINT_3,
+    more_hints=["each entry of prof.key_averages() has .key (the operator's name) and .count (its calls over "
+                "all the profiled steps); keep the keys that start with \"aten::\""],
 )
 
 EXERCISES = [EX_1, EX_2, EX_3]

@@ -1,4 +1,4 @@
-"""Exercises for lesson 16 (distributed data parallel): gradients averaged as all-reduce does, DistributedSampler's
+"""Exercises for lesson 16 (distributed data parallel): an epoch's metrics from every worker, DistributedSampler's
 shards, gradient accumulation; all simulated in one process."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from course_utils.exercises.framework import (
     distinct_sizes,
     expect_tensor,
     expect_unchanged,
+    forbid,
     generator,
     randint,
     template_of,
@@ -26,116 +27,188 @@ from course_utils.exercises.framework import (
 LESSON = "16_distributed"
 
 
-# ---------------------------------------------------------------- 16.1 gradients averaged as all-reduce does
+# ---------------------------------------------------------------- 16.1 an epoch's metrics from every worker
 
-HINT_1 = ("section 1 (What DDP does), step 3: during backward() DDP all-reduces the gradients, so that every "
-          "worker ends up with the average over all workers, and every worker then takes the same step")
+HINT_1 = ("section 4 (What is all-reduced, and what it costs): the workers' sums are added, the means come from the "
+          "totals, and the epoch time is reduced with MAX")
+_KEYS = ("loss", "accuracy", "samples", "seconds")
 
 
-def check_average_gradients(average_gradients) -> str:
+def _worker_reports(gen: torch.Generator, samples: list[int]) -> list[dict]:
+    """One report per worker: its mean loss and accuracy over its own `samples`, and its epoch's seconds."""
+    reports = []
+    for n in samples:
+        correct = randint(gen, 0, n)
+        reports.append({"loss": round(float(torch.empty(()).uniform_(0.2, 2.0, generator=gen)), 4),
+                        "accuracy": correct / n, "samples": n,
+                        "seconds": round(float(torch.empty(()).uniform_(1.0, 9.0, generator=gen)), 2)})
+    return reports
+
+
+def _epoch(reports: list[dict]) -> dict:
+    """The reference: sums added up, means from the totals, the slowest worker's time."""
+    samples = sum(r["samples"] for r in reports)
+    return {"loss": sum(r["loss"] * r["samples"] for r in reports) / samples,
+            "accuracy": sum(r["accuracy"] * r["samples"] for r in reports) / samples,
+            "samples": samples, "seconds": max(r["seconds"] for r in reports)}
+
+
+def _check_types(got: dict, expected: dict, setting: str) -> None:
+    """Mistake unless 'samples' is a Python int and the other values are Python floats (or ints)."""
+    total = expected["samples"]
+    if isinstance(got["samples"], bool) or not isinstance(got["samples"], int):
+        same = isinstance(got["samples"], (int, float)) and got["samples"] == total
+        why = (" (a count added in floating point, or read back with .item() from a float tensor, comes back as a "
+               "float: int(...) turns it back)") if same else ""
+        raise Mistake(f"{setting} 'samples' is {describe(got['samples'])} {got['samples']!r}, expected the Python "
+                      f"int {total}{why}", HINT_1)
+    for key in ("loss", "accuracy", "seconds"):
+        value = got[key]
+        if isinstance(value, torch.Tensor):
+            raise Mistake(f"{setting} {key!r} is {describe(value)}, expected a Python float (.item() gives it)",
+                          HINT_1)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise Mistake(f"{setting} {key!r} is {describe(value)}, expected a float", HINT_1)
+
+
+def check_epoch_metrics(epoch_metrics) -> str:
     gen = generator("16.1")
-    shapes = [tuple(distinct_sizes(gen, 2, 2, 6)), (randint(gen, 2, 6),), (randint(gen, 1, 3), 2, 3)]
-    tested = []
-    for world_size in (randint(gen, 3, 5), 2, 1):
-        grads = [[torch.randn(shape, generator=gen) for shape in shapes] for _ in range(world_size)]
-        before = {f"grads_per_rank[{r}][{i}]": g.clone() for r, rank in enumerate(grads) for i, g in enumerate(rank)}
-        result = average_gradients(grads)
-        expect_unchanged(before, {f"grads_per_rank[{r}][{i}]": g for r, rank in enumerate(grads)
-                                  for i, g in enumerate(rank)}, HINT_1)
-        means = [torch.stack(per_parameter).double().mean(dim=0).float() for per_parameter in zip(*grads)]
-        if not isinstance(result, (list, tuple)) or len(result) != world_size or not all(
-                isinstance(rank, (list, tuple)) for rank in result):
-            length = f" of length {len(result)}" if isinstance(result, (list, tuple)) else ""
-            raise Mistake(f"for {world_size} ranks average_gradients returned {describe(result)}{length}, expected a "
-                          f"list of {world_size} lists (what each rank holds after the all-reduce)", HINT_1)
-        for rank, got in enumerate(result):
-            if len(got) != len(shapes):
-                raise Mistake(f"rank {rank} got {len(got)} gradients, expected one per parameter ({len(shapes)})",
-                              HINT_1)
-            for i, (tensor, mean) in enumerate(zip(got, means)):
-                what = f"rank {rank}'s gradient {i} ({world_size} ranks)"
-                total = mean * world_size
-                if (world_size > 1 and isinstance(tensor, torch.Tensor) and tensor.shape == mean.shape
-                        and torch.allclose(tensor, total, atol=1e-5)):
-                    raise Mistake(f"{what} is the sum over the ranks (what all_reduce with ReduceOp.SUM leaves): "
-                                  f"divide it by the world size, {world_size}", HINT_1)
-                expect_tensor(tensor, mean, what, atol=1e-6, hint=HINT_1)
-        tested.append(world_size)
-    return f"the mean over {tested[0]}, 2 and 1 ranks of {len(shapes)} gradients each, on every rank, inputs unchanged"
+    world_size = randint(gen, 3, 4)
+    cases = [("shards of different sizes", distinct_sizes(gen, world_size, 20, 90)),
+             ("two equal shards", [randint(gen, 20, 90)] * 2),
+             ("one worker", [randint(gen, 20, 90)])]
+    for what, samples in cases:
+        reports = _worker_reports(gen, samples)
+        before = copy.deepcopy(reports)
+        got = epoch_metrics(reports)
+        setting = f"for {what} ({samples} samples)"
+        for rank, (report, kept) in enumerate(zip(reports, before)):
+            if report != kept:
+                raise Mistake(f"{setting} your code changed per_worker[{rank}] (it is now {report}): build a new "
+                              "dict for the totals instead of adding into a worker's", HINT_1)
+        if not isinstance(got, dict):
+            raise Mistake(f"{setting} epoch_metrics returned {describe(got)}, expected a dict with the keys "
+                          f"{list(_KEYS)}", HINT_1)
+        if sorted(got) != sorted(_KEYS):
+            raise Mistake(f"{setting} your dict has the keys {sorted(got)}, expected exactly {sorted(_KEYS)}", HINT_1)
+        expected = _epoch(reports)
+        _check_types(got, expected, setting)
+        if got["samples"] != expected["samples"]:
+            raise Mistake(f"{setting} 'samples' is {got['samples']}, expected the total over the workers, "
+                          f"{expected['samples']}", HINT_1)
+        if abs(got["seconds"] - expected["seconds"]) > 1e-9:
+            seconds = [r["seconds"] for r in reports]
+            why = ""
+            if len(reports) > 1 and abs(got["seconds"] - sum(seconds)) < 1e-9:
+                why = ", the sum of the workers' times, but they run at the same time"
+            elif len(reports) > 1 and abs(got["seconds"] - sum(seconds) / len(seconds)) < 1e-9:
+                why = ", the mean of the workers' times, but the others wait for the slowest"
+            raise Mistake(f"{setting} 'seconds' is {got['seconds']!r}{why}: an epoch lasts as long as its slowest "
+                          f"worker, {expected['seconds']!r} s (a MAX, not a SUM)", HINT_1)
+        for key in ("loss", "accuracy"):
+            if abs(got[key] - expected[key]) > 1e-9 * max(1.0, abs(expected[key])):
+                mean_of_means = sum(r[key] for r in reports) / len(reports)
+                if abs(got[key] - mean_of_means) < 1e-9:
+                    raise Mistake(f"{setting} {key!r} is {got[key]:.6g}, the mean of the workers' means; with shards "
+                                  f"of different sizes that is not the mean over all samples, {expected[key]:.6g}: "
+                                  "weight each worker's mean by its samples (that gives its sum) and divide the "
+                                  "total by all the samples", HINT_1)
+                raise Mistake(f"{setting} {key!r} is {got[key]!r}, expected {expected[key]!r}, the mean over "
+                              "all the samples", HINT_1)
+    return (f"the loss and accuracy over all samples for {world_size} shards of different sizes, 2 equal ones and "
+            "1 worker; the total samples as an int; the slowest worker's seconds; the reports unchanged")
 
 
-SOLUTION_16_1 = '''
-def average_gradients(grads_per_rank):
-    """One list per rank of the gradients' means over the ranks: what every rank holds after the all-reduce."""
-    world_size = len(grads_per_rank)
-    # zip(*...) groups the ranks' gradients of one parameter; stack -> (world_size, *shape)
-    means = [torch.stack(per_parameter).mean(dim=0) for per_parameter in zip(*grads_per_rank)]
-    return [[mean.clone() for mean in means] for _ in range(world_size)]  # every rank holds its own copy
+SOLUTION_1 = '''
+def epoch_metrics(per_worker):
+    """The epoch's loss and accuracy over all samples, the total samples, and the slowest worker's seconds."""
+    samples = sum(worker["samples"] for worker in per_worker)
+    loss_sum = sum(worker["loss"] * worker["samples"] for worker in per_worker)   # a mean times its count: a sum
+    correct = sum(worker["accuracy"] * worker["samples"] for worker in per_worker)
+    return {"loss": loss_sum / samples, "accuracy": correct / samples, "samples": samples,
+            "seconds": max(worker["seconds"] for worker in per_worker)}         # the others wait for the slowest
+'''
+
+_TOTALS_IN_FLOAT64 = '''
+def epoch_metrics(per_worker):
+    rows = [[w["loss"] * w["samples"], w["accuracy"] * w["samples"], w["samples"]] for w in per_worker]
+    totals = torch.tensor(rows, dtype=torch.float64).sum(dim=0)   # what all_reduce_sums adds up
+    n = int(totals[2])
+    return {"loss": totals[0].item() / n, "accuracy": totals[1].item() / n, "samples": n,
+            "seconds": torch.tensor([w["seconds"] for w in per_worker], dtype=torch.float64).max().item()}
 '''
 
 EX_1 = Exercise(
-    id="16.1", lesson=LESSON, title="Average gradients as all-reduce does", name="average_gradients",
+    id="16.1", lesson=LESSON, title="An epoch's metrics from every worker", name="epoch_metrics",
+    hint=HINT_1,
+    more_hints=["a worker's mean times its samples is its sum; add the sums, then divide by all the samples; the "
+                "time is the max over the workers, since they run at the same time"],
     statement="""
-Simulate what DDP's all-reduce does to the gradients, in one process. Write
-`average_gradients(grads_per_rank)`: `grads_per_rank[r]` is the list of gradient tensors worker `r`
-computed on its own shard (one tensor per parameter, the same shapes on every worker). Return a list
-with one entry per worker, each a list of new tensors: for every parameter, the element-wise mean of
-that parameter's gradients over all workers, as every worker holds it after the all-reduce. The input
-tensors must not change.
+Write `epoch_metrics(per_worker)` that combines what each worker measured on its own shard into the
+epoch's metrics over the whole training set, as the lesson's script does with its all-reduces.
 
-Correct means: for 1 to 5 workers and gradients of several shapes, every worker's every tensor is the
-mean over the workers (within 1e-6), and no input changed. See section 1, *What DDP does*.
+Each worker reports its mean loss per sample and its accuracy over its own shard, its number of
+samples, and how long its epoch took. The shards may differ in size.
+
+- **In:** `per_worker`, a list with one dict per worker (at least one), each with the keys `"loss"`
+  (float), `"accuracy"` (float, the fraction correct), `"samples"` (int ≥ 1) and `"seconds"` (float).
+- **Out:** a new dict with the same four keys: `"loss"` and `"accuracy"` over all the samples together
+  (floats), `"samples"` the total (a Python `int`), `"seconds"` how long the epoch lasted (a float).
+  The workers' dicts must not change.
+- **Use:** plain Python (`sum`, `max`) or tensor operations.
+- **Correct means:** loss and accuracy within 1e-9 of those over all the samples, the total an `int`,
+  the seconds those of the slowest worker; for shards of different sizes, for two equal shards and for
+  a single worker; the workers' dicts unchanged.
+- **Reread:** section 4, *What is all-reduced, and what it costs*.
 """,
-    template=template_of(SOLUTION_16_1),
-    solution=SOLUTION_16_1,
-    alternatives=['''
-def average_gradients(grads_per_rank):
-    n = len(grads_per_rank)
-    summed = [g.clone() for g in grads_per_rank[0]]
-    for rank in grads_per_rank[1:]:
-        for total, g in zip(summed, rank):
-            total += g              # all_reduce with ReduceOp.SUM
-    return [[total / n for total in summed] for _ in range(n)]
-'''],
+    template=template_of(SOLUTION_1),
+    solution=SOLUTION_1,
+    alternatives=[_TOTALS_IN_FLOAT64],
     wrong_answers=[
-        ("def average_gradients(grads_per_rank):\n"
-         "    sums = [torch.stack(g).sum(dim=0) for g in zip(*grads_per_rank)]\n"
-         "    return [sums for _ in grads_per_rank]\n", "divide it by the world size"),
-        ("def average_gradients(grads_per_rank):\n"
-         "    return [torch.stack(g).mean(dim=0) for g in zip(*grads_per_rank)]\n", "expected a list of"),
-        ("def average_gradients(grads_per_rank):\n"
-         "    return [[g.mean() for g in rank] for rank in grads_per_rank]\n", "has shape ()"),
-        ("def average_gradients(grads_per_rank):\n"
-         "    first = grads_per_rank[0]\n"
-         "    for rank in grads_per_rank[1:]:\n        for total, g in zip(first, rank):\n            total += g\n"
-         "    means = [t / len(grads_per_rank) for t in first]\n"
-         "    return [means for _ in grads_per_rank]\n", "changed its input `grads_per_rank[0][0]` in place"),
+        (variant(SOLUTION_1, ('worker["loss"] * worker["samples"] for', 'worker["loss"] / len(per_worker) for'),
+                 ('"loss": loss_sum / samples', '"loss": loss_sum')), "the mean of the workers' means"),
+        (variant(SOLUTION_1, ('max(worker["seconds"]', 'sum(worker["seconds"]')), "slowest worker"),
+        (variant(_TOTALS_IN_FLOAT64, ("n = int(totals[2])", "n = totals[2].item()")), "expected the Python int"),
+        (variant(_TOTALS_IN_FLOAT64, ('"loss": totals[0].item() / n', '"loss": totals[0] / n')),
+         "expected a Python float"),
+        ('''
+def epoch_metrics(per_worker):
+    total = per_worker[0]
+    for worker in per_worker[1:]:
+        n = total["samples"] + worker["samples"]
+        total["loss"] = (total["loss"] * total["samples"] + worker["loss"] * worker["samples"]) / n
+        total["accuracy"] = (total["accuracy"] * total["samples"] + worker["accuracy"] * worker["samples"]) / n
+        total["samples"] = n
+        total["seconds"] = max(total["seconds"], worker["seconds"])
+    return total
+''', "changed per_worker[0]"),
     ],
-    checker=check_average_gradients, hint=HINT_1,
+    checker=check_epoch_metrics,
 )
 
 
 # ---------------------------------------------------------------- 16.2 DistributedSampler's shards
 
-HINT_2 = ("section 1 (What DDP does), step 2, and section 7 (A hang instead of an error): one permutation per "
-          "epoch from seed + epoch, padded to a multiple of the world size by repeating it from its start, and "
-          "worker r takes every world_size-th index starting at r")
+HINT_2 = ("section 1 (What DDP does), step 2, and section 7 (When something goes wrong), on a hang: one permutation "
+          "per epoch, shards padded to equal length")
 
 
-def sampler_shard(num_samples: int, rank: int, world_size: int, seed: int, epoch: int) -> list[int]:
+def _sampler_shard(num_samples: int, rank: int, world_size: int, seed: int, epoch: int) -> list[int]:
     """What torch's DistributedSampler (shuffle=True, drop_last=False) gives this rank in this epoch."""
     sampler = DistributedSampler(range(num_samples), num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
     sampler.set_epoch(epoch)
     return list(sampler)
 
 
-def as_indices(got) -> list[int] | None:
-    """The answer as a list of ints, or None when it is not a sequence of whole numbers."""
+def _as_indices(got, setting: str) -> list[int]:
+    """The answer, a list of Python ints; Mistake for anything else (a tensor, a tuple, a list of tensors)."""
     if isinstance(got, torch.Tensor):
-        return got.tolist() if got.ndim == 1 and not got.is_floating_point() else None
-    if isinstance(got, (list, tuple)) and all(isinstance(i, int) and not isinstance(i, bool) for i in got):
-        return list(got)
-    return None
+        raise Mistake(f"for {setting} you returned {describe(got)}, not a list of ints: .tolist() turns a tensor "
+                      "into one", HINT_2)
+    if isinstance(got, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in got):
+        return got
+    inside = f" of {describe(got[0])}" if isinstance(got, (list, tuple)) and got else ""
+    raise Mistake(f"for {setting} you returned {describe(got)}{inside}, expected a list of Python ints", HINT_2)
 
 
 def check_shard_indices(shard_indices) -> str:
@@ -149,13 +222,13 @@ def check_shard_indices(shard_indices) -> str:
         total = math.ceil(num_samples / world) * world
         for epoch in (0, randint(gen, 1, 5)):
             for rank in range(world):
-                expected = sampler_shard(num_samples, rank, world, seed, epoch)
+                expected = _sampler_shard(num_samples, rank, world, seed, epoch)
                 setting = (f"num_samples={num_samples}, rank={rank}, world_size={world}, seed={seed}, "
                            f"epoch={epoch}")
-                got = shard_indices(num_samples, rank, world, seed, epoch)
-                indices = as_indices(got)
-                if indices is None:
-                    raise Mistake(f"for {setting} you returned {describe(got)}, expected a list of ints", HINT_2)
+                with forbid((DistributedSampler, "__init__"), (DistributedSampler, "__iter__"),
+                            what="DistributedSampler", hint=HINT_2):
+                    got = shard_indices(num_samples, rank, world, seed, epoch)
+                indices = _as_indices(got, setting)
                 if indices == expected:
                     continue
                 order = torch.randperm(num_samples, generator=torch.Generator().manual_seed(seed + epoch)).tolist()
@@ -168,7 +241,7 @@ def check_shard_indices(shard_indices) -> str:
                     raise Mistake(f"for {setting} you returned {len(indices)} indices, expected "
                                   f"ceil({num_samples} / {world}) = {len(expected)}: every worker gets as many, so "
                                   f"that all make the same number of steps{short}", HINT_2)
-                if epoch and indices == sampler_shard(num_samples, rank, world, seed, 0):
+                if epoch and indices == _sampler_shard(num_samples, rank, world, seed, 0):
                     raise Mistake(f"for {setting} you returned epoch 0's shard: seed the permutation with "
                                   "seed + epoch, so that every epoch has its own order", HINT_2)
                 block = len(expected)
@@ -180,7 +253,7 @@ def check_shard_indices(shard_indices) -> str:
             f"{cases[1][0]} on 2 and 2 on 5, equal to DistributedSampler's")
 
 
-SOLUTION_16_2 = '''
+SOLUTION_2 = '''
 def shard_indices(num_samples, rank, world_size, seed, epoch):
     """The indices DistributedSampler(shuffle=True, drop_last=False) gives `rank` of `world_size` in `epoch`."""
     generator = torch.Generator().manual_seed(seed + epoch)     # the same on every worker: one shared order
@@ -190,24 +263,39 @@ def shard_indices(num_samples, rank, world_size, seed, epoch):
     return padded[rank:total:world_size]
 '''
 
+_WITH_SAMPLER = """
+from torch.utils.data import DistributedSampler
+
+
+def shard_indices(num_samples, rank, world_size, seed, epoch):
+    sampler = DistributedSampler(range(num_samples), num_replicas=world_size, rank=rank, seed=seed)
+    sampler.set_epoch(epoch)
+    return list(sampler)
+"""
+
 EX_2 = Exercise(
     id="16.2", lesson=LESSON, title="Shards like DistributedSampler", name="shard_indices",
     statement="""
-Write `shard_indices(num_samples, rank, world_size, seed, epoch)` that returns, as a list of ints, the
-indices worker `rank` (0 ... `world_size - 1`) reads in epoch `epoch`, as `DistributedSampler` with
-`shuffle=True` and `drop_last=False` gives them. The recipe: the permutation
-`torch.randperm(num_samples, generator=g)` with `g = torch.Generator().manual_seed(seed + epoch)`; pad it
-to the next multiple of `world_size` by appending its own first indices again (repeating the whole
-permutation as often as needed when there are fewer samples than workers); worker `rank` takes the
-padded list's positions `rank`, `rank + world_size`, `rank + 2 * world_size`, ... Do not use
-`DistributedSampler`.
+Write `shard_indices(num_samples, rank, world_size, seed, epoch)` that returns the indices worker `rank`
+reads in epoch `epoch`, as `DistributedSampler` with `shuffle=True` and `drop_last=False` gives them.
 
-Correct means: for every rank and two epochs the same list as `DistributedSampler` (after `set_epoch`),
-for a size that needs padding, one that divides evenly and one with fewer samples than workers. See
-section 1, *What DDP does*.
+The recipe: the permutation `torch.randperm(num_samples, generator=g)` with
+`g = torch.Generator().manual_seed(seed + epoch)`; pad it to the next multiple of `world_size` by
+appending its own first indices again (repeating the whole permutation as often as needed when there
+are fewer samples than workers); worker `rank` takes the padded list's positions `rank`,
+`rank + world_size`, `rank + 2 * world_size`, ...
+
+- **In:** `num_samples`, `rank` (0 ... `world_size - 1`), `world_size`, `seed`, `epoch`: ints.
+- **Out:** a `list` of Python ints, `ceil(num_samples / world_size)` of them.
+- **Use:** `torch.randperm` with a seeded `torch.Generator`, list or tensor operations; not
+  `DistributedSampler` itself.
+- **Correct means:** for every rank and two epochs the same list as `DistributedSampler` (after
+  `set_epoch`), for a size that needs padding, one that divides evenly and one with fewer samples than
+  workers (all three on every check).
+- **Reread:** section 1, *What DDP does*.
 """,
-    template=template_of(SOLUTION_16_2),
-    solution=SOLUTION_16_2,
+    template=template_of(SOLUTION_2),
+    solution=SOLUTION_2,
     alternatives=['''
 def shard_indices(num_samples, rank, world_size, seed, epoch):
     g = torch.Generator()
@@ -238,22 +326,28 @@ def shard_indices(num_samples, rank, world_size, seed, epoch):
     padded = (order * world_size)[:per_rank * world_size]
     return padded[rank * per_rank:(rank + 1) * per_rank]
 ''', "contiguous block"),
-        (variant(SOLUTION_16_2,
+        (variant(SOLUTION_2,
             ('(order * math.ceil(total / num_samples))[:total', 'order + order[:total - num_samples'),
         ), "fewer samples than workers"),
+        (_WITH_SAMPLER, "your code called DistributedSampler"),
+        (variant(SOLUTION_2, ('order = torch.randperm(num_samples, generator=generator).tolist()',
+                              'order = torch.randperm(num_samples, generator=generator)'),
+                 ('(order * math.ceil(total / num_samples))[:total]',
+                  'order.repeat(math.ceil(total / num_samples))[:total]')), "not a list of ints"),
     ],
     checker=check_shard_indices, hint=HINT_2,
+    more_hints=["the padded list has ceil(num_samples / world_size) * world_size entries; the slice "
+                "padded[rank::world_size] takes every world_size-th one from position rank"],
 )
 
 
 # ---------------------------------------------------------------- 16.3 gradient accumulation
 
-HINT_3 = ("section 6 (The equivalence): gradients add up in .grad until zero_grad, so zero them first, then "
-          "backward() each micro-batch's loss scaled by its share of the batch; the sum is the whole batch's "
-          "gradient")
+HINT_3 = ("section 6 (The equivalence): gradients add up in .grad until zero_grad; a micro-batch's loss is "
+          "scaled before backward()")
 
 
-def small_model(gen: torch.Generator, n_in: int, n_out: int) -> nn.Module:
+def _small_model(gen: torch.Generator, n_in: int, n_out: int) -> nn.Module:
     model = nn.Sequential(nn.Linear(n_in, 8), nn.Tanh(), nn.Linear(8, n_out))
     with torch.no_grad():
         for p in model.parameters():
@@ -261,7 +355,7 @@ def small_model(gen: torch.Generator, n_in: int, n_out: int) -> nn.Module:
     return model
 
 
-def gradients(model: nn.Module, loss_fn, inputs, targets, micro_batches: int, weighting: str) -> list[torch.Tensor]:
+def _gradients(model: nn.Module, loss_fn, inputs, targets, micro_batches: int, weighting: str) -> list[torch.Tensor]:
     """The gradients after micro-batch backward passes: 'share' (correct), 'equal' (loss / micro_batches) or 'sum'."""
     model = copy.deepcopy(model)
     model.zero_grad(set_to_none=True)
@@ -271,12 +365,12 @@ def gradients(model: nn.Module, loss_fn, inputs, targets, micro_batches: int, we
     return [p.grad for p in model.parameters()]
 
 
-def close(got: list, expected: list[torch.Tensor]) -> bool:
+def _close(got: list, expected: list[torch.Tensor]) -> bool:
     return all(isinstance(g, torch.Tensor) and g.shape == e.shape and torch.allclose(g, e, atol=1e-5, rtol=1e-4)
                for g, e in zip(got, expected))
 
 
-def check_accumulate(accumulate_gradients) -> str:
+def check_accumulate_gradients(accumulate_gradients) -> str:
     gen = generator("16.3")
     n_in, n_out = distinct_sizes(gen, 2, 3, 6)
     k = 3
@@ -284,10 +378,10 @@ def check_accumulate(accumulate_gradients) -> str:
              (9, 4),                                                 # torch.chunk would make only 3 pieces
              (randint(gen, 4, 8), 1)]                                # one micro-batch: the plain step
     for n, micro_batches in cases:
-        model = small_model(gen, n_in, n_out)
+        model = _small_model(gen, n_in, n_out)
         loss_fn = nn.CrossEntropyLoss()
         inputs, targets = torch.randn(n, n_in, generator=gen), torch.randint(0, n_out, (n,), generator=gen)
-        expected = gradients(model, loss_fn, inputs, targets, 1, "share")  # the whole batch at once
+        expected = _gradients(model, loss_fn, inputs, targets, 1, "share")  # the whole batch at once
         stale = [torch.randn(p.shape, generator=gen) for p in model.parameters()]
         for p, g in zip(model.parameters(), stale):
             p.grad = g.clone()  # left from an earlier step
@@ -297,6 +391,12 @@ def check_accumulate(accumulate_gradients) -> str:
         before = {"inputs": inputs.clone(), "targets": targets.clone()}
         try:
             accumulate_gradients(model, loss_fn, inputs, targets, micro_batches)
+        except ValueError as err:  # cross-entropy's own words for pieces of inputs and targets that differ
+            if "to match target batch_size" not in str(err):
+                raise
+            raise Mistake(f"for a batch of {n} in micro_batches={micro_batches} a piece of the inputs and its piece "
+                          f"of the targets have different sizes (the loss said: {err}): split both the same way, "
+                          "with torch.tensor_split and the same number of pieces", HINT_3) from None
         finally:
             hook.remove()  # the reference gradients below run copies of the model
         expect_unchanged(before, {"inputs": inputs, "targets": targets}, HINT_3)
@@ -313,14 +413,14 @@ def check_accumulate(accumulate_gradients) -> str:
         if any(g is None for g in got):
             raise Mistake(f"for {setting} some parameters have no gradient (.grad is None): call backward() on "
                           "each micro-batch's loss", HINT_3)
-        share = gradients(model, loss_fn, inputs, targets, micro_batches, "share")
-        if close(got, [g + s for g, s in zip(share, stale)]):
+        share = _gradients(model, loss_fn, inputs, targets, micro_batches, "share")
+        if _close(got, [g + s for g, s in zip(share, stale)]):
             raise Mistake(f"for {setting} the gradients left from before the call are still in .grad: zero them "
                           "first (model.zero_grad()), since backward() adds to .grad", HINT_3)
-        if micro_batches > 1 and close(got, gradients(model, loss_fn, inputs, targets, micro_batches, "sum")):
+        if micro_batches > 1 and _close(got, _gradients(model, loss_fn, inputs, targets, micro_batches, "sum")):
             raise Mistake(f"for {setting} the gradient is the sum of the micro-batches' mean-loss gradients, about "
                           f"{micro_batches} times too large: scale each loss before backward()", HINT_3)
-        if micro_batches > 1 and close(got, gradients(model, loss_fn, inputs, targets, micro_batches, "equal")):
+        if micro_batches > 1 and _close(got, _gradients(model, loss_fn, inputs, targets, micro_batches, "equal")):
             raise Mistake(f"for {setting} each loss was divided by micro_batches: exact only when the pieces are "
                           f"equal; the pieces here have {sizes} samples, so weight each mean loss by its share of "
                           f"the batch, len(piece) / {n}", HINT_3)
@@ -330,7 +430,7 @@ def check_accumulate(accumulate_gradients) -> str:
             "from 1, stale gradients cleared, weights unchanged")
 
 
-SOLUTION_16_3 = '''
+SOLUTION_3 = '''
 def accumulate_gradients(model, loss_fn, inputs, targets, micro_batches):
     """Leave in .grad the whole batch's mean-loss gradient, from one forward/backward per micro-batch."""
     model.zero_grad()                                   # backward() adds to .grad
@@ -343,19 +443,25 @@ EX_3 = Exercise(
     id="16.3", lesson=LESSON, title="Gradient accumulation equals one big batch", name="accumulate_gradients",
     statement="""
 Write `accumulate_gradients(model, loss_fn, inputs, targets, micro_batches)` that leaves in every
-parameter's `.grad` the gradient of `loss_fn(model(inputs), targets)` over the whole batch (`loss_fn`
-returns a batch's **mean**, like `nn.CrossEntropyLoss()`), while running the model only on
-`micro_batches` pieces: split `inputs` and `targets` into that many consecutive pieces
-(`torch.tensor_split`), and run one forward and one `backward()` per piece. The batch size need not be a
-multiple of `micro_batches`, so the pieces may differ in size. `.grad` may hold gradients from an earlier
-step when the function is called. Change no weight (no optimiser step), nor the inputs.
+parameter's `.grad` the whole batch's gradient while running the model only on `micro_batches` pieces.
 
-Correct means: `micro_batches` forward passes that together hold the batch, and every gradient equal to
-the whole batch's (within 1e-5 + 1e-4 relative), for unequal pieces, for 4 pieces of 9 samples and for a
-single piece. See section 6, *The equivalence*.
+The gradient wanted is that of `loss_fn(model(inputs), targets)` (`loss_fn` returns a batch's **mean**,
+like `nn.CrossEntropyLoss()`). Split `inputs` and `targets` into `micro_batches` consecutive pieces and
+run one forward and one `backward()` per piece. The batch size need not be a multiple of
+`micro_batches`, so the pieces may differ in size. `.grad` may hold gradients from an earlier step.
+
+- **In:** `model`, an `nn.Module`; `loss_fn`, a mean loss; `inputs` `(batch, features)` and `targets`
+  `(batch,)` tensors; `micro_batches`, an int between 1 and the batch size.
+- **Out:** nothing; every parameter's `.grad` holds the whole batch's gradient. No weight changes (no
+  optimiser step), nor the inputs.
+- **Use:** `torch.tensor_split` (`torch.chunk` may return fewer pieces than asked), `backward()`.
+- **Correct means:** `micro_batches` forward passes that together hold the batch, and every gradient
+  equal to the whole batch's (within 1e-5 + 1e-4 relative), with stale gradients in `.grad` beforehand,
+  for unequal pieces, for 4 pieces of 9 samples and for a single piece; weights and inputs unchanged.
+- **Reread:** section 6, *The equivalence*.
 """,
-    template=template_of(SOLUTION_16_3),
-    solution=SOLUTION_16_3,
+    template=template_of(SOLUTION_3),
+    solution=SOLUTION_3,
     alternatives=['''
 def accumulate_gradients(model, loss_fn, inputs, targets, micro_batches):
     for p in model.parameters():
@@ -394,8 +500,17 @@ def accumulate_gradients(model, loss_fn, inputs, targets, micro_batches):
     model.zero_grad()
     loss_fn(model(inputs), targets).backward()
 ''', "expected 3 micro-batches"),
+        (variant(SOLUTION_3, ("        (loss * len(x) / len(inputs)).backward()",
+                              "        (loss * len(x) / len(inputs)).backward()\n"
+                              "        torch.optim.SGD(model.parameters(), lr=0.1).step()")), "the weights changed"),
+        (variant(SOLUTION_3, ("    model.zero_grad()", "    inputs -= inputs.mean(dim=0)\n    model.zero_grad()")),
+         "changed its input `inputs` in place"),
+        (variant(SOLUTION_3, ("torch.tensor_split(targets, micro_batches)", "targets.chunk(micro_batches)")),
+         "have different sizes"),
     ],
-    checker=check_accumulate, hint=HINT_3,
+    checker=check_accumulate_gradients, hint=HINT_3,
+    more_hints=["zero the gradients first; then weight each piece's mean loss by its share of the batch, "
+                "len(piece) / len(inputs), so that the weighted means add up to the batch's mean"],
 )
 
 EXERCISES = [EX_1, EX_2, EX_3]

@@ -1,20 +1,28 @@
 """Exercises of appendix A1: a batch on the model's device and dtype, training memory, one autocast context."""
 from __future__ import annotations
 
-import warnings
-
 import torch
 from torch import nn
 
-from course_utils.exercises.framework import Exercise, Mistake, expect_tensor, generator, randint, template_of, variant
+from course_utils.exercises.framework import (
+    Exercise,
+    Mistake,
+    call,
+    describe,
+    expect_tensor,
+    generator,
+    randint,
+    template_of,
+    variant,
+)
 
 LESSON = "A1_devices_and_gpus"
-HINT_DEVICE = 'appendix A1, section 3 ("Expected all tensors to be on the same device"): ask one of the parameters'
-HINT_MEMORY = "appendix A1, section 6 (Where GPU memory goes)"
-HINT_AUTOCAST = "appendix A1, section 7 (Mixed precision with torch.autocast): one string, one context"
 
 
 # ---------------------------------------------------------------- A1.1 the model's device and dtype
+
+HINT_1 = 'appendix A1, section 3 ("Expected all tensors to be on the same device"): ask one of the parameters'
+
 
 def check_to_model(to_model) -> str:
     gen = generator("A1.1")
@@ -31,59 +39,61 @@ def check_to_model(to_model) -> str:
         got = to_model(model, x)
         if next(model.parameters()).device != device or next(model.parameters()).dtype != dtype:
             raise Mistake(f"for {what} your code moved or converted the model; move the batch to the model, "
-                          "not the model to the batch (the optimiser holds the model's parameters)", HINT_DEVICE)
-        if not torch.equal(x, x_before):
-            raise Mistake(f"for {what} your code changed the batch it was given", HINT_DEVICE)
+                          "not the model to the batch (the optimiser holds the model's parameters)", HINT_1)
+        if x.dtype != x_before.dtype or x.device != x_before.device or not torch.equal(x, x_before):
+            raise Mistake(f"for {what} your code changed the batch it was given (now {describe(x)}, was "
+                          f"{describe(x_before)}): return a new tensor and leave the caller's batch as it was", HINT_1)
         if not isinstance(got, torch.Tensor):
             raise Mistake(f"for {what} your code returned {type(got).__name__}, expected the batch as a tensor",
-                          HINT_DEVICE)
+                          HINT_1)
         if got.device != device:
             raise Mistake(f"for {what} the batch you returned is on {got.device}, but the model is on {device}: "
                           "take the device from the model, next(model.parameters()).device, instead of naming "
-                          "one", HINT_DEVICE)
+                          "one", HINT_1)
         if got.dtype != dtype:
             raise Mistake(f"for {what} the batch you returned is {got.dtype}, but the model's weights are {dtype}: "
-                          ".to() converts the dtype too", HINT_DEVICE)
+                          ".to() converts the dtype too", HINT_1)
         if device.type == "meta":
             if got.shape != x.shape:
                 raise Mistake(f"for {what} the batch you returned has shape {tuple(got.shape)}, expected "
-                              f"{tuple(x.shape)}", HINT_DEVICE)
+                              f"{tuple(x.shape)}", HINT_1)
             model(got)  # the very call that failed before: it must work now
         else:
-            expect_tensor(got, x.to(dtype), f"the batch for {what}", hint=HINT_DEVICE)
+            expect_tensor(got, x.to(dtype), f"the batch for {what}", hint=HINT_1)
             model(got)
     return "batches brought to the device and dtype of a float64 model and of a model on another device (meta)"
 
 
-SOLUTION_A1_1 = '''
+SOLUTION_1 = '''
 def to_model(model, batch):
     """`batch` on the device and in the dtype of `model`'s parameters."""
     parameter = next(model.parameters())            # where the model lives, and in what precision
     return batch.to(device=parameter.device, dtype=parameter.dtype)
 '''
 
-TO_MODEL = Exercise(
+EX_1 = Exercise(
     id="A1.1", lesson=LESSON, title='Fix "Expected all tensors to be on the same device"', name="to_model",
-    hint=HINT_DEVICE,
+    hint=HINT_1,
+    more_hints=["next(model.parameters()) is one of the model's tensors: its .device and .dtype are the model's, "
+                "and a tensor's .to() takes both at once"],
     statement="""
-The classic error: the model was moved to the GPU and the batch was not (or the model is float64
-and the batch float32). Write `to_model(model, batch)`: the batch on the **same device and dtype
-as the model's parameters**, whatever they are, so that `model(to_model(model, batch))` works.
-Do not name a device (`.cuda()`, `"cuda"`): ask the model. The model itself must not change.
+Write `to_model(model, batch)` that returns the batch on the **same device and dtype as the model's
+parameters**, whatever they are, so that `model(to_model(model, batch))` works.
 
-There is no GPU here, so the checker puts one model on PyTorch's `meta` device, which has shapes
-and dtypes but no values: a batch left on the CPU fails with it just as with a GPU.
+The classic error: the model was moved to the GPU and the batch was not (or the model is float64 and
+the batch float32). There is no GPU here, so the check puts one model on PyTorch's `meta` device,
+which has shapes and dtypes but no values: a batch left on the CPU fails with it just as with a GPU.
 
-- in: `model`, an `nn.Module` whose parameters share one device and dtype; `batch`, a float tensor
-- out: the batch on the model's device, in the model's dtype, values unchanged; `model` untouched
-
-Correct means: for a float64 model on the CPU and a float32 model on the meta device, the batch
-comes back on the right device, in the right dtype, with the same values, and the model accepts it.
-
-See appendix A1, section 3 ("Expected all tensors to be on the same device").
+- **In:** `model`, an `nn.Module` whose parameters share one device and dtype; `batch`, a float tensor.
+- **Out:** the batch on the model's device, in the model's dtype, values unchanged; `model` untouched
+  (neither moved nor converted), `batch` unchanged.
+- **Use:** tensor methods; do not name a device (`.cuda()`, `"cuda"`, `"cpu"`): ask the model.
+- **Correct means:** for a float64 model on the CPU and a float32 model on the meta device, the batch
+  comes back on the model's device, in its dtype, with the same values, and the model accepts it.
+- **Reread:** appendix A1, section 3, *"Expected all tensors to be on the same device"*.
 """,
-    template=template_of(SOLUTION_A1_1),
-    solution=SOLUTION_A1_1,
+    template=template_of(SOLUTION_1),
+    solution=SOLUTION_1,
     alternatives=['''
 def to_model(model, batch):
     weight = model.weight if hasattr(model, "weight") else next(model.parameters())
@@ -99,6 +109,9 @@ def to_model(model, batch):
     model.to(batch.device, batch.dtype)
     return batch
 ''', "your code moved or converted the model"),
+        (variant(SOLUTION_1, ("    return batch.to(device=parameter.device, dtype=parameter.dtype)",
+                              "    batch.data = batch.data.to(parameter.dtype)\n"
+                              "    return batch.to(device=parameter.device)")), "changed the batch it was given"),
         ('''
 def to_model(model, batch):
     return batch.to("cpu", dtype=next(model.parameters()).dtype)
@@ -121,6 +134,9 @@ def _memory_model(gen: torch.Generator) -> nn.Module:
     return model
 
 
+HINT_2 = "appendix A1, section 6 (Where GPU memory goes): bytes per element times elements"
+
+
 def check_training_bytes(training_bytes) -> str:
     gen = generator("A1.2")
     tested = []
@@ -129,11 +145,13 @@ def check_training_bytes(training_bytes) -> str:
         parameters = list(model.parameters())
         expected = sum(p.numel() * p.element_size() * (4 if p.requires_grad else 1) for p in parameters)
         got = training_bytes(model)
-        if isinstance(got, torch.Tensor) and got.numel() == 1:
-            got = got.item()
+        if isinstance(got, torch.Tensor):
+            raise Mistake(f"your code returned {describe(got)}, not a Python int: a sum of tensors (such as "
+                          "torch.tensor(p.shape).prod()) stays a tensor; use p.numel(), or .item() on the total",
+                          HINT_2)
         if not isinstance(got, int) or isinstance(got, bool):
             raise Mistake(f"your code returned {type(got).__name__} {got!r}; return a whole number of bytes (int)",
-                          HINT_MEMORY)
+                          HINT_2)
         if got != expected:
             why = ""
             if got == sum(p.numel() * 4 * (4 if p.requires_grad else 1) for p in parameters):
@@ -148,12 +166,12 @@ def check_training_bytes(training_bytes) -> str:
                 why = ": that is the weights alone; training also keeps a gradient and Adam's two running averages"
             elif got == expected + sum(b.numel() * b.element_size() for b in model.buffers()):
                 why = ": buffers such as batch norm's running statistics are not parameters; count parameters only"
-            raise Mistake(f"your code returned {got:,} bytes, expected {expected:,}{why}", HINT_MEMORY)
+            raise Mistake(f"your code returned {got:,} bytes, expected {expected:,}{why}", HINT_2)
         tested.append(f"{expected:,}")
     return f"exact byte counts ({' and '.join(tested)}) for models mixing bfloat16, float32, float64 and a frozen layer"
 
 
-SOLUTION_A1_2 = '''
+SOLUTION_2 = '''
 def training_bytes(model):
     """Bytes of the parameters' values, plus gradient and two Adam states for those that require grad."""
     total = 0
@@ -163,26 +181,29 @@ def training_bytes(model):
     return total
 '''
 
-MEMORY = Exercise(
+EX_2 = Exercise(
     id="A1.2", lesson=LESSON, title="How much memory does training with Adam need?", name="training_bytes",
-    hint=HINT_MEMORY,
+    hint=HINT_2,
+    more_hints=["p.element_size() is the bytes of one of p's values in its own dtype and p.numel() the number of "
+                "values; p.requires_grad says whether the gradient and Adam's two averages exist"],
     statement="""
-Write `training_bytes(model)`: the bytes that training `model` with Adam keeps for its parameters.
+Write `training_bytes(model)` that returns the bytes that training `model` with Adam keeps for its
+parameters.
+
 Every parameter holds its values; one that requires grad also has a gradient and Adam's two running
-averages, each of the same size and dtype: four copies in all. A frozen parameter
-(`requires_grad` False) holds only its values. Activations and buffers (batch norm's running
-statistics) are not counted.
+averages, each of the same size and dtype: four copies in all. A frozen parameter (`requires_grad`
+False) holds only its values. Activations and buffers (batch norm's running statistics) are not counted.
 
-- in: an `nn.Module` whose parameters may have different dtypes (bfloat16, float32, float64) and
-  may be partly frozen
-- out: an `int`, the number of bytes
-
-Correct means: the exact count for two models mixing dtypes, a frozen layer and a batch-norm layer.
-
-See appendix A1, section 6 (Where GPU memory goes).
+- **In:** `model`, an `nn.Module` whose parameters may have different dtypes (bfloat16, float32,
+  float64) and may be partly frozen.
+- **Out:** a Python `int`, the number of bytes (not a tensor, not a float).
+- **Use:** the parameters' own methods and attributes; plain Python arithmetic.
+- **Correct means:** the exact count, an `int`, for two models mixing dtypes, a frozen layer and a
+  batch-norm layer.
+- **Reread:** appendix A1, section 6, *Where GPU memory goes*.
 """,
-    template=template_of(SOLUTION_A1_2),
-    solution=SOLUTION_A1_2,
+    template=template_of(SOLUTION_2),
+    solution=SOLUTION_2,
     alternatives=['''
 def training_bytes(model):
     values = sum(p.nbytes for p in model.parameters())
@@ -198,136 +219,112 @@ def training_bytes(model):
          "the weights alone"),
         ("def training_bytes(model):\n    return sum(4 * p.nbytes for p in model.parameters() if p.requires_grad)\n",
          "frozen parameters still hold their values"),
+        ("def training_bytes(model):\n    return sum(torch.tensor(p.shape).prod() * p.element_size()"
+         " * (4 if p.requires_grad else 1)\n               for p in model.parameters())\n", "not a Python int"),
     ],
     checker=check_training_bytes,
 )
 
 
-# ---------------------------------------------------------------- A1.3 one autocast context
+# ---------------------------------------------------------------- A1.3 the spacing of bfloat16 numbers
 
-def check_autocast_context(autocast_context) -> str:
+HINT_3 = ("appendix A1, section 7 (Mixed precision with torch.autocast): between two powers of two the gap between "
+          "neighbouring bfloat16 numbers is fixed, and it doubles at each power of two")
+
+
+def _bfloat16_gap(x: torch.Tensor) -> torch.Tensor:
+    """2**(k - 7) for 2**k <= x < 2**(k + 1), from the exact exponent frexp gives (x = m * 2**e, 0.5 <= m < 1)."""
+    _, exponent = torch.frexp(x)
+    return torch.ldexp(torch.ones_like(x), exponent - 8)
+
+
+def _below(powers: list[float]) -> torch.Tensor:
+    """The largest float32 values below these powers of two."""
+    return torch.nextafter(torch.tensor(powers), torch.tensor(0.0))
+
+
+def check_bfloat16_gap(bfloat16_gap) -> str:
     gen = generator("A1.3")
-    layer = nn.Linear(randint(gen, 3, 8), randint(gen, 2, 5))
-    x = torch.randn(randint(gen, 1, 4), layer.in_features, generator=gen)
-    for name, expected in (("bfloat16", torch.bfloat16), ("float32", torch.float32)):
-        with warnings.catch_warnings(record=True) as caught:  # quoted in the message if the answer is wrong
-            warnings.simplefilter("always")
-            ctx = autocast_context("cpu", name)
-        if isinstance(ctx, torch.dtype):
-            raise Mistake(f'autocast_context("cpu", "{name}") returned the dtype {ctx}; return a context for '
-                          "`with`: torch.autocast(device_type=..., dtype=...)", HINT_AUTOCAST)
-        if not (hasattr(ctx, "__enter__") and hasattr(ctx, "__exit__")):
-            raise Mistake(f'autocast_context("cpu", "{name}") returned {type(ctx).__name__}, which cannot be '
-                          "used in a `with` statement; return torch.autocast(...) or contextlib.nullcontext()",
-                          HINT_AUTOCAST)
-        with warnings.catch_warnings(record=True) as caught_inside:
-            warnings.simplefilter("always")
-            with ctx:
-                out = layer(x)
-        caught += caught_inside
-        if out.dtype != expected:
-            why = (": the context must be made for the device_type it is given (here cpu)" if expected != torch.float32
-                   else ": float32 means no autocast at all, contextlib.nullcontext()")
-            warned = f" (PyTorch warned: {caught[0].message})" if caught else ""
-            raise Mistake(f'inside autocast_context("cpu", "{name}") a linear layer computed {out.dtype}, expected '
-                          f"{expected}{why}{warned}", HINT_AUTOCAST)
-        for warning in caught:  # a correct answer's warnings still reach the learner
-            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
-        if layer.weight.dtype != torch.float32:
-            raise Mistake("your context changed the layer's weights; autocast casts the computation, the weights "
-                          "stay float32", HINT_AUTOCAST)
+    powers = [2.0 ** k for k in (-7, -1, 0, 1, 3, 10)]          # exactly a power of two: the upper binade's gap
+    below = _below([2.0 ** k for k in (-6, 2, 5, 10)])          # just below one: the lower binade's gap
+    spread = 10.0 ** (torch.rand(randint(gen, 6, 12), generator=gen) * 6 - 3)  # six decades, 1e-3 to 1e3
+    x = torch.cat([torch.tensor(powers), below, spread])
+    x = x[torch.randperm(len(x), generator=gen)]
+    expected = _bfloat16_gap(x)
     try:
-        autocast_context("cpu", "float8")
-    except ValueError as err:
-        if not all(name in str(err) for name in ("float32", "bfloat16", "float16")):
-            raise Mistake(f'autocast_context("cpu", "float8") raised ValueError({str(err)!r}); say which names '
-                          "are allowed: float32, bfloat16, float16", HINT_AUTOCAST) from None
-    except Exception as err:  # noqa: BLE001 - the wrong kind of error is the mistake reported
-        raise Mistake(f'autocast_context("cpu", "float8") raised {type(err).__name__}; a bad argument calls for '
-                      "ValueError with a message naming the allowed names", HINT_AUTOCAST) from None
-    else:
-        raise Mistake('autocast_context("cpu", "float8") did not raise; an unknown name must raise ValueError '
-                      "naming the allowed ones", HINT_AUTOCAST)
-    return ('bfloat16 computes in bfloat16 and float32 leaves float32 on the CPU, weights untouched; "float8" '
-            "raises ValueError naming the choices")
+        got = call(bfloat16_gap, x, hint=HINT_3)
+    except (TypeError, ValueError) as err:
+        if "only one element tensors" not in str(err) and "must be real number" not in str(err):
+            raise
+        raise Mistake(f"your code handed the whole tensor to a function of one number (such as math.log2), which "
+                      f"raised {type(err).__name__}: {err}; torch.log2 and torch.floor work on every value of a "
+                      "tensor at once", HINT_3) from None
+    if not isinstance(got, torch.Tensor):
+        raise Mistake(f"bfloat16_gap(x) returned {describe(got)}, expected a float32 tensor of shape "
+                      f"{tuple(x.shape)}", HINT_3)
+    if got.shape == x.shape and got.is_floating_point():
+        ratio = got.double() / expected.double()
+        if torch.allclose(ratio, torch.full_like(ratio, 0.5)):
+            raise Mistake("your values are half the gap: 2**-8 of the power of two below is the largest rounding "
+                          "error (half a gap); the gap between neighbours is 2**-7 of it", HINT_3)
+        wrong = ratio != 1
+        if bool(wrong.any()) and bool((wrong <= torch.isin(x, below)).all()) and bool((ratio[wrong] == 2).all()):
+            value = x[wrong][0].item()
+            raise Mistake(f"for values just below a power of two, such as {value!r}, you gave the gap of the binade "
+                          "above: in float32, log2 of such a value rounds up to the whole number; compute the "
+                          "exponent in float64 (x.double())", HINT_3)
+    shown = ", ".join(f"{v:.9g}" for v in x.tolist())
+    expect_tensor(got, expected, f"bfloat16_gap(x) for x = [{shown}]", atol=0, rtol=0, hint=HINT_3)
+    return (f"the exact gaps for {len(x)} values: {len(powers)} powers of two, {len(below)} values just below one, "
+            f"{len(spread)} spread over six decades")
 
 
-SOLUTION_A1_3 = '''
-import contextlib
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def autocast_context(device_type, dtype_name):
-    """A `with` context: nothing for "float32", torch.autocast for "bfloat16" / "float16"; ValueError otherwise."""
-    if dtype_name not in DTYPES:
-        raise ValueError(f"dtype_name must be one of {', '.join(DTYPES)}, got {dtype_name!r}")
-    if DTYPES[dtype_name] == torch.float32:
-        return contextlib.nullcontext()            # full precision: no autocast at all
-    return torch.autocast(device_type=device_type, dtype=DTYPES[dtype_name])
+SOLUTION_3 = '''
+def bfloat16_gap(x):
+    """For positive float32 x: the gap 2**(k - 7) between neighbouring bfloat16 numbers, 2**k <= x < 2**(k + 1)."""
+    k = torch.floor(torch.log2(x.double()))   # float64: log2 of a value just below 2**k stays below k
+    return (2.0 ** (k - 7)).float()
 '''
 
-AUTOCAST = Exercise(
-    id="A1.3", lesson=LESSON, title="One autocast context from a string", name="autocast_context", hint=HINT_AUTOCAST,
+EX_3 = Exercise(
+    id="A1.3", lesson=LESSON, title="The spacing of bfloat16 numbers", name="bfloat16_gap", hint=HINT_3,
+    more_hints=["the power of two below x is 2**k with k = floor(log2(x)); bfloat16 has 8 significant bits, so "
+                "2**k and 2**(k+1) are 2**7 steps apart",
+                "float32's log2 of 1023.99994 is exactly 10.0: compute the logarithm of x.double()"],
     statement="""
-Write `autocast_context(device_type, dtype_name)`, the pattern of appendix A1: the precision is
-chosen once, as a string, and turned into one context that every forward pass runs in.
+Write `bfloat16_gap(x)` that returns, for every value of `x`, the gap between the two neighbouring
+bfloat16 numbers around it.
 
-- in: `device_type`, `"cpu"`, `"cuda"` or `"mps"`; `dtype_name`, `"float32"`, `"bfloat16"` or
-  `"float16"`
-- out: for `"float32"` a context that changes nothing (`contextlib.nullcontext()`); otherwise
-  `torch.autocast` for that device type and dtype
-- an unknown `dtype_name` raises `ValueError` whose message names the three allowed ones
+bfloat16 has 8 significant bits: between two powers of two, `2**k <= x < 2**(k + 1)`, its numbers are
+evenly spaced, `2**(k - 7)` apart, and at each power of two the gap doubles. (Half a gap is the largest
+rounding error, `2**-8` of the power of two below, as section 7 measured.)
 
-`contextlib` is not in the prelude: import it in your cell.
-
-Correct means: on the CPU, a linear layer computes in bfloat16 inside the `"bfloat16"` context and
-in float32 inside the `"float32"` one, its weights stay float32, and `"float8"` raises
-`ValueError` naming the choices.
-
-See appendix A1, section 7 (Mixed precision with torch.autocast).
+- **In:** `x`, a float32 tensor of positive values between about 1e-3 and 1e3.
+- **Out:** a float32 tensor of the same shape, `2**(k - 7)` where `2**k` is the largest power of two
+  not above each value; `x` unchanged.
+- **Use:** tensor operations (`torch.log2`, `torch.floor`, `**`); mind float32's rounding next to a
+  power of two.
+- **Correct means:** exactly equal (the gaps are powers of two) for values spread over six decades, for
+  exact powers of two (which start the next gap) and for the largest float32 values just below a power
+  of two (which still have the smaller gap).
+- **Reread:** appendix A1, section 7, *Mixed precision with `torch.autocast`*.
 """,
-    template='''
-import contextlib
-
-
-def autocast_context(device_type, dtype_name):
-    """A `with` context: nothing for "float32", torch.autocast for "bfloat16" / "float16"; ValueError otherwise."""
-    raise NotImplementedError  # your code here
-''',
-    solution=SOLUTION_A1_3,
+    template=template_of(SOLUTION_3),
+    solution=SOLUTION_3,
     alternatives=['''
-from contextlib import nullcontext
-
-
-def autocast_context(device_type, dtype_name):
-    if dtype_name == "float32":
-        return nullcontext()
-    if dtype_name in ("bfloat16", "float16"):
-        return torch.autocast(device_type, dtype=getattr(torch, dtype_name))
-    raise ValueError(f"unknown dtype {dtype_name!r}: use float32, bfloat16 or float16")
+def bfloat16_gap(x):
+    mantissa, exponent = torch.frexp(x)           # x = mantissa * 2**exponent, 0.5 <= mantissa < 1
+    return torch.ldexp(torch.ones_like(x), exponent - 8)
 '''],
     wrong_answers=[
-        ('''
-import contextlib
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def autocast_context(device_type, dtype_name):
-    if DTYPES[dtype_name] == torch.float32:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device_type, dtype=DTYPES[dtype_name])
-''', "raised KeyError"),
-        (variant(SOLUTION_A1_3,
-            ('device_type, dtype=DTYPES[dtype_name]', '"cuda", dtype=getattr(torch, dtype_name)'),
-        ), "made for the device_type it is given"),
-        ('''
-def autocast_context(device_type, dtype_name):
-    return getattr(torch, dtype_name)
-''', "returned the dtype"),
+        (variant(SOLUTION_3, ("2.0 ** (k - 7)", "2.0 ** (k - 8)")), "half the gap"),
+        (variant(SOLUTION_3, ("torch.log2(x.double())", "torch.log2(x)")), "values just below a power of two"),
+        (variant(SOLUTION_3, ("torch.floor(", "torch.ceil(")), "is wrong at index"),
+        (variant(SOLUTION_3, ("torch.floor(torch.log2(x.double()))", "math.floor(math.log2(x))")),
+         "a function of one number"),
+        (variant(SOLUTION_3, ("(2.0 ** (k - 7)).float()", "2.0 ** (k - 7)")), "has dtype torch.float64"),
     ],
-    checker=check_autocast_context,
+    checker=check_bfloat16_gap,
 )
 
-EXERCISES = [TO_MODEL, MEMORY, AUTOCAST]
+EXERCISES = [EX_1, EX_2, EX_3]
