@@ -138,7 +138,8 @@ def _hints(exercise: Exercise) -> Report:
     tiers = exercise.hints()
     solution_lines = {line.split("#")[0].strip() for line in exercise.solution.splitlines()}
     given_away = [line for line in solution_lines if len(line) >= 25 and any(line in tier for tier in tiers)]
-    report.judge((len(tiers) < MIN_HINTS or len(set(tiers)) < len(tiers),
+    report.judge((not exercise.hint, f"{exercise.id}: no hint (the first: the section to reread)"),
+                 (len(tiers) < MIN_HINTS or len(set(tiers)) < len(tiers),
                   f"{exercise.id}: {len(set(tiers))} different hints, at least {MIN_HINTS} wanted "
                   "(hint=the section to reread, more_hints=[more specific ones])"),
                  (bool(given_away), f"{exercise.id}: a hint gives away the solution's line {given_away[:1]}"))
