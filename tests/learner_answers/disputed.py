@@ -34,3 +34,34 @@ def char_loss(logits, targets):
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).double(), targets.reshape(-1))
 """,
 }
+
+# Answers whose verdict depends on COURSE_EXERCISES_SEED: (exercise, seed, code, what the statement makes it).
+SEED_DEPENDENT = [
+    # 05.2: accuracy as the mean of the batch accuracies, which the statement rules out ("the small last batch
+    # weighs by its samples"); refused at seed 0, but accepted at seeds 11, 24, 34, 48, 50 and 51 (of 0-59),
+    # where the random model's accuracy is the same in every batch (0.0000 at seed 11).
+    ("05.2", 11, """
+def evaluate(model, loader, loss_fn):
+    mode = model.training
+    model.eval()
+    loss_sum, accs, count = 0.0, [], 0
+    with torch.no_grad():
+        for inputs, targets in loader:
+            logits = model(inputs)
+            loss_sum += loss_fn(logits, targets).item() * len(targets)
+            accs.append((logits.argmax(1) == targets).float().mean().item())
+            count += len(targets)
+    model.train(mode)
+    return {"loss": loss_sum / count, "accuracy": sum(accs) / len(accs)}
+""", "wrong"),
+    # 04.1: softmax as exp(logits - logsumexp), exact mathematically; at seed 2 the sample whose top probability
+    # is "exactly" min_prob falls one rounding step below it, and the message blames a strict > that the code
+    # does not have. (The Use line names torch.softmax, with which every seed of 0-59 passes.)
+    ("04.1", 2, """
+def confident_accuracy(logits, labels, min_prob):
+    probs = (logits - logits.logsumexp(1, keepdim=True)).exp()
+    top, pred = probs.max(1)
+    keep = top >= min_prob
+    return (pred[keep] == labels[keep]).float().mean().item()
+""", "right"),
+]

@@ -137,3 +137,17 @@ def preprocess(images, size, mean, std):
     s = torch.tensor(std, dtype=torch.float64).view(1, 3, 1, 1)
     return (x - m) / s
 """)
+
+# an upper bound on the batch: a batch of 11 is refused
+WRONG["13.3"].append("""
+def export_dynamic_batch(model, example):
+    batch = torch.export.Dim("batch", max=8)
+    return torch.export.export(model, (example,), dynamic_shapes={"images": {0: batch}})
+""")
+
+# names the input "x", not the forward argument "images"
+WRONG["13.3"].append("""
+def export_dynamic_batch(model, example):
+    batch = torch.export.Dim("batch")
+    return torch.export.export(model, (example,), dynamic_shapes={"x": {0: batch}})
+""")
