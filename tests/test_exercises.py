@@ -491,3 +491,10 @@ def test_contributing_worked_example_passes_every_rule():
     namespace = {"LESSON": "01_tensors"}
     exec(compile("import torch\n" + code, "CONTRIBUTING.md", "exec"), namespace)
     assert check_exercise(namespace["EX_9"]).failures == []
+
+
+def test_call_names_a_float64_result_for_float32_inputs_and_lets_float64_inputs_through():
+    x = torch.ones(3)
+    with pytest.raises(framework.Mistake, match="returned a float64 tensor although the inputs are float32"):
+        framework.call(lambda t: (t.double(), t), x)
+    assert framework.call(lambda t: t * 2, x.double()).dtype == torch.float64

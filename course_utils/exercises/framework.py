@@ -289,7 +289,18 @@ def call(function: Callable, *args: Any, hint: str = "", **kwargs: Any) -> Any:
     before = {name: t.detach().clone() for name, t in tensors.items()}
     result = function(*args, **kwargs)
     expect_unchanged(before, tensors, hint)
+    _expect_no_float64(result, [*args, *kwargs.values()], hint)
     return result
+
+
+def _expect_no_float64(result: Any, inputs: list, hint: str) -> None:
+    """Mistake when float32 inputs came back as float64 (a `.double()` or a float64 constant crept in)."""
+    inputs_64 = any(isinstance(a, torch.Tensor) and a.dtype == torch.float64 for a in inputs)
+    outputs = result if isinstance(result, (tuple, list)) else [result]
+    if not inputs_64 and any(isinstance(t, torch.Tensor) and t.dtype == torch.float64 for t in outputs):
+        raise Mistake("your code returned a float64 tensor although the inputs are float32: something in it (a "
+                      "`.double()`, a `dtype=torch.float64` constant, a NumPy array) switched to float64; keep "
+                      "float32", hint)
 
 
 @contextlib.contextmanager

@@ -80,7 +80,7 @@ def _tie_case(gen: torch.Generator, classes: int):
     labels[1] = (logits[1].argmax() + 1) % classes
     logits[1, (labels[1] + 1) % classes] += 6.0                       # sure and wrong
     logits[2] = -1e4
-    logits[2, :2] = float(torch.randn((), generator=gen))             # two equal top classes: exactly 0.5 each
+    logits[2, :2] = 0.0  # two equal top classes: exactly 0.5 each, by softmax or exp(logits - logsumexp) alike
     labels[2] = 0                                                     # argmax takes the first of equal values
     rest = torch.arange(3, 3 + unsure)
     labels[rest] = logits[rest].argmin(dim=1)                         # unsure and wrong

@@ -141,6 +141,10 @@ def check_evaluate(evaluate) -> str:
     sizes = [randint(gen, 6, 9), randint(gen, 6, 9), randint(gen, 1, 3)]
     loader = [(torch.randn(n, n_in, generator=gen), torch.randint(0, n_classes, (n,), generator=gen)) for n in sizes]
     model = nn.Sequential(nn.Linear(n_in, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, n_classes))
+    with torch.no_grad():  # labels that make each batch's accuracy differ: one wrong, all wrong, all right
+        for (inputs, targets), wrong in zip(loader, ([0], range(sizes[1]), [])):
+            targets.copy_(model.eval()(inputs).argmax(dim=1))
+            targets[list(wrong)] = (targets[list(wrong)] + 1) % n_classes
     before = {k: v.clone() for k, v in model.state_dict().items()}
     reference_evaluate = exec_answer(SOLUTION_2, "evaluate", "05.2 reference")  # the solution is the reference
     expected = reference_evaluate(model, loader, nn.CrossEntropyLoss())

@@ -66,7 +66,7 @@ def check_predict(predict) -> str:
                               f"{'train' if was_training else 'eval'}() mode before the call and should be again",
                               HINT_1)
             if was_training and isinstance(logits, torch.Tensor) and logits.shape == expected.shape and \
-                    not torch.allclose(logits, expected, atol=1e-5):
+                    logits.dtype == expected.dtype and not torch.allclose(logits, expected, atol=1e-5):
                 raise Mistake(f"for a model in train() mode and a batch of {batch}, your logits are not those of "
                               "eval() mode: batch norm normalised with this batch's own statistics and dropout "
                               "dropped units; switch the model to eval() before the forward pass", HINT_1)

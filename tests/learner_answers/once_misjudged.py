@@ -1,9 +1,10 @@
-"""Disagreements: answers the statement makes clearly wrong (a float64 result where it asks for float32)
-that the checker does not refuse with a message but crashes on ("the checker itself failed (RuntimeError:
-Double did not match Float); please report this"). Kept out of RIGHT and WRONG; tested as expected failures.
+"""Answers an independent learner wrote that the checkers once misjudged, kept as regression tests.
+
+FLOAT64: a float64 result where the statement asks for float32 crashed 18 checkers ("the checker itself
+failed (RuntimeError: Double did not match Float); please report this"); now `call` names the dtype.
 """
 
-DISPUTED = {
+FLOAT64 = {
     "07.1": """
 def normalize(images, mean, std):
     mean = torch.tensor(mean, dtype=torch.float64).view(1, -1, 1, 1)
@@ -35,7 +36,7 @@ def char_loss(logits, targets):
 """,
 }
 
-# Answers whose verdict depends on COURSE_EXERCISES_SEED: (exercise, seed, code, what the statement makes it).
+# Answers whose verdict depended on COURSE_EXERCISES_SEED: (exercise, seed, code, what the statement makes it).
 SEED_DEPENDENT = [
     # 05.2: accuracy as the mean of the batch accuracies, which the statement rules out ("the small last batch
     # weighs by its samples"); refused at seed 0, but accepted at seeds 11, 24, 34, 48, 50 and 51 (of 0-59),
