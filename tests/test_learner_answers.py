@@ -1,7 +1,7 @@
 """Answers written by an independent learner from the statements alone (tests/learner_answers/).
 
 Every RIGHT answer must be judged correct and every WRONG one must be refused with a message: the checkers
-accept correct code they have never seen and reject realistic mistakes. Lessons 01 to 13.
+accept correct code they have never seen and reject realistic mistakes. Lessons 01 to 16 and appendix A1.
 """
 
 import importlib
@@ -11,7 +11,8 @@ import pytest
 from course_utils.exercises import framework, get
 from course_utils.exercises.framework import exec_answer, run_check
 
-LESSONS = ["01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11", "12a", "12b", "12c", "12d", "13"]
+LESSONS = ["01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11", "12a", "12b", "12c", "12d", "13",
+           "14", "15", "16", "A1"]
 # tests/ is on sys.path (pytest puts the folder of a test file there), so learner_answers imports as a package
 MODULES = [importlib.import_module(f"learner_answers.lesson_{lesson}") for lesson in LESSONS]
 FLOAT64 = importlib.import_module("learner_answers.once_misjudged").FLOAT64
@@ -20,7 +21,8 @@ RIGHT = [(eid, n, code) for m in MODULES for eid, codes in m.RIGHT.items() for n
 WRONG = [(eid, n, code) for m in MODULES for eid, codes in m.WRONG.items() for n, code in enumerate(codes)]
 # a few quick checks also run with other random inputs; the first right answer of each
 SEEDED = ["01.2", "02.1", "03.1", "03.2", "04.1", "04.3", "05.3", "06.1", "07.2", "07.3", "08.3", "08.4", "09.1",
-          "09.3", "10.1", "11.3", "12a.2", "12a.4", "12b.2", "12b.3", "12c.3", "12d.1", "12d.4", "13.1"]
+          "09.3", "10.1", "11.3", "12a.2", "12a.4", "12b.2", "12b.3", "12c.3", "12d.1", "12d.4", "13.1",
+          "14.1", "14.2", "15.2", "15.3", "16.1", "16.2", "16.3", "A1.1", "A1.2", "A1.3"]
 
 
 def check(eid, code):
@@ -28,7 +30,7 @@ def check(eid, code):
     return run_check(exercise, exec_answer(code, exercise.name, label=f"learner {eid}"))
 
 
-def test_every_exercise_of_lessons_01_to_13_has_answers():
+def test_every_exercise_of_the_lessons_has_answers():
     from course_utils.exercises import EXERCISES
     ids = {eid for eid in EXERCISES if eid.split(".")[0] in LESSONS}
     for m in MODULES:
