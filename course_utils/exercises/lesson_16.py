@@ -113,6 +113,10 @@ def check_epoch_metrics(epoch_metrics) -> str:
                                   f"of different sizes that is not the mean over all samples, {expected[key]:.6g}: "
                                   "weight each worker's mean by its samples (that gives its sum) and divide the "
                                   "total by all the samples", HINT_1)
+                if abs(got[key] - expected[key]) < 1e-6 * max(1.0, abs(expected[key])):
+                    raise Mistake(f"{setting} {key!r} is {got[key]!r}, expected {expected[key]!r}: right to about 7 "
+                                  "digits, which is float32's precision; compute in Python floats or float64 "
+                                  "tensors (the check wants 1e-9)", HINT_1)
                 raise Mistake(f"{setting} {key!r} is {got[key]!r}, expected {expected[key]!r}, the mean over "
                               "all the samples", HINT_1)
     return (f"the loss and accuracy over all samples for {world_size} shards of different sizes, 2 equal ones and "
@@ -165,6 +169,13 @@ samples, and how long its epoch took. The shards may differ in size.
     solution=SOLUTION_1,
     alternatives=[_TOTALS_IN_FLOAT64],
     wrong_answers=[
+        ("""
+def epoch_metrics(per_worker):
+    sums = torch.tensor([[w["loss"] * w["samples"], w["accuracy"] * w["samples"], w["samples"]] for w in per_worker])
+    loss, accuracy, total = sums.sum(dim=0)
+    return {"loss": (loss / total).item(), "accuracy": (accuracy / total).item(), "samples": int(total),
+            "seconds": max(w["seconds"] for w in per_worker)}
+""", "which is float32's precision"),
         (variant(SOLUTION_1, ('worker["loss"] * worker["samples"] for', 'worker["loss"] / len(per_worker) for'),
                  ('"loss": loss_sum / samples', '"loss": loss_sum')), "the mean of the workers' means"),
         (variant(SOLUTION_1, ('max(worker["seconds"]', 'sum(worker["seconds"]')), "slowest worker"),

@@ -1,6 +1,9 @@
 """Exercises of appendix A1: a batch on the model's device and dtype, training memory, one autocast context."""
 from __future__ import annotations
 
+import inspect
+import re
+
 import torch
 from torch import nn
 
@@ -24,7 +27,23 @@ LESSON = "A1_devices_and_gpus"
 HINT_1 = 'appendix A1, section 3 ("Expected all tensors to be on the same device"): ask one of the parameters'
 
 
+_DEVICE_NAME = re.compile(r"""["'](cuda(?::\d+)?|cpu|mps)["']|\.(cuda|cpu)\(""")
+
+
+def _named_devices(function) -> list[str]:
+    """The devices an answer's source names ("cuda", .cpu(), ...): on a machine without that device it still passes."""
+    try:
+        source = inspect.getsource(function)
+    except (OSError, TypeError):
+        return []
+    return sorted({quoted or f".{method}()" for quoted, method in _DEVICE_NAME.findall(source)})
+
+
 def check_to_model(to_model) -> str:
+    named = _named_devices(to_model)
+    if named:
+        raise Mistake(f"your code names a device ({', '.join(named)}): it then works only where that device is (or "
+                      "is not); take the device from the model, next(model.parameters()).device", HINT_1)
     gen = generator("A1.1")
     features = randint(gen, 3, 8)
     batch = torch.randn(randint(gen, 1, 5), features, generator=gen)
@@ -100,6 +119,11 @@ def to_model(model, batch):
     return batch.to(weight)  # .to(tensor) takes its device and dtype
 '''],
     wrong_answers=[
+        ("""
+def to_model(model, batch):
+    weight = next(model.parameters())
+    return batch.cuda() if weight.is_cuda else batch.to(weight.device, weight.dtype)
+""", "your code names a device (.cuda())"),
         ('''
 def to_model(model, batch):
     return batch.to(next(model.parameters()).device)
