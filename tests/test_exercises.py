@@ -498,3 +498,15 @@ def test_call_names_a_float64_result_for_float32_inputs_and_lets_float64_inputs_
     with pytest.raises(framework.Mistake, match="returned a float64 tensor although the inputs are float32"):
         framework.call(lambda t: (t.double(), t), x)
     assert framework.call(lambda t: t * 2, x.double()).dtype == torch.float64
+
+
+def test_inject_keeps_the_outputs_of_cells_it_does_not_change():
+    stem = "01_tensors"
+    notebook = nbformat.read(runner.NOTEBOOKS_DIR / f"{stem}.ipynb", as_version=4)
+    check_cell = next(c for c in notebook.cells if c.get("id") == "exercise-01-1-check")
+    check_cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="01.1 not attempted yet\n")]
+    answer = next(c for c in notebook.cells if c.get("id") == "exercise-01-1-answer")
+    answer.source, answer.outputs = "def scale_rows(x):\n    return x\n", [nbformat.v4.new_output("stream", text="x")]
+    injected = {c.get("id"): c for c in notebooks.inject(notebook, stem).cells}
+    assert injected["exercise-01-1-check"].outputs == check_cell.outputs  # unchanged: its output stays
+    assert injected["exercise-01-1-answer"].outputs == []  # changed back to the template: run it again

@@ -26,8 +26,7 @@ one of:
   call, ...) and a `hint:` with the section of this lesson to reread.
 
 Stuck? `exercises.hint("{first}")` gives a nudge, and calling it again a more specific one;
-`exercises.solution("{first}")` prints a reference solution, the last resort. Work in your own copy of
-the notebooks (`make lab`), so your answers survive course updates."""
+`exercises.solution("{first}")` prints a reference solution, the last resort."""
 
 IMPORTS = """# the checks, and what every answer cell may use
 import math
@@ -77,7 +76,13 @@ def inject(notebook: nbformat.NotebookNode, stem: str) -> nbformat.NotebookNode:
     """A copy of the notebook whose Exercises section (cells tagged `exercises`) is freshly generated at its end."""
     notebook = copy.deepcopy(notebook)
     kept = [c for c in notebook.cells if SECTION_TAG not in c.metadata.get("tags", [])]
-    notebook.cells = kept + section_cells(lesson_exercises(stem))
+    before = {c.get("id"): c for c in notebook.cells if SECTION_TAG in c.metadata.get("tags", [])}
+    section = section_cells(lesson_exercises(stem))
+    for cell in section:  # a code cell that did not change keeps its outputs: only changed cells need a new run
+        old = before.get(cell.get("id"))
+        if cell.cell_type == "code" and old is not None and old.source == cell.source:
+            cell.outputs, cell.execution_count = old.get("outputs", []), old.get("execution_count")
+    notebook.cells = kept + section
     if (notebook.nbformat, notebook.nbformat_minor) < (4, 5):  # cell ids need nbformat 4.5
         notebook.nbformat_minor = 5
     return notebook
