@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import functools
 import io
 import re
 import tokenize
@@ -174,14 +175,20 @@ def check_module(module: ModuleType) -> Report:
     return report
 
 
-def code_tokens(source: str) -> list[str]:
-    """The tokens of Python source without comments, docstrings and layout; [] for source that does not tokenize."""
+@functools.cache  # every solution is compared with the same cells: each is tokenized once
+def code_tokens(source: str) -> tuple[str, ...]:
+    """The tokens of Python source without comments, docstrings and layout; () for source that does not tokenize."""
     skip = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER}
     try:
-        return [t.string for t in tokenize.generate_tokens(io.StringIO(source).readline)
-                if t.type not in skip and not (t.type == tokenize.STRING and t.string.startswith(('"""', "'''")))]
+        return tuple(t.string for t in tokenize.generate_tokens(io.StringIO(source).readline)
+                     if t.type not in skip and not (t.type == tokenize.STRING and t.string.startswith(('"""', "'''"))))
     except (tokenize.TokenError, IndentationError, SyntaxError):
-        return []
+        return ()
+
+
+@functools.cache
+def _token_counts(source: str) -> Counter:
+    return Counter(code_tokens(source))
 
 
 def transcription(solution: str, cells: dict[str, str], floor: float = 0.0) -> tuple[float, str]:
@@ -194,7 +201,7 @@ def transcription(solution: str, cells: dict[str, str], floor: float = 0.0) -> t
     matcher = difflib.SequenceMatcher(None, wanted, autojunk=False)
     for cell_name, source in cells.items():
         tokens = code_tokens(source)
-        if not size or sum((need & Counter(tokens)).values()) / size <= best:
+        if not size or sum((need & _token_counts(source)).values()) / size <= best:
             continue  # no stretch of this cell can beat the best so far
         window: Counter = Counter()
         shared = 0  # tokens the window shares with the solution, kept up to date as the window slides
