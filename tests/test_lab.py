@@ -319,3 +319,28 @@ def test_a_workspace_below_a_file_is_one_line_from_the_cli_and_an_exception_from
         ws.refresh("04", below)
     status, _, err = run_cli(["--workspace", str(below), "refresh", "04"], capsys)
     assert status == 2 and len(err.splitlines()) == 1 and str(tmp_path / "afile") in err
+
+
+def test_ctrl_c_stops_the_lab_even_when_the_parent_left_it_ignored_and_blocked() -> None:
+    """A test runner's worker or a background job can pass SIGINT on ignored or blocked; the lab must still stop."""
+    import signal
+
+    code = ("import time\nfrom course_utils.tools.jupyter_server import interrupted_by_signals\n"
+            "try:\n    with interrupted_by_signals():\n        print('ready', flush=True)\n        time.sleep(60)\n"
+            "except KeyboardInterrupt:\n    print('interrupted', flush=True)\n")
+
+    def ignore_and_block() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+
+    child = subprocess.Popen([sys.executable, "-c", code], cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True,
+                             preexec_fn=ignore_and_block)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        child.send_signal(signal.SIGINT)
+        assert child.stdout.readline().strip() == "interrupted"
+        assert child.wait(timeout=30) == 0
+    finally:
+        child.kill()
+        child.wait()
+        child.stdout.close()

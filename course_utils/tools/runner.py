@@ -385,9 +385,11 @@ def signal_handler(handler: Callable) -> Iterator[None]:
         yield
         return
     previous = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
+    mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # a parent may pass them on blocked
     try:
         yield
     finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         for signum, old in previous.items():
             signal.signal(signum, old)
 
