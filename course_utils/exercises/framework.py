@@ -304,12 +304,13 @@ def _expect_no_float64(result: Any, inputs: list, hint: str) -> None:
 
 
 @contextlib.contextmanager
-def forbid(*targets: tuple[Any, str], what: str, hint: str = ""):
-    """While active, calling any (owner, attribute) in targets raises Mistake: 'your code called <what>'."""
+def forbid(*targets: tuple[Any, str], what: str, hint: str = "",
+           why: str = "which this exercise asks you to write yourself"):
+    """While active, calling any (owner, attribute) in targets raises Mistake: 'your code called <what>, <why>'."""
     saved = [(owner, attr, getattr(owner, attr)) for owner, attr in targets]
 
     def refuse(*args, **kwargs):
-        raise Mistake(f"your code called {what}, which this exercise asks you to write yourself", hint)
+        raise Mistake(f"your code called {what}, {why}", hint)
 
     try:
         for owner, attr, _ in saved:

@@ -293,12 +293,12 @@ def check_export_dynamic_batch(export_dynamic_batch) -> str:
     channels, side = randint(gen, 1, 3), randint(gen, 3, 6)
     model = _Classifier(channels * side * side, randint(gen, 4, 12), randint(gen, 2, 5)).eval()
     example = torch.randn(randint(gen, 2, 4), channels, side, side, generator=gen)
-    exported = call(export_dynamic_batch, model, example, hint=HINT_3)
+    with forbid((torch.jit, "trace"), (torch.jit, "script"), what="TorchScript (torch.jit)", hint=HINT_3,
+                why="which is deprecated: use torch.export.export"):
+        exported = call(export_dynamic_batch, model, example, hint=HINT_3)
     if not isinstance(exported, torch.export.ExportedProgram):
-        old = " (TorchScript is deprecated; use torch.export.export)" if isinstance(exported, torch.jit.ScriptModule) \
-            else ""
         raise Mistake(f"your function returned {type(exported).__name__}, expected the ExportedProgram that "
-                      f"torch.export.export returns{old}", HINT_3)
+                      "torch.export.export returns", HINT_3)
     program = exported.module()
     sizes = sorted({1, example.shape[0] + randint(gen, 1, 5), 2 * example.shape[0] + 3})
     for batch in sizes:
@@ -365,7 +365,7 @@ def export_dynamic_batch(model, example):
     return torch.export.export(model, (example,)).module()
 ''', "expected the ExportedProgram"),
         ("def export_dynamic_batch(model, example):\n    return torch.jit.trace(model, example)\n",
-         "TorchScript is deprecated"),
+         "TorchScript (torch.jit), which is deprecated"),
     ],
     checker=check_export_dynamic_batch,
 )
