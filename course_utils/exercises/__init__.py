@@ -49,12 +49,17 @@ def get(exercise_id: str) -> Exercise:
         raise ValueError(f"no exercise {exercise_id!r}; known: {', '.join(EXERCISES)}") from None
 
 
-def check(exercise_id: str, answer: Any, strict: bool | None = None) -> None:
+def check(exercise_id: str, answer: Any, strict: bool | None = None, **settings: Any) -> None:
     """Check the learner's answer on fresh inputs and print one verdict (strict: raise unless correct).
 
-    strict=None follows $COURSE_EXERCISES_STRICT (the runner's --solutions run sets it).
+    strict=None follows $COURSE_EXERCISES_STRICT (the runner's --solutions run sets it). A challenge's check cell
+    passes the notebook's settings, e.g. target=challenge_target.
     """
-    result = run_check(get(exercise_id), answer)
+    exercise = get(exercise_id)
+    if set(settings) != set(exercise.settings):
+        raise TypeError(f"exercises.check({exercise_id!r}, ...) takes the settings {sorted(exercise.settings)}, "
+                        f"got {sorted(settings)}: run `make refresh LESSON={exercise_id.split('.')[0]}`")
+    result = run_check(exercise, answer, settings)
     text = result.text(exercise_id)
     if (strict_from_env() if strict is None else strict) and result.status != "correct":
         raise AssertionError(f"a strict check (the solutions run) and the answer is not correct:\n{text}")

@@ -99,7 +99,12 @@ def cmd_progress(args) -> int:
     os.environ.pop(STRICT_ENV, None)  # progress counts, it never raises
     solved_total = count_total = 0
     for path, cells in answers.items():
-        jobs = [Job(i, code, f"{path.stem} {i}") for i, code in cells.items() if i in EXERCISES]
+        jobs = [Job(i, code, f"{path.stem} {i}") for i, code in cells.items()
+                if i in EXERCISES and not EXERCISES[i].challenge]
+        challenges = [i for i in cells if i in EXERCISES and EXERCISES[i].challenge]
+        if challenges:  # they train on the lesson's data, which only the notebook has
+            print(f"{path.stem:<28} challenge {', '.join(challenges)}: its check cell in the notebook measures "
+                  "your model", flush=True)
         if not jobs:
             continue
         results = check_answers(jobs, args.timeout)

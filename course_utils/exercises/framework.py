@@ -46,6 +46,11 @@ class Exercise:
     alternatives: list[str] = field(default_factory=list)               # other correct answers
     hint: str = ""                           # first hint: the lesson section to reread (used when a Mistake names none)
     more_hints: list[str] = field(default_factory=list)  # later hints, each more specific; never the solution
+    # a challenge: the answer is a model trained in the notebook; the check cell passes the notebook's settings
+    # (keyword -> parameter name, e.g. {"target": "challenge_target"}), and verify uses rule_settings instead
+    challenge: bool = False
+    settings: dict[str, str] = field(default_factory=dict)
+    rule_settings: dict[str, Any] = field(default_factory=dict)
 
     def hints(self) -> list[str]:
         """The hint tiers in order: the section to reread first, then the more specific ones."""
@@ -100,7 +105,7 @@ def _learner_line(err: BaseException, files: set[str]) -> str:
     return found
 
 
-def run_check(exercise: Exercise, answer: Any) -> Result:
+def run_check(exercise: Exercise, answer: Any, settings: dict[str, Any] | None = None) -> Result:
     """Run the exercise's checker on the answer and classify the outcome; never raises for the learner's errors.
 
     The checker runs under PyTorch's standard global settings (float32, grad mode on, ...) whatever the notebook
@@ -110,17 +115,17 @@ def run_check(exercise: Exercise, answer: Any) -> Result:
     checker_seed = seed()
     with standard_settings() as changed:  # the learner's notebook keeps its own settings and random state
         torch.manual_seed(checker_seed)
-        result = _classify(exercise, answer, files)
+        result = _classify(exercise, answer, files, settings or {})
     if changed:
         result.note = (f"your code changed PyTorch's global settings: {'; '.join(changed)}; check() put them back, "
                        "but wherever else your code runs it changes them for all the code after it")
     return result
 
 
-def _classify(exercise: Exercise, answer: Any, files: set[str]) -> Result:
+def _classify(exercise: Exercise, answer: Any, files: set[str], settings: dict[str, Any]) -> Result:
     """The checker's verdict on the answer as a Result."""
     try:
-        tested = exercise.checker(answer)
+        tested = exercise.checker(answer, **settings)
     except NotImplementedError:
         return Result("not attempted", "")
     except Mistake as mistake:

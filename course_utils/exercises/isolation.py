@@ -77,7 +77,7 @@ def try_code(exercise: Exercise, code: str, label: str, seconds: float = CHECK_S
         try:
             with time_limit(seconds):
                 answer = exec_answer(code, exercise.name, label)
-                return run_check(exercise, answer)
+                return run_check(exercise, answer, exercise.rule_settings)
         except NotImplementedError:
             return Result("not attempted", "")
         except Expired:

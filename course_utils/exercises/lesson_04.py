@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from course_utils.exercises.challenges import trained_image_classifier
 from course_utils.exercises.framework import (
     Exercise,
     Mistake,
@@ -442,4 +443,107 @@ def per_class_accuracy(logits, labels, num_classes):
     checker=check_per_class_accuracy,
 )
 
-EXERCISES = [EX_1, EX_2, EX_3]
+
+# ---- 04.4 Challenge: a better Fashion-MNIST classifier
+
+HINT_4 = "section 3 (Training with Adam): the loop, and what each epoch's validation accuracy tells you"
+
+
+def check_train_my_model(train_my_model, target: float) -> str:
+    return trained_image_classifier(
+        train_my_model, "fashion_mnist", target, hint=HINT_4,
+        levers="more epochs (up to the budget), a wider or deeper network with dropout, a learning rate that "
+               "falls over the run (a scheduler), and the epoch that validation prefers")
+
+
+SOLUTION_4 = '''
+def train_my_model():
+    """Build a network, train it on train_loader for at most challenge_epochs epochs, and return it."""
+    model = nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(784, 512), nn.ReLU(), nn.Dropout(0.2),
+        nn.Linear(512, 256), nn.ReLU(), nn.Dropout(0.2),
+        nn.Linear(256, 10),
+    ).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.001)
+    # the learning rate falls from 0.001 to 0 along a cosine over the run: big steps first, fine ones last
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=challenge_epochs)
+    training.fit(model, train_loader, val_loader, nn.CrossEntropyLoss(), optimizer, device, challenge_epochs,
+                 scheduler=scheduler, verbose=False)
+    return model
+'''
+
+_UNTRAINED = "def train_my_model():\n    return nn.Sequential(nn.Flatten(), nn.Linear(784, 10))\n"
+
+# a nearest-class-mean classifier computed from training images scaled to [0, 1] (no Normalize): a real classifier,
+# made without a training loop, whose inputs are scaled another way than the lesson's loaders give them
+_UNNORMALISED = """
+def train_my_model():
+    from course_utils.datasets import mnist
+    images, labels = mnist.load_tensors("fashion_mnist", train=True)
+    images = (images * 0.5 + 0.5).flatten(1)[:20000]             # back to [0, 1]
+    labels = labels[:20000]
+    means = torch.stack([images[labels == c].mean(0) for c in range(10)])
+    layer = nn.Linear(784, 10)
+    with torch.no_grad():
+        layer.weight.copy_(means)
+        layer.bias.copy_(-0.5 * (means ** 2).sum(1))             # -|x - mean|^2 / 2, less the same |x|^2 / 2
+    return nn.Sequential(nn.Flatten(), layer)
+"""
+
+# remembers the first 2,000 images of the lessons' training split and answers with the nearest one's label (1-nearest neighbour)
+_MEMORISED = """
+class Nearest(nn.Module):
+    def __init__(self, images, labels):
+        super().__init__()
+        self.register_buffer("images", images.flatten(1))
+        self.register_buffer("labels", labels)
+
+    def forward(self, x):
+        nearest = torch.cdist(x.flatten(1), self.images).argmin(dim=1)
+        return F.one_hot(self.labels[nearest], 10).float()
+
+def train_my_model():
+    from course_utils.datasets import mnist
+    images, labels = mnist.load_tensors("fashion_mnist", train=True)
+    seen = mnist.train_val_indices(0.1, None, 0)[0][:2000]
+    return Nearest(images[seen], labels[seen])
+"""
+
+EX_4 = Exercise(
+    id="04.4", lesson=LESSON, title="Challenge: beat this lesson's network", name="train_my_model",
+    hint=HINT_4,
+    more_hints=["watch the validation accuracy per epoch: still rising at the end means more epochs help; "
+                "falling means overfitting (more dropout, or stop earlier)",
+                "a wider first layer (512 units) with dropout, trained with a learning rate that falls to 0 over "
+                "the run (torch.optim.lr_scheduler.CosineAnnealingLR, passed to training.fit as scheduler=), "
+                "reaches the target in the budget"],
+    statement="""
+This lesson's network reached about 0.87 test accuracy. Write `train_my_model()`: it builds a network of your
+design, trains it on `train_loader`, and returns it. Your choices: layers and widths, dropout, optimiser,
+learning rate and schedule.
+
+- **In:** nothing; use the lesson's `train_loader` and `val_loader` (normalised images `(batch, 1, 28, 28)`),
+  `device`, and `training.fit` or your own loop; at most `challenge_epochs` epochs (about a minute per 4
+  epochs of a 512-unit network on one CPU thread).
+- **Out:** the trained `nn.Module`: images `(batch, 1, 28, 28)` -> scores `(batch, 10)`.
+- **Use:** anything in PyTorch; never the test images.
+- **Correct means:** on the 10,000 test images, which it never trained on, evaluated in eval mode, accuracy at
+  least `challenge_target` (0.89 in the course; lower in the tests' short run).
+- **Reread:** section 3, *Training with Adam*.
+""",
+    template=template_of(SOLUTION_4),
+    solution=SOLUTION_4,
+    wrong_answers=[
+        (_UNTRAINED, "barely better than guessing"),
+        ("def train_my_model():\n    return nn.Sequential(nn.Flatten(), nn.Linear(784, 2))\n", "one score per class"),
+        ("def train_my_model():\n    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))\n",
+         "forget `return model`"),
+        (_UNNORMALISED, "scaled to [0, 1]"),
+        (_MEMORISED, "of its training images"),
+    ],
+    checker=check_train_my_model,
+    challenge=True, settings={"target": "challenge_target"}, rule_settings={"target": 0.89},
+)
+
+EXERCISES = [EX_1, EX_2, EX_3, EX_4]

@@ -28,6 +28,13 @@ one of:
 Stuck? `exercises.hint("{first}")` gives a nudge, and calling it again a more specific one;
 `exercises.solution("{first}")` prints a reference solution, the last resort."""
 
+CHALLENGE = """
+
+**{id} is a challenge.** There you decide: the model, the optimiser, the learning rate, what fights
+overfitting. Your function trains within the stated budget and returns the model; the check measures it on
+images (or text) it never trained on, against a target above this lesson's own result, and when it falls short
+says what usually causes that."""
+
 IMPORTS = """# the checks, and what every answer cell may use
 import math
 
@@ -51,7 +58,9 @@ def section_cells(exercises: list) -> list:
     from nbformat.v4 import new_code_cell, new_markdown_cell
     if not exercises:
         return []
-    cells = [new_markdown_cell(INTRO.replace("{first}", exercises[0].id), metadata=_tags(SECTION_TAG)),
+    intro = INTRO.replace("{first}", exercises[0].id)
+    intro += "".join(CHALLENGE.replace("{id}", e.id) for e in exercises if e.challenge)
+    cells = [new_markdown_cell(intro, metadata=_tags(SECTION_TAG)),
              new_code_cell(IMPORTS, metadata=_tags(SECTION_TAG))]
     cells[0].id, cells[1].id = "exercises-intro", "exercises-imports"
     for exercise in exercises:
@@ -118,7 +127,8 @@ def lesson_code_cells(paths) -> dict[str, str]:
 
 def check_source(exercise, strict: bool = False) -> str:
     """The check cell's code: `exercises.check("04.2", softmax)`, strict where it must raise unless correct."""
-    return f'exercises.check("{exercise.id}", {exercise.name}{", strict=True" if strict else ""})'
+    settings = "".join(f", {keyword}={parameter}" for keyword, parameter in exercise.settings.items())
+    return f'exercises.check("{exercise.id}", {exercise.name}{settings}{", strict=True" if strict else ""})'
 
 
 def fill_solutions(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:

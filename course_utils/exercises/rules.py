@@ -77,8 +77,18 @@ def check_all(exercises: Iterable[Exercise], notebook_stems: Iterable[str]) -> R
 
 
 def _correct_answers(exercise: Exercise) -> Report:
-    """The solution and every alternative are correct and say what was tested; an alternative is really different."""
+    """The solution and every alternative are correct and say what was tested; an alternative is really different.
+
+    A challenge's solution trains a model on the lesson's data, so it runs where that data is: in the lesson, at the
+    ci profile in the tests (a strict check) and at the default profile in the course run; here, only that the
+    settings its check cell passes are the ones the rules use.
+    """
     report = Report()
+    if exercise.challenge:
+        report.judge((not exercise.settings or set(exercise.settings) != set(exercise.rule_settings),
+                      f"{exercise.id}: a challenge passes its notebook's settings to the check (settings) and the "
+                      f"rules need a value for each (rule_settings): {exercise.settings} vs {exercise.rule_settings}"))
+        return report
     if not exercise.alternatives:
         report.failures.append(f"{exercise.id}: no alternative correct answer registered")
     for i, code in enumerate([exercise.solution, *exercise.alternatives]):

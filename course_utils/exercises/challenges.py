@@ -1,0 +1,126 @@
+"""Challenges: the learner trains a model in the notebook, and the check measures it on data it never trained on.
+
+A challenge's answer is a function that builds a model, trains it within the lesson's budget and returns it; its
+check cell passes the target of the profile the notebook runs at
+(`exercises.check("04.4", train_my_model, target=challenge_target)`). The checker evaluates the model the right way (eval
+mode, no gradients, the held-out split, the lesson's normalisation) whatever state it comes in, and when the
+target is missed it names the usual cause it can see: a model left untrained, inputs scaled another way than the
+lesson's, a model that memorised its training images, or a target missed by a little.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from course_utils.exercises.framework import Mistake, describe
+
+EVAL_BATCH = 1000  # images per forward pass of the check: fast on a CPU, small on a GPU
+TRAIN_SAMPLE = 2000  # training images the check scores to see whether the model memorised them
+MEMORISED_GAP = 0.05  # training accuracy this far above the test accuracy: the model learnt its training images
+OTHER_SCALING_GAIN = 0.05  # images scaled to [0, 1] do this much better than the lesson's: trained without Normalize
+
+
+@functools.cache
+def _mnist_split(name: str, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """One split of MNIST or Fashion-MNIST as the lesson's loaders give it (normalised to [-1, 1]), read once."""
+    from course_utils.datasets import mnist
+    return mnist.load_tensors(name, train=train)
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    """Where the model's weights are (the CPU for a model without any)."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def _expect_module(model, what: str) -> None:
+    if not isinstance(model, nn.Module):
+        raise Mistake(f"pass your trained model, an nn.Module; you passed {describe(model)}"
+                      + (" (the cell that trains it has not run?)" if model is None else ""), what)
+
+
+def evaluate_in_eval_mode(model: nn.Module, run: Callable[[], float]) -> float:
+    """run() with the model in eval mode and gradients off; the model's own mode is put back afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return run()
+    finally:
+        model.train(was_training)
+
+
+def _accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, classes: int, hint: str) -> float:
+    """The share of images whose highest score is the label, in batches; Mistake for outputs of the wrong shape."""
+    device, correct = _device_of(model), 0
+    for start in range(0, len(labels), EVAL_BATCH):
+        batch = images[start:start + EVAL_BATCH].to(device)
+        scores = model(batch)
+        if not isinstance(scores, torch.Tensor) or scores.shape != (len(batch), classes):
+            raise Mistake(f"for a batch of images of shape {tuple(batch.shape)} your model returned "
+                          f"{describe(scores)}, expected one score per class: shape ({len(batch)}, {classes})", hint)
+        if not bool(torch.isfinite(scores).all()):
+            raise Mistake("your model's outputs contain nan or inf: the training diverged (a learning rate too "
+                          "large?)", hint)
+        correct += int((scores.argmax(dim=1).cpu() == labels[start:start + EVAL_BATCH]).sum())
+    return correct / len(labels)
+
+
+def image_classifier(model, dataset: str, target: float, *, hint: str, levers: str) -> str:
+    """Check a classifier of 28x28 images on the dataset's 10,000 test images against `target` accuracy.
+
+    `levers`: what this lesson offers to reach the target, named when the target is missed by a little.
+    """
+    _expect_module(model, hint)
+    images, labels = _mnist_split(dataset, False)
+    was_training = model.training
+    accuracy = evaluate_in_eval_mode(model, lambda: _accuracy(model, images, labels, 10, hint))
+    mode_note = (" (your model came in training mode; the check switched it to eval mode, as every evaluation "
+                 "must)" if was_training else "")
+    if accuracy >= target:
+        return (f"test accuracy {accuracy:.4f} on the {len(labels):,} test images it never trained on, target "
+                f"{target:.2f}{mode_note}")
+    said = f"your model reaches {accuracy:.4f} on the {len(labels):,} test images, target {target:.2f}"
+    if accuracy < 0.2:
+        raise Mistake(f"{said}: barely better than guessing one of 10 classes; was it trained (an optimizer step "
+                      "after backward, on this model's parameters)?", hint)
+    raw = images * 0.5 + 0.5  # the same images scaled to [0, 1], as a transform without Normalize gives them
+    raw_accuracy = evaluate_in_eval_mode(model, lambda: _accuracy(model, raw, labels, 10, hint))
+    if raw_accuracy >= accuracy + OTHER_SCALING_GAIN:
+        raise Mistake(f"{said}; on the same images scaled to [0, 1] it reaches {raw_accuracy:.4f}: it was trained "
+                      "on images scaled another way than the lesson's loaders give them (normalised to [-1, 1]); "
+                      "train on the lesson's loaders", hint)
+    from course_utils.datasets.mnist import train_val_indices
+    train_images, train_labels = _mnist_split(dataset, True)
+    seen = train_val_indices(0.1, None, 0)[0][:TRAIN_SAMPLE]  # images the lessons' training split starts with
+    train_accuracy = evaluate_in_eval_mode(
+        model, lambda: _accuracy(model, train_images[seen], train_labels[seen], 10, hint))
+    if train_accuracy >= accuracy + MEMORISED_GAP:
+        raise Mistake(f"{said}, but {train_accuracy:.4f} on {TRAIN_SAMPLE:,} of its training images: it learnt its training images more "
+                      "than the task; an accuracy measured on training data overstates it (use the validation "
+                      "split), and dropout, weight decay or fewer epochs close the gap", hint)
+    raise Mistake(f"{said}, missed by {target - accuracy:.4f}{mode_note}; {levers}", hint)
+
+
+def trained(train: Callable[[], nn.Module], hint: str) -> tuple[nn.Module, float]:
+    """The model the learner's function trains and returns, and the seconds it took."""
+    start = time.perf_counter()
+    model = train()
+    seconds = time.perf_counter() - start
+    if not isinstance(model, nn.Module):
+        raise Mistake(f"your function should return the trained model, an nn.Module, but it returned "
+                      f"{describe(model)}" + (" (did you forget `return model`?)" if model is None else ""), hint)
+    return model, seconds
+
+
+def trained_image_classifier(train: Callable[[], nn.Module], dataset: str, target: float, *, hint: str,
+                             levers: str) -> str:
+    """Train with the learner's function, then image_classifier on its model; say how long training took."""
+    model, seconds = trained(train, hint)
+    return f"{image_classifier(model, dataset, target, hint=hint, levers=levers)}; trained in {seconds:.0f} s"
