@@ -2,9 +2,9 @@
 
 A challenge's answer is a function that builds a model, trains it within the lesson's budget and returns it; its
 check cell passes the target of the profile the notebook runs at
-(`exercises.check("04.4", train_my_model, target=challenge_target)`). The checker evaluates the model the right way (eval
-mode, no gradients, the held-out split, the lesson's normalisation) whatever state it comes in, and when the
-target is missed it names the usual cause it can see: a model left untrained, inputs scaled another way than the
+(`exercises.check("04.4", train_my_model, target=challenge_target)`). The checker evaluates the model the right
+way (eval mode, no gradients, the held-out split, the lesson's normalisation) whatever state it comes in, and when
+the target is missed it names the usual cause it can see: a model left untrained, inputs scaled another way than the
 lesson's, a model that memorised its training images, or a target missed by a little.
 """
 
@@ -102,9 +102,9 @@ def image_classifier(model, dataset: str, target: float, *, hint: str, levers: s
     train_accuracy = evaluate_in_eval_mode(
         model, lambda: _accuracy(model, train_images[seen], train_labels[seen], 10, hint))
     if train_accuracy >= accuracy + MEMORISED_GAP:
-        raise Mistake(f"{said}, but {train_accuracy:.4f} on {TRAIN_SAMPLE:,} of its training images: it learnt its training images more "
-                      "than the task; an accuracy measured on training data overstates it (use the validation "
-                      "split), and dropout, weight decay or fewer epochs close the gap", hint)
+        raise Mistake(f"{said}, but {train_accuracy:.4f} on {TRAIN_SAMPLE:,} of its training images: it learnt "
+                      "its training images more than the task; an accuracy measured on training data overstates "
+                      "it (use the validation split), and dropout, weight decay or fewer epochs close the gap", hint)
     raise Mistake(f"{said}, missed by {target - accuracy:.4f}{mode_note}; {levers}", hint)
 
 
@@ -124,3 +124,55 @@ def trained_image_classifier(train: Callable[[], nn.Module], dataset: str, targe
     """Train with the learner's function, then image_classifier on its model; say how long training took."""
     model, seconds = trained(train, hint)
     return f"{image_classifier(model, dataset, target, hint=hint, levers=levers)}; trained in {seconds:.0f} s"
+
+
+# ---------------------------------------------------------------- wrong answers every image challenge must catch
+
+_UNTRAINED = "def train_my_model():\n    return nn.Sequential(nn.Flatten(), nn.Linear(784, 10))\n"
+
+# a nearest-class-mean classifier computed from training images scaled to [0, 1] (no Normalize): a real classifier,
+# made without a training loop, whose inputs are scaled another way than the lesson's loaders give them
+_UNNORMALISED = """
+def train_my_model():
+    from course_utils.datasets import mnist
+    images, labels = mnist.load_tensors("{dataset}", train=True)
+    images = (images * 0.5 + 0.5).flatten(1)[:20000]             # back to [0, 1]
+    labels = labels[:20000]
+    means = torch.stack([images[labels == c].mean(0) for c in range(10)])
+    layer = nn.Linear(784, 10)
+    with torch.no_grad():
+        layer.weight.copy_(means)
+        layer.bias.copy_(-0.5 * (means ** 2).sum(1))             # -|x - mean|^2 / 2, less the same |x|^2 / 2
+    return nn.Sequential(nn.Flatten(), layer)
+"""
+
+# remembers the first 2,000 images of the lessons' training split and answers with the nearest one's label
+_MEMORISED = """
+class Nearest(nn.Module):
+    def __init__(self, images, labels):
+        super().__init__()
+        self.register_buffer("images", images.flatten(1))
+        self.register_buffer("labels", labels)
+
+    def forward(self, x):
+        nearest = torch.cdist(x.flatten(1), self.images).argmin(dim=1)
+        return F.one_hot(self.labels[nearest], 10).float()
+
+def train_my_model():
+    from course_utils.datasets import mnist
+    images, labels = mnist.load_tensors("{dataset}", train=True)
+    seen = mnist.train_val_indices(0.1, None, 0)[0][:2000]
+    return Nearest(images[seen], labels[seen])
+"""
+
+
+def image_wrong_answers(dataset: str) -> list[tuple[str, str]]:
+    """The wrong answers of an image challenge (code, part of its message): each usual mistake, made cheaply."""
+    return [
+        (_UNTRAINED, "barely better than guessing"),
+        ("def train_my_model():\n    return nn.Sequential(nn.Flatten(), nn.Linear(784, 2))\n", "one score per class"),
+        ("def train_my_model():\n    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))\n",
+         "forget `return model`"),
+        (_UNNORMALISED.replace("{dataset}", dataset), "scaled to [0, 1]"),
+        (_MEMORISED.replace("{dataset}", dataset), "of its training images"),
+    ]

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_utils.exercises.challenges import image_wrong_answers, trained_image_classifier
 from course_utils.exercises.framework import (
     Exercise,
     Mistake,
@@ -367,4 +368,63 @@ def train_epoch(model, loader, loss_fn, optimizer):
     checker=check_train_epoch,
 )
 
-EXERCISES = [EX_1, EX_2, EX_3]
+
+# ---- 03.4 Challenge: a better digit classifier
+
+HINT_4 = "section 6 (Training with `training.fit`): the loop, the learning rate and its schedule"
+
+
+def check_train_my_model(train_my_model, target: float) -> str:
+    return trained_image_classifier(
+        train_my_model, "mnist", target, hint=HINT_4,
+        levers="a wider network (512 units), Adam or AdamW instead of plain SGD, a learning rate that falls to 0 "
+               "over the run (a scheduler), and all the epochs of the budget")
+
+
+SOLUTION_4 = '''
+def train_my_model():
+    """Build a network, train it on train_loader for at most challenge_epochs epochs, and return it."""
+    model = nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(784, 512), nn.ReLU(), nn.Dropout(0.2),
+        nn.Linear(512, 256), nn.ReLU(), nn.Dropout(0.2),
+        nn.Linear(256, 10),
+    ).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.001)
+    # the rate falls from 0.001 to 0 along a cosine over the run: big steps first, fine ones last
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=challenge_epochs)
+    training.fit(model, train_loader, val_loader, nn.CrossEntropyLoss(), optimizer, device, challenge_epochs,
+                 scheduler=scheduler, verbose=False)
+    return model
+'''
+
+EX_4 = Exercise(
+    id="03.4", lesson=LESSON, title="Challenge: beat this lesson's network", name="train_my_model",
+    hint=HINT_4,
+    more_hints=["watch the validation accuracy per epoch: still rising at the end means the run stopped too early; a "
+                "loss "
+                "that jumps around means the learning rate is too large",
+                "two hidden layers (512 and 256 units) trained with AdamW at lr 0.001, the rate falling along a cosine "
+                "(torch.optim.lr_scheduler.CosineAnnealingLR, passed to training.fit as scheduler=), reach the target"],
+    statement="""
+This lesson's network reached about 0.975 test accuracy. Write `train_my_model()`: it builds a network of your
+design, trains it on `train_loader`, and returns it. Your choices: layers and widths, optimiser, learning rate
+and its schedule, dropout.
+
+- **In:** nothing; use the lesson's `train_loader` and `val_loader` (normalised digits `(batch, 1, 28, 28)`),
+  `device`, and `training.fit` or your own loop; at most `challenge_epochs` epochs (a few seconds each for a
+  512-unit network on one CPU thread).
+- **Out:** the trained `nn.Module`: images `(batch, 1, 28, 28)` -> scores `(batch, 10)`.
+- **Use:** anything in PyTorch; never the test images.
+- **Correct means:** on the 10,000 test digits, which it never trained on, evaluated in eval mode, accuracy at
+  least `challenge_target` (0.98 in the course; lower in the tests' short run).
+- **Reread:** section 6, *Training with `training.fit`*.
+""",
+    template=template_of(SOLUTION_4),
+    solution=SOLUTION_4,
+    wrong_answers=image_wrong_answers("mnist"),
+    checker=check_train_my_model,
+    challenge=True, settings={"target": "challenge_target"}, rule_settings={"target": 0.98},
+)
+
+EXERCISES = [EX_1, EX_2, EX_3, EX_4]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from course_utils.exercises.challenges import trained_image_classifier
+from course_utils.exercises.challenges import image_wrong_answers, trained_image_classifier
 from course_utils.exercises.framework import (
     Exercise,
     Mistake,
@@ -473,43 +473,6 @@ def train_my_model():
     return model
 '''
 
-_UNTRAINED = "def train_my_model():\n    return nn.Sequential(nn.Flatten(), nn.Linear(784, 10))\n"
-
-# a nearest-class-mean classifier computed from training images scaled to [0, 1] (no Normalize): a real classifier,
-# made without a training loop, whose inputs are scaled another way than the lesson's loaders give them
-_UNNORMALISED = """
-def train_my_model():
-    from course_utils.datasets import mnist
-    images, labels = mnist.load_tensors("fashion_mnist", train=True)
-    images = (images * 0.5 + 0.5).flatten(1)[:20000]             # back to [0, 1]
-    labels = labels[:20000]
-    means = torch.stack([images[labels == c].mean(0) for c in range(10)])
-    layer = nn.Linear(784, 10)
-    with torch.no_grad():
-        layer.weight.copy_(means)
-        layer.bias.copy_(-0.5 * (means ** 2).sum(1))             # -|x - mean|^2 / 2, less the same |x|^2 / 2
-    return nn.Sequential(nn.Flatten(), layer)
-"""
-
-# remembers the first 2,000 images of the lessons' training split and answers with the nearest one's label (1-nearest neighbour)
-_MEMORISED = """
-class Nearest(nn.Module):
-    def __init__(self, images, labels):
-        super().__init__()
-        self.register_buffer("images", images.flatten(1))
-        self.register_buffer("labels", labels)
-
-    def forward(self, x):
-        nearest = torch.cdist(x.flatten(1), self.images).argmin(dim=1)
-        return F.one_hot(self.labels[nearest], 10).float()
-
-def train_my_model():
-    from course_utils.datasets import mnist
-    images, labels = mnist.load_tensors("fashion_mnist", train=True)
-    seen = mnist.train_val_indices(0.1, None, 0)[0][:2000]
-    return Nearest(images[seen], labels[seen])
-"""
-
 EX_4 = Exercise(
     id="04.4", lesson=LESSON, title="Challenge: beat this lesson's network", name="train_my_model",
     hint=HINT_4,
@@ -534,14 +497,7 @@ learning rate and schedule.
 """,
     template=template_of(SOLUTION_4),
     solution=SOLUTION_4,
-    wrong_answers=[
-        (_UNTRAINED, "barely better than guessing"),
-        ("def train_my_model():\n    return nn.Sequential(nn.Flatten(), nn.Linear(784, 2))\n", "one score per class"),
-        ("def train_my_model():\n    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))\n",
-         "forget `return model`"),
-        (_UNNORMALISED, "scaled to [0, 1]"),
-        (_MEMORISED, "of its training images"),
-    ],
+    wrong_answers=image_wrong_answers("fashion_mnist"),
     checker=check_train_my_model,
     challenge=True, settings={"target": "challenge_target"}, rule_settings={"target": 0.89},
 )

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_utils.exercises.challenges import image_wrong_answers, trained_image_classifier
 from course_utils.exercises.framework import (
     Exercise,
     Mistake,
@@ -445,4 +446,69 @@ class EarlyStopping:
                 "does not count); reset the wait to 0 then, else add 1, and stop when the wait reaches patience"],
 )
 
-EXERCISES = [EX_1, EX_2, EX_3]
+
+# ---- 05.4 Challenge: the epoch validation prefers
+
+HINT_4 = "sections 5 and 6 (Validation after every epoch, and Back to the best epoch)"
+
+
+def check_train_my_model(train_my_model, target: float) -> str:
+    return trained_image_classifier(
+        train_my_model, "fashion_mnist", target, hint=HINT_4,
+        levers="a wider network with dropout, a learning rate that falls over the run (a scheduler), and the weights "
+               "of the epoch with the lowest validation loss, not the last")
+
+
+SOLUTION_4 = '''
+def train_my_model():
+    """Train a network for at most challenge_epochs epochs; return it with the weights validation prefers."""
+    import copy
+    model = nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(784, 512), nn.ReLU(), nn.Dropout(0.2),
+        nn.Linear(512, 256), nn.ReLU(), nn.Dropout(0.2),
+        nn.Linear(256, 10),
+    ).to(device)
+    loss_fn = nn.CrossEntropyLoss()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.001)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=challenge_epochs)
+    best_loss, best_weights = float("inf"), None
+    for _ in range(challenge_epochs):
+        training.train_one_epoch(model, train_loader, loss_fn, optimizer, device)
+        val_loss = training.evaluate(model, val_loader, loss_fn, device)["loss"]
+        if val_loss < best_loss:                      # the best epoch so far: keep a copy of its weights
+            best_loss, best_weights = val_loss, copy.deepcopy(model.state_dict())
+        scheduler.step()
+    model.load_state_dict(best_weights)
+    return model
+'''
+
+EX_4 = Exercise(
+    id="05.4", lesson=LESSON, title="Challenge: fewer epochs, the best one kept", name="train_my_model",
+    hint=HINT_4,
+    more_hints=["after every epoch measure the validation loss; keep a copy of the weights (copy.deepcopy of the "
+                "state_dict) whenever it is the lowest so far, and load that copy at the end",
+                "training.train_one_epoch and training.evaluate run one epoch and one validation pass; a 512-unit "
+                "network with dropout 0.2, AdamW at lr 0.001 falling along a cosine, reaches the target"],
+    statement="""
+This lesson's network reached about 0.87 test accuracy in 4 epochs. Write `train_my_model()`: it builds a network of
+your design, trains it on `train_loader` for at most `challenge_epochs` epochs, and returns it with the weights
+of the epoch that validation prefers.
+
+- **In:** nothing; use the lesson's `train_loader` and `val_loader` (normalised images `(batch, 1, 28, 28)`),
+  `device`, and `training.train_one_epoch` / `training.evaluate` or your own loop; at most
+  `challenge_epochs` epochs.
+- **Out:** the trained `nn.Module`: images `(batch, 1, 28, 28)` -> scores `(batch, 10)`.
+- **Use:** anything in PyTorch; the validation split to choose, never the test images.
+- **Correct means:** on the 10,000 test images, which it never trained on, evaluated in eval mode, accuracy at
+  least `challenge_target` (0.88 in the course; lower in the tests' short run).
+- **Reread:** sections 5 and 6, *Validation after every epoch* and *Back to the best epoch*.
+""",
+    template=template_of(SOLUTION_4),
+    solution=SOLUTION_4,
+    wrong_answers=image_wrong_answers("fashion_mnist"),
+    checker=check_train_my_model,
+    challenge=True, settings={"target": "challenge_target"}, rule_settings={"target": 0.88},
+)
+
+EXERCISES = [EX_1, EX_2, EX_3, EX_4]

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_utils.exercises.challenges import image_wrong_answers, trained_image_classifier
 from course_utils.exercises.framework import (
     Exercise,
     Mistake,
@@ -476,4 +477,59 @@ def batch_norm(x, running_mean, running_var, weight, bias, training, momentum=0.
                 "in eval, use running_mean and running_var in place of the batch statistics and do not touch them"],
 )
 
-EXERCISES = [EX_1, EX_2, EX_3]
+
+# ---- 11.4 Challenge: 99 % of digits in two epochs
+
+HINT_4 = "section 4 (`BatchNorm2d` and its running statistics): a convolutional network with batch norm"
+
+
+def check_train_my_model(train_my_model, target: float) -> str:
+    return trained_image_classifier(
+        train_my_model, "mnist", target, hint=HINT_4,
+        levers="convolutions (a digit is an image: lesson 09), BatchNorm2d after each, a larger learning rate that "
+               "batch norm tolerates, and a rate that falls to 0 over the run")
+
+
+SOLUTION_4 = '''
+def train_my_model():
+    """Build a network, train it on train_loader for at most challenge_epochs epochs, and return it."""
+    def block(c_in, c_out):                            # convolution, batch norm, ReLU, half the size
+        return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
+                             nn.ReLU(), nn.MaxPool2d(2))
+    model = nn.Sequential(block(1, 32), block(32, 64), nn.Flatten(), nn.Dropout(0.2),
+                          nn.Linear(64 * 7 * 7, 10)).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.003)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=challenge_epochs)
+    training.fit(model, train_loader, val_loader, nn.CrossEntropyLoss(), optimizer, device, challenge_epochs,
+                 scheduler=scheduler, verbose=False)
+    return model
+'''
+
+EX_4 = Exercise(
+    id="11.4", lesson=LESSON, title="Challenge: 99 % of the digits in two epochs", name="train_my_model",
+    hint=HINT_4,
+    more_hints=["an MLP rarely reaches 99 % on digits; two convolution blocks (Conv2d, BatchNorm2d, ReLU, MaxPool2d) "
+                "and a small linear head do, in few epochs",
+                "32 and 64 channels, AdamW at lr 0.003 with the rate falling along a cosine (CosineAnnealingLR "
+                "passed to training.fit as scheduler=) reach the target in the budget"],
+    statement="""
+This lesson's batch-norm network reached about 0.98 test accuracy. Write `train_my_model()`: it builds a network
+of your design, trains it on `train_loader` for at most `challenge_epochs` epochs, and returns it. Your
+choices: convolutions or not, where batch norm goes, the learning rate.
+
+- **In:** nothing; use the lesson's `train_loader` and `val_loader` (normalised digits `(batch, 1, 28, 28)`),
+  `device`, and `training.fit` or your own loop; at most `challenge_epochs` epochs.
+- **Out:** the trained `nn.Module`: images `(batch, 1, 28, 28)` -> scores `(batch, 10)`.
+- **Use:** anything in PyTorch; never the test images.
+- **Correct means:** on the 10,000 test digits, which it never trained on, evaluated in eval mode, accuracy at
+  least `challenge_target` (0.99 in the course; lower in the tests' short run).
+- **Reread:** section 4, *`BatchNorm2d` and its running statistics*.
+""",
+    template=template_of(SOLUTION_4),
+    solution=SOLUTION_4,
+    wrong_answers=image_wrong_answers("mnist"),
+    checker=check_train_my_model,
+    challenge=True, settings={"target": "challenge_target"}, rule_settings={"target": 0.99},
+)
+
+EXERCISES = [EX_1, EX_2, EX_3, EX_4]
