@@ -412,8 +412,8 @@ design, trains it on `train_loader`, and returns it. Your choices: layers and wi
 and its schedule, dropout.
 
 - **In:** nothing; use the lesson's `train_loader` and `val_loader` (normalised digits `(batch, 1, 28, 28)`),
-  `device`, and `training.fit` or your own loop; at most `challenge_epochs` epochs (a few seconds each for a
-  512-unit network on one CPU thread).
+  `device`, and `training.fit` or your own loop; at most `challenge_epochs` epochs (the check says how long
+  training took).
 - **Out:** the trained `nn.Module`: images `(batch, 1, 28, 28)` -> scores `(batch, 10)`.
 - **Use:** anything in PyTorch; never the test images.
 - **Correct means:** on the 10,000 test digits, which it never trained on, evaluated in eval mode, accuracy at

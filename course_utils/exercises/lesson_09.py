@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_utils.exercises.challenges import image_wrong_answers, trained_image_classifier
 from course_utils.exercises.framework import (
     Exercise,
     Mistake,
@@ -427,4 +428,63 @@ def conv2d(x, weight, bias, stride=1, padding=0):
     checker=check_conv2d,
 )
 
-EXERCISES = [EX_1, EX_2, EX_3]
+
+# ---- 09.4 Challenge: a better Fashion-MNIST CNN
+
+HINT_4 = "section 4 (A CNN for Fashion-MNIST): the blocks, the channels, the training run"
+
+
+def check_train_my_model(train_my_model, target: float) -> str:
+    return trained_image_classifier(
+        train_my_model, "fashion_mnist", target, hint=HINT_4,
+        levers="more channels (32 and 64), dropout before the linear layers, a learning rate that falls to 0 over "
+               "the run, and all the epochs of the budget")
+
+
+SOLUTION_4 = '''
+def train_my_model():
+    """Build a CNN, train it on train_loader for at most challenge_epochs epochs, and return it."""
+    def block(c_in, c_out):                            # convolution, ReLU, half the size
+        return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+    model = nn.Sequential(
+        block(1, 32), block(32, 64),                   # (batch, 64, 7, 7)
+        nn.Flatten(), nn.Dropout(0.25),
+        nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Dropout(0.25),
+        nn.Linear(128, 10),
+    ).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.003)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=challenge_epochs)
+    training.fit(model, train_loader, val_loader, nn.CrossEntropyLoss(), optimizer, device, challenge_epochs,
+                 scheduler=scheduler, verbose=False)
+    return model
+'''
+
+EX_4 = Exercise(
+    id="09.4", lesson=LESSON, title="Challenge: beat this lesson's CNN", name="train_my_model",
+    hint=HINT_4,
+    more_hints=["a network with more feature maps sees more patterns; dropout keeps it from memorising; watch that "
+                "the validation accuracy still rises at the end",
+                "two blocks of 32 and 64 channels (Conv2d, ReLU, MaxPool2d), dropout 0.25 before each linear layer, "
+                "Adam at lr 0.003 falling along a cosine, reach the target in the budget"],
+    statement="""
+This lesson's CNN reached about 0.91 test accuracy. Write `train_my_model()`: it builds a CNN of your design,
+trains it on `train_loader` for at most `challenge_epochs` epochs, and returns it. Your choices: blocks and
+channels, dropout, the learning rate and its schedule.
+
+- **In:** nothing; use the lesson's `train_loader` and `val_loader` (normalised images `(batch, 1, 28, 28)`),
+  `device`, and `training.fit` or your own loop; at most `challenge_epochs` epochs (the check says how long
+  training took).
+- **Out:** the trained `nn.Module`: images `(batch, 1, 28, 28)` -> scores `(batch, 10)`.
+- **Use:** anything in PyTorch; never the test images.
+- **Correct means:** on the 10,000 test images, which it never trained on, evaluated in eval mode, accuracy at
+  least `challenge_target` (0.92 in the course; lower in the tests' short run).
+- **Reread:** section 4, *A CNN for Fashion-MNIST*.
+""",
+    template=template_of(SOLUTION_4),
+    solution=SOLUTION_4,
+    wrong_answers=image_wrong_answers("fashion_mnist"),
+    checker=check_train_my_model,
+    challenge=True, settings={"target": "challenge_target"}, rule_settings={"target": 0.92},
+)
+
+EXERCISES = [EX_1, EX_2, EX_3, EX_4]
