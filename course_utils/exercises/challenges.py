@@ -11,10 +11,12 @@ lesson's, a model that memorised its training images, or a target missed by a li
 from __future__ import annotations
 
 import functools
+import math
 import time
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from course_utils.exercises.framework import Mistake, describe
@@ -176,3 +178,72 @@ def image_wrong_answers(dataset: str) -> list[tuple[str, str]]:
         (_UNNORMALISED.replace("{dataset}", dataset), "scaled to [0, 1]"),
         (_MEMORISED.replace("{dataset}", dataset), "of its training images"),
     ]
+
+
+# ---------------------------------------------------------------- character models of Anna Karenina
+
+VAL_FRACTION = 0.1  # the lessons' validation text: the last 10 % of the book
+LM_BATCH = 64       # windows per forward pass of the check
+
+
+@functools.cache
+def _book_ids() -> tuple[torch.Tensor, torch.Tensor, int]:
+    """(training ids, validation ids, vocabulary size) of the book, encoded as the lessons encode it."""
+    from course_utils.datasets import text
+    novel = text.load_anna()
+    vocab = text.CharVocab.from_text(novel)
+    train_ids, val_ids = text.split_tail(torch.tensor(vocab.encode(novel)), VAL_FRACTION)
+    return train_ids, val_ids, len(vocab)
+
+
+def _windowed_loss(model: nn.Module, ids: torch.Tensor, length: int, vocab_size: int, hint: str) -> float:
+    """Mean cross-entropy (nats) of the next characters of `ids`, read in windows of `length` that overlap by half;
+    each window scores its second half (the first window all of it), so no character is predicted from a short
+    context. The model may return logits or (logits, state)."""
+    half, device = length // 2, _device_of(model)
+    starts = torch.arange(0, len(ids) - length, length - half)
+    total, count = 0.0, 0
+    for chunk in starts.split(LM_BATCH):
+        windows = ids[chunk[:, None] + torch.arange(length + 1)].to(device)  # (batch, length + 1)
+        output = model(windows[:, :-1])
+        logits = output[0] if isinstance(output, (tuple, list)) else output
+        wanted = (len(chunk), length, vocab_size)
+        if not isinstance(logits, torch.Tensor) or logits.shape != wanted:
+            raise Mistake(f"for character ids of shape {tuple(windows[:, :-1].shape)} your model returned "
+                          f"{describe(logits)}, expected logits of shape {wanted}: one score per character of the "
+                          "vocabulary, at every position", hint)
+        if not bool(torch.isfinite(logits).all()):
+            raise Mistake("your model's outputs contain nan or inf: the training diverged (a learning rate too "
+                          "large, or no gradient clipping?)", hint)
+        losses = F.cross_entropy(logits.transpose(1, 2), windows[:, 1:], reduction="none")  # (batch, length)
+        scored = torch.ones_like(losses, dtype=torch.bool)
+        scored[chunk.to(device) != 0, :half] = False
+        total += float(losses[scored].sum())
+        count += int(scored.sum())
+    return total / count
+
+
+def trained_char_model(train: Callable[[], nn.Module], target: float, *, context: int, val_chars: int | None,
+                       hint: str, levers: str) -> str:
+    """Train with the learner's function; its validation loss on the book's last 10 % must be at most `target`."""
+    model, seconds = trained(train, hint)
+    train_ids, val_ids, vocab_size = _book_ids()
+    val_ids = val_ids if val_chars is None else val_ids[:val_chars]
+    was_training = model.training
+    loss = evaluate_in_eval_mode(model, lambda: _windowed_loss(model, val_ids, context, vocab_size, hint))
+    said = f"validation loss {loss:.3f} nats per character on {len(val_ids):,} characters it never trained on"
+    mode_note = " (it came in training mode; the check switched it to eval mode)" if was_training else ""
+    if loss <= target:
+        return f"{said}, target {target:.2f} or lower{mode_note}; trained in {seconds:.0f} s"
+    if loss > math.log(vocab_size) - 0.1:
+        raise Mistake(f"your model's {said}: no better than a uniform guess among {vocab_size} characters "
+                      f"({math.log(vocab_size):.2f}); was it trained (an optimizer step after backward, on this "
+                      "model's parameters)?", hint)
+    seen = evaluate_in_eval_mode(
+        model, lambda: _windowed_loss(model, train_ids[:len(val_ids)], context, vocab_size, hint))
+    if loss - seen >= 0.15:
+        raise Mistake(f"your model's {said}, target {target:.2f}, but {seen:.3f} on as many characters of its "
+                      "training text: it learnt its training text more than the language; dropout, or a smaller "
+                      "model, closes the gap", hint)
+    raise Mistake(f"your model's {said}, target {target:.2f}, missed by {loss - target:.3f}{mode_note}; {levers}",
+                  hint)
