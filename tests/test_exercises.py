@@ -510,3 +510,50 @@ def test_inject_keeps_the_outputs_of_cells_it_does_not_change():
     injected = {c.get("id"): c for c in notebooks.inject(notebook, stem).cells}
     assert injected["exercise-01-1-check"].outputs == check_cell.outputs  # unchanged: its output stays
     assert injected["exercise-01-1-answer"].outputs == []  # changed back to the template: run it again
+
+
+# ---------------------------------------------------------------- challenges
+
+_CENTROIDS = '''
+def train_my_model():
+    """A nearest-class-mean classifier of the lesson's normalised images: real, cheap, about 0.68 on Fashion-MNIST."""
+    from course_utils.datasets import mnist
+    images, labels = mnist.load_tensors("fashion_mnist", train=True)
+    images, labels = images.flatten(1)[:20000], labels[:20000]
+    means = torch.stack([images[labels == c].mean(0) for c in range(10)])
+    layer = nn.Linear(784, 10)
+    with torch.no_grad():
+        layer.weight.copy_(means)
+        layer.bias.copy_(-0.5 * (means ** 2).sum(1))
+    model = nn.Sequential(nn.Flatten(), layer)
+    return model.train()
+'''
+
+
+def test_a_challenge_accepts_a_model_that_reaches_the_target_and_says_so(mirror):
+    """The check evaluates in eval mode whatever mode the model comes in, puts the mode back, and names the target."""
+    challenge = EXERCISES["04.4"]
+    train = exec_answer(_CENTROIDS, "train_my_model")
+    result = run_check(challenge, train, {"target": 0.6})
+    assert result.status == "correct", result.message
+    assert "on the 10,000 test images" in result.message and "target 0.60" in result.message
+    assert "came in training mode" in result.message
+    missed = run_check(challenge, train, {"target": 0.9})
+    assert missed.status == "mistake" and "missed by" in missed.message and "target 0.90" in missed.message
+
+
+def test_a_challenges_check_cell_passes_the_profiles_target_and_check_refuses_other_settings(capsys):
+    challenge = EXERCISES["04.4"]
+    assert notebooks.check_source(challenge) == 'exercises.check("04.4", train_my_model, target=challenge_target)'
+    with pytest.raises(TypeError, match="takes the settings"):
+        exercises.check("04.4", lambda: None)
+    exercises.check("04.4", exec_answer(challenge.template, "train_my_model"), target=0.5)
+    assert "04.4 not attempted yet" in capsys.readouterr().out
+
+
+def test_every_lesson_that_trains_on_images_has_a_challenge_and_its_notebook_declares_the_settings():
+    for lesson in ("03_training", "04_fashion_mnist", "05_inference_validation", "09_cnn", "11_batch_norm"):
+        challenges = [e for e in EXERCISES.values() if e.lesson == lesson and e.challenge]
+        assert len(challenges) == 1, lesson
+        declared = runner.declared_parameters(NOTEBOOKS[0].parent / f"{lesson}.ipynb")
+        assert set(challenges[0].settings.values()) <= declared, lesson

@@ -168,16 +168,22 @@ def train_my_model():
 """
 
 
-def image_wrong_answers(dataset: str) -> list[tuple[str, str]]:
-    """The wrong answers of an image challenge (code, part of its message): each usual mistake, made cheaply."""
-    return [
+def image_wrong_answers(dataset: str, every_diagnosis: bool = False) -> list[tuple[str, str]]:
+    """The wrong answers of an image challenge (code, part of its message): each usual mistake, made cheaply.
+
+    Every image challenge shares image_classifier, so one of them (every_diagnosis=True) registers the slower
+    ones too: a classifier of unnormalised images, and one that memorised its training images.
+    """
+    answers = [
         (_UNTRAINED, "barely better than guessing"),
         ("def train_my_model():\n    return nn.Sequential(nn.Flatten(), nn.Linear(784, 2))\n", "one score per class"),
         ("def train_my_model():\n    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))\n",
          "forget `return model`"),
-        (_UNNORMALISED.replace("{dataset}", dataset), "scaled to [0, 1]"),
-        (_MEMORISED.replace("{dataset}", dataset), "of its training images"),
     ]
+    if every_diagnosis:
+        answers += [(_UNNORMALISED.replace("{dataset}", dataset), "scaled to [0, 1]"),
+                    (_MEMORISED.replace("{dataset}", dataset), "of its training images")]
+    return answers
 
 
 # ---------------------------------------------------------------- character models of Anna Karenina

@@ -497,7 +497,7 @@ learning rate and schedule.
 """,
     template=template_of(SOLUTION_4),
     solution=SOLUTION_4,
-    wrong_answers=image_wrong_answers("fashion_mnist"),
+    wrong_answers=image_wrong_answers("fashion_mnist", every_diagnosis=True),
     checker=check_train_my_model,
     challenge=True, settings={"target": "challenge_target"}, rule_settings={"target": 0.89},
 )
