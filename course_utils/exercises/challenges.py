@@ -253,3 +253,38 @@ def trained_char_model(train: Callable[[], nn.Module], target: float, *, context
                       "model, closes the gap", hint)
     raise Mistake(f"your model's {said}, target {target:.2f}, missed by {loss - target:.3f}{mode_note}; {levers}",
                   hint)
+
+
+_VOCAB = """
+from course_utils.datasets import text
+vocab_size = len(text.CharVocab.from_text(text.load_anna()))
+"""
+
+# counts of which character follows which in the training text, as logits: a real model, but a weak one
+_BIGRAMS = _VOCAB + """
+class Bigrams(nn.Module):
+    def __init__(self, log_probs):
+        super().__init__()
+        self.register_buffer("log_probs", log_probs)
+
+    def forward(self, ids):
+        return self.log_probs[ids]                                    # (batch, seq, vocab)
+
+def train_my_model():
+    novel = text.load_anna()
+    ids = torch.tensor(text.CharVocab.from_text(novel).encode(novel))[:1_000_000]
+    counts = torch.bincount(ids[:-1] * vocab_size + ids[1:], minlength=vocab_size ** 2).float()
+    return Bigrams((counts.view(vocab_size, vocab_size) + 1).log().log_softmax(dim=1))  # log P(next | this)
+"""
+
+
+def char_wrong_answers() -> list[tuple[str, str]]:
+    """The wrong answers of a character-model challenge (code, part of its message), each made cheaply."""
+    return [
+        (_VOCAB + "\ndef train_my_model():\n    return nn.Sequential(nn.Embedding(vocab_size, 8), "
+                  "nn.Linear(8, vocab_size))\n", "no better than a uniform guess"),
+        (_VOCAB + "\ndef train_my_model():\n    return nn.Embedding(vocab_size, 8)\n", "expected logits of shape"),
+        (_VOCAB + "\ndef train_my_model():\n    model = nn.Embedding(vocab_size, vocab_size)\n",
+         "forget `return model`"),
+        (_BIGRAMS, "missed by"),
+    ]

@@ -6,6 +6,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from course_utils.exercises.challenges import char_wrong_answers, trained_char_model
 from course_utils.exercises.framework import (
     Exercise,
     Mistake,
@@ -513,4 +514,70 @@ def decode_step(x, w_q, w_k, w_v, cache):
     checker=check_decode_step,
 )
 
-EXERCISES = [EX_1, EX_2, EX_3, EX_4]
+# ---------------------------------------------------------------- 12d.5 challenge: a better GPT in a step budget
+
+HINT_5 = "section 6 (A small GPT on *Anna Karenina*): the model, its training step and the learning rate"
+
+
+def check_train_my_model(train_my_model, target: float, context: int, val_chars: int | None) -> str:
+    return trained_char_model(
+        train_my_model, target, context=context, val_chars=val_chars, hint=HINT_5,
+        levers="a learning rate that warms up and then falls to 0 over the run (OneCycleLR or a cosine), every "
+               "step of the budget, and gradient clipping; a wider model learns more per step but costs more time")
+
+
+SOLUTION_5 = '''
+def train_my_model():
+    """Build a GPT, train it for at most challenge_steps steps on train_ids, and return it."""
+    model = GPT(len(vocab), context_length, d_model, num_heads, num_layers, dropout).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    # the rate rises to lr over the first 10 % of the steps, then falls along a cosine to almost 0
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=challenge_steps,
+                                                    pct_start=0.1)
+    windows = torch.Generator().manual_seed(seed)
+    for _ in range(challenge_steps):
+        inputs, targets = transformer.random_windows(train_ids, batch_size, context_length, windows)
+        logits, _ = model(inputs.to(device))                          # (batch, context_length, vocabulary)
+        loss = F.cross_entropy(logits.flatten(0, 1), targets.to(device).flatten())
+        optimizer.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+        optimizer.step()
+        scheduler.step()
+    return model
+'''
+
+EX_5 = Exercise(
+    id="12d.5", lesson=LESSON, title="Challenge: a better GPT in the same few steps", name="train_my_model",
+    hint=HINT_5,
+    more_hints=["a constant learning rate wastes the last steps: large steps at the end keep the loss from "
+                "settling; let the rate fall to 0 by the last step",
+                "torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=challenge_steps, "
+                "pct_start=0.1), stepped after every optimizer step, with the lesson's GPT and its settings, "
+                "reaches the target"],
+    statement="""
+This lesson's GPT reached about 1.72 nats per character after its training time. Write
+`train_my_model()`: it builds a GPT, trains it on `train_ids` for at most `challenge_steps` steps, and returns
+it. Your choices: the learning rate and how it changes over the run, the model's size, clipping.
+
+- **In:** nothing; use the lesson's `GPT` class, `train_ids`, `vocab`, `device`, its settings
+  (`context_length`, `batch_size`, ...) and `transformer.random_windows`; at most `challenge_steps` steps
+  (the check says how long training took).
+- **Out:** the trained model: character ids `(batch, context_length)` -> logits `(batch, context_length,
+  vocabulary)` (or a tuple that starts with them, as the lesson's GPT returns).
+- **Use:** anything in PyTorch; never the validation text.
+- **Correct means:** on the book's last 10 %, which it never trained on (the first `val_chars` characters
+  when that is set), read in windows of `context_length` that overlap by half, a mean loss of at most
+  `challenge_target` nats per character (1.66 in the course; higher in the tests' short run).
+- **Reread:** section 6, *A small GPT on* Anna Karenina.
+""",
+    template=template_of(SOLUTION_5),
+    solution=SOLUTION_5,
+    wrong_answers=char_wrong_answers(),
+    checker=check_train_my_model,
+    challenge=True,
+    settings={"target": "challenge_target", "context": "context_length", "val_chars": "val_chars"},
+    rule_settings={"target": 1.66, "context": 64, "val_chars": 20000},
+)
+
+EXERCISES = [EX_1, EX_2, EX_3, EX_4, EX_5]
