@@ -110,3 +110,13 @@ def test_every_cell_has_a_tags_list(path):
     notebook = nbformat.read(path, as_version=4)
     untagged = [cell.get("id") for cell in notebook.cells if not isinstance(cell.metadata.get("tags"), list)]
     assert not untagged, f"{path.name}: cells without metadata.tags: {untagged}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
+def test_committed_outputs_carry_no_machine_noise(path):
+    """A learner reads the outputs: no font-cache complaint of the machine that ran them (a stale matplotlib cache
+    says `findfont: ... not found` under every plot with a log axis)."""
+    notebook = nbformat.read(path, as_version=4)
+    noisy = [index for index, cell in enumerate(notebook.cells) if any("findfont:" in text
+                                                                     for text in output_texts(cell))]
+    assert not noisy, f"{path.name}: cells {noisy} show matplotlib font warnings; rerun with a fresh font cache"
