@@ -1,4 +1,6 @@
 """The lint gate covers the code that lives in strings: every exercise's template, solution and alternatives."""
+import ast
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -17,15 +19,34 @@ def _ruff(*args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
+def lesson_names(lesson: str) -> set[str]:
+    """The names a lesson's own code cells define (assigned, imported, def, class): a challenge may use them."""
+    names = set()
+    for cell in json.loads((ROOT / "notebooks" / f"{lesson}.ipynb").read_text(encoding="utf-8"))["cells"]:
+        if cell["cell_type"] != "code" or "exercises" in cell["metadata"].get("tags", []):
+            continue
+        for node in ast.walk(ast.parse("".join(cell["source"]))):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                names.add(node.id)
+            elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                names |= {(alias.asname or alias.name).split(".")[0] for alias in node.names}
+    return names
+
+
 def test_every_exercise_code_string_passes_the_lint_rules(tmp_path):
     for exercise in EXERCISES.values():
         stem = f"ex_{exercise.id.replace('.', '_')}"
+        header = HEADER
+        if exercise.challenge:  # its answer runs after the lesson's cells and uses what they define
+            header += "".join(f"{name} = None  # noqa\n" for name in sorted(lesson_names(exercise.lesson)))
         codes = {"solution": exercise.solution} | {f"alternative{i}": code
                                                    for i, code in enumerate(exercise.alternatives, 1)}
         for part, code in codes.items():
-            (tmp_path / f"{stem}_{part}.py").write_text(HEADER + code.strip() + "\n")
+            (tmp_path / f"{stem}_{part}.py").write_text(header + code.strip() + "\n")
         # a template may import what the learner will need (F401)
-        template = HEADER + "# ruff: noqa: F401\n" + exercise.template.strip() + "\n"
+        template = header + "# ruff: noqa: F401\n" + exercise.template.strip() + "\n"
         (tmp_path / f"{stem}_template.py").write_text(template)
     # import order and the header's markers are the header's business, not the answer's
     result = _ruff("--extend-ignore", "I001,RUF100", str(tmp_path))
