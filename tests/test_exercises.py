@@ -547,7 +547,7 @@ def test_a_challenge_accepts_a_model_that_reaches_the_target_and_says_so(mirror)
     result = run_check(challenge, train, {"target": 0.6})
     assert result.status == "correct", result.message
     assert "on the 10,000 test images" in result.message and "target 0.60" in result.message
-    assert "came in training mode" in result.message
+    assert "came in training mode" in result.message and "evaluated it in eval mode" in result.message
     missed = run_check(challenge, train, {"target": 0.9})
     assert missed.status == "mistake" and "missed by" in missed.message and "target 0.90" in missed.message
 

@@ -83,8 +83,8 @@ def image_classifier(model, dataset: str, target: float, *, hint: str, levers: s
     images, labels = _mnist_split(dataset, False)
     was_training = model.training
     accuracy = evaluate_in_eval_mode(model, lambda: _accuracy(model, images, labels, 10, hint))
-    mode_note = (" (your model came in training mode; the check switched it to eval mode, as every evaluation "
-                 "must)" if was_training else "")
+    mode_note = (" (it came in training mode: the check evaluated it in eval mode, as every "
+                 "evaluation must be)" if was_training else "")
     if accuracy >= target:
         return (f"test accuracy {accuracy:.4f} on the {len(labels):,} test images it never trained on, target "
                 f"{target:.2f}{mode_note}")
@@ -238,7 +238,7 @@ def trained_char_model(train: Callable[[], nn.Module], target: float, *, context
     was_training = model.training
     loss = evaluate_in_eval_mode(model, lambda: _windowed_loss(model, val_ids, context, vocab_size, hint))
     said = f"validation loss {loss:.3f} nats per character on {len(val_ids):,} characters it never trained on"
-    mode_note = " (it came in training mode; the check switched it to eval mode)" if was_training else ""
+    mode_note = " (it came in training mode: the check evaluated it in eval mode)" if was_training else ""
     if loss <= target:
         return f"{said}, target {target:.2f} or lower{mode_note}; trained in {seconds:.0f} s"
     if loss > math.log(vocab_size) - 0.1:

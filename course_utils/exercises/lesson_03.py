@@ -417,14 +417,14 @@ and its schedule, dropout.
 - **Out:** the trained `nn.Module`: images `(batch, 1, 28, 28)` -> scores `(batch, 10)`.
 - **Use:** anything in PyTorch; never the test images.
 - **Correct means:** on the 10,000 test digits, which it never trained on, evaluated in eval mode, accuracy at
-  least `challenge_target` (0.98 in the course; lower in the tests' short run).
+  least `challenge_target` (0.978 in the course; lower in the tests' short run).
 - **Reread:** section 6, *Training with `training.fit`*.
 """,
     template=template_of(SOLUTION_4),
     solution=SOLUTION_4,
     wrong_answers=image_wrong_answers("mnist"),
     checker=check_train_my_model,
-    challenge=True, settings={"target": "challenge_target"}, rule_settings={"target": 0.98},
+    challenge=True, settings={"target": "challenge_target"}, rule_settings={"target": 0.978},
 )
 
 EXERCISES = [EX_1, EX_2, EX_3, EX_4]

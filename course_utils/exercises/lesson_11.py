@@ -478,7 +478,7 @@ def batch_norm(x, running_mean, running_var, weight, bias, training, momentum=0.
 )
 
 
-# ---- 11.4 Challenge: 99 % of digits in two epochs
+# ---- 11.4 Challenge: 98.5 % of the digits in two epochs
 
 HINT_4 = "section 4 (`BatchNorm2d` and its running statistics): a convolutional network with batch norm"
 
@@ -506,10 +506,10 @@ def train_my_model():
 '''
 
 EX_4 = Exercise(
-    id="11.4", lesson=LESSON, title="Challenge: 99 % of the digits in two epochs", name="train_my_model",
+    id="11.4", lesson=LESSON, title="Challenge: 98.5 % of the digits in two epochs", name="train_my_model",
     hint=HINT_4,
-    more_hints=["an MLP rarely reaches 99 % on digits; two convolution blocks (Conv2d, BatchNorm2d, ReLU, MaxPool2d) "
-                "and a small linear head do, in few epochs",
+    more_hints=["a digit is an image: two convolution blocks (Conv2d, BatchNorm2d, ReLU, MaxPool2d) and a small "
+                "linear head, as in section 4, only wider",
                 "32 and 64 channels, AdamW at lr 0.003 with the rate falling along a cosine (CosineAnnealingLR "
                 "passed to training.fit as scheduler=) reach the target in the budget"],
     statement="""
@@ -522,14 +522,14 @@ choices: convolutions or not, where batch norm goes, the learning rate.
 - **Out:** the trained `nn.Module`: images `(batch, 1, 28, 28)` -> scores `(batch, 10)`.
 - **Use:** anything in PyTorch; never the test images.
 - **Correct means:** on the 10,000 test digits, which it never trained on, evaluated in eval mode, accuracy at
-  least `challenge_target` (0.99 in the course; lower in the tests' short run).
+  least `challenge_target` (0.985 in the course; lower in the tests' short run).
 - **Reread:** section 4, *`BatchNorm2d` and its running statistics*.
 """,
     template=template_of(SOLUTION_4),
     solution=SOLUTION_4,
     wrong_answers=image_wrong_answers("mnist"),
     checker=check_train_my_model,
-    challenge=True, settings={"target": "challenge_target"}, rule_settings={"target": 0.99},
+    challenge=True, settings={"target": "challenge_target"}, rule_settings={"target": 0.985},
 )
 
 EXERCISES = [EX_1, EX_2, EX_3, EX_4]

@@ -396,7 +396,7 @@ def top_k_probs(logits, temperature, k):
     checker=check_top_k_probs,
 )
 
-# ---- 12b.4 Challenge: a lower validation loss in one pass over the book
+# ---- 12b.4 Challenge: a lower validation loss in 600 steps
 
 HINT_4 = "section 5 (Training): the loop, the learning rate and gradient clipping"
 
@@ -435,7 +435,7 @@ def train_my_model():
 '''
 
 EX_4 = Exercise(
-    id="12b.4", lesson=LESSON, title="Challenge: a lower loss in one pass over the book", name="train_my_model",
+    id="12b.4", lesson=LESSON, title="Challenge: a lower loss in 600 steps", name="train_my_model",
     hint=HINT_4,
     more_hints=["the lesson's loss was still falling at its last step: use every step of the budget, and a rate "
                 "that is large early and falls to 0 by the end, so the loss settles",
@@ -444,8 +444,8 @@ EX_4 = Exercise(
                 "the target"],
     statement="""
 Write `train_my_model()`: it builds a character model, trains it on `train_batches` for at most
-`challenge_steps` steps (twice the lesson's run), and returns it. Your choices: the learning rate and how it
-changes over the run, clipping, the model's settings.
+`challenge_steps` steps (twice the lesson's run, about one pass over the book), and returns it. Your
+choices: the learning rate and how it changes over the run, clipping, the model's settings.
 
 - **In:** nothing; use the lesson's `CharModel` and `model_config` (or your own model), `train_batches`,
   `device` and `clip_norm`; at most `challenge_steps` steps (the check says how long training took).
