@@ -22,7 +22,7 @@ LESSON = "13_inference_pipeline"
 
 # ---------------------------------------------------------------- 13.1 top-k classes
 
-HINT_1 = "section 4 (New photos): softmax, then the k most probable classes, as predict.top_k does"
+HINT_1 = "section 3 (The pipeline, validated before export): softmax, then topk for the k most probable classes"
 
 def check_top_k_classes(top_k_classes) -> str:
     gen = generator("13.1")
@@ -100,7 +100,7 @@ probable classes with their probabilities, most probable first.
 - **Correct means:** the right names in the right order, and probabilities (the softmax of the
   logits) within 1e-6, for random logits and class orders, with `k` between, `k = num_classes`
   and `k = 1`.
-- **Reread:** section 4, *New photos*.
+- **Reread:** section 3, *The pipeline, validated before export*.
 """,
     template=template_of(SOLUTION_1),
     solution=SOLUTION_1,

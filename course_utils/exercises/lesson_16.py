@@ -200,8 +200,8 @@ def epoch_metrics(per_worker):
 
 # ---------------------------------------------------------------- 16.2 DistributedSampler's shards
 
-HINT_2 = ("section 1 (What DDP does), step 2, and section 7 (When something goes wrong), on a hang: one permutation "
-          "per epoch, shards padded to equal length")
+HINT_2 = ("section 2 (A whole DDP script), the shards each worker reads, and section 7 (When something goes wrong), "
+          "on a hang: one permutation per epoch, shards padded to equal length")
 
 
 def _sampler_shard(num_samples: int, rank: int, world_size: int, seed: int, epoch: int) -> list[int]:
@@ -303,7 +303,7 @@ are fewer samples than workers); worker `rank` takes the padded list's positions
 - **Correct means:** for every rank and two epochs the same list as `DistributedSampler` (after
   `set_epoch`), for a size that needs padding, one that divides evenly and one with fewer samples than
   workers (all three on every check).
-- **Reread:** section 1, *What DDP does*.
+- **Reread:** section 2, *A whole DDP script* (the shards each worker reads).
 """,
     template=template_of(SOLUTION_2),
     solution=SOLUTION_2,
