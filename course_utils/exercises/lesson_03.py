@@ -417,7 +417,7 @@ and its schedule, dropout.
 - **Out:** the trained `nn.Module`: images `(batch, 1, 28, 28)` -> scores `(batch, 10)`.
 - **Use:** anything in PyTorch; never the test images.
 - **Correct means:** on the 10,000 test digits, which it never trained on, evaluated in eval mode, accuracy at
-  least `challenge_target` (0.978 in the course; lower in the tests' short run).
+  least `challenge_target` (0.978).
 - **Reread:** section 6, *Training with `training.fit`*.
 """,
     template=template_of(SOLUTION_4),

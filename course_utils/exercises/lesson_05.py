@@ -501,7 +501,7 @@ of the epoch that validation prefers.
 - **Out:** the trained `nn.Module`: images `(batch, 1, 28, 28)` -> scores `(batch, 10)`.
 - **Use:** anything in PyTorch; the validation split to choose, never the test images.
 - **Correct means:** on the 10,000 test images, which it never trained on, evaluated in eval mode, accuracy at
-  least `challenge_target` (0.88 in the course; lower in the tests' short run).
+  least `challenge_target` (0.88).
 - **Reread:** sections 5 and 6, *Validation after every epoch* and *Back to the best epoch*.
 """,
     template=template_of(SOLUTION_4),

@@ -477,7 +477,7 @@ channels, dropout, the learning rate and its schedule.
 - **Out:** the trained `nn.Module`: images `(batch, 1, 28, 28)` -> scores `(batch, 10)`.
 - **Use:** anything in PyTorch; never the test images.
 - **Correct means:** on the 10,000 test images, which it never trained on, evaluated in eval mode, accuracy at
-  least `challenge_target` (0.92 in the course; lower in the tests' short run).
+  least `challenge_target` (0.92).
 - **Reread:** section 4, *A CNN for Fashion-MNIST*.
 """,
     template=template_of(SOLUTION_4),

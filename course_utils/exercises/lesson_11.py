@@ -522,7 +522,7 @@ choices: convolutions or not, where batch norm goes, the learning rate.
 - **Out:** the trained `nn.Module`: images `(batch, 1, 28, 28)` -> scores `(batch, 10)`.
 - **Use:** anything in PyTorch; never the test images.
 - **Correct means:** on the 10,000 test digits, which it never trained on, evaluated in eval mode, accuracy at
-  least `challenge_target` (0.985 in the course; lower in the tests' short run).
+  least `challenge_target` (0.985).
 - **Reread:** section 4, *`BatchNorm2d` and its running statistics*.
 """,
     template=template_of(SOLUTION_4),

@@ -454,8 +454,7 @@ choices: the learning rate and how it changes over the run, clipping, the model'
 - **Use:** anything in PyTorch; never the validation text.
 - **Correct means:** on the first `curve_val_chars` characters of the validation text, which it never
   trained on, read in windows of `seq_length` that overlap by half (each starting from a zero state), a mean
-  loss of at most `challenge_target` nats per character (1.40 in the course; higher in the tests' short
-  run).
+  loss of at most `challenge_target` nats per character (1.40).
 - **Reread:** section 5, *Training*.
 """,
     template=template_of(SOLUTION_4),

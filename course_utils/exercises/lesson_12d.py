@@ -568,7 +568,7 @@ returns it. Your choices: the learning rate and how it changes over the run, the
 - **Use:** anything in PyTorch; never the validation text.
 - **Correct means:** on the book's last 10 %, which it never trained on (the first `val_chars` characters
   when that is set), read in windows of `context_length` that overlap by half, a mean loss of at most
-  `challenge_target` nats per character (1.55 in the course; higher in the tests' short run).
+  `challenge_target` nats per character (1.55).
 - **Reread:** section 6, *A small GPT on* Anna Karenina.
 """,
     template=template_of(SOLUTION_5),

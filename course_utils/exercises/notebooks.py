@@ -32,8 +32,8 @@ CHALLENGE = """
 
 **{id} is a challenge.** There you decide: the model, the optimiser, the learning rate, what fights
 overfitting. Your function trains within the stated budget and returns the model; the check measures it on
-images (or text) it never trained on, against a target above this lesson's own result, and when it falls short
-says what usually causes that."""
+data it never trained on, against a target above this lesson's own result, and when it falls short says what
+usually causes that."""
 
 IMPORTS = """# the checks, and what every answer cell may use
 import math
