@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from course_utils.exercises.framework import Mistake, describe
@@ -203,30 +202,21 @@ def _book_ids() -> tuple[torch.Tensor, torch.Tensor, int]:
 
 
 def _windowed_loss(model: nn.Module, ids: torch.Tensor, length: int, vocab_size: int, hint: str) -> float:
-    """Mean cross-entropy (nats) of the next characters of `ids`, read in windows of `length` that overlap by half;
-    each window scores its second half (the first window all of it), so no character is predicted from a short
-    context. The model may return logits or (logits, state)."""
-    half, device = length // 2, _device_of(model)
-    starts = torch.arange(0, len(ids) - length, length - half)
-    total, count = 0.0, 0
-    for chunk in starts.split(LM_BATCH):
-        windows = ids[chunk[:, None] + torch.arange(length + 1)].to(device)  # (batch, length + 1)
-        output = model(windows[:, :-1])
-        logits = output[0] if isinstance(output, (tuple, list)) else output
-        wanted = (len(chunk), length, vocab_size)
-        if not isinstance(logits, torch.Tensor) or logits.shape != wanted:
-            raise Mistake(f"for character ids of shape {tuple(windows[:, :-1].shape)} your model returned "
-                          f"{describe(logits)}, expected logits of shape {wanted}: one score per character of the "
-                          "vocabulary, at every position", hint)
-        if not bool(torch.isfinite(logits).all()):
-            raise Mistake("your model's outputs contain nan or inf: the training diverged (a learning rate too "
-                          "large, or no gradient clipping?)", hint)
-        losses = F.cross_entropy(logits.transpose(1, 2), windows[:, 1:], reduction="none")  # (batch, length)
-        scored = torch.ones_like(losses, dtype=torch.bool)
-        scored[chunk.to(device) != 0, :half] = False
-        total += float(losses[scored].sum())
-        count += int(scored.sum())
-    return total / count
+    """transformer.evaluate_gpt's mean cross-entropy (nats) of the next characters of `ids`, read in windows of
+    `length` that overlap by half, once a first batch of windows shows the outputs are logits of the right shape."""
+    from course_utils.models import transformer
+    inputs = ids[:length * min(LM_BATCH, len(ids) // length)].view(-1, length).to(_device_of(model))
+    logits = transformer.logits_of(model(inputs))
+    wanted = (*inputs.shape, vocab_size)
+    if not isinstance(logits, torch.Tensor) or logits.shape != wanted:
+        raise Mistake(f"for character ids of shape {tuple(inputs.shape)} your model returned {describe(logits)}, "
+                      f"expected logits of shape {wanted}: one score per character of the vocabulary, at every "
+                      "position", hint)
+    loss = transformer.evaluate_gpt(model, ids, _device_of(model), LM_BATCH, length=length)
+    if not math.isfinite(loss):
+        raise Mistake("your model's outputs contain nan or inf: the training diverged (a learning rate too "
+                      "large, or no gradient clipping?)", hint)
+    return loss
 
 
 def trained_char_model(train: Callable[[], nn.Module], target: float, *, context: int, val_chars: int | None,

@@ -137,22 +137,30 @@ def random_windows(ids: torch.Tensor, batch_size: int, context_length: int,
     return windows[:, :-1], windows[:, 1:]
 
 
+def logits_of(output) -> torch.Tensor:
+    """A model's logits, whether it returns them alone or first in a tuple."""
+    return output[0] if isinstance(output, (tuple, list)) else output
+
+
 @torch.no_grad()
-def evaluate_gpt(model: GPT, ids: torch.Tensor, device: torch.device | str, batch_size: int = 32) -> float:
+def evaluate_gpt(model: nn.Module, ids: torch.Tensor, device: torch.device | str, batch_size: int = 32,
+                 length: int | None = None) -> float:
     """Mean cross-entropy (nats) of every next id of `ids`, each predicted from at least half a context.
 
-    Windows of `context_length` overlap by half; each window scores its second half only (the first
-    window all of it), so no prediction is made from a short context.
+    Windows of `length` (default: the model's `context_length`) overlap by half; each window scores its
+    second half only (the first window all of it), so no prediction is made from a short context. The
+    model returns logits, or a tuple that starts with them (the GPT's cache, an LSTM's state).
     """
     model.eval()
-    length, half = model.context_length, model.context_length // 2
+    length = model.context_length if length is None else length
+    half = length // 2
     if len(ids) <= length:
         raise ValueError(f"{len(ids)} ids cannot fill one window of {length} (plus one target)")
     starts = torch.arange(0, len(ids) - length, length - half)  # each window: ids[start:start + length + 1]
     total, count = 0.0, 0
     for chunk in starts.split(batch_size):
         windows = ids[chunk[:, None] + torch.arange(length + 1)].to(device)  # (batch, length + 1)
-        logits, _ = model(windows[:, :-1])
+        logits = logits_of(model(windows[:, :-1]))
         losses = F.cross_entropy(logits.transpose(1, 2), windows[:, 1:], reduction="none")  # (batch, length)
         scored = torch.ones_like(losses, dtype=torch.bool)
         scored[chunk.to(device) != 0, :half] = False  # every window but the first scores its second half only
@@ -161,7 +169,7 @@ def evaluate_gpt(model: GPT, ids: torch.Tensor, device: torch.device | str, batc
     last = int(starts[-1]) + length  # the last target scored so far; the rest from a window that ends the text
     if last < len(ids) - 1:
         window = ids[-length - 1:].to(device)[None]
-        logits, _ = model(window[:, :-1])
+        logits = logits_of(model(window[:, :-1]))
         losses = F.cross_entropy(logits.transpose(1, 2), window[:, 1:], reduction="none")[0]
         total += losses[last + 1 - len(ids):].sum().item()
         count += len(ids) - 1 - last
