@@ -484,7 +484,7 @@ EX_4 = Exercise(
     statement="""
 This lesson's network reached about 0.87 test accuracy. Write `train_my_model()`: it builds a network of your
 design, trains it on `train_loader`, and returns it. Your choices: layers and widths, dropout, optimiser,
-learning rate and schedule.
+learning rate and its schedule (lesson 03, section 6).
 
 - **In:** nothing; use the lesson's `train_loader` and `val_loader` (normalised images `(batch, 1, 28, 28)`),
   `device`, and `training.fit` or your own loop; at most `challenge_epochs` epochs (the check says how long
