@@ -103,7 +103,7 @@ def main(argv=None):
         dist.all_reduce(seconds, op=dist.ReduceOp.MAX)  # an epoch lasts as long as its slowest worker
         if rank == 0:             # one worker prints and saves
             print(f"epoch {epoch}: loss {sums[0] / sums[2]:.3f}, accuracy {sums[1] / sums[2]:.3f}, "
-                  f"{int(sums[2])} samples on {world_size} workers, {seconds.item():.2f} s")
+                  f"{int(sums[2])} samples on {world_size} worker(s), {seconds.item():.2f} s")
     if rank == 0:
         torch.save(model.module.state_dict(), args.out)  # model.module: the model inside the DDP wrapper
     dist.destroy_process_group()
