@@ -68,7 +68,7 @@ def tiny_artifacts(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def lite0_artifacts(tmp_path_factory):
-    """The real architecture: EfficientNet-Lite0 with a seeded 2-class head, exported once as .pt2 and .onnx."""
+    """The real architecture: EfficientNet-Lite0 with a seeded 2-class head, exported once as .pt2."""
     import torch
 
     from course_utils.deploy import pipeline
@@ -81,5 +81,4 @@ def lite0_artifacts(tmp_path_factory):
     folder = tmp_path_factory.mktemp("lite0_artifacts")
     metadata = pipe.metadata()
     return {"pipe": pipe,
-            "pt2": pipeline.save_artifact(pipeline.export_pipeline(pipe), metadata, folder / "lite0.pt2"),
-            "onnx": pipeline.export_onnx(pipe, metadata, folder / "lite0.onnx")}
+            "pt2": pipeline.save_artifact(pipeline.export_pipeline(pipe), metadata, folder / "lite0.pt2")}
