@@ -64,21 +64,3 @@ def tiny_artifacts(tmp_path_factory):
     return {"pipe": pipe, "program": program, "metadata": metadata,
             "pt2": pipeline.save_artifact(program, metadata, folder / "tiny.pt2"),
             "onnx": pipeline.export_onnx(pipe, metadata, folder / "tiny.onnx")}
-
-
-@pytest.fixture(scope="session")
-def lite0_artifacts(tmp_path_factory):
-    """The real architecture: EfficientNet-Lite0 with a seeded 2-class head, exported once as .pt2."""
-    import torch
-
-    from course_utils.deploy import pipeline
-    from course_utils.models import backbones
-
-    torch.manual_seed(0)
-    model = backbones.efficientnet_lite0(2).eval()
-    pipe = pipeline.InferencePipeline(model, ["cat", "dog"], backbones.LITE0_INPUT_SIZE, backbones.LITE0_MEAN,
-                                      backbones.LITE0_STD).eval()
-    folder = tmp_path_factory.mktemp("lite0_artifacts")
-    metadata = pipe.metadata()
-    return {"pipe": pipe,
-            "pt2": pipeline.save_artifact(pipeline.export_pipeline(pipe), metadata, folder / "lite0.pt2")}
