@@ -237,7 +237,7 @@ def test_lessons_torchrun_command_listens_on_the_loopback_only(mirror, tmp_path)
 def test_lessons_launch_of_its_script_listens_on_the_loopback_only(tmp_path):
     """Lesson 16's launch of ddp_minimal.py (run_torchrun, the workers meeting through a file): loopback only."""
     script_dir = PROJECT_ROOT / "notebooks" / "scripts"
-    command = distributed.torchrun_command("ddp_minimal", ["--num-epochs", "2", "--out", str(tmp_path / "w.pt")], 2,
+    command = distributed.torchrun_command("ddp_minimal.py", ["--num-epochs", "2", "--out", str(tmp_path / "w.pt")], 2,
                                            rendezvous_file=tmp_path / "rendezvous")
     env = distributed.torchrun_env(1, extra={"DDP_INIT_METHOD": f"file://{tmp_path / 'store'}"})
     seen, output = listened_while_running(command, env, script_dir)

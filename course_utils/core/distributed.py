@@ -182,6 +182,8 @@ def torchrun_command(module: str, args: Sequence[str], nproc_per_node: int, port
                      host: str = "127.0.0.1", rendezvous_file: str | Path | None = None) -> list[str]:
     """`python -m torch.distributed.run ...` (what `torchrun` runs) for one node of `nproc_per_node` workers.
 
+    `module`: a module's name (started as with `python -m`), or a script's file name ending in .py.
+
     Without a port: the loopback launch, run with LOOPBACK_ENV; nothing of the run listens beyond `host`. Its
     rendezvous file must not exist yet (torchrun makes a temporary one if none is named). With a port: torchrun's
     static rendezvous on host:port, whose store listens on every interface (torchrun cannot bind it).
@@ -192,7 +194,7 @@ def torchrun_command(module: str, args: Sequence[str], nproc_per_node: int, port
         where = [*LOOPBACK_OPTIONS, f"--local-addr={host}"]
         where += [f"--rdzv-endpoint={rendezvous_file}"] if rendezvous_file else []
     return [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc_per_node}", "--nnodes=1",
-            *where, "-m", module, *map(str, args)]
+            *where, *([module] if module.endswith(".py") else ["-m", module]), *map(str, args)]
 
 
 def torchrun_env(threads: int = 1, loopback: bool = True, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -213,7 +215,7 @@ def torchrun_env(threads: int = 1, loopback: bool = True, extra: dict[str, str] 
 def run_torchrun(module: str, args: Sequence[str], nproc_per_node: int = 2, *, port: int | None = None,
                  threads: int = 1, cwd: str | Path | None = None, timeout_s: float = 600.0,
                  env: dict[str, str] | None = None) -> str:
-    """Run `module` under torchrun on this machine and return its output; a clear error if it fails.
+    """Run `module` (a module's name, or a script ending in .py) under torchrun here; its output, or a clear error.
 
     Without a port it listens on the loopback alone (torchrun_command); a port is checked first, then used.
     `env`: more variables for the workers.
