@@ -228,7 +228,28 @@ def test_lessons_torchrun_command_listens_on_the_loopback_only(mirror, tmp_path)
     assert words[0] == "torchrun"
     command = [sys.executable, "-m", "torch.distributed.run", *words[1:], "--device", "cpu", "--num-epochs", "2",
                "--train-subset", "2000", "--hidden-sizes", "16", "--out", str(tmp_path)]  # later options win
-    run = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    seen, output = listened_while_running(command, env, tmp_path)
+    assert (tmp_path / "metrics.json").exists(), output
+    assert sum(len(pairs) for pairs in seen.values()) >= 3  # gloo on both workers, and the workers' store
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads the listening sockets from Linux's /proc")
+def test_lessons_launch_of_its_script_listens_on_the_loopback_only(tmp_path):
+    """Lesson 16's launch of ddp_minimal.py (run_torchrun, the workers meeting through a file): loopback only."""
+    script_dir = PROJECT_ROOT / "notebooks" / "scripts"
+    command = distributed.torchrun_command("ddp_minimal.py", ["--num-epochs", "2", "--out", str(tmp_path / "w.pt")], 2,
+                                           rendezvous_file=tmp_path / "rendezvous")
+    env = distributed.torchrun_env(1, extra={"DDP_INIT_METHOD": f"file://{tmp_path / 'store'}"})
+    seen, output = listened_while_running(command, env, script_dir)
+    assert output.count("epoch ") == 2 and (tmp_path / "w.pt").exists(), output  # rank 0 alone printed
+
+
+def listened_while_running(command: list[str], env: dict[str, str], cwd: Path) -> tuple[dict, str]:
+    """Run a torchrun `command` to its end; what each of its processes listened on, and its output.
+
+    Fails unless it succeeded, both workers listened, and nothing listened beyond the loopback.
+    """
+    run = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            text=True, start_new_session=True)  # its own process group: kill_tree leaves ours alone
     try:
         # every socket any process of the run listens on, sampled until it ends (a single snapshot could come
@@ -242,13 +263,13 @@ def test_lessons_torchrun_command_listens_on_the_loopback_only(mirror, tmp_path)
     finally:
         kill_tree(run.pid)  # nothing left behind, also after a failure
         run.wait()
-    assert run.returncode == 0 and (tmp_path / "metrics.json").exists(), output
+    assert run.returncode == 0, output
     workers = [pid for pid, pairs in seen.items() if pid != run.pid and pairs]
     assert len(workers) == 2, f"never saw both workers listening ({seen}):\n{output}"
     everywhere = {pid: pairs for pid, pairs in seen.items()
                   if any(not ipaddress.ip_address(address).is_loopback for address, _ in pairs)}
     assert not everywhere, f"listening beyond the loopback (pid: address, port; torchrun is {run.pid}): {everywhere}"
-    assert sum(len(pairs) for pairs in seen.values()) >= 3  # gloo on both workers, and the workers' store
+    return seen, output
 
 
 # ---------------------------------------------------------------- mistakes found before any training

@@ -114,9 +114,14 @@ def keep_gloo_on_loopback(env: dict[str, str]) -> None:
     with contextlib.suppress(ValueError):  # a host name, not an address: leave gloo's choice alone
         if not ipaddress.ip_address(env["MASTER_ADDR"]).is_loopback or "GLOO_SOCKET_IFNAME" in os.environ:
             return
-        names = [name for _, name in socket.if_nameindex() if name in ("lo", "lo0")]  # Linux, macOS
-        if names:
-            os.environ["GLOO_SOCKET_IFNAME"] = names[0]
+        name = loopback_interface()
+        if name:
+            os.environ["GLOO_SOCKET_IFNAME"] = name
+
+
+def loopback_interface() -> str | None:
+    """The loopback interface's name ("lo" on Linux, "lo0" on macOS), None if neither exists."""
+    return next((name for _, name in socket.if_nameindex() if name in ("lo", "lo0")), None)
 
 
 def join_group(device: str = "auto", timeout_s: float = 120.0) -> Context:
@@ -177,6 +182,8 @@ def torchrun_command(module: str, args: Sequence[str], nproc_per_node: int, port
                      host: str = "127.0.0.1", rendezvous_file: str | Path | None = None) -> list[str]:
     """`python -m torch.distributed.run ...` (what `torchrun` runs) for one node of `nproc_per_node` workers.
 
+    `module`: a module's name (started as with `python -m`), or a script's file name ending in .py.
+
     Without a port: the loopback launch, run with LOOPBACK_ENV; nothing of the run listens beyond `host`. Its
     rendezvous file must not exist yet (torchrun makes a temporary one if none is named). With a port: torchrun's
     static rendezvous on host:port, whose store listens on every interface (torchrun cannot bind it).
@@ -187,27 +194,38 @@ def torchrun_command(module: str, args: Sequence[str], nproc_per_node: int, port
         where = [*LOOPBACK_OPTIONS, f"--local-addr={host}"]
         where += [f"--rdzv-endpoint={rendezvous_file}"] if rendezvous_file else []
     return [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc_per_node}", "--nnodes=1",
-            *where, "-m", module, *map(str, args)]
+            *where, *([module] if module.endswith(".py") else ["-m", module]), *map(str, args)]
 
 
-def torchrun_env(threads: int = 1, loopback: bool = True) -> dict[str, str]:
-    """This process's environment for a torchrun child: the workers' threads and the loopback launch's variable."""
-    # OMP_NUM_THREADS set explicitly: torchrun otherwise sets 1 itself and prints a warning about it
-    return {**os.environ, **(LOOPBACK_ENV if loopback else {}), "OMP_NUM_THREADS": str(threads)}
+def torchrun_env(threads: int = 1, loopback: bool = True, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment for a torchrun child: the workers' threads, the loopback launch's variables, `extra`.
+
+    The loopback launch also sets GLOO_SOCKET_IFNAME to the loopback interface (unless already set), so that gloo
+    listens there whatever way a script joins its group.
+    """
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}  # set: torchrun otherwise sets 1 and warns about it
+    if loopback:
+        env.update(LOOPBACK_ENV)
+        name = loopback_interface()
+        if name and "GLOO_SOCKET_IFNAME" not in env:
+            env["GLOO_SOCKET_IFNAME"] = name
+    return {**env, **(extra or {})}
 
 
 def run_torchrun(module: str, args: Sequence[str], nproc_per_node: int = 2, *, port: int | None = None,
-                 threads: int = 1, cwd: str | Path | None = None, timeout_s: float = 600.0) -> str:
-    """Run `module` under torchrun on this machine and return its output; a clear error if it fails.
+                 threads: int = 1, cwd: str | Path | None = None, timeout_s: float = 600.0,
+                 env: dict[str, str] | None = None) -> str:
+    """Run `module` (a module's name, or a script ending in .py) under torchrun here; its output, or a clear error.
 
     Without a port it listens on the loopback alone (torchrun_command); a port is checked first, then used.
+    `env`: more variables for the workers.
     """
     if port is not None:
         check_port_free(port)
     # a fresh rendezvous file per run, removed afterwards: a finished run's file would refuse the next one
     with tempfile.TemporaryDirectory(prefix="torchrun-") as folder:
         command = torchrun_command(module, args, nproc_per_node, port, rendezvous_file=Path(folder) / "rendezvous")
-        result = subprocess.run(command, cwd=cwd, text=True, env=torchrun_env(threads, loopback=port is None),
+        result = subprocess.run(command, cwd=cwd, text=True, env=torchrun_env(threads, port is None, env),
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout_s)
     if result.returncode != 0:
         raise DistributedLaunchError(describe_failure(result.stdout, result.returncode))

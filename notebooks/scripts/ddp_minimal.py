@@ -4,8 +4,6 @@
 """
 import argparse
 import os
-import socket
-import sys
 import time
 
 import torch
@@ -42,23 +40,6 @@ def make_model(hidden_size, seed):
                          nn.Linear(hidden_size, 4))
 
 
-def join_group():
-    """Join the other workers; torchrun tells each one its RANK, the WORLD_SIZE and where to meet."""
-    rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
-        dist.init_process_group("gloo")  # the usual line: meet at torchrun's store, MASTER_ADDR:MASTER_PORT
-        return rank, world_size
-    # Started with TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1: rank 0 serves the meeting point (a key-value store).
-    # Built by init_process_group it would listen on every network interface; here on MASTER_ADDR only.
-    addr, port = os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"])
-    if addr == "127.0.0.1":  # gloo's own connections stay on the loopback too
-        os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo0" if sys.platform == "darwin" else "lo")
-    listen_fd = socket.create_server((addr, port)).detach() if rank == 0 else None
-    store = dist.TCPStore(addr, port, world_size, is_master=rank == 0, master_listen_fd=listen_fd)
-    dist.init_process_group("gloo", store=store, rank=rank, world_size=world_size)
-    return rank, world_size
-
-
 def time_all_reduce(model, repeats=10):
     """Milliseconds one all-reduce of as many numbers as the model has gradients takes (median of `repeats`)."""
     numbers = torch.zeros(sum(p.numel() for p in model.parameters()))
@@ -73,7 +54,11 @@ def time_all_reduce(model, repeats=10):
 
 def main(argv=None):
     args = parse_args(argv)
-    rank, world_size = join_group()
+    rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])  # torchrun sets both
+    # Join the other workers. "env://": meet at MASTER_ADDR:MASTER_PORT, which torchrun also sets;
+    # a launcher may name another meeting point in DDP_INIT_METHOD (lesson 16's: a file, "file://...").
+    dist.init_process_group("gloo", init_method=os.environ.get("DDP_INIT_METHOD", "env://"),
+                            rank=rank, world_size=world_size)
 
     dataset = make_data(args.num_samples, args.seed)
     sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=args.seed)
