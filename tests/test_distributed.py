@@ -131,30 +131,6 @@ def reference_run(args, world_batch: int) -> tuple[nn.Module, list[float]]:
     return model, losses
 
 
-def test_two_workers_with_batch_b_equal_one_process_with_batch_2b(mirror, tmp_path):
-    argv = ["--device", "cpu", "--num-epochs", "2", "--batch-size", "16", "--lr", "0.1", "--optimizer", "sgd",
-            "--hidden-sizes", "32", "--drop-p", "0", "--train-subset", "256", "--seed", "3", "--out", str(tmp_path)]
-    output = distributed.run_torchrun(MODULE, argv, nproc_per_node=2)
-    assert output.count("train loss") == 2  # only rank 0 logs
-
-    args = ddp_train.parse_args(argv)
-    reference, reference_losses = reference_run(args, world_batch=2 * args.batch_size)
-    state = load_checkpoint(tmp_path / "checkpoint.pt")["model_state"]
-    diff = max((state[name] - value).abs().max().item() for name, value in reference.state_dict().items())
-    assert diff <= 1e-5
-    # and the update really moved the weights, so equality is not two untouched copies
-    untouched = ddp_train.build_model({"input_size": 784, "output_size": 10, "hidden_layers": [32], "drop_p": 0.0}, 3)
-    assert (untouched.output.weight - state["output.weight"]).abs().max() > 1e-3
-
-    log = json.loads((tmp_path / "metrics.json").read_text())
-    assert (log["world_size"], log["backend"], log["global_batch_size"]) == (2, "gloo", 32)
-    assert [entry["samples"] for entry in log["epochs"]] == [256, 256]
-    assert [entry["steps"] for entry in log["epochs"]] == [8, 8]  # 128 samples per worker / 16
-    # the all-reduced loss is the per-sample mean over both workers' shards
-    assert [entry["train_loss"] for entry in log["epochs"]] == pytest.approx(reference_losses, abs=1e-5)
-    assert 0.0 <= log["test"]["accuracy"] <= 1.0
-
-
 # A dying worker is named ("worker rank 1 failed first") and leaves no checkpoint: lesson 16's crash cell and its
 # check (nbval, `make test`) assert it.
 
@@ -217,20 +193,45 @@ def listening_sockets(pids: list[int]) -> dict[int, list[tuple[str, int]]]:
     return found
 
 
+EQUIVALENCE_ARGV = ["--device", "cpu", "--num-epochs", "2", "--batch-size", "16", "--lr", "0.1", "--optimizer", "sgd",
+                    "--hidden-sizes", "32", "--drop-p", "0", "--train-subset", "256", "--seed", "3"]
+
+
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads the listening sockets from Linux's /proc")
-def test_lessons_torchrun_command_listens_on_the_loopback_only(mirror, tmp_path):
-    """Lesson 16's command, run for real with 2 gloo workers: no socket of the run listens on 0.0.0.0 or [::]."""
+def test_lessons_command_listens_on_the_loopback_only_and_2_workers_x_b_equal_1_process_x_2b(mirror, tmp_path):
+    """Lesson 16's command, run for real with 2 gloo workers (one launch serves both promises):
+
+    - no socket of the run listens on 0.0.0.0 or [::];
+    - 2 workers with batch B end with the weights of 1 process with batch 2B, and log its per-sample losses.
+    """
     words = shlex.split(lesson_command())
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     while "=" in words[0]:  # NAME=value before the command
         name, _, value = words.pop(0).partition("=")
         env[name] = value
     assert words[0] == "torchrun"
-    command = [sys.executable, "-m", "torch.distributed.run", *words[1:], "--device", "cpu", "--num-epochs", "2",
-               "--train-subset", "2000", "--hidden-sizes", "16", "--out", str(tmp_path)]  # later options win
+    argv = [*EQUIVALENCE_ARGV, "--out", str(tmp_path)]
+    command = [sys.executable, "-m", "torch.distributed.run", *words[1:], *argv]  # later options win
     seen, output = listened_while_running(command, env, tmp_path)
-    assert (tmp_path / "metrics.json").exists(), output
     assert sum(len(pairs) for pairs in seen.values()) >= 3  # gloo on both workers, and the workers' store
+    assert output.count("train loss") == 2, output  # only rank 0 logs
+
+    args = ddp_train.parse_args(argv)
+    reference, reference_losses = reference_run(args, world_batch=2 * args.batch_size)
+    state = load_checkpoint(tmp_path / "checkpoint.pt")["model_state"]
+    diff = max((state[name] - value).abs().max().item() for name, value in reference.state_dict().items())
+    assert diff <= 1e-5
+    # and the update really moved the weights, so equality is not two untouched copies
+    untouched = ddp_train.build_model({"input_size": 784, "output_size": 10, "hidden_layers": [32], "drop_p": 0.0}, 3)
+    assert (untouched.output.weight - state["output.weight"]).abs().max() > 1e-3
+
+    log = json.loads((tmp_path / "metrics.json").read_text())
+    assert (log["world_size"], log["backend"], log["global_batch_size"]) == (2, "gloo", 32)
+    assert [entry["samples"] for entry in log["epochs"]] == [256, 256]
+    assert [entry["steps"] for entry in log["epochs"]] == [8, 8]  # 128 samples per worker / 16
+    # the all-reduced loss is the per-sample mean over both workers' shards
+    assert [entry["train_loss"] for entry in log["epochs"]] == pytest.approx(reference_losses, abs=1e-5)
+    assert 0.0 <= log["test"]["accuracy"] <= 1.0
 
 
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads the listening sockets from Linux's /proc")
