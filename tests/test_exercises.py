@@ -567,3 +567,22 @@ def test_every_lesson_that_trains_on_images_has_a_challenge_and_its_notebook_dec
         assert len(challenges) == 1, lesson
         declared = runner.declared_parameters(NOTEBOOKS[0].parent / f"{lesson}.ipynb")
         assert set(challenges[0].settings.values()) <= declared, lesson
+
+
+def test_the_sentiment_challenge_measures_the_lessons_tensors_in_eval_mode_and_puts_the_mode_back():
+    """12c.5's check cell passes the lesson's encoded reviews; a model that reaches the target is told so."""
+    from course_utils.exercises import lesson_12c
+    challenge = EXERCISES["12c.5"]
+    assert notebooks.check_source(challenge) == (
+        'exercises.check("12c.5", train_my_model, target=challenge_target, x_test=x_test, y_test=y_test, '
+        'x_train=x_train, y_train=y_train)')
+    assert {"challenge_target", "challenge_epochs"} <= runner.declared_parameters(
+        runner.NOTEBOOKS_DIR / "12c_sentiment_lstm.ipynb")
+    naive_bayes = next(code for code, fragment in challenge.wrong_answers if fragment == "missed by")
+    model = exec_answer(naive_bayes, "train_my_model")().train()
+    settings = {**challenge.rule_settings, "target": 0.6}
+    result = run_check(challenge, lambda: model, settings)
+    assert result.status == "correct" and "on the 2,000 test reviews" in result.message, result.message
+    assert "came in training mode" in result.message and model.training
+    ids = torch.tensor([[5, 6, 0, 0], [7, 8, 9, 4]])
+    assert lesson_12c._padded_on_the_left(ids).tolist() == [[0, 0, 5, 6], [7, 8, 9, 4]]

@@ -1,4 +1,5 @@
-"""Exercises of lesson 12c: padding and truncation, attention pooling, the last real word's output, packing."""
+"""Exercises of lesson 12c: padding and truncation, attention pooling, the last real word's output, packing, and a
+challenge: a sequence model that beats the bag-of-words yardstick."""
 from __future__ import annotations
 
 import math
@@ -7,10 +8,12 @@ import torch
 from torch import nn
 
 from course_utils.datasets import text
+from course_utils.exercises.challenges import evaluate_in_eval_mode, trained
 from course_utils.exercises.framework import (
     Exercise,
     Mistake,
     call,
+    describe,
     expect_tensor,
     forbid,
     generator,
@@ -458,4 +461,238 @@ def packed_last_state(lstm, embedded, lengths):
     checker=check_packed_last_state,
 )
 
-EXERCISES = [EX_1, EX_2, EX_3, EX_4]
+
+
+# ---------------------------------------------------------------- 12c.5 Challenge: beat the bag of words
+
+HINT_5 = "section 7 (Training): the model of section 6, the loop, and the epoch that validation prefers"
+_EVAL_BATCH = 1000      # reviews per forward pass of the check
+_TRAIN_SAMPLE = 2000    # training reviews the check scores to see whether the model learnt them by heart
+_GUESSING = 0.6         # below this test accuracy a model of two balanced classes is barely better than a coin
+_LEFT_PADDED_GAIN = 0.05  # this much better on reviews padded on the left: it was trained on them
+_MEMORISED_GAP = 0.15   # training accuracy this far above the test accuracy: it learnt its training reviews
+
+
+def _review_accuracy(model: nn.Module, ids: torch.Tensor, labels: torch.Tensor) -> float:
+    """The share of reviews whose higher logit is the label; Mistake for outputs of the wrong shape or nan."""
+    device = next((t.device for t in (*model.parameters(), *model.buffers())), torch.device("cpu"))
+    correct = 0
+    for start in range(0, len(labels), _EVAL_BATCH):
+        batch = ids[start:start + _EVAL_BATCH].to(device)
+        logits = model(batch)
+        if not isinstance(logits, torch.Tensor) or logits.shape != (len(batch), 2):
+            raise Mistake(f"for word ids of shape {tuple(batch.shape)} your model returned {describe(logits)}, "
+                          f"expected logits of shape ({len(batch)}, 2): one score per class, negative and "
+                          "positive", HINT_5)
+        if not bool(torch.isfinite(logits).all()):
+            raise Mistake("your model's outputs contain nan or inf: the training diverged (a learning rate too "
+                          "large?)", HINT_5)
+        correct += int((logits.argmax(dim=1).cpu() == labels[start:start + _EVAL_BATCH]).sum())
+    return correct / len(labels)
+
+
+def _padded_on_the_left(ids: torch.Tensor) -> torch.Tensor:
+    """The same reviews with their padding moved to the left, as Keras's pad_sequences gives them by default."""
+    length = ids.shape[1]
+    real = (ids != text.PAD_ID).sum(dim=1, keepdim=True)                    # (reviews, 1)
+    return ids.gather(1, (torch.arange(length) - (length - real)) % length)
+
+
+def check_train_my_model(train_my_model, target: float, x_test: torch.Tensor, y_test: torch.Tensor,
+                         x_train: torch.Tensor, y_train: torch.Tensor) -> str:
+    model, seconds = trained(train_my_model, HINT_5)
+    was_training = model.training
+    accuracy = evaluate_in_eval_mode(model, lambda: _review_accuracy(model, x_test, y_test))
+    mode_note = " (it came in training mode: the check evaluated it in eval mode)" if was_training else ""
+    said = f"test accuracy {accuracy:.4f} on the {len(y_test):,} test reviews it never trained on"
+    if accuracy >= target:
+        return f"{said}, target {target:.3f}{mode_note}; trained in {seconds:.0f} s"
+    said = f"your model's {said}, target {target:.3f}"
+    left = evaluate_in_eval_mode(model, lambda: _review_accuracy(model, _padded_on_the_left(x_test), y_test))
+    if left >= accuracy + _LEFT_PADDED_GAIN:
+        raise Mistake(f"{said}; on the same reviews with their padding moved to the left it reaches {left:.4f}: it "
+                      "was trained on reviews padded on the left. The lesson pads on the right (section 5), and so "
+                      "are the test reviews: train on the lesson's x_train", HINT_5)
+    seen = slice(0, min(_TRAIN_SAMPLE, len(y_train)))
+    train_accuracy = evaluate_in_eval_mode(model, lambda: _review_accuracy(model, x_train[seen], y_train[seen]))
+    if train_accuracy >= accuracy + _MEMORISED_GAP:
+        raise Mistake(f"{said}, but {train_accuracy:.4f} on {len(y_train[seen]):,} of its training reviews: it "
+                      "learnt its training reviews more than the task. More dropout, fewer epochs, or the epoch "
+                      "with the lowest validation loss (training.fit's checkpoint) close the gap", HINT_5)
+    if accuracy < _GUESSING:
+        raise Mistake(f"{said}: barely better than a coin; was it trained (an optimizer step after backward, on "
+                      "this model's parameters), on the lesson's x_train encoded with its vocabulary?", HINT_5)
+    raise Mistake(f"{said}, missed by {target - accuracy:.4f}{mode_note}; the levers: a bidirectional LSTM, max and "
+                  "mean pooling together, dropout on the word vectors, a learning rate that falls over the run, "
+                  "and the epoch that validation prefers", HINT_5)
+
+
+def _toy_reviews(count: int = 2000, seed: int = 12) -> tuple[torch.Tensor, ...]:
+    """(x_train, y_train, x_test, y_test): made-up reviews of 4 to 20 word ids padded to 24 on the right, for the
+    wrong answers of 12c.5. Ids 2-10 lean positive, 11-19 negative, 20-59 neither; 15 % of the labels are flipped,
+    so no model passes 0.868."""
+    gen = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 2, (2 * count,), generator=gen)
+    lengths = torch.randint(4, 21, (2 * count,), generator=gen)
+    neutral = torch.randint(20, 60, (2 * count, 24), generator=gen)
+    own = torch.where(labels[:, None] == 1, 2, 11) + torch.randint(0, 9, (2 * count, 24), generator=gen)
+    other = torch.where(labels[:, None] == 1, 11, 2) + torch.randint(0, 9, (2 * count, 24), generator=gen)
+    signal = torch.where(torch.rand(2 * count, 24, generator=gen) < 0.75, own, other)
+    ids = torch.where(torch.rand(2 * count, 24, generator=gen) < 0.3, signal, neutral)
+    ids = ids.masked_fill(torch.arange(24) >= lengths[:, None], text.PAD_ID)
+    labels = torch.where(torch.rand(2 * count, generator=gen) < 0.15, 1 - labels, labels)
+    return ids[:count], labels[:count], ids[count:], labels[count:]
+
+
+_TOY_SETTINGS = dict(zip(("x_train", "y_train", "x_test", "y_test"), _toy_reviews()))
+
+SOLUTION_5 = '''
+def train_my_model():
+    """Build a sequence model, train it on x_train for at most challenge_epochs epochs, and return it."""
+
+    class BothWays(nn.Module):
+        """Word ids -> logits: one LSTM reads each review forwards, one backwards; max and mean over the words."""
+
+        def __init__(self, vocab_size, embedding_dim=64, hidden_size=64, dropout=0.4):
+            super().__init__()
+            self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=0)
+            self.forwards = nn.LSTM(embedding_dim, hidden_size, batch_first=True)
+            self.backwards = nn.LSTM(embedding_dim, hidden_size, batch_first=True)
+            self.dropout = nn.Dropout(dropout)                            # on the word vectors and the pooled one
+            self.head = nn.Linear(4 * hidden_size, 2)
+
+        def forward(self, ids):                                           # (batch, max_length), padded on the right
+            lengths = (ids != 0).sum(dim=1, keepdim=True).clamp(min=1)   # (batch, 1)
+            positions = torch.arange(ids.shape[1], device=ids.device)
+            real = positions < lengths                                    # (batch, max_length)
+            # each review's real words in reverse order, its padding left in place: no packing needed
+            flip = torch.where(real, lengths - 1 - positions, positions)
+            ahead, _ = self.forwards(self.dropout(self.embedding(ids)))
+            back, _ = self.backwards(self.dropout(self.embedding(ids.gather(1, flip))))
+            back = back.gather(1, flip.unsqueeze(2).expand_as(back))      # back to reading order
+            outputs = torch.cat([ahead, back], dim=2)                     # (batch, max_length, 2 * hidden_size)
+            mask = real.unsqueeze(2)
+            pooled = torch.cat([outputs.masked_fill(~mask, -math.inf).amax(dim=1),
+                                (outputs * mask).sum(dim=1) / lengths], dim=1)  # (batch, 4 * hidden_size)
+            return self.head(self.dropout(pooled))
+
+    torch.manual_seed(seed)
+    model = BothWays(len(vocab)).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.002)
+    # the learning rate falls to 0 along a cosine over the run, so the last epoch does not overshoot
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=challenge_epochs)
+    training.fit(model, train_loader, val_loader, nn.CrossEntropyLoss(), optimizer, device, challenge_epochs,
+                 scheduler=scheduler, verbose=False)
+    return model
+'''
+
+# the lesson's names, for the wrong answers: made-up reviews stand in for x_train, y_train
+_LESSON = """
+from course_utils.exercises.lesson_12c import _toy_reviews
+x_train, y_train, _, _ = _toy_reviews()
+
+
+def word_scores(ids, labels):
+    counts = torch.stack([torch.bincount(ids[labels == c].flatten(), minlength=10000) for c in (0, 1)])
+    scores = ((counts + 1) / (counts + 1).sum(dim=1, keepdim=True)).log().T   # (10000, 2): log P(word | class)
+    scores[0] = 0                                                             # <pad> counts for neither
+    return scores
+
+
+class WordScores(nn.Module):
+    def __init__(self, scores, last=None):
+        super().__init__()
+        self.register_buffer("scores", scores)
+        self.last = last
+
+    def forward(self, ids):
+        scores = self.scores[ids]                                             # (batch, seq, 2)
+        return (scores if self.last is None else scores[:, -self.last:]).sum(dim=1)
+"""
+
+# a bag of words counted without a training loop (naive Bayes): a real model, but no better than the yardstick
+_NAIVE_BAYES = _LESSON + """
+def train_my_model():
+    return WordScores(word_scores(x_train, y_train))
+"""
+
+# the same, counted on reviews padded on the left, reading only the last 6 positions, as a last-state model does
+_LEFT_PADDED = _LESSON + """
+def train_my_model():
+    length = x_train.shape[1]
+    real = (x_train != 0).sum(dim=1, keepdim=True)
+    left = x_train.gather(1, (torch.arange(length) - (length - real)) % length)   # padding moved to the left
+    return WordScores(word_scores(left, y_train), last=6)
+"""
+
+# answers the label of a training review it has seen, and "negative" for every other review
+_MEMORISED = _LESSON + """
+class Lookup(nn.Module):
+    def __init__(self, ids, labels):
+        super().__init__()
+        self.seen = {tuple(row): label for row, label in zip(ids.tolist(), labels.tolist())}
+
+    def forward(self, ids):
+        labels = torch.tensor([self.seen.get(tuple(row), 0) for row in ids.tolist()])
+        return F.one_hot(labels, 2).float()
+
+
+def train_my_model():
+    return Lookup(x_train, y_train)
+"""
+
+_CONSTANT = """
+class Constant(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(2))
+
+    def forward(self, ids):
+        return self.bias.expand(len(ids), 2)
+"""
+
+EX_5 = Exercise(
+    id="12c.5", lesson=LESSON, title="Challenge: beat the bag of words", name="train_my_model",
+    hint=HINT_5,
+    more_hints=["a bidirectional LSTM reads every review both ways (the lesson's SentimentLSTM packs it for you); "
+                "pooling the max and the mean of its outputs together, and dropout on the word vectors, help more "
+                "than a bigger state",
+                "watch the validation accuracy per epoch: an LSTM on 20,000 reviews overfits after a few epochs, so "
+                "let the learning rate fall to 0 over the run (CosineAnnealingLR), or keep the epoch validation "
+                "prefers"],
+    statement="""
+This lesson's LSTM reached about 0.86 test accuracy, a little behind the bag-of-words yardstick (about
+0.865). Write `train_my_model()`: it builds a model that reads the words in order, trains it on the lesson's
+encoded training reviews, and returns it. Your choices: the recurrent layer and its size, one or two
+directions, how to pool, dropout, the optimiser and its schedule.
+
+- **In:** nothing; use the lesson's `x_train`, `y_train` (or `train_loader`), `x_val`, `y_val`, `len(vocab)`,
+  `device` and `training.fit` or your own loop; at most `challenge_epochs` epochs (the check says how long
+  training took).
+- **Out:** the trained `nn.Module`: word ids `(batch, max_length)`, padded with 0 on the right -> logits
+  `(batch, 2)`.
+- **Use:** anything in PyTorch with a recurrent layer (`nn.LSTM` or `nn.GRU`); never the test reviews.
+- **Correct means:** on the lesson's `x_test`, reviews it never trained on, evaluated in eval mode, accuracy at
+  least `challenge_target` (0.868).
+- **Reread:** section 7, *Training*, and section 6 for the model.
+""",
+    template=template_of(SOLUTION_5),
+    solution=SOLUTION_5,
+    wrong_answers=[
+        (_CONSTANT + "\n\ndef train_my_model():\n    return Constant()\n", "barely better than a coin"),
+        ("def train_my_model():\n    return nn.EmbeddingBag(10000, 1)\n", "expected logits of shape"),
+        (_CONSTANT + "\n\ndef train_my_model():\n    model = Constant()\n", "forget `return model`"),
+        ("def train_my_model():\n    model = nn.EmbeddingBag(10000, 2)\n    nn.init.constant_(model.weight, "
+         "math.nan)\n    return model\n", "nan or inf"),
+        (_LEFT_PADDED, "padded on the left"),
+        (_MEMORISED, "of its training reviews"),
+        (_NAIVE_BAYES, "missed by"),
+    ],
+    checker=check_train_my_model,
+    challenge=True,
+    settings={"target": "challenge_target", "x_test": "x_test", "y_test": "y_test", "x_train": "x_train",
+              "y_train": "y_train"},
+    rule_settings={"target": 0.868, **_TOY_SETTINGS},
+)
+
+EXERCISES = [EX_1, EX_2, EX_3, EX_4, EX_5]
