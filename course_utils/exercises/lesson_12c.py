@@ -664,7 +664,8 @@ EX_5 = Exercise(
 This lesson's LSTM reached about 0.86 test accuracy, a little behind the bag-of-words yardstick (about
 0.865). Write `train_my_model()`: it builds a model that reads the words in order, trains it on the lesson's
 encoded training reviews, and returns it. Your choices: the recurrent layer and its size, one or two
-directions, how to pool, dropout, the optimiser and its schedule.
+directions, how to pool, dropout, the optimiser and its schedule (lesson 03, section 6). The target is
+reachable: a model of this lesson's kind, changed in a few of these ways, reached 0.871 in 6 epochs.
 
 - **In:** nothing; use the lesson's `x_train`, `y_train` (or `train_loader`), `x_val`, `y_val`, `len(vocab)`,
   `device` and `training.fit` or your own loop; at most `challenge_epochs` epochs (the check says how long
