@@ -1,3 +1,4 @@
+import ast
 import contextlib
 import copy
 import io
@@ -561,12 +562,40 @@ def test_a_challenges_check_cell_passes_the_profiles_target_and_check_refuses_ot
     assert "04.4 not attempted yet" in capsys.readouterr().out
 
 
+def assigned_names(lesson: str) -> set[str]:
+    """The names the lesson's own code cells assign (the stored features of lesson 08, say)."""
+    names = set()
+    for cell in lesson_notebook(lesson).cells:
+        if cell.cell_type == "code" and notebooks.SECTION_TAG not in cell.metadata.get("tags", []):
+            names |= {node.id for node in ast.walk(ast.parse(cell.source))
+                      if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)}
+    return names
+
+
 def test_every_lesson_that_trains_on_images_has_a_challenge_and_its_notebook_declares_the_settings():
-    for lesson in ("03_training", "04_fashion_mnist", "05_inference_validation", "09_cnn", "11_batch_norm"):
+    for lesson in ("03_training", "04_fashion_mnist", "05_inference_validation", "08_transfer_learning", "09_cnn",
+                   "11_batch_norm"):
         challenges = [e for e in EXERCISES.values() if e.lesson == lesson and e.challenge]
         assert len(challenges) == 1, lesson
         declared = runner.declared_parameters(NOTEBOOKS[0].parent / f"{lesson}.ipynb")
-        assert set(challenges[0].settings.values()) <= declared, lesson
+        targets = {value for key, value in challenges[0].settings.items() if key in ("target", "photos")}
+        assert targets <= declared, lesson  # what a profile changes is a parameter
+        assert set(challenges[0].settings.values()) <= declared | assigned_names(lesson), lesson
+
+
+def test_the_few_photos_challenge_measures_the_head_on_the_stored_features_it_is_given():
+    """08.5 takes the lesson's stored features as settings (here the rules' made-up ones): eval mode, mode restored,
+    the lesson's recipe on the same photos as the yardstick, and the gap when the target is missed."""
+    challenge = EXERCISES["08.5"]
+    code = next(code for code, fragment in challenge.wrong_answers if fragment == "missed by")  # class means
+    head = exec_answer(code, "train_my_model")().train()
+    result = run_check(challenge, lambda: head, challenge.rule_settings | {"target": 0.95})
+    assert result.status == "correct", result.message
+    assert "on the 1,000 test photos" in result.message and "from 10 training photos" in result.message
+    assert "target 0.95" in result.message and "the lesson's recipe" in result.message
+    assert "came in training mode" in result.message and head.training
+    missed = run_check(challenge, lambda: head, challenge.rule_settings)
+    assert missed.status == "mistake" and "missed by 0.0080" in missed.message and "target 0.99" in missed.message
 
 
 def test_the_sentiment_challenge_measures_the_lessons_tensors_in_eval_mode_and_puts_the_mode_back():

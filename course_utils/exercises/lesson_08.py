@@ -1,9 +1,12 @@
-"""Exercises for lesson 08: unfreezing the last blocks, replacing a head, precision and recall, the worst mistakes."""
+"""Exercises for lesson 08: unfreezing the last blocks, replacing a head, precision and recall, the worst mistakes, and
+a challenge: a head trained on the features of ten photos."""
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from course_utils.exercises.challenges import evaluate_in_eval_mode, trained
 from course_utils.exercises.framework import (
     Exercise,
     Mistake,
@@ -13,6 +16,7 @@ from course_utils.exercises.framework import (
     forbid,
     generator,
     randint,
+    seed,
     template_of,
     variant,
 )
@@ -517,4 +521,209 @@ def most_confident_mistakes(probs, labels, k):
     checker=check_most_confident_mistakes,
 )
 
-EXERCISES = [EX_1, EX_2, EX_3, EX_4]
+
+
+# ---------------------------------------------------------------- 08.5 challenge: a head from ten photos
+
+HINT_5 = ("section 4 (What the backbone already knows): the ImageNet head you removed tells cats from dogs without "
+          "any training; section 5 (Train the new head): the head and its training")
+
+_CLASSES = 2              # cat, dog
+_EVAL_BATCH = 1000        # feature vectors per forward pass of the check
+_GUESSING = 0.7           # below this test accuracy a cat-or-dog classifier is close to guessing (0.5)
+_MEMORISED_GAP = 0.05     # training photos scored this much above the test photos: the head learnt those photos
+_MEMORISED_FLOOR = 0.9    # ... and nearly all of them right (ten photos scored at random can be 0.6 by luck)
+_RECIPE_EPOCHS, _RECIPE_LR, _RECIPE_BATCH = 30, 0.001, 32  # the lesson's head training, at its default parameters
+
+
+def _chosen(train_labels: torch.Tensor, photos: int) -> torch.Tensor:
+    """Positions in train_features of the challenge's photos: the first photos // 2 cats, then as many dogs."""
+    return torch.cat([(train_labels == c).nonzero().flatten()[:photos // 2] for c in range(_CLASSES)])
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    """Where the model's weights are (the CPU for a model without any)."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def _accuracy(model: nn.Module, features: torch.Tensor, labels: torch.Tensor) -> float:
+    """The share of feature vectors whose highest score is the label; Mistake for a model that cannot take them."""
+    device, correct = _device_of(model), 0
+    for start in range(0, len(labels), _EVAL_BATCH):
+        batch = features[start:start + _EVAL_BATCH].to(device)
+        try:
+            scores = model(batch)
+        except RuntimeError as err:
+            first = (str(err).strip().splitlines() or [""])[0][:160]
+            raise Mistake(f"your model fails on a batch of stored feature vectors of shape {tuple(batch.shape)} "
+                          f"({first}): return the head, which takes the backbone's features, not a network that "
+                          "takes photos", HINT_5) from None
+        if not isinstance(scores, torch.Tensor) or scores.shape != (len(batch), _CLASSES):
+            raise Mistake(f"for feature vectors of shape {tuple(batch.shape)} your model returned {describe(scores)}, "
+                          f"expected one score per class, cat and dog: shape ({len(batch)}, {_CLASSES})", HINT_5)
+        if not bool(torch.isfinite(scores).all()):
+            raise Mistake("your model's outputs contain nan or inf: the training diverged (a learning rate too "
+                          "large?)", HINT_5)
+        correct += int((scores.argmax(dim=1).cpu() == labels[start:start + _EVAL_BATCH].cpu()).sum())
+    return correct / len(labels)
+
+
+def _lesson_recipe(features: torch.Tensor, labels: torch.Tensor) -> nn.Module:
+    """The lesson's head trained the lesson's way on these features: dropout and a fresh nn.Linear, Adam, 30 epochs."""
+    with torch.random.fork_rng(devices=[]):  # the same baseline whatever the answer drew from the random state
+        torch.manual_seed(seed())
+        head = nn.Sequential(nn.Dropout(0.2), nn.Linear(features.shape[1], _CLASSES))
+        optimizer = torch.optim.Adam(head.parameters(), lr=_RECIPE_LR)
+        for _ in range(_RECIPE_EPOCHS):
+            for batch in torch.randperm(len(labels)).split(_RECIPE_BATCH):
+                loss = F.cross_entropy(head(features[batch]), labels[batch])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+    return head.eval()
+
+
+def check_train_my_model(train_my_model, target: float, photos: int, train_features: torch.Tensor,
+                         train_labels: torch.Tensor, test_features: torch.Tensor, test_labels: torch.Tensor) -> str:
+    model, seconds = trained(train_my_model, HINT_5)
+    few = _chosen(train_labels.cpu(), photos)
+    few_features, few_labels = train_features[few].cpu(), train_labels[few].cpu()
+    was_training = model.training
+    accuracy = evaluate_in_eval_mode(model, lambda: _accuracy(model, test_features, test_labels))
+    recipe_head = _lesson_recipe(few_features, few_labels)
+    baseline = evaluate_in_eval_mode(recipe_head, lambda: _accuracy(recipe_head, test_features, test_labels))
+    said = (f"test accuracy {accuracy:.4f} on the {len(test_labels):,} test photos it never trained on, target "
+            f"{target:g}, from {len(few)} training photos")
+    recipe = f"the lesson's recipe, a head from random weights, reaches {baseline:.4f} from the same photos"
+    mode_note = (" (it came in training mode: the check evaluated it in eval mode, as every evaluation must be)"
+                 if was_training else "")
+    if accuracy >= target:
+        return f"{said} ({recipe}){mode_note}; trained in {seconds:.0f} s"
+    said = "your model's " + said
+    seen = evaluate_in_eval_mode(model, lambda: _accuracy(model, few_features, few_labels))
+    if seen >= max(accuracy + _MEMORISED_GAP, _MEMORISED_FLOOR):
+        raise Mistake(f"{said}, but {seen:.4f} on those {len(few)} photos: it learnt those photos rather than cats "
+                      f"and dogs ({recipe}); start from weights that already tell cats from dogs, or keep the head "
+                      "closer to where it starts (fewer epochs, weight decay)", HINT_5)
+    if accuracy < _GUESSING:
+        raise Mistake(f"{said}: close to the 0.5 of guessing between two classes; was it trained (an optimizer "
+                      "step after backward, on this head's parameters)?", HINT_5)
+    raise Mistake(f"{said}, missed by {target - accuracy:.4f}{mode_note}; {recipe}. The levers: where the head's "
+                  "weights start (the removed ImageNet head knows cats and dogs, section 4), the epochs and "
+                  "learning rate, weight decay, and features of flipped photos", HINT_5)
+
+
+def _made_up_features(dims: int = 1280, train: int = 40, test: int = 1000, noise: float = 0.75):
+    """Stand-ins for the lesson's stored features, for the rules, which run without the photos: 1,280 values near 1
+    per vector, the first 64 a little higher for dogs and lower for cats. A fresh head guesses (all vectors share
+    their large mean), the class means of ten vectors score about 0.98, their nearest neighbour about 0.83."""
+    generator = torch.Generator().manual_seed(8)
+
+    def draw(count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        labels = (torch.arange(count) % _CLASSES)[torch.randperm(count, generator=generator)]
+        features = 1.0 + noise * torch.randn(count, dims, generator=generator)
+        features[:, :64] += (2 * labels[:, None] - 1) * 0.5
+        return features.clamp(0, 6), labels
+
+    (train_features, train_labels), (test_features, test_labels) = draw(train), draw(test)
+    return {"train_features": train_features, "train_labels": train_labels, "test_features": test_features,
+            "test_labels": test_labels}
+
+
+SOLUTION_5 = """
+def train_my_model():
+    \"\"\"Train a head (features (batch, 1280) -> logits (batch, 2)) on the challenge's photos only; return it.\"\"\"
+    few = torch.cat([(train_labels == c).nonzero().flatten()[:challenge_photos // 2] for c in (0, 1)])
+    head = nn.Sequential(nn.Dropout(0.2), nn.Linear(backbones.LITE0_FEATURES, 2)).to(device)
+    with torch.no_grad():  # start from what ImageNet's head knows: its cat rows averaged, and its dog rows
+        for row, classes in enumerate((cat_classes, dog_classes)):  # row 0 cat, row 1 dog, as class_names
+            head[1].weight[row] = imagenet_head.weight[classes].mean(dim=0)
+            head[1].bias[row] = imagenet_head.bias[classes].mean()
+    optimizer = torch.optim.Adam(head.parameters(), lr=lr)
+    batches = mnist.TensorBatches(train_features[few].to(device), train_labels[few].to(device), batch_size,
+                                  shuffle=True, seed=seed)
+    for _ in range(num_epochs):  # then the lesson's training, on ten photos
+        training.train_one_epoch(head, batches, nn.CrossEntropyLoss(), optimizer, device)
+    return head
+"""
+
+_RULES_DATA = "from course_utils.exercises.lesson_08 import EX_5  # the rules' made-up features\n" \
+    "train_features, train_labels = EX_5.rule_settings['train_features'], EX_5.rule_settings['train_labels']\n" \
+    "few = torch.cat([(train_labels == c).nonzero().flatten()[:5] for c in (0, 1)])\n"
+
+# remembers its ten training vectors and answers with the nearest one's label
+_MEMORISED = _RULES_DATA + """
+class Nearest(nn.Module):
+    def __init__(self, features, labels):
+        super().__init__()
+        self.register_buffer("features", features)
+        self.register_buffer("labels", labels)
+
+    def forward(self, x):
+        return F.one_hot(self.labels[torch.cdist(x, self.features).argmin(dim=1)], 2).float()
+
+def train_my_model():
+    return Nearest(train_features[few], train_labels[few])
+"""
+
+# scores each class by closeness to its mean vector: a real classifier, but short of the rules' target
+_CLASS_MEANS = _RULES_DATA + """
+def train_my_model():
+    means = torch.stack([train_features[few][train_labels[few] == c].mean(0) for c in (0, 1)])
+    head = nn.Linear(1280, 2)
+    with torch.no_grad():
+        head.weight.copy_(means)
+        head.bias.copy_(-0.5 * (means ** 2).sum(1))   # -|x - mean|^2 / 2, less the same |x|^2 / 2
+    return head
+"""
+
+EX_5 = Exercise(
+    id="08.5", lesson=LESSON, title="Challenge: a head from ten photos", name="train_my_model",
+    hint=HINT_5,
+    more_hints=["ten photos cannot set a fresh head's 2,562 weights well: from random weights the lesson's training "
+                "learns those photos more than cats and dogs. Start from weights that already separate cats from "
+                "dogs, and let the lesson's training adjust them",
+                "imagenet_head.weight holds one row of 1,280 weights per ImageNet class: the mean of its rows for "
+                "cat_classes makes a cat row, for dog_classes a dog row (the biases likewise); copy them into the "
+                "new nn.Linear(1280, 2) under torch.no_grad() before training it as in section 5"],
+    statement="""
+This lesson's head reached 0.991 test accuracy from 320 training photos. Labelled photos are often scarce:
+write `train_my_model()`, which trains a cat-vs-dog head on the stored features of only `challenge_photos`
+(10) training photos, 5 cats and 5 dogs, and returns it. Trained the lesson's way, from random weights, a head
+reaches about 0.96 from these photos (the check measures it). Your choices: where the head's weights start,
+the epochs, the learning rate, regularisation.
+
+- **In:** nothing; train only on `train_features[few]` and `train_labels[few]`, where
+  `few = torch.cat([(train_labels == c).nonzero().flatten()[:challenge_photos // 2] for c in (0, 1)])`;
+  the lesson's `imagenet_head`, `cat_classes`, `dog_classes`, `device`, `mnist.TensorBatches` and `training`
+  are yours to use.
+- **Out:** the trained head, an `nn.Module`: features `(batch, 1280)` -> scores `(batch, 2)` (cat, dog).
+- **Use:** anything in PyTorch; never the test photos, nor other training photos.
+- **Correct means:** on the stored features of the 2,000 test photos, which it never trained on, evaluated in
+  eval mode, accuracy at least `challenge_target` (0.975).
+- **Reread:** section 4, *What the backbone already knows*, and section 5, *Train the new head, then fine-tune*.
+""",
+    template=template_of(SOLUTION_5),
+    solution=SOLUTION_5,
+    wrong_answers=[
+        ("def train_my_model():\n    return nn.Linear(1280, 2)\n", "close to the 0.5 of guessing"),
+        ("def train_my_model():\n    return nn.Linear(1280, 1)\n", "one score per class"),
+        ("def train_my_model():\n    model = nn.Linear(1280, 2)\n", "forget `return model`"),
+        ("def train_my_model():  # a network that takes photos, not the head\n"
+         "    return nn.Sequential(nn.Conv2d(3, 8, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 2))\n",
+         "not a network that takes photos"),
+        ("def train_my_model():\n    head = nn.Linear(1280, 2)\n    nn.init.constant_(head.bias, float('nan'))\n"
+         "    return head\n", "nan or inf"),
+        (_MEMORISED, "it learnt those photos rather than cats and dogs"),
+        (_CLASS_MEANS, "missed by"),
+    ],
+    checker=check_train_my_model,
+    challenge=True,
+    settings={"target": "challenge_target", "photos": "challenge_photos", "train_features": "train_features",
+              "train_labels": "train_labels", "test_features": "test_features", "test_labels": "test_labels"},
+    rule_settings={"target": 0.99, "photos": 10, **_made_up_features()},
+)
+
+EXERCISES = [EX_1, EX_2, EX_3, EX_4, EX_5]
