@@ -33,7 +33,7 @@ def _mnist_split(name: str, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     return mnist.load_tensors(name, train=train)
 
 
-def _device_of(model: nn.Module) -> torch.device:
+def device_of(model: nn.Module) -> torch.device:
     """Where the model's weights are (the CPU for a model without any)."""
     for tensor in (*model.parameters(), *model.buffers()):
         return tensor.device
@@ -57,20 +57,39 @@ def evaluate_in_eval_mode(model: nn.Module, run: Callable[[], float]) -> float:
         model.train(was_training)
 
 
-def _accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, classes: int, hint: str) -> float:
-    """The share of images whose highest score is the label, in batches; Mistake for outputs of the wrong shape."""
-    device, correct = _device_of(model), 0
+def batched_accuracy(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, classes: int, hint: str, *,
+                     what: str = "a batch of images", wanted: str = "one score per class",
+                     on_error: str | None = None) -> float:
+    """The share of inputs whose highest score is the label, EVAL_BATCH at a time; Mistake for outputs of the wrong
+    shape or with nan.
+
+    `what` names the inputs and `wanted` the scores in the message; `on_error`, when given, is the advice for a
+    RuntimeError the model raises on a batch (its first line is quoted), which otherwise passes through.
+    """
+    device, correct = device_of(model), 0
     for start in range(0, len(labels), EVAL_BATCH):
-        batch = images[start:start + EVAL_BATCH].to(device)
-        scores = model(batch)
+        batch = inputs[start:start + EVAL_BATCH].to(device)
+        try:
+            scores = model(batch)
+        except RuntimeError as err:
+            if on_error is None:
+                raise
+            first = (str(err).strip().splitlines() or [""])[0][:160]
+            raise Mistake(f"your model fails on {what} of shape {tuple(batch.shape)} ({first}): {on_error}",
+                          hint) from None
         if not isinstance(scores, torch.Tensor) or scores.shape != (len(batch), classes):
-            raise Mistake(f"for a batch of images of shape {tuple(batch.shape)} your model returned "
-                          f"{describe(scores)}, expected one score per class: shape ({len(batch)}, {classes})", hint)
+            raise Mistake(f"for {what} of shape {tuple(batch.shape)} your model returned {describe(scores)}, "
+                          f"expected {wanted}: shape ({len(batch)}, {classes})", hint)
         if not bool(torch.isfinite(scores).all()):
             raise Mistake("your model's outputs contain nan or inf: the training diverged (a learning rate too "
                           "large?)", hint)
-        correct += int((scores.argmax(dim=1).cpu() == labels[start:start + EVAL_BATCH]).sum())
+        correct += int((scores.argmax(dim=1).cpu() == labels[start:start + EVAL_BATCH].cpu()).sum())
     return correct / len(labels)
+
+
+def _accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, classes: int, hint: str) -> float:
+    """The share of images whose highest score is the label (batched_accuracy on images)."""
+    return batched_accuracy(model, images, labels, classes, hint)
 
 
 def image_classifier(model, dataset: str, target: float, *, hint: str, levers: str) -> str:
@@ -205,14 +224,14 @@ def _windowed_loss(model: nn.Module, ids: torch.Tensor, length: int, vocab_size:
     """transformer.evaluate_gpt's mean cross-entropy (nats) of the next characters of `ids`, read in windows of
     `length` that overlap by half, once a first batch of windows shows the outputs are logits of the right shape."""
     from course_utils.models import transformer
-    inputs = ids[:length * min(LM_BATCH, len(ids) // length)].view(-1, length).to(_device_of(model))
+    inputs = ids[:length * min(LM_BATCH, len(ids) // length)].view(-1, length).to(device_of(model))
     logits = transformer.logits_of(model(inputs))
     wanted = (*inputs.shape, vocab_size)
     if not isinstance(logits, torch.Tensor) or logits.shape != wanted:
         raise Mistake(f"for character ids of shape {tuple(inputs.shape)} your model returned {describe(logits)}, "
                       f"expected logits of shape {wanted}: one score per character of the vocabulary, at every "
                       "position", hint)
-    loss = transformer.evaluate_gpt(model, ids, _device_of(model), LM_BATCH, length=length)
+    loss = transformer.evaluate_gpt(model, ids, device_of(model), LM_BATCH, length=length)
     if not math.isfinite(loss):
         raise Mistake("your model's outputs contain nan or inf: the training diverged (a learning rate too "
                       "large, or no gradient clipping?)", hint)

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_utils.exercises.challenges import evaluate_in_eval_mode, trained
+from course_utils.exercises.challenges import batched_accuracy, evaluate_in_eval_mode, trained
 from course_utils.exercises.framework import (
     Exercise,
     Mistake,
@@ -529,7 +529,6 @@ HINT_5 = ("section 4 (What the backbone already knows): the ImageNet head you re
           "any training; section 5 (Train the new head): the head and its training")
 
 _CLASSES = 2              # cat, dog
-_EVAL_BATCH = 1000        # feature vectors per forward pass of the check
 _GUESSING = 0.7           # below this test accuracy a cat-or-dog classifier is close to guessing (0.5)
 _MEMORISED_GAP = 0.05     # training photos scored this much above the test photos: the head learnt those photos
 _MEMORISED_FLOOR = 0.9    # ... and nearly all of them right (ten photos scored at random can be 0.6 by luck)
@@ -541,33 +540,12 @@ def _chosen(train_labels: torch.Tensor, photos: int) -> torch.Tensor:
     return torch.cat([(train_labels == c).nonzero().flatten()[:photos // 2] for c in range(_CLASSES)])
 
 
-def _device_of(model: nn.Module) -> torch.device:
-    """Where the model's weights are (the CPU for a model without any)."""
-    for tensor in (*model.parameters(), *model.buffers()):
-        return tensor.device
-    return torch.device("cpu")
-
-
 def _accuracy(model: nn.Module, features: torch.Tensor, labels: torch.Tensor) -> float:
     """The share of feature vectors whose highest score is the label; Mistake for a model that cannot take them."""
-    device, correct = _device_of(model), 0
-    for start in range(0, len(labels), _EVAL_BATCH):
-        batch = features[start:start + _EVAL_BATCH].to(device)
-        try:
-            scores = model(batch)
-        except RuntimeError as err:
-            first = (str(err).strip().splitlines() or [""])[0][:160]
-            raise Mistake(f"your model fails on a batch of stored feature vectors of shape {tuple(batch.shape)} "
-                          f"({first}): return the head, which takes the backbone's features, not a network that "
-                          "takes photos", HINT_5) from None
-        if not isinstance(scores, torch.Tensor) or scores.shape != (len(batch), _CLASSES):
-            raise Mistake(f"for feature vectors of shape {tuple(batch.shape)} your model returned {describe(scores)}, "
-                          f"expected one score per class, cat and dog: shape ({len(batch)}, {_CLASSES})", HINT_5)
-        if not bool(torch.isfinite(scores).all()):
-            raise Mistake("your model's outputs contain nan or inf: the training diverged (a learning rate too "
-                          "large?)", HINT_5)
-        correct += int((scores.argmax(dim=1).cpu() == labels[start:start + _EVAL_BATCH].cpu()).sum())
-    return correct / len(labels)
+    return batched_accuracy(model, features, labels, _CLASSES, HINT_5, what="a batch of stored feature vectors",
+                            wanted="one score per class, cat and dog",
+                            on_error="return the head, which takes the backbone's features, not a network that "
+                                     "takes photos")
 
 
 def _lesson_recipe(features: torch.Tensor, labels: torch.Tensor) -> nn.Module:

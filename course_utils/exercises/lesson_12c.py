@@ -8,12 +8,11 @@ import torch
 from torch import nn
 
 from course_utils.datasets import text
-from course_utils.exercises.challenges import evaluate_in_eval_mode, trained
+from course_utils.exercises.challenges import batched_accuracy, evaluate_in_eval_mode, trained
 from course_utils.exercises.framework import (
     Exercise,
     Mistake,
     call,
-    describe,
     expect_tensor,
     forbid,
     generator,
@@ -466,7 +465,6 @@ def packed_last_state(lstm, embedded, lengths):
 # ---------------------------------------------------------------- 12c.5 Challenge: beat the bag of words
 
 HINT_5 = "section 7 (Training): the model of section 6, the loop, and the epoch that validation prefers"
-_EVAL_BATCH = 1000      # reviews per forward pass of the check
 _TRAIN_SAMPLE = 2000    # training reviews the check scores to see whether the model learnt them by heart
 _GUESSING = 0.6         # below this test accuracy a model of two balanced classes is barely better than a coin
 _LEFT_PADDED_GAIN = 0.05  # this much better on reviews padded on the left: it was trained on them
@@ -475,20 +473,8 @@ _MEMORISED_GAP = 0.15   # training accuracy this far above the test accuracy: it
 
 def _review_accuracy(model: nn.Module, ids: torch.Tensor, labels: torch.Tensor) -> float:
     """The share of reviews whose higher logit is the label; Mistake for outputs of the wrong shape or nan."""
-    device = next((t.device for t in (*model.parameters(), *model.buffers())), torch.device("cpu"))
-    correct = 0
-    for start in range(0, len(labels), _EVAL_BATCH):
-        batch = ids[start:start + _EVAL_BATCH].to(device)
-        logits = model(batch)
-        if not isinstance(logits, torch.Tensor) or logits.shape != (len(batch), 2):
-            raise Mistake(f"for word ids of shape {tuple(batch.shape)} your model returned {describe(logits)}, "
-                          f"expected logits of shape ({len(batch)}, 2): one score per class, negative and "
-                          "positive", HINT_5)
-        if not bool(torch.isfinite(logits).all()):
-            raise Mistake("your model's outputs contain nan or inf: the training diverged (a learning rate too "
-                          "large?)", HINT_5)
-        correct += int((logits.argmax(dim=1).cpu() == labels[start:start + _EVAL_BATCH]).sum())
-    return correct / len(labels)
+    return batched_accuracy(model, ids, labels, 2, HINT_5, what="word ids",
+                            wanted="logits, one score per class, negative and positive")
 
 
 def _padded_on_the_left(ids: torch.Tensor) -> torch.Tensor:
@@ -681,7 +667,7 @@ reachable: a model of this lesson's kind, changed in a few of these ways, reache
     solution=SOLUTION_5,
     wrong_answers=[
         (_CONSTANT + "\n\ndef train_my_model():\n    return Constant()\n", "barely better than a coin"),
-        ("def train_my_model():\n    return nn.EmbeddingBag(10000, 1)\n", "expected logits of shape"),
+        ("def train_my_model():\n    return nn.EmbeddingBag(10000, 1)\n", "one score per class"),
         (_CONSTANT + "\n\ndef train_my_model():\n    model = Constant()\n", "forget `return model`"),
         ("def train_my_model():\n    model = nn.EmbeddingBag(10000, 2)\n    nn.init.constant_(model.weight, "
          "math.nan)\n    return model\n", "nan or inf"),
