@@ -55,8 +55,7 @@ def time_all_reduce(model, repeats=10):
 def main(argv=None):
     args = parse_args(argv)
     rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])  # torchrun sets both
-    # Join the other workers. "env://": meet at MASTER_ADDR:MASTER_PORT, which torchrun also sets;
-    # a launcher may name another meeting point in DDP_INIT_METHOD (lesson 16's: a file, "file://...").
+    # join the other workers at MASTER_ADDR:MASTER_PORT, which torchrun sets (or at DDP_INIT_METHOD, if given)
     dist.init_process_group("gloo", init_method=os.environ.get("DDP_INIT_METHOD", "env://"),
                             rank=rank, world_size=world_size)
 
@@ -66,9 +65,10 @@ def main(argv=None):
     model = DistributedDataParallel(make_model(args.hidden_size, args.seed))  # copies rank 0's weights to all
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr)
     loss_fn = nn.CrossEntropyLoss()
-    allreduce_ms = time_all_reduce(model)  # what DDP's averaging costs per step, at least
-    if rank == 0:
-        print(f"{world_size} worker(s); one all-reduce of the gradients takes {allreduce_ms:.2f} ms")
+    if world_size > 1:  # with one worker there is nothing to exchange
+        allreduce_ms = time_all_reduce(model)  # what DDP's averaging costs per step, at least
+        if rank == 0:
+            print(f"{world_size} workers; one all-reduce of the gradients takes {allreduce_ms:.2f} ms")
 
     for epoch in range(1, args.num_epochs + 1):
         sampler.set_epoch(epoch)  # a new shuffle each epoch, the same on every worker
