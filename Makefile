@@ -39,7 +39,7 @@ course: setup data-packages
 test: setup test-packages
 	rm -rf build/nbval
 	$(PY) -m course_utils.tools.runner --profile ci --prepare-only --solutions --out build/nbval
-	$(PY) -m pytest build/nbval tests --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider -n 2 --dist loadfile
+	$(PY) -m pytest build/nbval tests --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider -n 2 --dist loadfile --no-loadscope-reorder
 
 ## ruff over the package, tests, benchmarks and lessons (rules in pyproject.toml); the exercises' code strings are linted by tests/test_lint.py.
 lint: setup
