@@ -57,6 +57,12 @@ def evaluate_in_eval_mode(model: nn.Module, run: Callable[[], float]) -> float:
         model.train(was_training)
 
 
+def mode_note(was_training: bool) -> str:
+    """What a check says about a model that came in training mode (it evaluates in eval mode regardless)."""
+    return (" (it came in training mode: the check evaluated it in eval mode, as every evaluation must be)"
+            if was_training else "")
+
+
 def batched_accuracy(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, classes: int, hint: str, *,
                      what: str = "a batch of images", wanted: str = "one score per class",
                      on_error: str | None = None) -> float:
@@ -101,11 +107,10 @@ def image_classifier(model, dataset: str, target: float, *, hint: str, levers: s
     images, labels = _mnist_split(dataset, False)
     was_training = model.training
     accuracy = evaluate_in_eval_mode(model, lambda: _accuracy(model, images, labels, 10, hint))
-    mode_note = (" (it came in training mode: the check evaluated it in eval mode, as every "
-                 "evaluation must be)" if was_training else "")
+    note = mode_note(was_training)
     if accuracy >= target:
         return (f"test accuracy {accuracy:.4f} on the {len(labels):,} test images it never trained on, target "
-                f"{target:.2f}{mode_note}")
+                f"{target:.2f}{note}")
     said = f"your model reaches {accuracy:.4f} on the {len(labels):,} test images, target {target:.2f}"
     if accuracy < 0.2:
         raise Mistake(f"{said}: barely better than guessing one of 10 classes; was it trained (an optimizer step "
@@ -125,7 +130,7 @@ def image_classifier(model, dataset: str, target: float, *, hint: str, levers: s
         raise Mistake(f"{said}, but {train_accuracy:.4f} on {TRAIN_SAMPLE:,} of its training images: it learnt "
                       "its training images more than the task; an accuracy measured on training data overstates "
                       "it (use the validation split), and dropout, weight decay or fewer epochs close the gap", hint)
-    raise Mistake(f"{said}, missed by {target - accuracy:.4f}{mode_note}; {levers}", hint)
+    raise Mistake(f"{said}, missed by {target - accuracy:.4f}{note}; {levers}", hint)
 
 
 def trained(train: Callable[[], nn.Module], hint: str) -> tuple[nn.Module, float]:
@@ -247,9 +252,9 @@ def trained_char_model(train: Callable[[], nn.Module], target: float, *, context
     was_training = model.training
     loss = evaluate_in_eval_mode(model, lambda: _windowed_loss(model, val_ids, context, vocab_size, hint))
     said = f"validation loss {loss:.3f} nats per character on {len(val_ids):,} characters it never trained on"
-    mode_note = " (it came in training mode: the check evaluated it in eval mode)" if was_training else ""
+    note = mode_note(was_training)
     if loss <= target:
-        return f"{said}, target {target:.2f} or lower{mode_note}; trained in {seconds:.0f} s"
+        return f"{said}, target {target:.2f} or lower{note}; trained in {seconds:.0f} s"
     if loss > math.log(vocab_size) - 0.1:
         raise Mistake(f"your model's {said}: no better than a uniform guess among {vocab_size} characters "
                       f"({math.log(vocab_size):.2f}); was it trained (an optimizer step after backward, on this "
@@ -260,7 +265,7 @@ def trained_char_model(train: Callable[[], nn.Module], target: float, *, context
         raise Mistake(f"your model's {said}, target {target:.2f}, but {seen:.3f} on as many characters of its "
                       "training text: it learnt its training text more than the language; dropout, or a smaller "
                       "model, closes the gap", hint)
-    raise Mistake(f"your model's {said}, target {target:.2f}, missed by {loss - target:.3f}{mode_note}; {levers}",
+    raise Mistake(f"your model's {said}, target {target:.2f}, missed by {loss - target:.3f}{note}; {levers}",
                   hint)
 
 

@@ -3,10 +3,9 @@ a challenge: a head trained on the features of ten photos."""
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from course_utils.exercises.challenges import batched_accuracy, evaluate_in_eval_mode, trained
+from course_utils.exercises.challenges import batched_accuracy, evaluate_in_eval_mode, mode_note, trained
 from course_utils.exercises.framework import (
     Exercise,
     Mistake,
@@ -550,16 +549,16 @@ def _accuracy(model: nn.Module, features: torch.Tensor, labels: torch.Tensor) ->
 
 def _lesson_recipe(features: torch.Tensor, labels: torch.Tensor) -> nn.Module:
     """The lesson's head trained the lesson's way on these features: dropout and a fresh nn.Linear, Adam, 30 epochs."""
+    from course_utils.core import training
+    from course_utils.datasets import mnist
     with torch.random.fork_rng(devices=[]):  # the same baseline whatever the answer drew from the random state
         torch.manual_seed(seed())
         head = nn.Sequential(nn.Dropout(0.2), nn.Linear(features.shape[1], _CLASSES))
         optimizer = torch.optim.Adam(head.parameters(), lr=_RECIPE_LR)
+        batches = mnist.TensorBatches(features, labels, _RECIPE_BATCH, shuffle=True, seed=seed())
         for _ in range(_RECIPE_EPOCHS):
-            for batch in torch.randperm(len(labels)).split(_RECIPE_BATCH):
-                loss = F.cross_entropy(head(features[batch]), labels[batch])
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
+            training.train_one_epoch(head, batches, nn.CrossEntropyLoss(), optimizer, torch.device("cpu"),
+                                     progress=False)
     return head.eval()
 
 
@@ -575,10 +574,9 @@ def check_train_my_model(train_my_model, target: float, photos: int, train_featu
     said = (f"test accuracy {accuracy:.4f} on the {len(test_labels):,} test photos it never trained on, target "
             f"{target:g}, from {len(few)} training photos")
     recipe = f"the lesson's recipe, a head from random weights, reaches {baseline:.4f} from the same photos"
-    mode_note = (" (it came in training mode: the check evaluated it in eval mode, as every evaluation must be)"
-                 if was_training else "")
+    note = mode_note(was_training)
     if accuracy >= target:
-        return f"{said} ({recipe}){mode_note}; trained in {seconds:.0f} s"
+        return f"{said} ({recipe}){note}; trained in {seconds:.0f} s"
     said = "your model's " + said
     seen = evaluate_in_eval_mode(model, lambda: _accuracy(model, few_features, few_labels))
     if seen >= max(accuracy + _MEMORISED_GAP, _MEMORISED_FLOOR):
@@ -588,7 +586,7 @@ def check_train_my_model(train_my_model, target: float, photos: int, train_featu
     if accuracy < _GUESSING:
         raise Mistake(f"{said}: close to the 0.5 of guessing between two classes; was it trained (an optimizer "
                       "step after backward, on this head's parameters)?", HINT_5)
-    raise Mistake(f"{said}, missed by {target - accuracy:.4f}{mode_note}; {recipe}. The levers: where the head's "
+    raise Mistake(f"{said}, missed by {target - accuracy:.4f}{note}; {recipe}. The levers: where the head's "
                   "weights start (the removed ImageNet head knows cats and dogs, section 4), the epochs and "
                   "learning rate, weight decay, and features of flipped photos", HINT_5)
 

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from course_utils.datasets import text
-from course_utils.exercises.challenges import batched_accuracy, evaluate_in_eval_mode, trained
+from course_utils.exercises.challenges import batched_accuracy, evaluate_in_eval_mode, mode_note, trained
 from course_utils.exercises.framework import (
     Exercise,
     Mistake,
@@ -489,10 +489,10 @@ def check_train_my_model(train_my_model, target: float, x_test: torch.Tensor, y_
     model, seconds = trained(train_my_model, HINT_5)
     was_training = model.training
     accuracy = evaluate_in_eval_mode(model, lambda: _review_accuracy(model, x_test, y_test))
-    mode_note = " (it came in training mode: the check evaluated it in eval mode)" if was_training else ""
+    note = mode_note(was_training)
     said = f"test accuracy {accuracy:.4f} on the {len(y_test):,} test reviews it never trained on"
     if accuracy >= target:
-        return f"{said}, target {target:.3f}{mode_note}; trained in {seconds:.0f} s"
+        return f"{said}, target {target:.3f}{note}; trained in {seconds:.0f} s"
     said = f"your model's {said}, target {target:.3f}"
     left = evaluate_in_eval_mode(model, lambda: _review_accuracy(model, _padded_on_the_left(x_test), y_test))
     if left >= accuracy + _LEFT_PADDED_GAIN:
@@ -508,7 +508,7 @@ def check_train_my_model(train_my_model, target: float, x_test: torch.Tensor, y_
     if accuracy < _GUESSING:
         raise Mistake(f"{said}: barely better than a coin; was it trained (an optimizer step after backward, on "
                       "this model's parameters), on the lesson's x_train encoded with its vocabulary?", HINT_5)
-    raise Mistake(f"{said}, missed by {target - accuracy:.4f}{mode_note}; the levers: a bidirectional LSTM, max and "
+    raise Mistake(f"{said}, missed by {target - accuracy:.4f}{note}; the levers: a bidirectional LSTM, max and "
                   "mean pooling together, dropout on the word vectors, a learning rate that falls over the run, "
                   "and the epoch that validation prefers", HINT_5)
 
