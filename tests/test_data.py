@@ -1,5 +1,9 @@
 import gzip
+import os
+import re
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -39,6 +43,32 @@ def test_load_tensors_shapes_range_and_labels(mnist_cache):
     assert images.shape == (10_000, 1, 28, 28) and images.dtype == torch.float32
     assert images.min() == -1 and images.max() == 1
     assert labels.dtype == torch.int64 and set(labels.unique().tolist()) == set(range(10))
+
+
+def test_load_tensors_reads_what_torchvision_reads_without_importing_it(mnist_cache):
+    mp, cache = mnist_cache
+    code = ("import sys\nfrom course_utils.datasets import mnist\nimages, labels = mnist.load_tensors('mnist', False)\n"
+            "print(tuple(images.shape), 'torchvision' in sys.modules)")
+    env = {**os.environ, sources.DATA_DIR_ENV: str(cache)}  # the module fixture's cache: nothing to fetch
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.stdout.split("\n")[0] == "(10000, 1, 28, 28) False", done.stderr[-2000:]
+    for train in (True, False):
+        images, labels = mnist.load_tensors("mnist", train)
+        classic = mnist.torchvision_dataset("mnist", train)
+        assert torch.equal(images, classic.data.unsqueeze(1).float() / 255 * 2 - 1)
+        assert torch.equal(labels, classic.targets) and labels.dtype == classic.targets.dtype
+
+
+@pytest.mark.parametrize("data, error", [(b"\x00\x00\x0d\x01\x00\x00\x00\x02ab", "not an IDX file of unsigned bytes"),
+                                         (b"\x00\x00\x08\x02\x00\x00\x00\x02\x00\x00\x00\x02abc",
+                                          "3 values after the header, its shape (2, 2) needs 4")])
+def test_read_idx_names_the_file_that_is_not_what_it_should_be(tmp_path, data, error):
+    path = tmp_path / "t10k-images-idx3-ubyte"
+    path.write_bytes(data)
+    with pytest.raises(ValueError, match=re.escape(f"{path}: {error}")):
+        mnist.read_idx(path)
+    path.write_bytes(b"\x00\x00\x08\x02\x00\x00\x00\x02\x00\x00\x00\x02abcd")
+    assert mnist.read_idx(path).tolist() == [[97, 98], [99, 100]]
 
 
 def test_fast_path_gives_the_same_tensors_as_the_classic_path(mnist_cache):

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch.utils.data import DataLoader, Subset, TensorDataset
-from torchvision import datasets
-from torchvision.transforms import v2
 
 from course_utils.core.arguments import check_count
 from course_utils.datasets import catalog
 from course_utils.datasets.sources import data_dir, fetch
 
-TORCHVISION_CLASS = {"mnist": datasets.MNIST, "fashion_mnist": datasets.FashionMNIST}
+if TYPE_CHECKING:  # torchvision is imported where it is used: the tensor path (load_tensors) does without it
+    from torchvision import datasets
+    from torchvision.transforms import v2
+
+TORCHVISION_CLASS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}  # the class in torchvision.datasets
 CLASS_NAMES = {
     "mnist": [str(digit) for digit in range(10)],
     "fashion_mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -38,20 +42,50 @@ def prepare(name: str) -> Path:
 
 def torchvision_dataset(name: str, train: bool, transform=None) -> datasets.MNIST:
     """The classic torchvision dataset (PIL image per sample), read from the verified cache."""
+    from torchvision import datasets
+
     root = prepare(name)
-    return TORCHVISION_CLASS[name](root, train=train, transform=transform, download=False)
+    return getattr(datasets, TORCHVISION_CLASS[name])(root, train=train, transform=transform, download=False)
 
 
 def classic_transform() -> v2.Compose:
     """PIL image -> normalised (1, 28, 28) float tensor, as the classic DataLoader path uses (transforms.v2)."""
+    from torchvision.transforms import v2
+
     return v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize((MEAN,), (STD,))])
 
 
 def load_tensors(name: str, train: bool, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """A whole split as tensors on `device`: images (N, 1, 28, 28) in [-1, 1] and int64 labels (N,)."""
-    ds = torchvision_dataset(name, train)
-    images = ds.data.to(device).unsqueeze(1).float().div_(255).sub_(MEAN).div_(STD)
-    return images, ds.targets.to(device)
+    """A whole split as tensors on `device`: images (N, 1, 28, 28) in [-1, 1] and int64 labels (N,).
+
+    The same tensors as torchvision's dataset class gives (`.data`, `.targets`), read without importing it.
+    """
+    images_file, labels_file = split_files(name, train)
+    images = read_idx(images_file).to(device).unsqueeze(1).float().div_(255).sub_(MEAN).div_(STD)
+    return images, read_idx(labels_file).to(device, torch.int64)
+
+
+def split_files(name: str, train: bool) -> tuple[Path, Path]:
+    """The verified IDX files (images, labels) of one split, fetched into the cache if needed."""
+    _check_name(name)
+    prefix = "train" if train else "t10k"
+    caches = [entry.cache for entry in catalog.dataset(name).files]
+    return tuple(fetch(name, next(c for c in caches if c.endswith(f"/{prefix}-{kind}")))
+                 for kind in ("images-idx3-ubyte", "labels-idx1-ubyte"))
+
+
+def read_idx(path: Path) -> torch.Tensor:
+    """An IDX file of unsigned bytes (MNIST's format: 0, 0, type 0x08, ndim, ndim big-endian sizes, the data)."""
+    data = Path(path).read_bytes()
+    if len(data) < 4 or data[:3] != b"\x00\x00\x08":
+        raise ValueError(f"{path}: not an IDX file of unsigned bytes (it starts with {data[:4]!r})")
+    ndim = data[3]
+    shape = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
+    values = data[4 + 4 * ndim:]
+    if len(values) != torch.Size(shape).numel():
+        raise ValueError(f"{path}: {len(values)} values after the header, its shape {shape} needs "
+                         f"{torch.Size(shape).numel()}")
+    return torch.frombuffer(bytearray(values), dtype=torch.uint8).view(shape)
 
 
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
