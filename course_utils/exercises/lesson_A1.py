@@ -291,7 +291,7 @@ def check_bfloat16_gap(bfloat16_gap) -> str:
             raise Mistake("your values are half the gap: 2**-8 of the power of two below is the largest rounding "
                           "error (half a gap); the gap between neighbours is 2**-7 of it", HINT_3)
         if torch.allclose(ratio, torch.full_like(ratio, 2.0)):
-            raise Mistake("your values are twice the gap: torch.frexp's mantissa is between 0.5 and 1, so its "
+            raise Mistake("your values are twice the gap: torch.frexp's significand is between 0.5 and 1, so its "
                           "exponent is one more than k in 2**k <= x < 2**(k + 1)", HINT_3)
         wrong = ratio != 1
         if bool(wrong.any()) and bool((wrong <= torch.isin(x, below)).all()) and bool((ratio[wrong] == 2).all()):
@@ -308,7 +308,7 @@ def check_bfloat16_gap(bfloat16_gap) -> str:
 SOLUTION_3 = '''
 def bfloat16_gap(x):
     """For positive float32 x: the gap 2**(k - 7) between neighbouring bfloat16 numbers, 2**k <= x < 2**(k + 1)."""
-    _, exponent = torch.frexp(x)              # x = mantissa * 2**exponent, 0.5 <= mantissa < 1, exactly
+    _, exponent = torch.frexp(x)              # x = significand * 2**exponent, 0.5 <= significand < 1, exactly
     k = exponent - 1                          # 2**k <= x < 2**(k + 1)
     return 2.0 ** (k - 7)                     # a float32 tensor: a float to the power of an integer tensor
 '''
@@ -321,7 +321,8 @@ def bfloat16_gap(x):
 
 EX_3 = Exercise(
     id="A1.3", lesson=LESSON, title="The spacing of bfloat16 numbers", name="bfloat16_gap", hint=HINT_3,
-    more_hints=["torch.frexp(x) returns (mantissa, exponent) with x = mantissa * 2**exponent and 0.5 <= mantissa < 1, "
+    more_hints=["torch.frexp(x) returns (significand, exponent) with x = significand * 2**exponent and "
+                "0.5 <= significand < 1, "
                 "so the power of two below x is 2**k with k = exponent - 1; bfloat16 has 8 significant bits, so "
                 "2**k and 2**(k+1) are 2**7 steps apart",
                 "float32's log2 of 1023.99994 is exactly 10.0, one too many: that is why frexp (or log2 of x.double()) "
@@ -330,25 +331,21 @@ EX_3 = Exercise(
 Write `bfloat16_gap(x)` that returns, for every value of `x`, the gap between the two neighbouring
 bfloat16 numbers around it.
 
-bfloat16 has 8 significant bits: between two powers of two, `2**k <= x < 2**(k + 1)`, its numbers are
-evenly spaced, `2**(k - 7)` apart, and at each power of two the gap doubles. (Half a gap is the largest
-rounding error, `2**-8` of the power of two below, as section 7 measured.)
+bfloat16 has 8 significand bits: where `2**k <= x < 2**(k + 1)`, its numbers are `2**(k - 7)` apart.
 
 - **In:** `x`, a float32 tensor of positive values between about 1e-3 and 1e3.
-- **Out:** a float32 tensor of the same shape, `2**(k - 7)` where `2**k` is the largest power of two
-  not above each value; `x` unchanged.
-- **Use:** tensor operations: `torch.frexp` gives each value's exponent exactly; section 7 shows why
-  `torch.floor(torch.log2(x))` can be one too large just below a power of two.
-- **Correct means:** exactly equal (the gaps are powers of two) for values spread over six decades, for
-  exact powers of two (which start the next gap) and for the largest float32 values just below a power
-  of two (which still have the smaller gap).
+- **Out:** a float32 tensor of the same shape, `2**(k - 7)` for each value; `x` unchanged.
+- **Use:** tensor operations; `torch.frexp` gives the exponent exactly (float32's `torch.log2` can be
+  one too large just below a power of two).
+- **Correct means:** exactly equal, for values spread over six decades, for exact powers of two and for
+  the largest float32 values just below them.
 - **Reread:** appendix A1, section 7, *Which power of two is below a value?*
 """,
     template=template_of(SOLUTION_3),
     solution=SOLUTION_3,
     alternatives=[_LOG2_SOLUTION_3, '''
 def bfloat16_gap(x):
-    mantissa, exponent = torch.frexp(x)           # x = mantissa * 2**exponent, 0.5 <= mantissa < 1
+    significand, exponent = torch.frexp(x)        # x = significand * 2**exponent, 0.5 <= significand < 1
     return torch.ldexp(torch.ones_like(x), exponent - 8)
 '''],
     wrong_answers=[
