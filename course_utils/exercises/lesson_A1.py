@@ -100,8 +100,7 @@ Write `to_model(model, batch)` that returns the batch on the **same device and d
 parameters**, whatever they are, so that `model(to_model(model, batch))` works.
 
 The classic error: the model was moved to the GPU and the batch was not (or the model is float64 and
-the batch float32). There is no GPU here, so the check puts one model on PyTorch's `meta` device,
-which has shapes and dtypes but no values: a batch left on the CPU fails with it just as with a GPU.
+the batch float32). The check puts one model on the `meta` device of section 3, in place of a GPU.
 
 - **In:** `model`, an `nn.Module` whose parameters share one device and dtype; `batch`, a float tensor.
 - **Out:** the batch on the model's device, in the model's dtype, values unchanged; `model` untouched
@@ -252,8 +251,8 @@ def training_bytes(model):
 
 # ---------------------------------------------------------------- A1.3 the spacing of bfloat16 numbers
 
-HINT_3 = ("appendix A1, section 7 (Mixed precision with torch.autocast): between two powers of two the gap between "
-          "neighbouring bfloat16 numbers is fixed, and it doubles at each power of two")
+HINT_3 = ("appendix A1, section 7 (Which power of two is below a value?): torch.frexp gives each value's exponent "
+          "exactly; between two powers of two the gap between neighbouring bfloat16 numbers is fixed")
 
 
 def _bfloat16_gap(x: torch.Tensor) -> torch.Tensor:
@@ -291,12 +290,15 @@ def check_bfloat16_gap(bfloat16_gap) -> str:
         if torch.allclose(ratio, torch.full_like(ratio, 0.5)):
             raise Mistake("your values are half the gap: 2**-8 of the power of two below is the largest rounding "
                           "error (half a gap); the gap between neighbours is 2**-7 of it", HINT_3)
+        if torch.allclose(ratio, torch.full_like(ratio, 2.0)):
+            raise Mistake("your values are twice the gap: torch.frexp's significand is between 0.5 and 1, so its "
+                          "exponent is one more than k in 2**k <= x < 2**(k + 1)", HINT_3)
         wrong = ratio != 1
         if bool(wrong.any()) and bool((wrong <= torch.isin(x, below)).all()) and bool((ratio[wrong] == 2).all()):
             value = x[wrong][0].item()
             raise Mistake(f"for values just below a power of two, such as {value!r}, you gave the gap of the binade "
-                          "above: in float32, log2 of such a value rounds up to the whole number; compute the "
-                          "exponent in float64 (x.double())", HINT_3)
+                          "above: in float32, log2 of such a value rounds up to the whole number; take the "
+                          "exponent from torch.frexp, which is exact (or compute log2 in float64)", HINT_3)
     shown = ", ".join(f"{v:.9g}" for v in x.tolist())
     expect_tensor(got, expected, f"bfloat16_gap(x) for x = [{shown}]", atol=0, rtol=0, hint=HINT_3)
     return (f"the exact gaps for {len(x)} values: {len(powers)} powers of two, {len(below)} values just below one, "
@@ -306,47 +308,54 @@ def check_bfloat16_gap(bfloat16_gap) -> str:
 SOLUTION_3 = '''
 def bfloat16_gap(x):
     """For positive float32 x: the gap 2**(k - 7) between neighbouring bfloat16 numbers, 2**k <= x < 2**(k + 1)."""
+    _, exponent = torch.frexp(x)              # x = significand * 2**exponent, 0.5 <= significand < 1, exactly
+    k = exponent - 1                          # 2**k <= x < 2**(k + 1)
+    return 2.0 ** (k - 7)                     # a float32 tensor: a float to the power of an integer tensor
+'''
+
+_LOG2_SOLUTION_3 = '''
+def bfloat16_gap(x):
     k = torch.floor(torch.log2(x.double()))   # float64: log2 of a value just below 2**k stays below k
     return (2.0 ** (k - 7)).float()
 '''
 
 EX_3 = Exercise(
     id="A1.3", lesson=LESSON, title="The spacing of bfloat16 numbers", name="bfloat16_gap", hint=HINT_3,
-    more_hints=["the power of two below x is 2**k with k = floor(log2(x)); bfloat16 has 8 significant bits, so "
+    more_hints=["torch.frexp(x) returns (significand, exponent) with x = significand * 2**exponent and "
+                "0.5 <= significand < 1, "
+                "so the power of two below x is 2**k with k = exponent - 1; bfloat16 has 8 significant bits, so "
                 "2**k and 2**(k+1) are 2**7 steps apart",
-                "float32's log2 of 1023.99994 is exactly 10.0: compute the logarithm of x.double()"],
+                "float32's log2 of 1023.99994 is exactly 10.0, one too many: that is why frexp (or log2 of x.double()) "
+                "is needed"],
     statement="""
 Write `bfloat16_gap(x)` that returns, for every value of `x`, the gap between the two neighbouring
 bfloat16 numbers around it.
 
-bfloat16 has 8 significant bits: between two powers of two, `2**k <= x < 2**(k + 1)`, its numbers are
-evenly spaced, `2**(k - 7)` apart, and at each power of two the gap doubles. (Half a gap is the largest
-rounding error, `2**-8` of the power of two below, as section 7 measured.)
+bfloat16 has 8 significand bits: where `2**k <= x < 2**(k + 1)`, its numbers are `2**(k - 7)` apart.
 
 - **In:** `x`, a float32 tensor of positive values between about 1e-3 and 1e3.
-- **Out:** a float32 tensor of the same shape, `2**(k - 7)` where `2**k` is the largest power of two
-  not above each value; `x` unchanged.
-- **Use:** tensor operations (`torch.log2`, `torch.floor`, `**`); mind float32's rounding next to a
-  power of two.
-- **Correct means:** exactly equal (the gaps are powers of two) for values spread over six decades, for
-  exact powers of two (which start the next gap) and for the largest float32 values just below a power
-  of two (which still have the smaller gap).
-- **Reread:** appendix A1, section 7, *Mixed precision with `torch.autocast`*.
+- **Out:** a float32 tensor of the same shape, `2**(k - 7)` for each value; `x` unchanged.
+- **Use:** tensor operations; `torch.frexp` gives the exponent exactly (float32's `torch.log2` can be
+  one too large just below a power of two).
+- **Correct means:** exactly equal, for values spread over six decades, for exact powers of two and for
+  the largest float32 values just below them.
+- **Reread:** appendix A1, section 7, *Which power of two is below a value?*
 """,
     template=template_of(SOLUTION_3),
     solution=SOLUTION_3,
-    alternatives=['''
+    alternatives=[_LOG2_SOLUTION_3, '''
 def bfloat16_gap(x):
-    mantissa, exponent = torch.frexp(x)           # x = mantissa * 2**exponent, 0.5 <= mantissa < 1
+    significand, exponent = torch.frexp(x)        # x = significand * 2**exponent, 0.5 <= significand < 1
     return torch.ldexp(torch.ones_like(x), exponent - 8)
 '''],
     wrong_answers=[
         (variant(SOLUTION_3, ("2.0 ** (k - 7)", "2.0 ** (k - 8)")), "half the gap"),
-        (variant(SOLUTION_3, ("torch.log2(x.double())", "torch.log2(x)")), "values just below a power of two"),
-        (variant(SOLUTION_3, ("torch.floor(", "torch.ceil(")), "is wrong at index"),
-        (variant(SOLUTION_3, ("torch.floor(torch.log2(x.double()))", "math.floor(math.log2(x))")),
+        (variant(_LOG2_SOLUTION_3, ("torch.log2(x.double())", "torch.log2(x)")), "values just below a power of two"),
+        (variant(_LOG2_SOLUTION_3, ("torch.floor(", "torch.ceil(")), "is wrong at index"),
+        (variant(_LOG2_SOLUTION_3, ("torch.floor(torch.log2(x.double()))", "math.floor(math.log2(x))")),
          "a function of one number"),
-        (variant(SOLUTION_3, ("(2.0 ** (k - 7)).float()", "2.0 ** (k - 7)")), "returned a float64 tensor"),
+        (variant(_LOG2_SOLUTION_3, ("(2.0 ** (k - 7)).float()", "2.0 ** (k - 7)")), "returned a float64 tensor"),
+        (variant(SOLUTION_3, ("k = exponent - 1", "k = exponent")), "twice the gap"),
     ],
     checker=check_bfloat16_gap,
 )
