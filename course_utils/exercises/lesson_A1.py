@@ -97,17 +97,14 @@ EX_1 = Exercise(
                 "and a tensor's .to() takes both at once"],
     statement="""
 Write `to_model(model, batch)` that returns the batch on the **same device and dtype as the model's
-parameters**, whatever they are, so that `model(to_model(model, batch))` works.
-
-The classic error: the model was moved to the GPU and the batch was not (or the model is float64 and
-the batch float32). The check puts one model on the `meta` device of section 3, in place of a GPU.
+parameters**, so that `model(to_model(model, batch))` works. The check puts one model on section 3's
+`meta` device, in place of a GPU.
 
 - **In:** `model`, an `nn.Module` whose parameters share one device and dtype; `batch`, a float tensor.
-- **Out:** the batch on the model's device, in the model's dtype, values unchanged; `model` untouched
-  (neither moved nor converted), `batch` unchanged.
-- **Use:** tensor methods; do not name a device (`.cuda()`, `"cuda"`, `"cpu"`): ask the model.
-- **Correct means:** for a float64 model on the CPU and a float32 model on the meta device, the batch
-  comes back on the model's device, in its dtype, with the same values, and the model accepts it.
+- **Out:** the batch in the model's device and dtype, values unchanged; `model` and `batch` untouched.
+- **Use:** tensor methods; ask the model, never name a device (`.cuda()`, `"cpu"`).
+- **Correct means:** for a float64 model on the CPU and a float32 model on `meta`, the right device,
+  dtype and values, and the model accepts the batch.
 - **Reread:** appendix A1, section 3, *"Expected all tensors to be on the same device"*.
 """,
     template=template_of(SOLUTION_1),
